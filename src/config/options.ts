@@ -1,0 +1,208 @@
+import * as net from 'node:net';
+import type Logger from 'bunyan';
+import type { Authorizer } from '../auth/types';
+import type { FileSystemFactory } from '../fs/types';
+import { ConfigError } from './errors';
+
+/**
+ * Options of FtpServer. Names are pyftpdlib's, camelCased; times are in seconds
+ * as in pyftpdlib. Everything but `authorizer` has a default.
+ */
+export interface FtpServerOptions {
+  /** Address to listen on. Default '::' (every IPv6 and IPv4 address, dual stack); use '127.0.0.1' for loopback only. */
+  host?: string;
+  /** Control port. Default 21. 0 picks a free port (see server.address()). */
+  port?: number;
+  authorizer: Authorizer;
+  /** Builds each session's filesystem from the user's home. Default: a LocalFileSystem jailed to the home. */
+  fileSystem?: FileSystemFactory;
+  /** The 220 greeting. */
+  banner?: string;
+  /** Most control connections at once; more get 421. Default 512. */
+  maxConnections?: number;
+  /** Most control connections from one address; 0 = no limit. Default 0. */
+  maxConnectionsPerIp?: number;
+  /** Control-connection idle timeout, seconds; a running transfer is not idleness. Default 300. 0 = none. */
+  timeout?: number;
+  /** Seconds to wait for a data connection to be made (PASV/EPSV accept, PORT/EPRT connect). Default 30. */
+  dataConnectTimeout?: number;
+  /** Seconds a data connection may stay idle during a transfer. Default 300. 0 = none. */
+  dataTimeout?: number;
+  /** Inclusive [first, last] ports for passive data connections. Default: any free port. */
+  passivePorts?: [number, number];
+  /** The address announced in PASV replies (behind NAT). Default: the control connection's local address. */
+  masqueradeAddress?: string;
+  /** Per local address, the address to announce in PASV replies: { '10.0.0.5': '203.0.113.7' }. */
+  masqueradeAddressMap?: Record<string, string>;
+  /** Accept PORT/EPRT to, and passive connections from, addresses other than the client's (FXP). Default false. */
+  permitForeignAddresses?: boolean;
+  /** Accept PORT/EPRT to ports below 1024. Default false. */
+  permitPrivilegedPorts?: boolean;
+  /** Times in LIST in UTC (true) or server local time (false). MLSD/MDTM are always UTC. Default true. */
+  useGmtTimes?: boolean;
+  /** Disable Nagle on control connections. Default true. */
+  tcpNoDelay?: boolean;
+  /** Encoding of paths on the control connection (RFC 2640). Default 'utf8', falling back to latin1 for lines that are not UTF-8. */
+  encoding?: 'utf8' | 'latin1';
+  /** Longest accepted command line, bytes. Default 8192. */
+  maxLineLength?: number;
+  /** Failed logins before the connection is closed. Default 3. */
+  maxLoginAttempts?: number;
+  /** Seconds to wait before answering a failed login. Default 3. */
+  authFailedTimeout?: number;
+  /** Use the native zero-copy engine where it applies (binary, plain sockets, local files). Default true. */
+  useSendfile?: boolean;
+  /** Upload rate limit per transfer in bytes/s (pyftpdlib's read_limit). 0 = none. */
+  readLimit?: number;
+  /** Download rate limit per transfer in bytes/s (pyftpdlib's write_limit). 0 = none. */
+  writeLimit?: number;
+  /** Seconds close() lets transfers finish before closing sessions with 421. Default 10. */
+  closeGracePeriod?: number;
+  /** A bunyan logger. Default: a logger that writes nothing. */
+  logger?: Logger;
+}
+
+export type ResolvedOptions = Readonly<Required<Omit<FtpServerOptions, 'passivePorts' | 'masqueradeAddress' | 'logger' | 'fileSystem'>>> & {
+  readonly passivePorts: readonly [number, number] | null;
+  readonly masqueradeAddress: string | null;
+  readonly fileSystem: FileSystemFactory | null;
+  readonly logger: Logger | null;
+};
+
+export const DEFAULTS = {
+  host: '::',
+  port: 21,
+  banner: 'ftpdlib ready.',
+  maxConnections: 512,
+  maxConnectionsPerIp: 0,
+  timeout: 300,
+  dataConnectTimeout: 30,
+  dataTimeout: 300,
+  permitForeignAddresses: false,
+  permitPrivilegedPorts: false,
+  useGmtTimes: true,
+  tcpNoDelay: true,
+  encoding: 'utf8' as const,
+  maxLineLength: 8192,
+  maxLoginAttempts: 3,
+  authFailedTimeout: 3,
+  useSendfile: true,
+  readLimit: 0,
+  writeLimit: 0,
+  closeGracePeriod: 10,
+};
+
+const KNOWN = new Set([
+  ...Object.keys(DEFAULTS),
+  'authorizer',
+  'fileSystem',
+  'passivePorts',
+  'masqueradeAddress',
+  'masqueradeAddressMap',
+  'logger',
+]);
+
+function int(key: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ConfigError(key, `expected an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function num(key: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    throw new ConfigError(key, `expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function bool(key: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new ConfigError(key, `expected true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function str(key: string, v: unknown): string {
+  if (typeof v !== 'string') throw new ConfigError(key, `expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function ip(key: string, v: unknown): string {
+  const s = str(key, v);
+  if (!net.isIP(s)) throw new ConfigError(key, `expected an IP address, got ${JSON.stringify(s)}`);
+  return s;
+}
+
+/** Check every option once, fill defaults, and freeze the result. Throws ConfigError naming the key. */
+export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
+  if (!input || typeof input !== 'object') throw new ConfigError('options', 'expected an object');
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.has(key)) throw new ConfigError(key, 'unknown option');
+  }
+  const o = { ...DEFAULTS, ...stripUndefined(input) } as Record<string, unknown>;
+  const a = o.authorizer as Authorizer | undefined;
+  if (!a || typeof a.validateAuthentication !== 'function' || typeof a.hasPerm !== 'function' || typeof a.getHomeDir !== 'function') {
+    throw new ConfigError('authorizer', 'expected an Authorizer (validateAuthentication, getHomeDir, hasPerm, ...)');
+  }
+  if (o.fileSystem !== undefined && typeof o.fileSystem !== 'function') {
+    throw new ConfigError('fileSystem', 'expected a function (user, home) => FileSystem');
+  }
+  const host = str('host', o.host);
+  if (host !== '' && !net.isIP(host) && host !== 'localhost') throw new ConfigError('host', `expected an IP address, got ${JSON.stringify(host)}`);
+  let passivePorts: [number, number] | null = null;
+  if (o.passivePorts !== undefined) {
+    const p = o.passivePorts;
+    if (!Array.isArray(p) || p.length !== 2) throw new ConfigError('passivePorts', 'expected [first, last]');
+    const first = int('passivePorts[0]', p[0], 1, 65535);
+    const last = int('passivePorts[1]', p[1], 1, 65535);
+    if (last < first) throw new ConfigError('passivePorts', 'expected first <= last');
+    passivePorts = [first, last];
+  }
+  const map: Record<string, string> = {};
+  if (o.masqueradeAddressMap !== undefined) {
+    if (typeof o.masqueradeAddressMap !== 'object' || o.masqueradeAddressMap === null) {
+      throw new ConfigError('masqueradeAddressMap', 'expected an object { localAddress: publicAddress }');
+    }
+    for (const [k, v] of Object.entries(o.masqueradeAddressMap)) {
+      map[ip(`masqueradeAddressMap key`, k)] = ip(`masqueradeAddressMap.${k}`, v);
+    }
+  }
+  const encoding = o.encoding;
+  if (encoding !== 'utf8' && encoding !== 'latin1') throw new ConfigError('encoding', "expected 'utf8' or 'latin1'");
+  const banner = str('banner', o.banner);
+  if (/[\r\n\0]/.test(banner)) throw new ConfigError('banner', 'expected one line (no CR, LF or NUL)');
+  const resolved: ResolvedOptions = {
+    host,
+    port: int('port', o.port, 0, 65535),
+    authorizer: a,
+    fileSystem: (o.fileSystem as FileSystemFactory | undefined) ?? null,
+    banner,
+    maxConnections: int('maxConnections', o.maxConnections, 1, 1_000_000),
+    maxConnectionsPerIp: int('maxConnectionsPerIp', o.maxConnectionsPerIp, 0, 1_000_000),
+    timeout: num('timeout', o.timeout, 0, 86400 * 7),
+    dataConnectTimeout: num('dataConnectTimeout', o.dataConnectTimeout, 0.001, 3600),
+    dataTimeout: num('dataTimeout', o.dataTimeout, 0, 86400),
+    passivePorts,
+    masqueradeAddress: o.masqueradeAddress === undefined ? null : ip('masqueradeAddress', o.masqueradeAddress),
+    masqueradeAddressMap: Object.freeze(map),
+    permitForeignAddresses: bool('permitForeignAddresses', o.permitForeignAddresses),
+    permitPrivilegedPorts: bool('permitPrivilegedPorts', o.permitPrivilegedPorts),
+    useGmtTimes: bool('useGmtTimes', o.useGmtTimes),
+    tcpNoDelay: bool('tcpNoDelay', o.tcpNoDelay),
+    encoding,
+    maxLineLength: int('maxLineLength', o.maxLineLength, 512, 1 << 20),
+    maxLoginAttempts: int('maxLoginAttempts', o.maxLoginAttempts, 1, 1000),
+    authFailedTimeout: num('authFailedTimeout', o.authFailedTimeout, 0, 600),
+    useSendfile: bool('useSendfile', o.useSendfile),
+    readLimit: int('readLimit', o.readLimit, 0, Number.MAX_SAFE_INTEGER),
+    writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),
+    closeGracePeriod: num('closeGracePeriod', o.closeGracePeriod, 0, 3600),
+    logger: (o.logger as Logger | undefined) ?? null,
+  };
+  return Object.freeze(resolved);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,361 @@
+import { constants as C, promises as fsp } from 'node:fs';
+import type { Stats } from 'node:fs';
+import * as nodePath from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { JailError, fsError } from './errors';
+import { ftpBasename, ftpDirname, ftpIsWithin, resolveFtpPath } from './paths';
+import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
+
+/** How many lstat calls readdir keeps in flight at once. */
+const READDIR_CONCURRENCY = 64;
+/** Symlink hops followed while resolving a dangling link, as the kernel's ELOOP limit. */
+const MAX_LINK_HOPS = 40;
+const READ_HIGH_WATER_MARK = 256 * 1024;
+
+/** Kind of an entry from its mode bits. */
+export function kindOfMode(mode: number): FileKind {
+  switch (mode & C.S_IFMT) {
+    case C.S_IFREG:
+      return 'file';
+    case C.S_IFDIR:
+      return 'dir';
+    case C.S_IFLNK:
+      return 'symlink';
+    default:
+      return 'other';
+  }
+}
+
+/** The FileStat of an fs.Stats. */
+export function toFileStat(st: Stats): FileStat {
+  return {
+    kind: kindOfMode(st.mode),
+    size: st.size,
+    mtime: st.mtime,
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    nlink: st.nlink,
+    unique: `${st.dev.toString(16)}g${st.ino.toString(16)}`,
+  };
+}
+
+/** Where a path really is, and whether something exists there. */
+interface RealLocation {
+  real: string;
+  exists: boolean;
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/**
+ * A handle on a local file. Streams are made from the node FileHandle (so a
+ * pending read or write can never land on a recycled fd number after close),
+ * with explicit positions: the fd's own file position is never used.
+ */
+class LocalFileHandle implements FileHandle {
+  private readonly streams: Array<Readable | Writable> = [];
+  private closing?: Promise<void>;
+
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    readonly offset: number,
+  ) {}
+
+  /** The descriptor number, or -1 once the handle is closed. */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
+  createReadStream(): Readable {
+    const s = this.fh.createReadStream({ start: this.offset, autoClose: false, highWaterMark: READ_HIGH_WATER_MARK });
+    this.streams.push(s);
+    return s;
+  }
+
+  createWriteStream(): Writable {
+    const s = this.fh.createWriteStream({ start: this.offset, autoClose: false });
+    this.streams.push(s);
+    return s;
+  }
+
+  /**
+   * Close the descriptor, once. Any stream made from this handle that is
+   * still open is destroyed first (node keeps the descriptor open while a
+   * stream holds it); wait for a write stream's 'finish' before closing,
+   * or its buffered bytes are dropped.
+   */
+  close(): Promise<void> {
+    if (!this.closing) {
+      for (const s of this.streams) if (!s.destroyed) s.destroy();
+      this.closing = this.fh.close();
+    }
+    return this.closing;
+  }
+}
+
+/**
+ * The local disk, jailed under one root directory.
+ *
+ * FTP path "/x/y" maps to `<root>/x/y`. Before acting, the real location is
+ * checked to be the root or under it:
+ * - operations that follow the path (stat, readdir, open, chmod, setMtime,
+ *   resolve; the parent of mkdir and of rename's target) realpath it, or,
+ *   for a path that does not exist yet, its deepest existing ancestor, and
+ *   follow a dangling symlink in the missing part to where it would create;
+ * - operations on the entry itself (lstat, unlink, rmdir, rename's source)
+ *   check only the parent's real path, so a symlink that points out of the
+ *   root can be listed, renamed and deleted, but never followed.
+ *
+ * The operation then acts on the checked real path, not on the FTP path
+ * again. What remains is the race with a local user who swaps a directory
+ * for a symlink between the check and the syscall; FTP clients cannot make
+ * symlinks, so they cannot win it.
+ *
+ * Paths are re-normalised on entry (cheap string work), so even a caller
+ * that skipped fs/paths.ts cannot climb out with "..". A path containing a
+ * NUL byte is refused with code FTPD_ERR_BADNAME.
+ */
+export class LocalFileSystem implements FileSystem {
+  private rootReal?: Promise<string>;
+  /** Real root with a trailing separator, once known. */
+  private rootPrefix = '';
+  private rootResolved = '';
+
+  /** `root` must be an absolute path to an existing directory; it is realpath'd on first use. */
+  constructor(readonly root: string) {
+    if (!nodePath.isAbsolute(root)) throw new TypeError(`LocalFileSystem root must be absolute: ${root}`);
+  }
+
+  /** Build a filesystem and check its root now (exists, is a directory). */
+  static async create(root: string): Promise<LocalFileSystem> {
+    const lfs = new LocalFileSystem(root);
+    const real = await lfs.realRoot();
+    const st = await fsp.stat(real);
+    if (!st.isDirectory()) throw fsError('ENOTDIR', 'stat', root);
+    return lfs;
+  }
+
+  private realRoot(): Promise<string> {
+    if (!this.rootReal) {
+      this.rootReal = fsp.realpath(this.root).then((r) => {
+        this.rootResolved = r;
+        this.rootPrefix = r.endsWith(nodePath.sep) ? r : r + nodePath.sep;
+        return r;
+      });
+      // A failed realpath (root missing) is retried on the next call.
+      this.rootReal.catch(() => {
+        this.rootReal = undefined;
+      });
+    }
+    return this.rootReal;
+  }
+
+  private inside(real: string): boolean {
+    return real === this.rootResolved || real.startsWith(this.rootPrefix);
+  }
+
+  /** Validate and re-normalise an FTP path. */
+  private clean(path: string, syscall: string): string {
+    if (path.includes('\0')) throw fsError('FTPD_ERR_BADNAME', syscall, path);
+    return resolveFtpPath('/', path);
+  }
+
+  /** Local (unresolved) location of a normalised FTP path. */
+  private local(root: string, ftpPath: string): string {
+    if (ftpPath === '/') return root;
+    return root === '/' ? ftpPath : root + ftpPath;
+  }
+
+  /**
+   * Real location of `local`: realpath when it exists; otherwise the real
+   * path of the deepest existing ancestor plus the missing tail, following a
+   * dangling symlink met at the first missing segment.
+   */
+  private async locate(local: string, hops = 0): Promise<RealLocation> {
+    try {
+      return { real: await fsp.realpath(local), exists: true };
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') throw err;
+    }
+    const parent = nodePath.dirname(local);
+    if (parent === local) throw fsError('ENOENT', 'realpath', local);
+    const up = await this.locate(parent, hops);
+    const candidate = nodePath.join(up.real, nodePath.basename(local));
+    if (!up.exists) return { real: candidate, exists: false };
+    let st: Stats;
+    try {
+      st = await fsp.lstat(candidate);
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return { real: candidate, exists: false };
+      throw err;
+    }
+    if (!st.isSymbolicLink()) return { real: candidate, exists: true }; // appeared meanwhile
+    // A dangling symlink: creating through it would create its target.
+    if (hops >= MAX_LINK_HOPS) throw fsError('ELOOP', 'realpath', local);
+    const target = await fsp.readlink(candidate);
+    return this.locate(nodePath.resolve(up.real, target), hops + 1);
+  }
+
+  /** Follow-check: where `ftpPath` really leads, refused when outside the root. */
+  private async follow(ftpPath: string): Promise<RealLocation> {
+    const root = await this.realRoot();
+    const loc = await this.locate(this.local(root, ftpPath));
+    if (!this.inside(loc.real)) throw new JailError(ftpPath);
+    return loc;
+  }
+
+  /** Like follow, for an operation that needs the path to exist. */
+  private async followExisting(ftpPath: string, syscall: string): Promise<string> {
+    const loc = await this.follow(ftpPath);
+    if (!loc.exists) throw fsError('ENOENT', syscall, ftpPath);
+    return loc.real;
+  }
+
+  /**
+   * Entry-check: the real path of the entry itself (its parent resolved and
+   * checked, its last segment not followed). `ftpPath` must not be "/".
+   */
+  private async entry(ftpPath: string, syscall: string): Promise<string> {
+    const parent = await this.followExisting(ftpDirname(ftpPath), syscall);
+    return nodePath.join(parent, ftpBasename(ftpPath));
+  }
+
+  async resolve(path: string): Promise<string> {
+    return (await this.follow(this.clean(path, 'resolve'))).real;
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    const p = this.clean(path, 'stat');
+    return toFileStat(await fsp.stat(await this.followExisting(p, 'stat')));
+  }
+
+  async lstat(path: string): Promise<FileStat> {
+    const p = this.clean(path, 'lstat');
+    const real = p === '/' ? await this.realRoot() : await this.entry(p, 'lstat');
+    return toFileStat(await fsp.lstat(real));
+  }
+
+  async readdir(path: string): Promise<DirEntry[]> {
+    const p = this.clean(path, 'scandir');
+    const dir = await this.followExisting(p, 'scandir');
+    // Names only: every entry needs an lstat for size and mtime anyway, so
+    // the dirent types of withFileTypes would add nothing.
+    const names = await fsp.readdir(dir);
+    const out: Array<DirEntry | undefined> = new Array(names.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < names.length) {
+        const i = next++;
+        const name = names[i];
+        try {
+          out[i] = { name, stat: toFileStat(await fsp.lstat(nodePath.join(dir, name))) };
+        } catch (err) {
+          // Removed between readdir and lstat: it is simply gone.
+          if (errCode(err) !== 'ENOENT') throw err;
+        }
+      }
+    };
+    const workers: Array<Promise<void>> = [];
+    for (let w = 0; w < Math.min(READDIR_CONCURRENCY, names.length); w++) workers.push(worker());
+    await Promise.all(workers);
+    return out.filter((e): e is DirEntry => e !== undefined);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const p = this.clean(path, 'mkdir');
+    if (p === '/') throw fsError('EEXIST', 'mkdir', p);
+    await fsp.mkdir(await this.entry(p, 'mkdir'));
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const p = this.clean(path, 'rmdir');
+    if (p === '/') throw fsError('EPERM', 'rmdir', p);
+    await fsp.rmdir(await this.entry(p, 'rmdir'));
+  }
+
+  async unlink(path: string): Promise<void> {
+    const p = this.clean(path, 'unlink');
+    if (p === '/') throw fsError('EPERM', 'unlink', p);
+    const real = await this.entry(p, 'unlink');
+    try {
+      await fsp.unlink(real);
+    } catch (err) {
+      // POSIX lets unlink(dir) fail with EPERM; Linux says EISDIR. Say EISDIR everywhere.
+      if (errCode(err) === 'EPERM' || errCode(err) === 'EACCES') {
+        const st = await fsp.lstat(real).catch(() => undefined);
+        if (st?.isDirectory()) throw fsError('EISDIR', 'unlink', p);
+      }
+      throw err;
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const src = this.clean(from, 'rename');
+    const dst = this.clean(to, 'rename');
+    if (src === '/' || dst === '/') throw fsError('EPERM', 'rename', src === '/' ? src : dst);
+    if (dst !== src && ftpIsWithin(src, dst)) throw fsError('EINVAL', 'rename', dst);
+    const [realSrc, realDst] = await Promise.all([this.entry(src, 'rename'), this.entry(dst, 'rename')]);
+    await fsp.rename(realSrc, realDst);
+  }
+
+  async setMtime(path: string, mtime: Date): Promise<void> {
+    const p = this.clean(path, 'utime');
+    const real = await this.followExisting(p, 'utime');
+    const st = await fsp.stat(real);
+    await fsp.utimes(real, st.atime, mtime);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    const p = this.clean(path, 'chmod');
+    await fsp.chmod(await this.followExisting(p, 'chmod'), mode & 0o7777);
+  }
+
+  /**
+   * Open for reading. Only regular files: a directory gives EISDIR, anything
+   * else (FIFO, device, socket) EPERM, checked with a stat before the open
+   * so a FIFO can never block a libuv thread in open(2).
+   */
+  async openRead(path: string, offset: number): Promise<FileHandle> {
+    const p = this.clean(path, 'open');
+    const real = await this.followExisting(p, 'open');
+    const st = await fsp.stat(real);
+    if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
+    if (!st.isFile()) throw fsError('EPERM', 'open', p);
+    const fh = await fsp.open(real, C.O_RDONLY);
+    return new LocalFileHandle(fh, offset);
+  }
+
+  /**
+   * Open for writing (STOR, APPE, STOU, REST+STOR). Never O_APPEND, which
+   * splice(2) refuses: append opens at the file's size instead, and
+   * `offset` of the returned handle says where writing starts. An existing
+   * non-regular file is refused as in openRead (EISDIR or EPERM).
+   */
+  async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
+    const p = this.clean(path, 'open');
+    if (p === '/') throw fsError('EISDIR', 'open', p);
+    const loc = await this.follow(p);
+    const append = options.append === true;
+    const offset = append ? 0 : Math.max(0, options.offset ?? 0);
+    let flags = C.O_WRONLY | C.O_CREAT;
+    if (options.exclusive) flags |= C.O_EXCL;
+    else if (!append && offset === 0) flags |= C.O_TRUNC;
+    if (loc.exists && !options.exclusive) {
+      const st = await fsp.stat(loc.real);
+      if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
+      if (!st.isFile()) throw fsError('EPERM', 'open', p);
+    }
+    const fh = await fsp.open(loc.real, flags, 0o666);
+    if (!append) return new LocalFileHandle(fh, offset);
+    try {
+      const { size } = await fh.stat();
+      return new LocalFileHandle(fh, size);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+}
