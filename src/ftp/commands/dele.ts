@@ -1,0 +1,18 @@
+import { FtpError } from '../errors';
+import type { CommandDescriptor } from './types';
+
+export const dele: CommandDescriptor = {
+  verb: 'DELE',
+  help: 'DELE <sp> file-name (delete file).',
+  login: true,
+  arg: 'required',
+  perm: 'd',
+  path: 'arg',
+  async handle({ session, path }) {
+    const fs = session.requireFs();
+    const st = await fs.lstat(path);
+    if (st.kind === 'dir') throw new FtpError(550, 'Is a directory; use RMD.');
+    await fs.unlink(path);
+    session.reply(250, 'File removed.');
+  },
+};

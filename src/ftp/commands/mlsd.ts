@@ -1,0 +1,24 @@
+import { FtpError } from '../errors';
+import { mlsxLine } from '../listing';
+import { entriesOf, safeName, sendListing } from './list';
+import type { CommandDescriptor } from './types';
+
+export const mlsd: CommandDescriptor = {
+  verb: 'MLSD',
+  help: 'MLSD [<sp> path] (list directory).',
+  login: true,
+  arg: 'optional',
+  perm: 'l',
+  path: 'arg-or-cwd',
+  transfer: true,
+  async handle({ session, path }) {
+    if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+    const fs = session.requireFs();
+    const st = await fs.stat(path);
+    if (st.kind !== 'dir') throw new FtpError(501, 'No such directory.');
+    const entries = await entriesOf(session, path);
+    const perms = await session.options.authorizer.getPerms(session.user!);
+    const lines = entries.map((e) => mlsxLine(safeName(e.name), e.stat, session.mlstFacts, perms));
+    await sendListing(session, 'MLSD', path, lines);
+  },
+};

@@ -1,0 +1,60 @@
+import { AuthenticationFailedError, AuthorizerUnavailableError } from '../../auth/errors';
+import { LocalFileSystem } from '../../fs/local';
+import { FtpError } from '../errors';
+import type { CommandDescriptor } from './types';
+
+const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const pass: CommandDescriptor = {
+  verb: 'PASS',
+  help: 'PASS [<sp> password] (set user password).',
+  login: false,
+  arg: 'optional',
+  state: (s) => (s.state === 'ready' ? 'User already authenticated.' : s.state !== 'pass' ? 'Login with USER first.' : null),
+  async handle({ session, arg }) {
+    const user = session.pendingUser!;
+    const { authorizer, authFailedTimeout, maxLoginAttempts } = session.options;
+    try {
+      await authorizer.validateAuthentication(user, arg, { address: session.remoteAddress, port: session.remotePort });
+    } catch (err) {
+      if (!(err instanceof AuthenticationFailedError)) {
+        if (err instanceof AuthorizerUnavailableError) throw err;
+        session.log.error({ err }, 'authorizer failed');
+        throw new AuthorizerUnavailableError();
+      }
+      session.loginAttempts++;
+      session.pendingUser = null;
+      session.state = 'auth';
+      session.log.info({ user }, 'login failed');
+      session.ctx.emitLoginFailed(session, user);
+      if (authFailedTimeout > 0) await delay(authFailedTimeout * 1000);
+      if (session.loginAttempts >= maxLoginAttempts) {
+        session.replyAndClose(530, 'Maximum login attempts. Disconnecting.');
+        return;
+      }
+      throw new FtpError(530, 'Authentication failed.');
+    }
+    const home = await authorizer.getHomeDir(user);
+    const factory = session.options.fileSystem;
+    const fs = factory ? await factory(user, home) : new LocalFileSystem(home);
+    try {
+      const st = await fs.stat('/');
+      if (st.kind !== 'dir') throw new Error('home is not a directory');
+    } catch (err) {
+      session.log.error({ err, user, home }, 'home directory unavailable');
+      session.pendingUser = null;
+      session.state = 'auth';
+      throw new FtpError(530, 'Home directory not available.');
+    }
+    const msg = await authorizer.getMsgLogin(user);
+    session.user = user;
+    session.pendingUser = null;
+    session.fs = fs;
+    session.cwd = '/';
+    session.state = 'ready';
+    session.loginAttempts = 0;
+    (session as { log: typeof session.log }).log = session.log.child({ user }, true);
+    session.reply(230, msg);
+    session.ctx.emitLogin(session, user);
+  },
+};

@@ -1,0 +1,30 @@
+import { FtpError } from '../errors';
+import type { CommandDescriptor } from './types';
+
+export const retr: CommandDescriptor = {
+  verb: 'RETR',
+  help: 'RETR <sp> file-name (retrieve a file).',
+  login: true,
+  arg: 'required',
+  perm: 'r',
+  path: 'arg',
+  transfer: true,
+  async handle({ session, path }) {
+    const rest = session.takeRest();
+    if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+    const fs = session.requireFs();
+    const st = await fs.stat(path);
+    if (st.kind !== 'file') throw new FtpError(550, 'Not a regular file.');
+    if (rest > st.size) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
+    const handle = await fs.openRead(path, rest);
+    await session.runTransfer({
+      verb: 'RETR',
+      path,
+      direction: 'send',
+      handle,
+      ascii: session.type === 'A',
+      preliminary: `Opening ${session.type === 'A' ? 'ASCII' : 'BINARY'} mode data connection for ${path.slice(path.lastIndexOf('/') + 1) || path}.`.replace(/[\r\n\0]/g, ' '),
+      file: true,
+    });
+  },
+};

@@ -1,0 +1,19 @@
+import { FtpError } from '../errors';
+import type { CommandDescriptor } from './types';
+
+export const rnto: CommandDescriptor = {
+  verb: 'RNTO',
+  help: 'RNTO <sp> file-name (rename (destination name)).',
+  login: true,
+  arg: 'required',
+  state: (s) => (s.renameFrom === null ? 'Bad sequence of commands: use RNFR first.' : null),
+  perm: 'f',
+  path: 'arg',
+  async handle({ session, path }) {
+    const from = session.renameFrom!;
+    session.renameFrom = null;
+    if (path === '/') throw new FtpError(553, "Can't overwrite home directory.");
+    await session.requireFs().rename(from, path);
+    session.reply(250, 'Renaming ok.');
+  },
+};

@@ -1,0 +1,40 @@
+import { FtpError } from '../errors';
+import type { Session } from '../session';
+import type { OpenWriteOptions } from '../../fs/types';
+import type { CommandDescriptor } from './types';
+
+/** STOR, APPE and STOU share this: open for writing, then receive over the data channel. */
+export async function receiveFile(session: Session, verb: string, path: string, how: OpenWriteOptions, preliminary: string): Promise<void> {
+  const rest = session.takeRest();
+  if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+  const fs = session.requireFs();
+  let existing = null;
+  try {
+    existing = await fs.stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing && existing.kind === 'dir') throw new FtpError(550, 'Is a directory.');
+  if (rest > 0 && rest > (existing?.size ?? 0)) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
+  const handle = await fs.openWrite(path, how.append ? how : { ...how, offset: rest });
+  await session.runTransfer({
+    verb,
+    path,
+    direction: 'receive',
+    handle,
+    ascii: session.type === 'A',
+    preliminary,
+    file: true,
+  });
+}
+
+export const stor: CommandDescriptor = {
+  verb: 'STOR',
+  help: 'STOR <sp> file-name (store a file).',
+  login: true,
+  arg: 'required',
+  perm: 'w',
+  path: 'arg',
+  transfer: true,
+  handle: ({ session, path }) => receiveFile(session, 'STOR', path, {}, 'Ok to send data.'),
+};

@@ -1,0 +1,54 @@
+import type Logger from 'bunyan';
+import { streamEngine } from '../../native/fallback';
+import { TransferError, type TransferEngine, type TransferPath, type TransferRequest, type TransferResult } from './transfer';
+
+interface NativeModule {
+  nativeEngine: TransferEngine | null;
+  available: boolean;
+  reason: string;
+}
+
+let native: NativeModule | null = null;
+
+/** The native engine's module, loaded on first use (the loader itself never throws). */
+function loadNative(): NativeModule {
+  if (!native) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      native = require('../../native') as NativeModule;
+    } catch (err) {
+      native = { nativeEngine: null, available: false, reason: `loader failed: ${(err as Error).message}` };
+    }
+  }
+  return native;
+}
+
+export function nativeStatus(): { available: boolean; reason: string } {
+  const n = loadNative();
+  return { available: n.available && n.nativeEngine !== null, reason: n.reason };
+}
+
+/**
+ * Choose the engine per transfer: the native one for binary transfers of
+ * local files over plain sockets, streams for everything else. A native
+ * failure before the first byte retries on streams (as pyftpdlib does with sendfile).
+ */
+export async function selectEngine(
+  req: TransferRequest,
+  useNative: boolean,
+  onEngine: (path: TransferPath) => void,
+  log: Logger,
+): Promise<TransferResult> {
+  const n = useNative ? loadNative().nativeEngine : null;
+  if (n && n.accepts(req)) {
+    onEngine('sendfile');
+    try {
+      return await n.run(req);
+    } catch (err) {
+      if (!(err instanceof TransferError) || err.code !== 'FTPD_ERR_NATIVE_START' || req.signal.aborted) throw err;
+      log.warn({ err }, 'native engine could not start; retrying on streams');
+    }
+  }
+  onEngine('stream');
+  return streamEngine.run(req);
+}

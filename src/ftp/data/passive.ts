@@ -1,0 +1,99 @@
+import * as net from 'node:net';
+import type Logger from 'bunyan';
+import { FtpError } from '../errors';
+import { plainAddress, type DataChannel } from './channel';
+import { listenAnyPort, type PortPool } from './ports';
+
+export interface PassiveOptions {
+  /** Local address of the control connection: the listener binds there. */
+  localAddress: string;
+  /** The client's address: only it may connect, unless foreign addresses are permitted. */
+  peerAddress: string;
+  permitForeignAddresses: boolean;
+  connectTimeoutMs: number;
+  pool: PortPool | null;
+  log: Logger;
+  /** Called for every accepted data socket (e.g. for TCP tuning). */
+  onSocket?: (socket: net.Socket) => void;
+}
+
+/**
+ * A passive data channel: a listener that accepts one connection from the
+ * client, paused so that no byte is read before a transfer engine takes it.
+ */
+export class PassiveChannel implements DataChannel {
+  readonly kind = 'passive';
+  private socket: net.Socket | null = null;
+  private waiter: ((s: net.Socket) => void) | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly server: net.Server,
+    readonly port: number,
+    private readonly opts: PassiveOptions,
+  ) {
+    server.on('connection', (s) => this.onConnection(s));
+    server.on('error', (err) => opts.log.warn({ err }, 'passive listener error'));
+  }
+
+  /** Open a listener; resolves null when the passive port range is exhausted. */
+  static async create(opts: PassiveOptions): Promise<PassiveChannel | null> {
+    const server = net.createServer({ pauseOnConnect: true, noDelay: false });
+    const host = plainAddress(opts.localAddress);
+    const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
+    if (port === null) return null;
+    server.unref();
+    return new PassiveChannel(server, port, opts);
+  }
+
+  get connected(): boolean {
+    return this.socket !== null;
+  }
+
+  private onConnection(s: net.Socket): void {
+    s.on('error', () => {}); // errors surface through the transfer that owns the socket
+    const remote = plainAddress(s.remoteAddress);
+    if (this.socket || this.closed) {
+      s.destroy();
+      return;
+    }
+    if (!this.opts.permitForeignAddresses && remote !== plainAddress(this.opts.peerAddress)) {
+      this.opts.log.warn({ remote, expected: this.opts.peerAddress }, 'refused data connection from a foreign address');
+      s.destroy();
+      return;
+    }
+    this.socket = s;
+    this.opts.onSocket?.(s);
+    // One connection per channel: stop listening, which also frees the port.
+    this.server.close();
+    if (this.waiter) this.waiter(s);
+  }
+
+  open(signal: AbortSignal): Promise<net.Socket> {
+    if (this.socket) return Promise.resolve(this.socket);
+    if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
+    return new Promise((resolve, reject) => {
+      const done = (err: Error | null, s?: net.Socket): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        this.waiter = null;
+        if (err) reject(err);
+        else resolve(s!);
+      };
+      const timer = setTimeout(() => {
+        this.close();
+        done(new FtpError(425, "Can't open data connection: timed out waiting for the client."));
+      }, this.opts.connectTimeoutMs);
+      const onAbort = (): void => done(new FtpError(425, "Can't open data connection: aborted."));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiter = (s) => done(null, s);
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.server.close();
+    this.socket?.destroy();
+  }
+}

@@ -1,0 +1,48 @@
+import * as net from 'node:net';
+import { FtpError } from '../errors';
+import type { Session } from '../session';
+import { ActiveChannel } from './active';
+import { plainAddress } from './channel';
+import { PassiveChannel } from './passive';
+
+/** Open a passive listener for PASV/EPSV; 425 when the range is exhausted. */
+export async function openPassive(session: Session): Promise<PassiveChannel> {
+  session.setDataChannel(null);
+  const o = session.options;
+  const ch = await PassiveChannel.create({
+    localAddress: session.localAddress,
+    peerAddress: session.remoteAddress,
+    permitForeignAddresses: o.permitForeignAddresses,
+    connectTimeoutMs: o.dataConnectTimeout * 1000,
+    pool: session.ctx.portPool,
+    log: session.log,
+  });
+  if (!ch) {
+    session.log.warn('passive port range exhausted');
+    throw new FtpError(425, "Can't open passive connection: no free port in the passive range.");
+  }
+  session.dataChannel = ch;
+  return ch;
+}
+
+/** The IPv4 address a PASV reply announces: masquerade map, masquerade address, or our own. */
+export function announcedAddress(session: Session): string | null {
+  const o = session.options;
+  const local = plainAddress(session.localAddress);
+  const mapped = o.masqueradeAddressMap[local];
+  const addr = mapped ?? o.masqueradeAddress ?? local;
+  return net.isIPv4(addr) ? addr : null;
+}
+
+/** Validate a PORT/EPRT target and make the active channel (it connects only when a transfer starts). */
+export function setActive(session: Session, host: string, port: number): void {
+  const o = session.options;
+  if (port < 1 || port > 65535) throw new FtpError(501, 'Invalid port.');
+  if (!o.permitForeignAddresses && plainAddress(host) !== plainAddress(session.remoteAddress)) {
+    throw new FtpError(501, 'Rejected data connection to a foreign address.');
+  }
+  if (!o.permitPrivilegedPorts && port < 1024) throw new FtpError(501, 'Rejected data connection to a privileged port.');
+  session.setDataChannel(
+    new ActiveChannel({ host, port, localAddress: session.localAddress, connectTimeoutMs: o.dataConnectTimeout * 1000 }),
+  );
+}

@@ -1,0 +1,68 @@
+import type { Socket } from 'node:net';
+import type { FileHandle } from '../../fs/types';
+
+/** Which mechanism carried a transfer. */
+export type TransferPath = 'sendfile' | 'splice' | 'copy' | 'stream';
+
+/**
+ * Byte-rate limits for one transfer; shared objects let several transfers of
+ * one user share a budget. Absent or 0 means unlimited.
+ */
+export interface Throttle {
+  /** Bytes per second for the direction of this transfer. */
+  readonly bytesPerSecond: number;
+}
+
+/**
+ * One transfer between an open file and a connected, paused data socket:
+ * the seam where the zero-copy engine replaces the stream path.
+ *
+ * The socket is owned by the caller: an engine must never end, destroy or
+ * resume it except through the stream API it was given, and must leave
+ * closing it to the caller. `signal` aborts the work (ABOR, timeouts,
+ * the server closing).
+ */
+export interface TransferRequest {
+  /** send: file → socket (RETR). receive: socket → file (STOR, APPE, STOU). */
+  direction: 'send' | 'receive';
+  socket: Socket;
+  /** True when the socket is a TLS socket (the engine must use streams then). */
+  tls: boolean;
+  handle: FileHandle;
+  /** TYPE A: convert line endings (LF → CRLF on send, CRLF → LF on receive). */
+  ascii: boolean;
+  signal: AbortSignal;
+  throttle?: Throttle;
+  /** Called with the running total of file bytes moved, at most every ~100 ms. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface TransferResult {
+  /** File bytes moved (read from the file on send, written to it on receive). */
+  bytes: number;
+  path: TransferPath;
+}
+
+/**
+ * Failure of a transfer. `bytes` tells how much moved before it failed.
+ * `code` is an errno string (ECONNRESET, EPIPE, ENOSPC...) or FTPD_ERR_ABORTED.
+ */
+export class TransferError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly bytes: number,
+    readonly path: TransferPath,
+  ) {
+    super(message);
+    this.name = 'TransferError';
+  }
+}
+
+/** Something that carries out transfers: the stream path, or the native engine. */
+export interface TransferEngine {
+  readonly name: string;
+  /** Whether this engine can carry this request (binary, plain socket, local fd...). */
+  accepts(req: TransferRequest): boolean;
+  run(req: TransferRequest): Promise<TransferResult>;
+}

@@ -1,0 +1,55 @@
+import { sanitizeLine } from './parser';
+import { FtpError } from './errors';
+import { COMMANDS } from './commands';
+import type { Session } from './session';
+
+/**
+ * The checks every command shares, once, in this order (STYLE.md):
+ * known verb (500), argument count (501), logged in (530), valid in the
+ * current state (503), path inside the root (550), permission (550), handler.
+ */
+export async function dispatch(session: Session, verb: string, arg: string): Promise<void> {
+  const cmd = COMMANDS.get(verb);
+  if (!cmd) {
+    session.renameFrom = null;
+    throw new FtpError(500, `Command "${sanitizeLine(verb.slice(0, 16))}" not understood.`);
+  }
+  // An RNFR is consumed by the command right after it, whatever that is.
+  if (cmd.verb !== 'RNTO' && cmd.verb !== 'RNFR' && !cmd.duringTransfer) session.renameFrom = null;
+
+  if (cmd.arg === 'required' && arg.length === 0) throw new FtpError(501, 'Syntax error: command needs an argument.');
+  if (cmd.arg === 'none' && arg.trim().length > 0) throw new FtpError(501, 'Syntax error: command does not accept arguments.');
+  if (cmd.login && session.state !== 'ready') throw new FtpError(530, 'Log in with USER and PASS first.');
+  const why = cmd.state?.(session);
+  if (why) throw new FtpError(503, why);
+
+  let path = '';
+  if (cmd.path) {
+    let part: string | null;
+    if (cmd.path === 'arg') part = arg;
+    else if (cmd.path === 'arg-or-cwd') part = arg;
+    else part = cmd.path(arg);
+    if (part === null) throw new FtpError(501, 'Syntax error in arguments.');
+    path = session.resolvePath(part);
+    await session.requireFs().resolve(path);
+    if (cmd.perm) await session.requirePerm(cmd.perm, path);
+  } else if (cmd.perm) {
+    await session.requirePerm(cmd.perm, session.cwd);
+  }
+  await cmd.handle({ session, verb, arg, path });
+}
+
+/** Run a transfer command with its abort controller in place, so ABOR can reach it from the start. */
+export async function dispatchTransfer(session: Session, verb: string, arg: string): Promise<void> {
+  const abort = new AbortController();
+  session.transferAbort = abort;
+  session.abortAnswered = false;
+  try {
+    await dispatch(session, verb, arg);
+  } finally {
+    session.transferAbort = null;
+    // ABOR arrived before any transfer started (the command failed or never reached it).
+    if (abort.signal.aborted && !session.abortAnswered && !session.isClosed) session.reply(225, 'ABOR command successful.');
+    if (session.quitPending) await session.finishQuit();
+  }
+}

@@ -1,0 +1,68 @@
+import { TransferError } from './data/transfer';
+
+/** An error that already knows its FTP reply. Handlers throw these; dispatch replies. */
+export class FtpError extends Error {
+  readonly code = 'FTPD_ERR_REPLY';
+  constructor(
+    readonly reply: number,
+    readonly reason: string,
+  ) {
+    super(`${reply} ${reason}`);
+    this.name = 'FtpError';
+  }
+}
+
+export interface Reply {
+  code: number;
+  text: string;
+}
+
+/** errno (or our own FTPD_ERR_*) codes to replies: one table, shared by every command. */
+const BY_CODE: Record<string, Reply> = {
+  ENOENT: { code: 550, text: 'No such file or directory.' },
+  ENOTDIR: { code: 550, text: 'Not a directory.' },
+  EISDIR: { code: 550, text: 'Is a directory.' },
+  EEXIST: { code: 550, text: 'File exists.' },
+  ENOTEMPTY: { code: 550, text: 'Directory not empty.' },
+  EACCES: { code: 550, text: 'Permission denied.' },
+  EPERM: { code: 550, text: 'Operation not permitted.' },
+  EBUSY: { code: 550, text: 'Resource busy.' },
+  EINVAL: { code: 550, text: 'Invalid argument.' },
+  ELOOP: { code: 550, text: 'Too many levels of symbolic links.' },
+  EXDEV: { code: 550, text: 'Cannot move across filesystems.' },
+  EROFS: { code: 550, text: 'Read-only filesystem.' },
+  FTPD_ERR_JAIL: { code: 550, text: 'No such file or directory.' },
+  ENAMETOOLONG: { code: 553, text: 'File name too long.' },
+  FTPD_ERR_BADNAME: { code: 553, text: 'File name not allowed.' },
+  ENOSPC: { code: 452, text: 'No space left on device.' },
+  EDQUOT: { code: 552, text: 'Disk quota exceeded.' },
+  EFBIG: { code: 552, text: 'File too large.' },
+  FTPD_ERR_QUOTA: { code: 552, text: 'Quota exceeded.' },
+  ECONNRESET: { code: 426, text: 'Connection closed; transfer aborted.' },
+  EPIPE: { code: 426, text: 'Connection closed; transfer aborted.' },
+  ETIMEDOUT: { code: 426, text: 'Data connection timed out; transfer aborted.' },
+  FTPD_ERR_DATA_TIMEOUT: { code: 426, text: 'Data connection idle too long; transfer aborted.' },
+  FTPD_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
+  FTPD_ERR_AUTH_UNAVAILABLE: { code: 421, text: 'Service not available, try again later.' },
+};
+
+const UNEXPECTED: Reply = { code: 451, text: 'Requested action aborted: local error in processing.' };
+
+/**
+ * Decide the reply for anything a handler threw. The client gets a code and a
+ * short reason; the detail (paths, errno text) belongs in the log only.
+ */
+export function toReply(err: unknown): Reply {
+  if (err instanceof FtpError) return { code: err.reply, text: err.reason };
+  if (err instanceof TransferError) return BY_CODE[err.code] ?? { code: 426, text: 'Transfer failed.' };
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && BY_CODE[code]) return BY_CODE[code];
+  return UNEXPECTED;
+}
+
+/** True for errors that are part of normal operation (not worth an error-level log). */
+export function isExpected(err: unknown): boolean {
+  if (err instanceof FtpError || err instanceof TransferError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code in BY_CODE;
+}

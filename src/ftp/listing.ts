@@ -1,0 +1,108 @@
+import { Readable } from 'node:stream';
+import type { DirEntry, FileHandle, FileStat } from '../fs/types';
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const SIX_MONTHS_MS = 180 * 24 * 3600 * 1000;
+
+/** "drwxr-xr-x" from a stat. */
+export function modeString(st: FileStat): string {
+  const m = st.mode;
+  const t = st.kind === 'dir' ? 'd' : st.kind === 'symlink' ? 'l' : st.kind === 'file' ? '-' : '?';
+  const bit = (mask: number, ch: string): string => (m & mask ? ch : '-');
+  const special = (x: number, s: number, lower: string, upper: string): string =>
+    m & s ? (m & x ? lower : upper) : m & x ? 'x' : '-';
+  return (
+    t +
+    bit(0o400, 'r') + bit(0o200, 'w') + special(0o100, 0o4000, 's', 'S') +
+    bit(0o040, 'r') + bit(0o020, 'w') + special(0o010, 0o2000, 's', 'S') +
+    bit(0o004, 'r') + bit(0o002, 'w') + special(0o001, 0o1000, 't', 'T')
+  );
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** One `ls -l` line, the form FileZilla, lftp and curl parse. */
+export function listLine(e: DirEntry, now: number, utc: boolean): string {
+  const st = e.stat;
+  const d = st.mtime;
+  const [mon, day, hh, mm, yy] = utc
+    ? [d.getUTCMonth(), d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCFullYear()]
+    : [d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getFullYear()];
+  const recent = Math.abs(now - d.getTime()) < SIX_MONTHS_MS;
+  const when = `${MONTHS[mon]} ${String(day).padStart(2)} ${recent ? `${pad2(hh)}:${pad2(mm)}` : String(yy).padStart(5)}`;
+  return `${modeString(st)} ${String(st.nlink).padStart(3)} ${String(st.uid).padEnd(8)} ${String(st.gid).padEnd(8)} ${String(st.size).padStart(8)} ${when} ${e.name}`;
+}
+
+/** YYYYMMDDHHMMSS in UTC (MDTM, MLSD `modify`). */
+export function ftpTime(d: Date): string {
+  return (
+    String(d.getUTCFullYear()).padStart(4, '0') +
+    pad2(d.getUTCMonth() + 1) + pad2(d.getUTCDate()) +
+    pad2(d.getUTCHours()) + pad2(d.getUTCMinutes()) + pad2(d.getUTCSeconds())
+  );
+}
+
+/** Parse YYYYMMDDHHMMSS[.sss] as UTC; null when malformed or out of range. */
+export function parseFtpTime(s: string): Date | null {
+  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,3}))?$/.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number);
+  const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return null;
+  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, se, ms));
+  if (date.getUTCDate() !== d) return null; // 20230231 and friends
+  return date;
+}
+
+/** Facts this server offers in MLSD/MLST, in FEAT order; the ones on by default are pyftpdlib's plus unique and unix.mode. */
+export const MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode', 'unix.uid', 'unix.gid'] as const;
+export const DEFAULT_MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode'];
+
+/** RFC 3659 `perm` fact from the user's letters (pyftpdlib's meaning of each letter). */
+export function permFact(st: FileStat, perms: string): string {
+  let out = '';
+  if (st.kind === 'dir') {
+    if (perms.includes('w')) out += 'c';
+    if (perms.includes('d')) out += 'd';
+    if (perms.includes('e')) out += 'e';
+    if (perms.includes('f')) out += 'f';
+    if (perms.includes('l')) out += 'l';
+    if (perms.includes('m')) out += 'm';
+    if (perms.includes('d')) out += 'p';
+  } else {
+    if (perms.includes('a')) out += 'a';
+    if (perms.includes('d')) out += 'd';
+    if (perms.includes('f')) out += 'f';
+    if (perms.includes('r')) out += 'r';
+    if (perms.includes('w')) out += 'w';
+  }
+  return out;
+}
+
+/** "type=file;size=3;modify=...; name" (MLSD line, or MLST line without the leading space). */
+export function mlsxLine(name: string, st: FileStat, facts: ReadonlySet<string>, perms: string, typeOverride?: string): string {
+  let out = '';
+  if (facts.has('type')) out += `type=${typeOverride ?? (st.kind === 'dir' ? 'dir' : st.kind === 'file' ? 'file' : st.kind === 'symlink' ? 'OS.unix=symlink' : 'OS.unix=other')};`;
+  if (facts.has('size') && st.kind !== 'dir') out += `size=${st.size};`;
+  if (facts.has('modify')) out += `modify=${ftpTime(st.mtime)};`;
+  if (facts.has('perm')) out += `perm=${permFact(st, perms)};`;
+  if (facts.has('unique')) out += `unique=${st.unique};`;
+  if (facts.has('unix.mode')) out += `unix.mode=0${(st.mode & 0o7777).toString(8).padStart(3, '0')};`;
+  if (facts.has('unix.uid')) out += `unix.uid=${st.uid};`;
+  if (facts.has('unix.gid')) out += `unix.gid=${st.gid};`;
+  return `${out} ${name}`;
+}
+
+/** A FileHandle over bytes made in memory (listings), so they travel through the same transfer seam as files. */
+export function bufferHandle(data: Buffer): FileHandle {
+  return {
+    offset: 0,
+    createReadStream: () => Readable.from(data.length ? [data] : [], { objectMode: false }),
+    createWriteStream: () => {
+      throw new Error('read-only handle');
+    },
+    close: async () => {},
+  };
+}

@@ -1,0 +1,20 @@
+import type Logger from 'bunyan';
+import type { ResolvedOptions } from '../config/options';
+import type { PortPool } from './data/ports';
+import type { TransferPath, TransferRequest, TransferResult } from './data/transfer';
+import type { Session, TransferInfo } from './session';
+
+/** What a session needs from its server: options, shared pools, the engines, and event sinks. */
+export interface ServerContext {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  readonly portPool: PortPool | null;
+  readonly defaultMlstFacts: readonly string[];
+  /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
+  transfer(req: TransferRequest, onEngine: (path: TransferPath) => void): Promise<TransferResult>;
+  onSessionClosed(session: Session): void;
+  emitLogin(session: Session, user: string): void;
+  emitLoginFailed(session: Session, user: string): void;
+  emitLogout(session: Session, user: string): void;
+  emitTransfer(session: Session, direction: 'send' | 'receive', info: TransferInfo): void;
+}

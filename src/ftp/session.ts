@@ -1,0 +1,484 @@
+import * as net from 'node:net';
+import type Logger from 'bunyan';
+import type { ResolvedOptions } from '../config/options';
+import type { FileSystem, FileHandle } from '../fs/types';
+import { resolveFtpPath } from '../fs/paths';
+import type { PermLetter } from '../auth/types';
+import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
+import { FtpError, toReply, isExpected } from './errors';
+import type { DataChannel } from './data/channel';
+import { TransferError, type TransferResult, type TransferPath } from './data/transfer';
+import { dispatch, dispatchTransfer } from './dispatch';
+import { COMMANDS } from './commands';
+import type { ServerContext } from './server-context';
+
+/** Where a session is in the login sequence. Transfers are tracked by `transfer`. */
+export type SessionState = 'auth' | 'pass' | 'ready';
+
+/** Commands served while a transfer runs; everything else waits its turn. */
+export const DURING_TRANSFER = new Set(['ABOR', 'STAT', 'QUIT', 'NOOP', 'HELP']);
+
+/** Most commands held while an earlier one runs before we stop reading the socket. */
+const MAX_QUEUED = 32;
+
+export interface ActiveTransfer {
+  verb: string;
+  path: string;
+  direction: 'send' | 'receive';
+  started: number;
+  bytes: number;
+  engine: TransferPath | null;
+  readonly abort: AbortController;
+}
+
+export interface TransferInfo {
+  verb: string;
+  path: string;
+  bytes: number;
+  seconds: number;
+  engine: TransferPath;
+  ok: boolean;
+}
+
+let nextId = 1;
+
+/**
+ * One control connection: its state machine, its command queue, and the
+ * transfer it runs. Commands are executed one at a time in arrival order, so
+ * pipelined commands get their replies in order.
+ */
+export class Session {
+  readonly id: number;
+  readonly log: Logger;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+
+  state: SessionState = 'auth';
+  /** The logged-in user, or null. */
+  user: string | null = null;
+  /** The name given with USER, awaiting PASS. */
+  pendingUser: string | null = null;
+  loginAttempts = 0;
+  fs: FileSystem | null = null;
+  cwd = '/';
+  type: 'A' | 'I' = 'A';
+  restOffset = 0;
+  renameFrom: string | null = null;
+  dataChannel: DataChannel | null = null;
+  epsvAll = false;
+  quitPending = false;
+  mlstFacts: Set<string>;
+  transfer: ActiveTransfer | null = null;
+  /** Abort controller of the transfer command being run, set before its transfer starts. */
+  transferAbort: AbortController | null = null;
+  /** Set when the transfer answered an ABOR itself (426 + 226). */
+  abortAnswered = false;
+
+  private readonly framer: CommandFramer;
+  private readonly queue: CommandEvent[] = [];
+  private busy = false;
+  private closed = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readPaused = false;
+  private readonly closeWaiters: Array<() => void> = [];
+
+  constructor(
+    readonly ctx: ServerContext,
+    readonly socket: net.Socket,
+  ) {
+    this.id = nextId++;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? '';
+    this.log = ctx.log.child({ session: this.id, remote: `${this.remoteAddress}:${this.remotePort}` }, true);
+    this.framer = new CommandFramer({ maxLineLength: ctx.options.maxLineLength, encoding: ctx.options.encoding });
+    this.mlstFacts = new Set(ctx.defaultMlstFacts);
+    socket.setNoDelay(ctx.options.tcpNoDelay);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
+    socket.on('close', () => this.onClose());
+  }
+
+  get options(): ResolvedOptions {
+    return this.ctx.options;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Send the greeting and start the idle timer. */
+  start(): void {
+    this.reply(220, this.options.banner);
+    this.touch();
+  }
+
+  // ---- replies -------------------------------------------------------------
+
+  lastReplyCode = 0;
+
+  reply(code: number, text: string | readonly string[]): void {
+    this.lastReplyCode = code;
+    if (this.closed || this.socket.destroyed) return;
+    this.socket.write(formatReply(code, text), this.options.encoding === 'latin1' ? 'latin1' : 'utf8');
+  }
+
+  /** Reply, then close the control connection once the reply is flushed. */
+  replyAndClose(code: number, text: string): void {
+    this.reply(code, text);
+    this.close();
+  }
+
+  // ---- input ---------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    let events: FrameEvent[];
+    try {
+      events = this.framer.push(chunk);
+    } catch (err) {
+      // The framer promises never to throw; if it ever does, drop the connection, not the server.
+      this.log.error({ err }, 'framer failed');
+      this.replyAndClose(500, 'Internal error.');
+      return;
+    }
+    for (const ev of events) this.onEvent(ev);
+  }
+
+  private onEvent(ev: FrameEvent): void {
+    if (this.closed) return;
+    if (ev.type === 'error') {
+      // Framing errors are answered in order with the commands around them.
+      this.queue.push({ type: 'command', verb: '', arg: '', line: '', error: ev } as CommandEvent & { error: typeof ev });
+    } else if (DURING_TRANSFER.has(ev.verb) && (this.transfer || this.transferAbort) && this.busy) {
+      void this.execute(ev);
+      return;
+    } else {
+      this.queue.push(ev);
+    }
+    if (this.queue.length > MAX_QUEUED && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length && !this.closed) {
+        const ev = this.queue.shift()!;
+        if (this.readPaused && this.queue.length < MAX_QUEUED / 2) {
+          this.readPaused = false;
+          this.socket.resume();
+        }
+        const framingError = (ev as CommandEvent & { error?: { code: number; reason: string } }).error;
+        if (framingError) {
+          this.reply(framingError.code, framingError.reason);
+          continue;
+        }
+        await this.execute(ev);
+        if (this.quitPending && !this.transfer) break;
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async execute(ev: CommandEvent): Promise<void> {
+    const started = Date.now();
+    this.touch();
+    try {
+      if (COMMANDS.get(ev.verb)?.transfer) await dispatchTransfer(this, ev.verb, ev.arg);
+      else await dispatch(this, ev.verb, ev.arg);
+    } catch (err) {
+      const r = toReply(err);
+      if (!isExpected(err)) this.log.error({ err, cmd: ev.verb }, 'command failed');
+      else this.log.debug({ err, cmd: ev.verb }, 'command refused');
+      this.reply(r.code, r.text);
+      if (r.code === 421) this.close();
+    }
+    this.log.info(
+      { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
+      'command',
+    );
+    this.touch();
+  }
+
+  // ---- timers --------------------------------------------------------------
+
+  /** Restart the idle timer (a running transfer suspends it). */
+  touch(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const secs = this.options.timeout;
+    if (secs > 0 && !this.closed && !this.transfer) {
+      this.idleTimer = setTimeout(() => this.onIdle(), secs * 1000);
+      this.idleTimer.unref();
+    }
+  }
+
+  private onIdle(): void {
+    if (this.transfer || this.closed) return;
+    this.log.info('control connection timed out');
+    this.replyAndClose(421, 'Control connection timed out.');
+  }
+
+  // ---- paths and permissions ------------------------------------------------
+
+  /** Resolve a client argument to an FTP path inside the root. */
+  resolvePath(arg: string): string {
+    return resolveFtpPath(this.cwd, arg);
+  }
+
+  /** Throw 550 unless the user holds `perm` on `path`. */
+  async requirePerm(perm: PermLetter, path: string): Promise<void> {
+    if (!this.user) throw new FtpError(530, 'Log in with USER and PASS first.');
+    const ok = await this.ctx.options.authorizer.hasPerm(this.user, perm, path);
+    if (!ok) throw new FtpError(550, 'Not enough privileges.');
+  }
+
+  requireFs(): FileSystem {
+    if (!this.fs) throw new FtpError(530, 'Log in with USER and PASS first.');
+    return this.fs;
+  }
+
+  // ---- data connections and transfers ---------------------------------------
+
+  setDataChannel(ch: DataChannel | null): void {
+    this.dataChannel?.close();
+    this.dataChannel = ch;
+  }
+
+  /** Take the REST offset: it belongs to the one command that uses it. */
+  takeRest(): number {
+    const n = this.restOffset;
+    this.restOffset = 0;
+    return n;
+  }
+
+  /**
+   * Carry out one transfer over the prepared data channel: 150, connect,
+   * move the bytes through the chosen engine, then 226 (or 426/425/4xx).
+   * Closes `handle` whatever happens.
+   */
+  async runTransfer(opts: {
+    verb: string;
+    path: string;
+    direction: 'send' | 'receive';
+    handle: FileHandle;
+    ascii: boolean;
+    /** The 150 reply's text. */
+    preliminary: string;
+    /** Whether this is a file transfer (events, transfer log) or a listing. */
+    file: boolean;
+  }): Promise<void> {
+    const channel = this.dataChannel;
+    this.dataChannel = null;
+    const abort = this.transferAbort ?? new AbortController();
+    const t: ActiveTransfer = {
+      verb: opts.verb,
+      path: opts.path,
+      direction: opts.direction,
+      started: Date.now(),
+      bytes: 0,
+      engine: null,
+      abort,
+    };
+    let result: TransferResult | null = null;
+    let failure: unknown = null;
+    let socket: net.Socket | null = null;
+    try {
+      if (!channel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+      if (abort.signal.aborted) throw new TransferError('Transfer aborted.', 'FTPD_ERR_ABORTED', 0, 'stream');
+      this.transfer = t;
+      this.touch();
+      this.reply(channel.connected ? 125 : 150, opts.preliminary);
+      socket = await channel.open(abort.signal);
+      const dataTimeout = this.options.dataTimeout;
+      if (dataTimeout > 0) {
+        socket.setTimeout(dataTimeout * 1000, () =>
+          abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, t.engine ?? 'stream')),
+        );
+      }
+      result = await this.ctx.transfer(
+        {
+          direction: opts.direction,
+          socket,
+          tls: false,
+          handle: opts.handle,
+          ascii: opts.ascii,
+          signal: abort.signal,
+          throttle: this.throttleFor(opts.direction),
+          onProgress: (bytes) => {
+            t.bytes = bytes;
+          },
+        },
+        (engine) => {
+          t.engine = engine;
+        },
+      );
+      t.bytes = result.bytes;
+      if (opts.direction === 'send') await endSocket(socket);
+    } catch (err) {
+      failure = err;
+      if (err instanceof TransferError) t.bytes = err.bytes;
+    } finally {
+      socket?.destroy();
+      channel?.close();
+      await opts.handle.close().catch((err) => this.log.warn({ err }, 'closing a file failed'));
+      this.transfer = null;
+      this.transferAbort = null;
+    }
+
+    const aborted = abort.signal.aborted && abort.signal.reason === ABORTED_BY_CLIENT;
+    const info: TransferInfo = {
+      verb: opts.verb,
+      path: opts.path,
+      bytes: t.bytes,
+      seconds: (Date.now() - t.started) / 1000,
+      engine: result?.path ?? t.engine ?? 'stream',
+      ok: failure === null,
+    };
+    if (opts.file) this.logTransfer(info, failure);
+    if (failure === null) {
+      this.reply(226, 'Transfer complete.');
+    } else if (aborted) {
+      this.abortAnswered = true;
+      this.reply(426, 'Transfer aborted.');
+      this.reply(226, 'ABOR command successful.');
+    } else {
+      const r = toReply(failure);
+      this.reply(r.code, r.text);
+    }
+    if (opts.file) this.ctx.emitTransfer(this, opts.direction, info);
+    this.touch();
+  }
+
+  private throttleFor(direction: 'send' | 'receive'): { bytesPerSecond: number } | undefined {
+    const limit = direction === 'send' ? this.options.writeLimit : this.options.readLimit;
+    return limit > 0 ? { bytesPerSecond: limit } : undefined;
+  }
+
+  private logTransfer(info: TransferInfo, failure: unknown): void {
+    const rate = info.seconds > 0 ? Math.round(info.bytes / info.seconds) : info.bytes;
+    const rec = {
+      transfer: info.verb,
+      path: info.path,
+      bytes: info.bytes,
+      seconds: info.seconds,
+      rate,
+      engine: info.engine,
+      result: info.ok ? 'ok' : ((failure as { code?: string })?.code ?? 'failed'),
+      ...(info.ok || isExpected(failure) ? {} : { err: failure }),
+    };
+    this.log.info(rec, 'transfer');
+  }
+
+  /** ABOR: abort the running transfer. Returns whether there was one. */
+  abortTransfer(): boolean {
+    const ab = this.transferAbort ?? this.transfer?.abort;
+    if (!ab) return false;
+    ab.abort(ABORTED_BY_CLIENT);
+    return true;
+  }
+
+  // ---- login and logout ------------------------------------------------------
+
+  /** Forget the logged-in user (REIN, QUIT, close). */
+  logout(): void {
+    if (this.user) this.ctx.emitLogout(this, this.user);
+    this.user = null;
+    this.pendingUser = null;
+    this.state = 'auth';
+    this.fs = null;
+    this.cwd = '/';
+    this.restOffset = 0;
+    this.renameFrom = null;
+    this.setDataChannel(null);
+    this.epsvAll = false;
+    this.type = 'A';
+  }
+
+  /** Send 221 and close, now or after the running transfer. */
+  async quit(): Promise<void> {
+    if (this.transfer || this.transferAbort) {
+      this.quitPending = true;
+      return;
+    }
+    await this.finishQuit();
+  }
+
+  async finishQuit(): Promise<void> {
+    if (this.closed) return;
+    let msg = 'Goodbye.';
+    if (this.user) {
+      try {
+        msg = await this.ctx.options.authorizer.getMsgQuit(this.user);
+      } catch (err) {
+        this.log.warn({ err }, 'getMsgQuit failed');
+      }
+    }
+    this.replyAndClose(221, msg);
+  }
+
+  // ---- closing ---------------------------------------------------------------
+
+  /** Close the control connection after pending replies are flushed. */
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+    // A client that never reads must not keep the socket: destroy after a short grace.
+    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.shutdown();
+  }
+
+  /** Close at once: abort any transfer, release the data channel. */
+  destroy(): void {
+    this.socket.destroy();
+    this.shutdown();
+  }
+
+  private shutdown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.transferAbort?.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
+    this.transfer?.abort.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
+    this.logout();
+  }
+
+  private onClose(): void {
+    this.shutdown();
+    this.ctx.onSessionClosed(this);
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  /** Resolves once the control socket has closed. */
+  whenClosed(): Promise<void> {
+    if (this.socket.destroyed && this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+}
+
+/** The abort reason ABOR uses, to tell a client's ABOR from timeouts and shutdown. */
+export const ABORTED_BY_CLIENT = new TransferError('Transfer aborted by the client.', 'FTPD_ERR_ABORTED', 0, 'stream');
+
+/** End a socket we wrote to and wait until the FIN is queued after the data. */
+function endSocket(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed || socket.writableFinished) return resolve();
+    const done = (): void => {
+      socket.off('finish', done);
+      socket.off('close', done);
+      socket.off('error', done);
+      resolve();
+    };
+    socket.once('finish', done);
+    socket.once('close', done);
+    socket.once('error', done);
+    socket.end();
+  });
+}

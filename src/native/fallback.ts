@@ -1,0 +1,237 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
+
+const CR = Buffer.from('\r');
+import {
+  TransferError,
+  type TransferEngine,
+  type TransferRequest,
+  type TransferResult,
+} from '../ftp/data/transfer';
+
+/**
+ * The stream path: moves bytes with Node streams. It accepts every request
+ * (TLS, TYPE A, filesystems without descriptors), so it is what the server
+ * falls back to whenever the native engine declines or is missing.
+ *
+ * Completion rules, the same as the native engine's:
+ * - send: every byte from the handle's offset to the file's end is written to
+ *   the socket; the caller then ends the socket and replies 226.
+ * - receive: the peer ended the connection cleanly (a FIN, or a TLS
+ *   close_notify); the bytes are flushed to the file before the promise resolves.
+ *   A reset or an error before that is a failure (426), never a 226.
+ */
+export const streamEngine: TransferEngine = {
+  name: 'stream',
+  accepts: () => true,
+  run: runStream,
+};
+
+function runStream(req: TransferRequest): Promise<TransferResult> {
+  return req.direction === 'send' ? send(req) : receive(req);
+}
+
+/** Counts bytes, converts line endings for TYPE A, and paces for a throttle. */
+class Meter extends Transform {
+  bytes = 0;
+  private lastCr = false;
+  private lastReport = 0;
+  private readonly started = Date.now();
+
+  constructor(
+    private readonly mode: 'none' | 'toCrlf' | 'fromCrlf',
+    private readonly countOutput: boolean,
+    private readonly bytesPerSecond: number,
+    private readonly onProgress?: (bytes: number) => void,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const out = this.mode === 'toCrlf' ? this.toCrlf(chunk) : this.mode === 'fromCrlf' ? this.fromCrlf(chunk) : chunk;
+    this.bytes += this.countOutput ? out.length : chunk.length;
+    if (this.onProgress) {
+      const now = Date.now();
+      if (now - this.lastReport >= 100) {
+        this.lastReport = now;
+        this.onProgress(this.bytes);
+      }
+    }
+    if (out.length) this.push(out);
+    if (this.bytesPerSecond > 0) {
+      // Sleep until the average rate since the start is back under the limit.
+      const due = this.started + (this.bytes / this.bytesPerSecond) * 1000;
+      const wait = due - Date.now();
+      if (wait > 0) {
+        setTimeout(cb, wait);
+        return;
+      }
+    }
+    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // A lone CR at the very end of a TYPE A upload is kept as data.
+    if (this.mode === 'fromCrlf' && this.lastCr) {
+      this.push(Buffer.from('\r'));
+      this.bytes += this.countOutput ? 1 : 0;
+    }
+    cb();
+  }
+
+  /** LF → CRLF (send in TYPE A). An LF already preceded by CR is left alone. */
+  private toCrlf(chunk: Buffer): Buffer {
+    const parts: Buffer[] = [];
+    let from = 0;
+    let prev = this.lastCr ? 13 : -1;
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) {
+      if ((i > 0 ? chunk[i - 1] : prev) !== 13) {
+        parts.push(chunk.subarray(from, i), CR);
+        from = i;
+      }
+    }
+    if (chunk.length) this.lastCr = chunk[chunk.length - 1] === 13;
+    if (from === 0 && parts.length === 0) return chunk;
+    parts.push(chunk.subarray(from));
+    return Buffer.concat(parts);
+  }
+
+  /** CRLF → LF (receive in TYPE A); a CR not followed by LF is kept. */
+  private fromCrlf(chunk: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(chunk.length + 1);
+    let o = 0;
+    let i = 0;
+    if (this.lastCr) {
+      if (chunk.length && chunk[0] === 10) {
+        out[o++] = 10;
+        i = 1;
+      } else if (chunk.length) {
+        out[o++] = 13;
+      }
+    }
+    this.lastCr = false;
+    for (; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === 13) {
+        if (i + 1 === chunk.length) {
+          this.lastCr = true;
+        } else if (chunk[i + 1] === 10) {
+          out[o++] = 10;
+          i++;
+        } else {
+          out[o++] = 13;
+        }
+      } else {
+        out[o++] = c;
+      }
+    }
+    return out.subarray(0, o);
+  }
+}
+
+function aborted(signal: AbortSignal, bytes: number): TransferError {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
+  return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, 'stream');
+}
+
+function socketError(err: NodeJS.ErrnoException | undefined, bytes: number): TransferError {
+  return new TransferError(err?.message ?? 'Data connection closed.', err?.code ?? 'ECONNRESET', bytes, 'stream');
+}
+
+/** file → socket. Resolves once every byte has been handed to the socket. */
+function send(req: TransferRequest): Promise<TransferResult> {
+  const { socket, signal } = req;
+  const meter = new Meter(req.ascii ? 'toCrlf' : 'none', false, req.throttle?.bytesPerSecond ?? 0, req.onProgress);
+  const src: Readable = req.handle.createReadStream();
+  return new Promise<TransferResult>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: TransferError): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onSocketError);
+      socket.off('close', onSocketClose);
+      meter.unpipe(socket);
+      if (err) {
+        src.destroy();
+        meter.destroy();
+        reject(err);
+      } else {
+        resolve({ bytes: meter.bytes, path: 'stream' });
+      }
+    };
+    const onAbort = (): void => finish(aborted(signal, meter.bytes));
+    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, meter.bytes));
+    const onSocketClose = (): void => finish(socketError(undefined, meter.bytes));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    src.on('error', (err: NodeJS.ErrnoException) => finish(new TransferError(err.message, err.code ?? 'EIO', meter.bytes, 'stream')));
+    meter.on('end', () => {
+      // Everything is queued on the socket; wait until it has been handed to the kernel.
+      if (socket.writableLength === 0) finish();
+      else socket.once('drain', () => finish());
+    });
+    src.pipe(meter).pipe(socket, { end: false });
+  });
+}
+
+/** socket → file. Resolves once the peer ended cleanly and every byte is written to the file. */
+function receive(req: TransferRequest): Promise<TransferResult> {
+  const { socket, signal } = req;
+  const meter = new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle?.bytesPerSecond ?? 0, req.onProgress);
+  const dest: Writable = req.handle.createWriteStream();
+  return new Promise<TransferResult>((resolve, reject) => {
+    let failure: TransferError | undefined;
+    let sawEnd = false;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onSocketError);
+      socket.off('end', onEnd);
+      socket.off('close', onSocketClose);
+      if (failure) reject(failure);
+      else if (!sawEnd) reject(socketError(undefined, meter.bytes));
+      else resolve({ bytes: meter.bytes, path: 'stream' });
+    };
+    // On any failure stop reading, but still flush what arrived to the file
+    // (a partial upload is kept, as on disk), then report.
+    const fail = (err: TransferError): void => {
+      if (failure || settled) return;
+      failure = err;
+      socket.unpipe(meter);
+      socket.pause();
+      meter.end();
+    };
+    const onAbort = (): void => fail(aborted(signal, meter.bytes));
+    const onSocketError = (err: NodeJS.ErrnoException): void => fail(socketError(err, meter.bytes));
+    const onEnd = (): void => {
+      sawEnd = true;
+    };
+    const onSocketClose = (): void => {
+      if (!sawEnd) fail(socketError(undefined, meter.bytes));
+    };
+    if (signal.aborted) {
+      failure = aborted(signal, 0);
+      dest.end();
+      dest.once('finish', settle);
+      dest.once('error', settle);
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', onSocketError);
+    socket.on('end', onEnd);
+    socket.on('close', onSocketClose);
+    dest.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= new TransferError(err.message, err.code ?? 'EIO', meter.bytes, 'stream');
+      socket.unpipe(meter);
+      socket.pause();
+      settle();
+    });
+    dest.on('finish', settle);
+    socket.pipe(meter).pipe(dest);
+  });
+}
