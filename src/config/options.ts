@@ -60,9 +60,46 @@ export interface FtpServerOptions {
   closeGracePeriod?: number;
   /** A bunyan logger. Default: a logger that writes nothing. */
   logger?: Logger;
+  /** FTPS: certificate and key files. Without it, AUTH TLS is refused and FEAT does not offer it. */
+  tls?: TlsOptions;
+  /** Refuse USER/PASS on a plain control connection (pyftpdlib's tls_control_required). Default false. */
+  tlsControlRequired?: boolean;
+  /** Refuse transfers on plain data connections: PROT P required (pyftpdlib's tls_data_required). Default false. */
+  tlsDataRequired?: boolean;
+  /** Users the two policies above do not apply to ('anonymous' for anonymous logins). */
+  tlsExemptUsers?: string[];
+  /** A PROT P data connection must resume the control connection's TLS session (vsftpd's require_ssl_reuse). Default true. */
+  tlsRequireSessionReuse?: boolean;
+  /** Also listen for implicit FTPS (TLS from the first byte, port-990 style) on this port. 0 picks a free port. */
+  implicitTlsPort?: number;
+  /** Seconds a TLS handshake may take. Default 10. */
+  tlsHandshakeTimeout?: number;
 }
 
-export type ResolvedOptions = Readonly<Required<Omit<FtpServerOptions, 'passivePorts' | 'masqueradeAddress' | 'logger' | 'fileSystem'>>> & {
+/** Certificate material for FTPS, read from files at start and on reloadCertificates(). */
+export interface TlsOptions {
+  /** PEM certificate (with its chain after it, if any). */
+  certFile: string;
+  /** PEM private key. */
+  keyFile: string;
+  /** PEM CA bundle to verify client certificates against; setting it asks clients for a certificate. */
+  caFile?: string;
+  /** Refuse clients without a valid certificate (with caFile). Default false. */
+  requireClientCert?: boolean;
+  /** Default 'TLSv1.2'. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** Default 'TLSv1.3'. */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults). */
+  ciphers?: string;
+}
+
+export type ResolvedOptions = Readonly<
+  Required<Omit<FtpServerOptions, 'passivePorts' | 'masqueradeAddress' | 'logger' | 'fileSystem' | 'tls' | 'implicitTlsPort' | 'tlsExemptUsers'>>
+> & {
+  readonly tls: Readonly<TlsOptions> | null;
+  readonly implicitTlsPort: number | null;
+  readonly tlsExemptUsers: ReadonlySet<string>;
   readonly passivePorts: readonly [number, number] | null;
   readonly masqueradeAddress: string | null;
   readonly fileSystem: FileSystemFactory | null;
@@ -90,6 +127,10 @@ export const DEFAULTS = {
   readLimit: 0,
   writeLimit: 0,
   closeGracePeriod: 10,
+  tlsControlRequired: false,
+  tlsDataRequired: false,
+  tlsRequireSessionReuse: true,
+  tlsHandshakeTimeout: 10,
 };
 
 const KNOWN = new Set([
@@ -100,6 +141,9 @@ const KNOWN = new Set([
   'masqueradeAddress',
   'masqueradeAddressMap',
   'logger',
+  'tls',
+  'tlsExemptUsers',
+  'implicitTlsPort',
 ]);
 
 function int(key: string, v: unknown, min: number, max: number): number {
@@ -197,8 +241,47 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),
     closeGracePeriod: num('closeGracePeriod', o.closeGracePeriod, 0, 3600),
     logger: (o.logger as Logger | undefined) ?? null,
+    tls: o.tls === undefined ? null : checkTls(o.tls),
+    tlsControlRequired: bool('tlsControlRequired', o.tlsControlRequired),
+    tlsDataRequired: bool('tlsDataRequired', o.tlsDataRequired),
+    tlsExemptUsers: new Set(strList('tlsExemptUsers', o.tlsExemptUsers ?? [])),
+    tlsRequireSessionReuse: bool('tlsRequireSessionReuse', o.tlsRequireSessionReuse),
+    implicitTlsPort: o.implicitTlsPort === undefined ? null : int('implicitTlsPort', o.implicitTlsPort, 0, 65535),
+    tlsHandshakeTimeout: num('tlsHandshakeTimeout', o.tlsHandshakeTimeout, 0.01, 600),
   };
+  if (!resolved.tls) {
+    if (resolved.tlsControlRequired) throw new ConfigError('tlsControlRequired', 'needs the tls option (certificate and key)');
+    if (resolved.tlsDataRequired) throw new ConfigError('tlsDataRequired', 'needs the tls option (certificate and key)');
+    if (resolved.implicitTlsPort !== null) throw new ConfigError('implicitTlsPort', 'needs the tls option (certificate and key)');
+  }
   return Object.freeze(resolved);
+}
+
+function strList(key: string, v: unknown): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(key, 'expected a list of strings');
+  return v as string[];
+}
+
+function checkTls(v: unknown): TlsOptions {
+  if (!v || typeof v !== 'object') throw new ConfigError('tls', 'expected { certFile, keyFile, ... }');
+  const t = v as Record<string, unknown>;
+  const known = new Set(['certFile', 'keyFile', 'caFile', 'requireClientCert', 'minVersion', 'maxVersion', 'ciphers']);
+  for (const k of Object.keys(t)) if (!known.has(k)) throw new ConfigError(`tls.${k}`, 'unknown option');
+  const versions = ['TLSv1.2', 'TLSv1.3'];
+  const out: TlsOptions = { certFile: str('tls.certFile', t.certFile), keyFile: str('tls.keyFile', t.keyFile) };
+  if (t.caFile !== undefined) out.caFile = str('tls.caFile', t.caFile);
+  if (t.requireClientCert !== undefined) out.requireClientCert = bool('tls.requireClientCert', t.requireClientCert);
+  for (const k of ['minVersion', 'maxVersion'] as const) {
+    if (t[k] === undefined) continue;
+    if (!versions.includes(t[k] as string)) throw new ConfigError(`tls.${k}`, "expected 'TLSv1.2' or 'TLSv1.3'");
+    out[k] = t[k] as 'TLSv1.2' | 'TLSv1.3';
+  }
+  if (out.minVersion && out.maxVersion && versions.indexOf(out.minVersion) > versions.indexOf(out.maxVersion)) {
+    throw new ConfigError('tls.minVersion', 'expected minVersion <= maxVersion');
+  }
+  if (t.ciphers !== undefined) out.ciphers = str('tls.ciphers', t.ciphers);
+  if (out.requireClientCert && !out.caFile) throw new ConfigError('tls.requireClientCert', 'needs tls.caFile');
+  return Object.freeze(out);
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -7,7 +7,7 @@ const SIX_MONTHS_MS = 180 * 24 * 3600 * 1000;
 /** "drwxr-xr-x" from a stat. */
 export function modeString(st: FileStat): string {
   const m = st.mode;
-  const t = st.kind === 'dir' ? 'd' : st.kind === 'symlink' ? 'l' : st.kind === 'file' ? '-' : '?';
+  const t = st.kind === 'dir' ? 'd' : st.kind === 'symlink' ? 'l' : st.kind === 'file' ? '-' : otherTypeLetter(m);
   const bit = (mask: number, ch: string): string => (m & mask ? ch : '-');
   const special = (x: number, s: number, lower: string, upper: string): string =>
     m & s ? (m & x ? lower : upper) : m & x ? 'x' : '-';
@@ -17,6 +17,25 @@ export function modeString(st: FileStat): string {
     bit(0o040, 'r') + bit(0o020, 'w') + special(0o010, 0o2000, 's', 'S') +
     bit(0o004, 'r') + bit(0o002, 'w') + special(0o001, 0o1000, 't', 'T')
   );
+}
+
+/**
+ * `ls` letter of a FIFO, socket or device. Clients' LIST parsers (basic-ftp,
+ * FileZilla) drop or choke on lines whose first letter they do not know.
+ */
+function otherTypeLetter(mode: number): string {
+  switch (mode & 0o170000) {
+    case 0o010000:
+      return 'p';
+    case 0o140000:
+      return 's';
+    case 0o020000:
+      return 'c';
+    case 0o060000:
+      return 'b';
+    default:
+      return '?';
+  }
 }
 
 function pad2(n: number): string {
@@ -51,8 +70,11 @@ export function parseFtpTime(s: string): Date | null {
   const [y, mo, d, h, mi, se] = m.slice(1, 7).map(Number);
   const ms = m[7] ? Number(m[7].padEnd(3, '0')) : 0;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return null;
-  const date = new Date(Date.UTC(y, mo - 1, d, h, mi, se, ms));
-  if (date.getUTCDate() !== d) return null; // 20230231 and friends
+  // A leap second (RFC 3659 allows 60) is kept in its own minute; JS dates have no 23:59:60.
+  const date = new Date(Date.UTC(2000, mo - 1, d, h, mi, Math.min(se, 59), ms));
+  // Date.UTC takes years 0-99 as 19xx: set the year on its own.
+  date.setUTCFullYear(y, mo - 1, d);
+  if (date.getUTCDate() !== d || date.getUTCMonth() !== mo - 1) return null; // 20230231 and friends
   return date;
 }
 

@@ -3,12 +3,15 @@ import type { ResolvedOptions } from '../config/options';
 import type { PortPool } from './data/ports';
 import type { TransferPath, TransferRequest, TransferResult } from './data/transfer';
 import type { Session, TransferInfo } from './session';
+import type { TlsManager } from './tls';
 
 /** What a session needs from its server: options, shared pools, the engines, and event sinks. */
 export interface ServerContext {
   readonly options: ResolvedOptions;
   readonly log: Logger;
   readonly portPool: PortPool | null;
+  /** TLS material, when FTPS is configured. */
+  readonly tls: TlsManager | null;
   readonly defaultMlstFacts: readonly string[];
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
   transfer(req: TransferRequest, onEngine: (path: TransferPath) => void): Promise<TransferResult>;

@@ -10,6 +10,7 @@ import { DEFAULT_MLST_FACTS } from './listing';
 import { formatReply } from './parser';
 import type { ServerContext } from './server-context';
 import { Session, type TransferInfo } from './session';
+import { TlsManager } from './tls';
 
 /** What events carry about the session that caused them. */
 export interface SessionInfo {
@@ -46,6 +47,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   readonly options: ResolvedOptions;
   readonly log: Logger;
   private readonly server: net.Server;
+  private readonly implicitServer: net.Server | null = null;
+  private readonly tls: TlsManager | null;
   private readonly sessions = new Set<Session>();
   private readonly perIp = new Map<string, number>();
   private readonly ctx: ServerContext;
@@ -57,7 +60,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.log = this.options.logger ?? bunyan.createLogger({ name: 'ftpdlib', streams: [] });
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
     const useNative = this.options.useSendfile;
+    this.tls = this.options.tls ? new TlsManager(this.options.tls) : null;
     this.ctx = {
+      tls: this.tls,
       options: this.options,
       log: this.log,
       portPool: pool,
@@ -74,7 +79,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         this.emit(name, i.path, i, info(s));
       },
     };
-    this.server = net.createServer({ noDelay: this.options.tcpNoDelay }, (socket) => this.onConnection(socket));
+    this.server = net.createServer({ noDelay: this.options.tcpNoDelay }, (socket) => this.onConnection(socket, false));
+    if (this.options.implicitTlsPort !== null) {
+      this.implicitServer = net.createServer({ noDelay: this.options.tcpNoDelay }, (socket) => this.onConnection(socket, true));
+    }
   }
 
   /** Number of open control connections. */
@@ -85,12 +93,15 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   /** Start listening. With host '::' both IPv6 and IPv4 clients are served (dual stack). */
   async listen(): Promise<net.AddressInfo> {
     const { host, port } = this.options;
-    try {
-      await this.listenOn(host, port);
-    } catch (err) {
-      // A machine without IPv6 cannot bind '::'; fall back to every IPv4 address.
-      if (host === '::' && (err as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') await this.listenOn('0.0.0.0', port);
-      else throw err;
+    await this.listenOn(this.server, host, port);
+    if (this.implicitServer) {
+      try {
+        await this.listenOn(this.implicitServer, host, this.options.implicitTlsPort!);
+      } catch (err) {
+        this.server.close();
+        throw err;
+      }
+      this.implicitServer.on('error', (err) => this.log.error({ err }, 'implicit TLS listener error'));
     }
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
     const addr = this.address();
@@ -103,24 +114,46 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     return addr;
   }
 
-  private listenOn(host: string, port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      this.server.once('error', onError);
-      this.server.listen({ host, port }, () => {
-        this.server.off('error', onError);
-        resolve();
+  private async listenOn(server: net.Server, host: string, port: number): Promise<void> {
+    const once = (h: string): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const onError = (err: Error): void => reject(err);
+        server.once('error', onError);
+        server.listen({ host: h, port }, () => {
+          server.off('error', onError);
+          resolve();
+        });
       });
-    });
+    try {
+      await once(host);
+    } catch (err) {
+      // A machine without IPv6 cannot bind '::'; fall back to every IPv4 address.
+      if (host === '::' && (err as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') await once('0.0.0.0');
+      else throw err;
+    }
   }
 
+  /** The control listener's address. */
   address(): net.AddressInfo {
     const a = this.server.address();
     if (!a || typeof a === 'string') throw new Error('server is not listening');
     return a;
   }
 
-  private onConnection(socket: net.Socket): void {
+  /** The implicit-FTPS listener's address (with the implicitTlsPort option), or null. */
+  implicitAddress(): net.AddressInfo | null {
+    const a = this.implicitServer?.address();
+    return a && typeof a !== 'string' ? a : null;
+  }
+
+  /** Read the certificate, key and CA files again; new handshakes use them, running sessions keep theirs. */
+  reloadCertificates(): void {
+    if (!this.tls) throw new Error('TLS is not configured');
+    this.tls.reload();
+    this.log.info('certificates reloaded');
+  }
+
+  private onConnection(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', () => {});
     const ip = socket.remoteAddress ?? '';
     const o = this.options;
@@ -128,7 +161,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       socket.end(formatReply(421, 'Server shutting down.'));
       return;
     }
-    if (this.sessions.size >= o.maxConnections) {
+    if (this.sessions.size + this.pendingHandshakes >= o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
       socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
       return;
@@ -140,18 +173,49 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       return;
     }
     this.perIp.set(ip, n + 1);
-    const session = new Session(this.ctx, socket);
+    if (!implicitTls) {
+      this.startSession(socket, false);
+      return;
+    }
+    // Implicit FTPS: the handshake comes first; the connection counts against the limits meanwhile.
+    this.pendingHandshakes++;
+    this.tls!.accept(socket, this.options.tlsHandshakeTimeout * 1000).then(
+      (s) => {
+        this.pendingHandshakes--;
+        if (this.closing) {
+          s.destroy();
+          this.release(ip);
+          return;
+        }
+        this.startSession(s, true);
+      },
+      (err) => {
+        this.pendingHandshakes--;
+        this.release(ip);
+        this.log.info({ err, remote: ip }, 'implicit TLS handshake failed');
+      },
+    );
+  }
+
+  private pendingHandshakes = 0;
+
+  private startSession(socket: net.Socket, implicitTls: boolean): void {
+    const session = new Session(this.ctx, socket, implicitTls);
     this.sessions.add(session);
-    session.log.info('connected');
+    session.log.info({ implicitTls }, 'connected');
     this.emit('connect', info(session));
     session.start();
   }
 
+  private release(ip: string): void {
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+  }
+
   private onSessionClosed(s: Session): void {
     if (!this.sessions.delete(s)) return;
-    const n = (this.perIp.get(s.remoteAddress) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(s.remoteAddress);
-    else this.perIp.set(s.remoteAddress, n);
+    this.release(s.remoteAddress);
     s.log.info('disconnected');
     this.emit('disconnect', info(s));
   }
@@ -166,7 +230,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   private async drain(): Promise<void> {
-    const listenerClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const listenerClosed = Promise.all(
+      [this.server, this.implicitServer].map((srv) => (srv ? new Promise<void>((resolve) => srv.close(() => resolve())) : undefined)),
+    );
     const deadline = Date.now() + this.options.closeGracePeriod * 1000;
     while ([...this.sessions].some((s) => s.transfer) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));

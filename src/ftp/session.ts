@@ -1,4 +1,5 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type Logger from 'bunyan';
 import type { ResolvedOptions } from '../config/options';
 import type { FileSystem, FileHandle } from '../fs/types';
@@ -83,10 +84,29 @@ export class Session {
   private readPaused = false;
   private readonly closeWaiters: Array<() => void> = [];
 
+  /** The control connection: the TCP socket, or the TLS socket over it after AUTH TLS. */
+  private control: net.Socket;
+  /** The control connection is TLS (AUTH TLS done, or implicit FTPS). */
+  secure = false;
+  /** PBSZ 0 received on a secure control connection. */
+  pbsz = false;
+  /** Data channel protection: C (clear) or P (private, TLS). */
+  prot: 'C' | 'P' = 'C';
+  /** AUTH TLS accepted and the handshake not done yet: input is held. */
+  private tlsPending = false;
+  private firstChunk = true;
+
   constructor(
     readonly ctx: ServerContext,
-    readonly socket: net.Socket,
+    socket: net.Socket,
+    implicitTls = false,
   ) {
+    this.control = socket;
+    if (implicitTls) {
+      this.secure = true;
+      this.pbsz = true;
+      this.prot = 'P';
+    }
     this.id = nextId++;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
@@ -98,6 +118,11 @@ export class Session {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
     socket.on('close', () => this.onClose());
+  }
+
+  /** The control socket (TLS after AUTH TLS). */
+  get socket(): net.Socket {
+    return this.control;
   }
 
   get options(): ResolvedOptions {
@@ -121,7 +146,7 @@ export class Session {
   reply(code: number, text: string | readonly string[]): void {
     this.lastReplyCode = code;
     if (this.closed || this.socket.destroyed) return;
-    this.socket.write(formatReply(code, text), this.options.encoding === 'latin1' ? 'latin1' : 'utf8');
+    this.control.write(formatReply(code, text), this.options.encoding === 'latin1' ? 'latin1' : 'utf8');
   }
 
   /** Reply, then close the control connection once the reply is flushed. */
@@ -133,6 +158,16 @@ export class Session {
   // ---- input ---------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    if (this.tlsPending) return; // bytes sent after AUTH TLS in the same packet: never commands
+    if (this.firstChunk) {
+      this.firstChunk = false;
+      // A TLS ClientHello (handshake record 0x16 0x03) on the plain port: the client wanted implicit FTPS.
+      if (!this.secure && chunk.length >= 2 && chunk[0] === 0x16 && chunk[1] === 0x03) {
+        this.log.info('TLS handshake on a plain control connection');
+        this.replyAndClose(500, 'This port speaks plain FTP; use AUTH TLS, or the implicit FTPS port.');
+        return;
+      }
+    }
     let events: FrameEvent[];
     try {
       events = this.framer.push(chunk);
@@ -142,7 +177,11 @@ export class Session {
       this.replyAndClose(500, 'Internal error.');
       return;
     }
-    for (const ev of events) this.onEvent(ev);
+    for (const ev of events) {
+      this.onEvent(ev);
+      // Nothing after AUTH TLS in the same read is trusted: it would run inside TLS unprotected.
+      if (this.tlsPending) break;
+    }
   }
 
   private onEvent(ev: FrameEvent): void {
@@ -155,6 +194,11 @@ export class Session {
       return;
     } else {
       this.queue.push(ev);
+      if (ev.verb === 'AUTH' && this.ctx.tls && !this.secure) {
+        // Hold all further input (the ClientHello) for the TLS socket.
+        this.tlsPending = true;
+        this.control.pause();
+      }
     }
     if (this.queue.length > MAX_QUEUED && !this.readPaused) {
       this.readPaused = true;
@@ -171,7 +215,7 @@ export class Session {
         const ev = this.queue.shift()!;
         if (this.readPaused && this.queue.length < MAX_QUEUED / 2) {
           this.readPaused = false;
-          this.socket.resume();
+          if (!this.tlsPending) this.control.resume();
         }
         const framingError = (ev as CommandEvent & { error?: { code: number; reason: string } }).error;
         if (framingError) {
@@ -204,6 +248,71 @@ export class Session {
       'command',
     );
     this.touch();
+  }
+
+  // ---- TLS -------------------------------------------------------------------
+
+  /**
+   * AUTH TLS: reply 234 in clear, then run the handshake on the same socket.
+   * Any bytes that followed AUTH in the same read were dropped by onData.
+   */
+  async upgradeControl(): Promise<void> {
+    const tlsm = this.ctx.tls!;
+    const raw = this.control;
+    raw.removeAllListeners('data');
+    this.framer.reset();
+    this.reply(234, 'AUTH TLS successful.');
+    try {
+      const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
+      this.control = s;
+      this.secure = true;
+      s.on('data', (chunk: Buffer) => this.onData(chunk));
+      s.on('error', (err) => this.log.debug({ err }, 'control connection error'));
+      s.on('close', () => this.onClose());
+      this.log.info({ protocol: s.getProtocol(), cipher: s.getCipher()?.name }, 'control connection secured');
+    } catch (err) {
+      this.log.info({ err }, 'control TLS handshake failed');
+      this.destroy();
+    } finally {
+      this.tlsPending = false;
+    }
+  }
+
+  /** Called by AUTH when it refuses: release the input held for a handshake. */
+  cancelTlsPending(): void {
+    if (!this.tlsPending) return;
+    this.tlsPending = false;
+    if (!this.readPaused) this.control.resume();
+  }
+
+  /** Whether the TLS policies exempt this user name. */
+  tlsExempt(user: string | null): boolean {
+    return user !== null && this.options.tlsExemptUsers.has(user);
+  }
+
+  /**
+   * Make a data socket ready per PROT: as is for C; for P a TLS handshake
+   * (started as soon as the connection arrives, since clients begin it before
+   * sending RETR/STOR) and, by default, proof that it resumed our session.
+   */
+  async prepareDataSocket(raw: net.Socket): Promise<net.Socket> {
+    if (this.prot !== 'P') return raw;
+    const tlsm = this.ctx.tls;
+    if (!tlsm) throw new FtpError(522, 'TLS is not available.');
+    let s: tls.TLSSocket;
+    try {
+      s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
+    } catch (err) {
+      this.log.info({ err }, 'data TLS handshake failed');
+      throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');
+    }
+    if (this.options.tlsRequireSessionReuse && !s.isSessionReused()) {
+      s.destroy();
+      this.log.warn('data connection did not resume the control TLS session');
+      throw new FtpError(522, 'TLS session of the data connection must resume the control connection session.');
+    }
+    s.on('error', () => {});
+    return s;
   }
 
   // ---- timers --------------------------------------------------------------
@@ -291,6 +400,9 @@ export class Session {
     let socket: net.Socket | null = null;
     try {
       if (!channel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
+      if (this.options.tlsDataRequired && this.prot !== 'P' && !this.tlsExempt(this.user)) {
+        throw new FtpError(522, 'SSL/TLS required on the data channel: use PROT P.');
+      }
       if (abort.signal.aborted) throw new TransferError('Transfer aborted.', 'FTPD_ERR_ABORTED', 0, 'stream');
       this.transfer = t;
       this.touch();
@@ -306,7 +418,7 @@ export class Session {
         {
           direction: opts.direction,
           socket,
-          tls: false,
+          tls: socket instanceof tls.TLSSocket,
           handle: opts.handle,
           ascii: opts.ascii,
           signal: abort.signal,
@@ -450,7 +562,11 @@ export class Session {
     this.logout();
   }
 
+  private closeHandled = false;
+
   private onClose(): void {
+    if (this.closeHandled) return;
+    this.closeHandled = true;
     this.shutdown();
     this.ctx.onSessionClosed(this);
     for (const w of this.closeWaiters.splice(0)) w();

@@ -168,11 +168,9 @@ function send(req: TransferRequest): Promise<TransferResult> {
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
     src.on('error', (err: NodeJS.ErrnoException) => finish(new TransferError(err.message, err.code ?? 'EIO', meter.bytes, 'stream')));
-    meter.on('end', () => {
-      // Everything is queued on the socket; wait until it has been handed to the kernel.
-      if (socket.writableLength === 0) finish();
-      else socket.once('drain', () => finish());
-    });
+    // Every byte is queued on the socket; the caller's end() flushes them before the FIN
+    // (waiting for 'drain' here would hang: it only fires after a write returned false).
+    meter.on('end', () => finish());
     src.pipe(meter).pipe(socket, { end: false });
   });
 }

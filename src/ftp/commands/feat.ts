@@ -8,8 +8,10 @@ export const feat: CommandDescriptor = {
   arg: 'none',
   handle({ session }) {
     const facts = MLST_FACTS.map((f) => (session.mlstFacts.has(f) ? `${f}*;` : `${f};`)).join('');
+    const tls = session.ctx.tls ? [' AUTH TLS', ' AUTH SSL', ' PBSZ', ' PROT'] : [];
     const lines = [
       'Features supported:',
+      ...tls,
       ' CLNT',
       ' EPRT',
       ' EPSV',

@@ -3,6 +3,8 @@ import { abor } from './abor';
 import { acct } from './acct';
 import { allo } from './allo';
 import { appe } from './appe';
+import { auth } from './auth';
+import { ccc } from './ccc';
 import { cdup } from './cdup';
 import { clnt } from './clnt';
 import { cwd } from './cwd';
@@ -22,6 +24,8 @@ import { nlst } from './nlst';
 import { noop } from './noop';
 import { opts } from './opts';
 import { pass } from './pass';
+import { pbsz } from './pbsz';
+import { prot } from './prot';
 import { pasv } from './pasv';
 import { port } from './port';
 import { pwd } from './pwd';
@@ -43,8 +47,8 @@ import { type } from './type';
 import { user } from './user';
 
 export const ALL: readonly CommandDescriptor[] = [
-  abor, acct, allo, appe, cdup, clnt, cwd, dele, eprt, epsv, feat, help, list, mdtm, mfmt, mkd, mlsd, mlst,
-  mode, nlst, noop, opts, pass, pasv, port, pwd, quit, rein, rest, retr, rmd, rnfr, rnto, site, size, stat,
+  abor, acct, allo, appe, auth, ccc, cdup, clnt, cwd, dele, eprt, epsv, feat, help, list, mdtm, mfmt, mkd, mlsd, mlst,
+  mode, nlst, noop, opts, pass, pasv, pbsz, port, prot, pwd, quit, rein, rest, retr, rmd, rnfr, rnto, site, size, stat,
   stor, stou, stru, syst, type, user,
 ];
 

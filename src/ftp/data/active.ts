@@ -8,7 +8,8 @@ export interface ActiveOptions {
   /** Connect from the control connection's local address. */
   localAddress: string;
   connectTimeoutMs: number;
-  onSocket?: (socket: net.Socket) => void;
+  /** Makes the connected socket ready (the TLS handshake under PROT P). */
+  prepare: (socket: net.Socket) => Promise<net.Socket>;
 }
 
 /**
@@ -47,8 +48,7 @@ export class ActiveChannel implements DataChannel {
           s.destroy();
           reject(err);
         } else {
-          this.opts.onSocket?.(s);
-          resolve(s);
+          this.opts.prepare(s).then(resolve, reject);
         }
       };
       const onConnect = (): void => done(null);

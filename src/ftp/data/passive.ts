@@ -13,8 +13,12 @@ export interface PassiveOptions {
   connectTimeoutMs: number;
   pool: PortPool | null;
   log: Logger;
-  /** Called for every accepted data socket (e.g. for TCP tuning). */
-  onSocket?: (socket: net.Socket) => void;
+  /**
+   * Makes an accepted socket ready (the TLS handshake under PROT P). Called as
+   * soon as the connection arrives, not when the transfer command comes:
+   * clients start the handshake before they send RETR/STOR.
+   */
+  prepare: (socket: net.Socket) => Promise<net.Socket>;
 }
 
 /**
@@ -24,7 +28,8 @@ export interface PassiveOptions {
 export class PassiveChannel implements DataChannel {
   readonly kind = 'passive';
   private socket: net.Socket | null = null;
-  private waiter: ((s: net.Socket) => void) | null = null;
+  private ready: Promise<net.Socket> | null = null;
+  private waiter: ((ready: Promise<net.Socket>) => void) | null = null;
   private closed = false;
 
   private constructor(
@@ -63,22 +68,22 @@ export class PassiveChannel implements DataChannel {
       return;
     }
     this.socket = s;
-    this.opts.onSocket?.(s);
+    this.ready = this.opts.prepare(s);
+    this.ready.catch(() => {}); // reported through open()
     // One connection per channel: stop listening, which also frees the port.
-    this.server.close();
-    if (this.waiter) this.waiter(s);
+    this.stopListening();
+    if (this.waiter) this.waiter(this.ready);
   }
 
   open(signal: AbortSignal): Promise<net.Socket> {
-    if (this.socket) return Promise.resolve(this.socket);
     if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
-      const done = (err: Error | null, s?: net.Socket): void => {
+      const done = (err: Error | null, ready?: Promise<net.Socket>): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.waiter = null;
         if (err) reject(err);
-        else resolve(s!);
+        else ready!.then(resolve, reject);
       };
       const timer = setTimeout(() => {
         this.close();
@@ -86,14 +91,22 @@ export class PassiveChannel implements DataChannel {
       }, this.opts.connectTimeoutMs);
       const onAbort = (): void => done(new FtpError(425, "Can't open data connection: aborted."));
       signal.addEventListener('abort', onAbort, { once: true });
-      this.waiter = (s) => done(null, s);
+      if (this.ready) done(null, this.ready);
+      else this.waiter = (r) => done(null, r);
     });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.server.close();
+    this.stopListening();
     this.socket?.destroy();
+    this.ready?.then((s) => s.destroy(), () => {});
+  }
+
+  /** Close the listener and hand its port back to the pool at once: the next PASV may need it. */
+  private stopListening(): void {
+    if (this.server.listening) this.server.close();
+    this.opts.pool?.release(this.port, this.server);
   }
 }

@@ -5,9 +5,14 @@ import * as net from 'node:net';
  * point of the range (so two servers, or two restarts, do not fight over the
  * same first port), tracks which ports its own listeners hold, and gets every
  * port back when a listener closes, so the range cannot leak.
+ *
+ * A port is free again as soon as its listener stops listening (`release`):
+ * a data connection accepted on it does not hold it, and neither does the
+ * listener's 'close' event, which waits for that connection to end.
  */
 export class PortPool {
-  private readonly inUse = new Set<number>();
+  /** Port → the listener holding it. */
+  private readonly inUse = new Map<number, net.Server>();
   private next: number;
 
   constructor(
@@ -35,15 +40,24 @@ export class PortPool {
       const port = this.next;
       this.next = port === this.last ? this.first : port + 1;
       if (this.inUse.has(port)) continue;
-      this.inUse.add(port);
+      this.inUse.set(port, server);
       const ok = await tryListen(server, host, port);
       if (ok) {
-        server.once('close', () => this.inUse.delete(port));
+        server.once('close', () => this.release(port, server));
         return port;
       }
       this.inUse.delete(port);
     }
     return null;
+  }
+
+  /**
+   * Give `port` back once `server` no longer listens on it. Only the listener
+   * that holds the port can release it, so a late 'close' of an old listener
+   * never frees a port a newer one has taken meanwhile.
+   */
+  release(port: number, server: net.Server): void {
+    if (this.inUse.get(port) === server) this.inUse.delete(port);
   }
 }
 

@@ -16,6 +16,7 @@ export async function openPassive(session: Session): Promise<PassiveChannel> {
     connectTimeoutMs: o.dataConnectTimeout * 1000,
     pool: session.ctx.portPool,
     log: session.log,
+    prepare: (raw) => session.prepareDataSocket(raw),
   });
   if (!ch) {
     session.log.warn('passive port range exhausted');
@@ -43,6 +44,12 @@ export function setActive(session: Session, host: string, port: number): void {
   }
   if (!o.permitPrivilegedPorts && port < 1024) throw new FtpError(501, 'Rejected data connection to a privileged port.');
   session.setDataChannel(
-    new ActiveChannel({ host, port, localAddress: session.localAddress, connectTimeoutMs: o.dataConnectTimeout * 1000 }),
+    new ActiveChannel({
+      host,
+      port,
+      localAddress: session.localAddress,
+      connectTimeoutMs: o.dataConnectTimeout * 1000,
+      prepare: (raw) => session.prepareDataSocket(raw),
+    }),
   );
 }
