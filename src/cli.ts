@@ -1,4 +1,5 @@
 // The daemon: argv, signals, exit codes. It builds the same FtpServer an embedder builds.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ const VERSION: string = (() => {
 const HELP = `Usage: ftpdlib [options]
        ftpdlib --demo
        ftpdlib hash-password            (reads a password on stdin, prints its scrypt hash)
+       ftpdlib make-cert DIR            (writes a self-signed cert.pem and key.pem for a first FTPS start)
 
 Serve a folder over FTP (pyftpdlib's command line, with the same flags).
 
@@ -34,6 +36,10 @@ Serve a folder over FTP (pyftpdlib's command line, with the same flags).
   -V, --verbose          log sessions, commands and transfers (info level)
       --demo             serve ./demo-root on 127.0.0.1:2121 as user demo, password demo, read-write
       --no-sendfile      move data over streams only (no zero-copy engine)
+      --tls-cert FILE    PEM certificate: enables FTPS (AUTH TLS); needs --tls-key
+      --tls-key FILE     PEM private key
+      --tls-required     refuse logins and transfers without TLS
+      --implicit-port N  also serve implicit FTPS on port N
   -v, --version          print the version
   -h, --help             this help
 
@@ -50,7 +56,33 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/** A self-signed certificate for a first FTPS start, made with the system's openssl. */
+export function makeCert(dir: string): { certFile: string; keyFile: string } {
+  fs.mkdirSync(dir, { recursive: true });
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '825',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1', '-keyout', keyFile, '-out', certFile],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  if (r.error || r.status !== 0) throw new Error(`openssl failed: ${r.error?.message ?? r.stderr.toString().trim()}`);
+  fs.chmodSync(keyFile, 0o600);
+  return { certFile, keyFile };
+}
+
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'make-cert') {
+    if (!argv[1]) fail(1, 'make-cert needs a folder');
+    try {
+      const { certFile, keyFile } = makeCert(path.resolve(argv[1]));
+      process.stdout.write(`wrote ${certFile} and ${keyFile}\n`);
+    } catch (err) {
+      fail(1, (err as Error).message);
+    }
+    return;
+  }
   if (argv[0] === 'hash-password') {
     const pw = await readStdin();
     if (!pw) fail(1, 'no password on standard input');
@@ -74,6 +106,10 @@ export async function main(argv: string[]): Promise<void> {
         verbose: { type: 'boolean', short: 'V' },
         demo: { type: 'boolean' },
         'no-sendfile': { type: 'boolean' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-required': { type: 'boolean' },
+        'implicit-port': { type: 'string' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -127,6 +163,23 @@ export async function main(argv: string[]): Promise<void> {
   } else {
     auth.addAnonymous(dir, { perm });
   }
+  let tlsFiles: { certFile: string; keyFile: string } | undefined;
+  if (args['tls-cert'] || args['tls-key']) {
+    if (!args['tls-cert'] || !args['tls-key']) fail(1, '--tls-cert and --tls-key go together');
+    tlsFiles = { certFile: path.resolve(args['tls-cert']), keyFile: path.resolve(args['tls-key']) };
+  } else if (demo) {
+    // The demo offers explicit FTPS with a self-signed certificate when openssl is there.
+    const dirTls = path.join(path.dirname(dir), '.demo-tls');
+    try {
+      tlsFiles = fs.existsSync(path.join(dirTls, 'cert.pem'))
+        ? { certFile: path.join(dirTls, 'cert.pem'), keyFile: path.join(dirTls, 'key.pem') }
+        : makeCert(dirTls);
+    } catch {
+      tlsFiles = undefined;
+    }
+  }
+  if ((args['tls-required'] || args['implicit-port']) && !tlsFiles) fail(1, '--tls-required and --implicit-port need --tls-cert and --tls-key');
+  const implicitPort = args['implicit-port'] !== undefined ? Number(args['implicit-port']) : undefined;
   const level = args.debug ? 'debug' : args.verbose ? 'info' : 'warn';
   const logger = bunyan.createLogger({ name: 'ftpdlib', level, serializers: bunyan.stdSerializers });
   let server: FtpServer;
@@ -138,6 +191,10 @@ export async function main(argv: string[]): Promise<void> {
       passivePorts,
       masqueradeAddress: args['nat-address'],
       useSendfile: !args['no-sendfile'],
+      tls: tlsFiles,
+      tlsControlRequired: args['tls-required'] === true,
+      tlsDataRequired: args['tls-required'] === true,
+      implicitTlsPort: implicitPort,
       logger,
     });
   } catch (err) {
@@ -151,7 +208,10 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(
       `ftpdlib ${VERSION} serving ${dir} on ftp://${host}:${addr.port}/ (${perm.length > 3 ? 'read-write' : 'read-only'})\n` +
         `log in as ${who}` +
+        (tlsFiles ? `\nFTPS: explicit (AUTH TLS) with ${tlsFiles.certFile}` : '') +
+        (server.implicitAddress() ? `; implicit on port ${server.implicitAddress()!.port}` : '') +
         (demo ? `\ntry: curl ftp://demo:demo@127.0.0.1:${addr.port}/` : '') +
+        (demo && tlsFiles ? `\n     curl --ssl-reqd -k ftp://demo:demo@127.0.0.1:${addr.port}/` : '') +
         '\n',
     );
   } catch (err) {

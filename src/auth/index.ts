@@ -16,3 +16,24 @@ export {
   type ScryptParams,
 } from './password';
 export { validatePerm, type PermOverride } from './perms';
+export { type AuthLogger } from './log';
+export { type UserProfile, type OverrideConfig } from './profile';
+export {
+  HtpasswdAuthorizer,
+  HtpasswdFormatError,
+  apr1Crypt,
+  parseHtpasswd,
+  parseHtpasswdHash,
+  type HtpasswdAuthorizerOptions,
+  type HtpasswdUserOptions,
+  type HtpasswdEntry,
+} from './htpasswd';
+export { PostgresAuthorizer, type PostgresAuthorizerOptions } from './postgres';
+export {
+  LockoutAuthorizer,
+  MemoryLockoutStore,
+  withLockout,
+  type LockoutOptions,
+  type LockoutRecord,
+  type LockoutStore,
+} from './lockout';

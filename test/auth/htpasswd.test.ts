@@ -1,0 +1,237 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import bcrypt from 'bcryptjs';
+import { HtpasswdAuthorizer, apr1Crypt, type AuthLogger } from '../../src/auth';
+import { READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
+
+const CLIENT = { address: '127.0.0.1', port: 40000 };
+
+function openssl(args: string[]): string {
+  try {
+    return execFileSync('openssl', args, { encoding: 'utf8' }).trim();
+  } catch (err) {
+    throw new Error(`openssl ${args.join(' ')} failed (is the openssl command installed?): ${(err as Error).message}`);
+  }
+}
+
+function tempDir(t: ExecutionContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-htpasswd-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Replace the file the way editors and htpasswd do: write a new one, rename it over. */
+function replaceFile(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+function recordingLogger(): AuthLogger & { records: Array<{ level: string; fields: Record<string, unknown>; msg?: string }> } {
+  const records: Array<{ level: string; fields: Record<string, unknown>; msg?: string }> = [];
+  const at = (level: string) => (fields: object, msg?: string) => records.push({ level, fields: fields as Record<string, unknown>, msg });
+  return { records, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+/** An authorizer over `text`, closed at teardown. */
+function make(t: ExecutionContext, text: string, extra: Partial<ConstructorParameters<typeof HtpasswdAuthorizer>[0]> = {}) {
+  const dir = tempDir(t);
+  const file = path.join(dir, '.htpasswd');
+  fs.writeFileSync(file, text);
+  const a = new HtpasswdAuthorizer({ file, defaultHome: () => dir, reloadDelay: 0.02, ...extra });
+  t.teardown(() => a.close());
+  return { a, file, dir };
+}
+
+/** Resolve at the first 'reload' after which `ready()` holds (a stray earlier reload is skipped). */
+async function reloadedUntil(a: HtpasswdAuthorizer, ready: () => Promise<boolean>): Promise<void> {
+  const signal = AbortSignal.timeout(5000);
+  for (;;) {
+    await once(a, 'reload', { signal });
+    if (await ready()) return;
+  }
+}
+
+const sha = (pw: string): string => `{SHA}${createHash('sha1').update(pw).digest('base64')}`;
+
+async function accepts(a: HtpasswdAuthorizer, user: string, pw: string): Promise<boolean> {
+  try {
+    await a.validateAuthentication(user, pw, CLIENT);
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'FTPD_ERR_AUTH') throw err;
+    return false;
+  }
+}
+
+registerLoginSuite(test, 'htpasswd', async (t, homes) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'users.htpasswd');
+  // reader: bcrypt as htpasswd -B writes it ($2y$); writer: apr1 (htpasswd -m).
+  const readerHash = bcrypt.hashSync('reader-pw', 4).replace(/^\$2b\$/, '$2y$');
+  fs.writeFileSync(file, `# test users\nreader:${readerHash}\nwriter:${apr1Crypt('writer-pw', 'w1s2a3l4')}\n`);
+  const a = new HtpasswdAuthorizer({
+    file,
+    users: { reader: { home: homes.reader, perm: READER_PERM, msgLogin: READER_MSG, overrides: [UPLOADS_OVERRIDE] } },
+    // writer has no entry in users: home and letters come from the defaults.
+    defaultHome: (user) => (user === 'writer' ? homes.writer : '/nonexistent'),
+    defaultPerm: WRITER_PERM,
+  });
+  t.teardown(() => a.close());
+  return { authorizer: a, reader: { name: 'reader', password: 'reader-pw' }, writer: { name: 'writer', password: 'writer-pw' } };
+});
+
+test('apr1Crypt gives what openssl passwd -apr1 gives', (t) => {
+  const cases: Array<[string, string]> = [
+    ['secret', 'abc'],
+    ['', 'emptypw1'],
+    ['x'.repeat(40), 's'],
+    ['pässwörd ✓', '12345678'],
+    ['sixteen-chars-pw', 'ab.cd/ef'],
+    ['long salt is cut', '0123456789'],
+  ];
+  for (const [pw, salt] of cases) {
+    t.is(apr1Crypt(pw, salt), openssl(['passwd', '-apr1', '-salt', salt, pw]), `${JSON.stringify(pw)} / ${salt}`);
+  }
+});
+
+test('each hash scheme logs in; plain text, DES, unknown schemes and absurd costs are refused and logged', async (t) => {
+  const bc = bcrypt.hashSync('bcrypt-pw', 4);
+  const log = recordingLogger();
+  const lines = [
+    `b2y:${bc.replace(/^\$2b\$/, '$2y$')}`,
+    `b2a:${bc.replace(/^\$2b\$/, '$2a$')}`,
+    `b2b:${bc}`,
+    `apr:${openssl(['passwd', '-apr1', '-salt', 'Zq9.x/Yw', 'apr-pw'])}`,
+    `sha:${sha('sha-pw')}`,
+    'plain:plain-pw',
+    'des:rl0uE4YXwLBMI',
+    `md5crypt:${openssl(['passwd', '-1', '-salt', 'abcdefgh', 'md5-pw'])}`,
+    `huge:${bc.replace(/^\$2b\$04\$/, '$2y$31$')}`,
+    `extra:${sha('extra-pw')}:a comment field`,
+  ];
+  const { a } = make(t, lines.join('\r\n') + '\r\n', { logger: log });
+  for (const u of ['b2y', 'b2a', 'b2b']) {
+    t.true(await accepts(a, u, 'bcrypt-pw'), u);
+    t.false(await accepts(a, u, 'bcrypt-pX'), u);
+  }
+  t.true(await accepts(a, 'apr', 'apr-pw'));
+  t.false(await accepts(a, 'apr', 'apr-pW'));
+  t.true(await accepts(a, 'sha', 'sha-pw'));
+  t.false(await accepts(a, 'sha', 'sha-p'));
+  t.true(await accepts(a, 'extra', 'extra-pw'));
+  t.false(await accepts(a, 'plain', 'plain-pw'));
+  t.false(await accepts(a, 'plain', ''));
+  t.false(await accepts(a, 'des', 'whatever'));
+  t.false(await accepts(a, 'md5crypt', 'md5-pw'));
+  t.false(await accepts(a, 'huge', 'bcrypt-pw'));
+  const refused = log.records.filter((r) => r.level === 'warn').map((r) => r.fields.user);
+  t.deepEqual(refused.sort(), ['des', 'huge', 'md5crypt', 'plain']);
+  t.true(a.hasUser('plain'));
+  t.false(a.hasUser('nobody'));
+});
+
+// Serial: it patches bcryptjs.compare, which no concurrent test must call meanwhile.
+test.serial('an unknown user, a refused entry and a wrong password each cost one bcrypt of the file’s cost', async (t) => {
+  const lines = ['a', 'b', 'c'].map((u) => `${u}:${bcrypt.hashSync('pw', 5)}`);
+  const { a } = make(t, [...lines, `s:${sha('pw')}`, 'p:plain'].join('\n'));
+  const lib = require('bcryptjs') as { compare: (pw: string, hash: string) => Promise<boolean> };
+  const original = lib.compare;
+  const costs: number[] = [];
+  lib.compare = (pw, hash) => {
+    costs.push(bcrypt.getRounds(hash));
+    return original(pw, hash);
+  };
+  try {
+    t.false(await accepts(a, 'a', 'wrong'));
+    t.false(await accepts(a, 'mallory', 'wrong'));
+    t.false(await accepts(a, 'p', 'plain'));
+  } finally {
+    lib.compare = original;
+  }
+  t.deepEqual(costs, [5, 5, 5]);
+});
+
+test('a file replaced by rename is reloaded (reload event), and an in-place rewrite too', async (t) => {
+  const { a, file } = make(t, `alice:${sha('old')}\n`);
+  t.true(await accepts(a, 'alice', 'old'));
+
+  const sizes: number[] = [];
+  a.on('reload', (info: { users: number }) => sizes.push(info.users));
+  let reloaded = reloadedUntil(a, () => accepts(a, 'alice', 'new'));
+  replaceFile(file, `alice:${sha('new')}\nbob:${apr1Crypt('bob-pw', 'bobsalt')}\n`);
+  await reloaded;
+  t.is(sizes[sizes.length - 1], 2);
+  t.false(await accepts(a, 'alice', 'old'));
+  t.true(await accepts(a, 'alice', 'new'));
+  t.true(await accepts(a, 'bob', 'bob-pw'));
+
+  // The first rename left the original inode behind: the new file must be watched too.
+  reloaded = reloadedUntil(a, () => accepts(a, 'alice', 'newer'));
+  fs.writeFileSync(file, `alice:${sha('newer')}\n`);
+  await reloaded;
+  t.is(a.size, 1);
+  t.false(await accepts(a, 'bob', 'bob-pw'));
+});
+
+test('a malformed file keeps the previous table and logs; fixing it reloads', async (t) => {
+  const log = recordingLogger();
+  const { a, file } = make(t, `alice:${sha('pw')}\n`, { logger: log });
+  const failed = once(a, 'reloadFailed', { signal: AbortSignal.timeout(5000) });
+  replaceFile(file, `alice:${sha('other')}\nthis line has no colon\n`);
+  const [err] = await failed;
+  t.is((err as { code?: string }).code, 'FTPD_ERR_HTPASSWD');
+  t.true(await accepts(a, 'alice', 'pw'));
+  t.false(await accepts(a, 'alice', 'other'));
+  t.true(log.records.some((r) => r.level === 'error' && r.fields.err === err));
+
+  const reloaded = reloadedUntil(a, () => accepts(a, 'alice', 'other'));
+  replaceFile(file, `alice:${sha('other')}\n`);
+  await reloaded;
+  t.pass();
+});
+
+test('reload() on demand: true when the new table is in force, false (old kept) for a bad or missing file', async (t) => {
+  const { a, file } = make(t, `alice:${sha('pw')}\n`, { watch: false });
+  fs.writeFileSync(file, `alice:${sha('pw2')}\n`);
+  t.true(await a.reload());
+  t.true(await accepts(a, 'alice', 'pw2'));
+  fs.writeFileSync(file, `alice:${sha('x')}\nalice:${sha('y')}\n`);
+  t.false(await a.reload(), 'a user named twice is malformed');
+  fs.rmSync(file);
+  t.false(await a.reload());
+  t.true(await accepts(a, 'alice', 'pw2'));
+});
+
+test('options are checked: a missing or malformed file at start, a relative home, a bad letter', (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'h');
+  const keyOf = (fn: () => unknown): unknown => (t.throws(fn) as { key?: string }).key;
+  t.is(keyOf(() => new HtpasswdAuthorizer({ file })), 'file');
+  fs.writeFileSync(file, ':nouser\n');
+  t.is(keyOf(() => new HtpasswdAuthorizer({ file, watch: false })), 'file');
+  fs.writeFileSync(file, '');
+  t.is(keyOf(() => new HtpasswdAuthorizer({ file, watch: false, users: { u: { home: 'rel' } } })), 'users.u.home');
+  t.is(keyOf(() => new HtpasswdAuthorizer({ file, watch: false, users: { u: { home: '/h', perm: 'rwx' } } })), 'users.u.perm');
+  t.is(keyOf(() => new HtpasswdAuthorizer({ file, watch: false, defaultPerm: 'z' })), 'defaultPerm');
+});
+
+test('a user in the file without a home cannot log in, and the getters answer for configured users only', async (t) => {
+  const { a } = make(t, `homeless:${sha('pw')}\nhere:${sha('pw')}\n`, {
+    defaultHome: undefined,
+    users: { here: { home: '/srv/here', perm: 'elrw', overrides: [{ path: '/ro/', perm: 'el', recursive: true }] } },
+  });
+  t.false(await accepts(a, 'homeless', 'pw'));
+  t.true(await accepts(a, 'here', 'pw'));
+  t.is(a.getHomeDir('here'), '/srv/here');
+  t.is(a.getPerms('here'), 'elrw');
+  t.true(a.hasPerm('here', 'w', '/x'));
+  t.false(a.hasPerm('here', 'w', '/ro/deep/x'));
+  t.is(a.getPerms('homeless'), '');
+  t.throws(() => a.getHomeDir('homeless'), { instanceOf: Error, message: /Unknown user/ });
+});

@@ -1,0 +1,178 @@
+import * as os from 'node:os';
+import test from 'ava';
+import {
+  AuthenticationFailedError,
+  AuthorizerUnavailableError,
+  MemoryLockoutStore,
+  VirtualAuthorizer,
+  withLockout,
+  type Authorizer,
+  type LockoutOptions,
+} from '../../src/auth';
+import { LineClient } from '../helpers/line-client';
+import { startServer } from '../helpers/server';
+
+/** Accepts alice/right; counts the password checks it was asked for. */
+function stub(): Authorizer & { checks: number; down: boolean } {
+  const a = {
+    checks: 0,
+    down: false,
+    async validateAuthentication(user: string, password: string): Promise<void> {
+      a.checks++;
+      if (a.down) throw new AuthorizerUnavailableError();
+      if (user !== 'alice' || password !== 'right') throw new AuthenticationFailedError();
+    },
+    getHomeDir: () => '/srv/alice',
+    hasPerm: () => true,
+    getPerms: () => 'elr',
+    getMsgLogin: () => 'hi',
+    getMsgQuit: () => 'bye',
+  };
+  return a;
+}
+
+/** A lockout on a fake clock whose sleeps are recorded and advance the clock. */
+function harness(opts: LockoutOptions = {}) {
+  const inner = stub();
+  const clock = { now: 1_000_000 };
+  const sleeps: number[] = [];
+  const store = new MemoryLockoutStore(opts.maxEntries ?? 10000, 3_600_000);
+  const auth = withLockout(inner, {
+    clock: () => clock.now,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      clock.now += ms;
+    },
+    store,
+    ...opts,
+  });
+  const attempt = async (user: string, password: string, address = '192.0.2.1'): Promise<'ok' | 'refused'> => {
+    try {
+      await auth.validateAuthentication(user, password, { address, port: 1234 });
+      return 'ok';
+    } catch (err) {
+      if (err instanceof AuthenticationFailedError) return 'refused';
+      throw err;
+    }
+  };
+  return { inner, clock, sleeps, store, auth, attempt };
+}
+
+test('delays grow exponentially from delayBase and stop at delayMax', async (t) => {
+  const h = harness({ maxFailures: 100, delayBase: 0.5, delayMax: 3 });
+  for (let i = 0; i < 7; i++) t.is(await h.attempt('alice', 'wrong'), 'refused');
+  // No wait before the first attempt; then 0.5, 1, 2 s, capped at 3 s.
+  t.deepEqual(h.sleeps, [500, 1000, 2000, 3000, 3000, 3000]);
+  for (let i = 1; i < h.sleeps.length; i++) t.true(h.sleeps[i] >= h.sleeps[i - 1]);
+  // The wait comes before the check, so a correct password after failures waits too.
+  t.is(await h.attempt('alice', 'right'), 'ok');
+  t.is(h.sleeps[h.sleeps.length - 1], 3000);
+});
+
+test('after maxFailures the key is banned: refused without a password check, after the same delay; the ban ends', async (t) => {
+  const h = harness({ maxFailures: 3, banSeconds: 900, delayBase: 1, delayMax: 10 });
+  for (let i = 0; i < 3; i++) await h.attempt('alice', 'wrong');
+  t.is(h.inner.checks, 3);
+  const before = h.sleeps.length;
+  t.is(await h.attempt('alice', 'right'), 'refused');
+  t.is(h.inner.checks, 3, 'the password was not checked');
+  t.is(h.sleeps.length, before + 1, 'a banned attempt waits too');
+  t.is(h.sleeps[h.sleeps.length - 1], h.auth.delayFor(3));
+  // Another address, same user name: the user key is banned as well.
+  t.is(await h.attempt('alice', 'right', '198.51.100.9'), 'refused');
+  t.is(h.inner.checks, 3);
+
+  h.clock.now += 900_000;
+  t.is(await h.attempt('alice', 'right'), 'ok');
+  t.is(h.inner.checks, 4);
+});
+
+test('a successful login resets the counts of its address and user name', async (t) => {
+  const h = harness({ maxFailures: 3 });
+  await h.attempt('alice', 'wrong');
+  await h.attempt('alice', 'wrong');
+  t.is(await h.attempt('alice', 'right'), 'ok');
+  const before = h.sleeps.length;
+  t.is(await h.attempt('alice', 'wrong'), 'refused');
+  t.is(h.sleeps.length, before, 'no wait: the count started over');
+  await h.attempt('alice', 'wrong');
+  t.is(await h.attempt('alice', 'right'), 'ok', 'two failures since the reset: not banned');
+});
+
+test('failures outside the window are forgotten', async (t) => {
+  const h = harness({ maxFailures: 3, window: 60, delayBase: 0 });
+  await h.attempt('alice', 'wrong');
+  await h.attempt('alice', 'wrong');
+  h.clock.now += 61_000;
+  await h.attempt('alice', 'wrong');
+  t.is(await h.attempt('alice', 'right'), 'ok');
+});
+
+test('an unavailable authorizer is passed through and not counted', async (t) => {
+  const h = harness({ maxFailures: 2 });
+  h.inner.down = true;
+  for (let i = 0; i < 4; i++) {
+    await t.throwsAsync(h.attempt('alice', 'wrong'), { instanceOf: AuthorizerUnavailableError });
+  }
+  h.inner.down = false;
+  t.deepEqual(h.sleeps, []);
+  t.is(await h.attempt('alice', 'right'), 'ok');
+});
+
+test("keys: 'address' bans addresses only, so one user's name cannot be locked by others", async (t) => {
+  const h = harness({ maxFailures: 2, keys: 'address' });
+  await h.attempt('alice', 'wrong', '203.0.113.1');
+  await h.attempt('alice', 'wrong', '203.0.113.1');
+  t.is(await h.attempt('alice', 'right', '203.0.113.1'), 'refused');
+  t.is(await h.attempt('alice', 'right', '203.0.113.2'), 'ok');
+});
+
+test('memory is bounded: cycling user names and addresses keeps at most maxEntries keys', async (t) => {
+  const h = harness({ maxFailures: 5000, maxEntries: 50, delayBase: 0 });
+  // One address cycling through user names: its own key is touched every time and survives.
+  for (let i = 0; i < 1000; i++) await h.attempt(`user${i}`, 'wrong', '192.0.2.66');
+  t.true(h.store.size <= 50, `${h.store.size} keys`);
+  t.is(h.store.get('addr:192.0.2.66', h.clock.now)?.failures, 1000);
+  // Many addresses and names: still bounded.
+  for (let i = 0; i < 1000; i++) await h.attempt(`name${i}`, 'wrong', `10.0.${i >> 8}.${i & 255}`);
+  t.true(h.store.size <= 50, `${h.store.size} keys`);
+});
+
+test('bans and delays are logged', async (t) => {
+  const records: Array<{ level: string; msg?: string; fields: Record<string, unknown> }> = [];
+  const at = (level: string) => (fields: object, msg?: string) => records.push({ level, msg, fields: fields as Record<string, unknown> });
+  const h = harness({ maxFailures: 2, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } });
+  await h.attempt('alice', 'wrong');
+  await h.attempt('alice', 'wrong');
+  await h.attempt('alice', 'right');
+  const bans = records.filter((r) => r.level === 'warn');
+  t.deepEqual(bans.map((r) => r.fields.key).sort(), ['addr:192.0.2.1', 'user:alice']);
+  t.true(records.some((r) => r.level === 'info' && /banned/.test(r.msg ?? '')));
+});
+
+test('options are checked', (t) => {
+  const bad = (opts: LockoutOptions, key: string): void => {
+    t.is((t.throws(() => withLockout(stub(), opts)) as { key?: string }).key, key);
+  };
+  bad({ maxFailures: 0 }, 'lockout.maxFailures');
+  bad({ maxFailures: 2.5 }, 'lockout.maxFailures');
+  bad({ delayMax: -1 }, 'lockout.delayMax');
+  bad({ window: 0 }, 'lockout.window');
+  bad({ keys: 'user' as never }, 'lockout.keys');
+});
+
+test('over the wire: after the ban, the right password gets 530 too', async (t) => {
+  const inner = new VirtualAuthorizer({ scrypt: { ln: 4, r: 8, p: 1 } });
+  inner.addUser('alice', 'right', os.tmpdir());
+  const sleeps: number[] = [];
+  const auth = withLockout(inner, { maxFailures: 2, sleep: async (ms) => void sleeps.push(ms), keys: 'address' });
+  const s = await startServer(t, { authorizer: auth });
+  const c = await LineClient.open(s.port);
+  for (const pw of ['wrong', 'wrong', 'right']) {
+    t.is((await c.cmd('USER alice')).code, 331);
+    t.is((await c.cmd(`PASS ${pw}`)).code, 530);
+  }
+  t.deepEqual(sleeps, [500, 1000], 'waited before the 2nd and the (banned) 3rd attempt');
+  c.close();
+  t.is(auth.getPerms('alice'), 'elr');
+});
