@@ -9,13 +9,19 @@ import { VirtualAuthorizer } from './auth/virtual';
 import { hashPassword } from './auth/password';
 import { ConfigError } from './config/errors';
 
-const VERSION: string = (() => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')).version;
-  } catch {
-    return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+/** The package root: the nearest folder above this file whose package.json is ftpdlib's (src/ and dist/src/ alike). */
+const ROOT: string = (() => {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    try {
+      if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'ftpdlib') return dir;
+    } catch {
+      // not here
+    }
+    if (path.dirname(dir) === dir) return process.cwd();
   }
 })();
+
+const VERSION: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 
 const HELP = `Usage: ftpdlib [options]
        ftpdlib --demo
@@ -129,7 +135,7 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const demo = args.demo === true;
-  const dir = path.resolve(args.directory ?? (demo ? path.join(__dirname, '..', 'demo-root').replace(`${path.sep}dist${path.sep}..`, '') : '.'));
+  const dir = path.resolve(args.directory ?? (demo ? path.join(ROOT, 'demo-root') : '.'));
   if (demo && !fs.existsSync(dir)) {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'README.txt'), 'Welcome to ftpdlib. Upload, download, rename and delete files here.\n');
