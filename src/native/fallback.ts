@@ -129,6 +129,24 @@ class Meter extends Transform {
   }
 }
 
+type ResetProbe = (socket: unknown) => boolean;
+let probe: ResetProbe | null | undefined;
+
+/** The addon's reset check, when the addon is loaded (loaded lazily: the addon's loader imports this module). */
+function peerReset(socket: TransferRequest['socket']): boolean {
+  if (probe === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      probe = (require('./index') as { socketReset?: ResetProbe }).socketReset ?? null;
+    } catch {
+      probe = null;
+    }
+  }
+  // A TLS socket's fd is the TCP socket under it.
+  const raw = (socket as { _parent?: unknown })._parent ?? socket;
+  return probe ? probe(raw) : false;
+}
+
 function aborted(signal: AbortSignal, bytes: number): TransferError {
   const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
   return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, 'stream');
@@ -175,48 +193,84 @@ function send(req: TransferRequest): Promise<TransferResult> {
   });
 }
 
-/** socket → file. Resolves once the peer ended cleanly and every byte is written to the file. */
+/**
+ * socket → file. Resolves once the peer ended cleanly and every byte is in the file.
+ *
+ * "Cleanly" is checked twice: the peer's FIN ('end'), and then our own FIN going out
+ * without error. libuv can report a reset that arrives with the last data as an
+ * end of stream (its EPOLLHUP shortcut); the shutdown that follows 'end' then fails
+ * with ENOTCONN, which is how a cut upload is told from a complete one.
+ */
 function receive(req: TransferRequest): Promise<TransferResult> {
   const { socket, signal } = req;
   const meter = new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle?.bytesPerSecond ?? 0, req.onProgress);
   const dest: Writable = req.handle.createWriteStream();
   return new Promise<TransferResult>((resolve, reject) => {
-    let failure: TransferError | undefined;
+    let failure: { message: string; code: string } | null = null;
     let sawEnd = false;
+    let destDone = false;
+    let socketClosed = false;
     let settled = false;
+    let guard: NodeJS.Timeout | undefined;
     const settle = (): void => {
-      if (settled) return;
+      if (settled || !destDone) return;
+      if (!failure && !socketClosed) {
+        // Wait for our FIN to go out; a socket that never closes is not held forever.
+        guard ??= setTimeout(() => {
+          socketClosed = true;
+          settle();
+        }, 2000);
+        return;
+      }
       settled = true;
+      clearTimeout(guard);
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onSocketError);
       socket.off('end', onEnd);
       socket.off('close', onSocketClose);
-      if (failure) reject(failure);
-      else if (!sawEnd) reject(socketError(undefined, meter.bytes));
+      // Bytes are counted now, after the buffered tail of a failed upload was flushed to the file.
+      if (failure) reject(new TransferError(failure.message, failure.code, meter.bytes, 'stream'));
       else resolve({ bytes: meter.bytes, path: 'stream' });
     };
     // On any failure stop reading, but still flush what arrived to the file
     // (a partial upload is kept, as on disk), then report.
-    const fail = (err: TransferError): void => {
+    const fail = (message: string, code: string): void => {
       if (failure || settled) return;
-      failure = err;
+      failure = { message, code };
       socket.unpipe(meter);
       socket.pause();
-      meter.end();
+      if (!meter.writableEnded) meter.end();
+      settle();
     };
-    const onAbort = (): void => fail(aborted(signal, meter.bytes));
-    const onSocketError = (err: NodeJS.ErrnoException): void => fail(socketError(err, meter.bytes));
+    const onAbort = (): void => {
+      const why = signal.reason instanceof Error ? signal.reason : null;
+      fail(why?.message ?? 'Transfer aborted.', (why as { code?: string } | null)?.code ?? 'FTPD_ERR_ABORTED');
+    };
+    const onSocketError = (err: NodeJS.ErrnoException): void =>
+      // An error after the peer's FIN (ENOTCONN, EPIPE on our shutdown) means the connection was reset.
+      fail(err.message, sawEnd ? 'ECONNRESET' : (err.code ?? 'ECONNRESET'));
     const onEnd = (): void => {
       sawEnd = true;
+      // libuv may turn a reset that came with the last data into an end of stream; the
+      // engine's addon, when loaded, can read the socket's real state at this moment.
+      if (peerReset(socket)) fail('Connection reset by peer.', 'ECONNRESET');
     };
-    const onSocketClose = (): void => {
-      if (!sawEnd) fail(socketError(undefined, meter.bytes));
+    const onSocketClose = (hadError: boolean): void => {
+      socketClosed = true;
+      if (!sawEnd || hadError) fail('Data connection closed before the end of the upload.', 'ECONNRESET');
+      settle();
     };
     if (signal.aborted) {
-      failure = aborted(signal, 0);
+      failure = { message: 'Transfer aborted.', code: 'FTPD_ERR_ABORTED' };
+      dest.once('finish', () => {
+        destDone = true;
+        settle();
+      });
+      dest.once('error', () => {
+        destDone = true;
+        settle();
+      });
       dest.end();
-      dest.once('finish', settle);
-      dest.once('error', settle);
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
@@ -224,12 +278,16 @@ function receive(req: TransferRequest): Promise<TransferResult> {
     socket.on('end', onEnd);
     socket.on('close', onSocketClose);
     dest.on('error', (err: NodeJS.ErrnoException) => {
-      failure ??= new TransferError(err.message, err.code ?? 'EIO', meter.bytes, 'stream');
+      failure ??= { message: err.message, code: err.code ?? 'EIO' };
       socket.unpipe(meter);
       socket.pause();
+      destDone = true;
       settle();
     });
-    dest.on('finish', settle);
+    dest.on('finish', () => {
+      destDone = true;
+      settle();
+    });
     socket.pipe(meter).pipe(dest);
   });
 }

@@ -1,0 +1,1114 @@
+/*
+ * ftpdlib's native transfer engine.
+ *
+ * Moves bytes between a file and a data socket without the event loop:
+ *   send    (RETR)      file -> socket  with sendfile(2), splice(2) through a
+ *                                       pipe, or a pread/send copy loop;
+ *   receive (STOR/APPE) socket -> file  with splice(2) through a pipe, or a
+ *                                       recv/pwrite copy loop.
+ *
+ * Each environment (main thread or worker) owns an `engine` kept in N-API
+ * instance data. The engine runs one or more I/O threads of its own; each has
+ * an epoll set, an eventfd to be woken for new jobs, cancels and shutdown, a
+ * run queue of jobs that can make progress, and a list of jobs sleeping for a
+ * throttle. A socket that is not ready parks in epoll (edge-triggered), so no
+ * thread ever waits on a slow client and the libuv pool is never used.
+ *
+ * A job works on dup()s of the caller's socket and file descriptors, so the
+ * caller keeps owning (and may close) its own descriptors. Progress and
+ * completion reach JS through one thread-safe function per environment,
+ * which is unreferenced whenever no job is active.
+ *
+ * Ownership of a job: the main thread allocates it and frees it when it
+ * handles the job's final message (or at environment cleanup). The I/O
+ * thread stops touching a job once it has queued that final message.
+ */
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if !defined(_FILE_OFFSET_BITS) || _FILE_OFFSET_BITS != 64
+#error "build with _FILE_OFFSET_BITS=64 (see binding.gyp)"
+#endif
+
+enum { DIR_SEND = 0, DIR_RECV = 1 };
+enum { M_SENDFILE = 0, M_SPLICE = 1, M_COPY = 2, M_COUNT = 3 };
+enum { MSG_PROGRESS = 0, MSG_OK = 1, MSG_ERROR = 2, MSG_ABORTED = 3 };
+enum {
+  OP_NONE, OP_SENDFILE, OP_SPLICE_IN, OP_SPLICE_OUT, OP_PREAD, OP_SEND,
+  OP_RECV, OP_PWRITE, OP_EPOLL, OP_PIPE, OP_ALLOC
+};
+static const char *const op_names[] = {
+  "", "sendfile", "splice", "splice", "pread", "send",
+  "recv", "pwrite", "epoll_ctl", "pipe", "malloc"
+};
+
+/* What a step of a job asks the loop to do next. */
+enum { STEP_PARK, STEP_AGAIN, STEP_SLEEP, STEP_DONE };
+
+#define MAX_THREADS 16
+#define MIN_SIZE ((size_t)4096)
+#define MAX_SIZE ((size_t)64 << 20)
+#define MIN_COPY_CAP ((size_t)64 << 10)
+#define STEP_BUDGET ((uint64_t)4 << 20) /* bytes per turn before other jobs get theirs */
+#define PROGRESS_NS 100000000ull
+#define MAX_EVENTS 256
+
+typedef struct engine engine_t;
+typedef struct ioth ioth_t;
+typedef struct job job_t;
+
+struct job {
+  /* Owned by the main thread. */
+  uint32_t id;
+  napi_ref cb;
+  job_t *live_prev, *live_next;
+  ioth_t *th;
+  atomic_int cancel;
+
+  /* Fixed at start, read by the I/O thread. */
+  int sock, file;
+  int dir, mech;
+  int want_progress;
+  size_t chunk, pipe_size;
+  double bps;
+  int64_t size_at_start;
+  int start_errno, start_op;
+
+  /* Owned by the I/O thread. */
+  job_t *all_prev, *all_next;
+  job_t *run_next;
+  int queued;
+  job_t *sleep_next;
+  int sleeping;
+  uint64_t wake_ns;
+  job_t *inbox_next;
+  int registered;
+  int64_t off;          /* file offset of the next byte to move */
+  uint64_t moved;       /* file bytes delivered (send) or written (receive) */
+  uint64_t consumed;    /* bytes taken from the source (file or socket) */
+  uint64_t t0, last_prog_ns, last_prog_bytes;
+  int prog_pending;     /* bytes moved that a progress report has not told yet */
+  int pr, pw;           /* send-side splice pipe */
+  size_t pcap, in_pipe;
+  int file_eof;
+  size_t copy_cap;      /* adaptive read size of the send copy loop */
+};
+
+struct ioth {
+  engine_t *eng;
+  pthread_t tid;
+  int started;
+  int epfd, evfd;
+  pthread_mutex_t mu;
+  job_t *inbox;         /* guarded by mu */
+  int stop;             /* guarded by mu */
+  atomic_int cancel_pending;
+  int load;             /* main thread: jobs assigned and not yet reported */
+
+  /* Owned by the thread. */
+  job_t *all;
+  job_t *runq_head, *runq_tail;
+  job_t *sleepers;
+  uint64_t prog_due;    /* when the earliest held-back progress report is due; 0: none */
+  char *buf;
+  size_t buflen;
+  int rpr, rpw;         /* receive-side splice pipe, shared by the thread's jobs */
+  size_t rpcap;
+};
+
+struct engine {
+  napi_env env;
+  napi_threadsafe_function tsfn;
+  int tsfn_refd;
+  int nthreads;
+  int stopped;
+  ioth_t th[MAX_THREADS];
+  job_t *live;
+  uint32_t next_id;
+  double by_mech[M_COUNT];
+  double jobs_total;
+  int active;
+};
+
+typedef struct {
+  job_t *job;
+  int kind;
+  int err;
+  int op;
+  int mech;
+  double bytes;
+  double consumed;
+  double size_at_start;
+} msg_t;
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void close_fd(int *fd) {
+  if (*fd >= 0) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+static void wake(ioth_t *th) {
+  uint64_t one = 1;
+  ssize_t r;
+  do {
+    r = write(th->evfd, &one, sizeof one);
+  } while (r < 0 && errno == EINTR);
+  /* EAGAIN means the counter is already non-zero: the thread will wake. */
+}
+
+/* ---------- I/O thread: queues ---------- */
+
+static void runq_push(ioth_t *th, job_t *j) {
+  if (j->queued) return;
+  j->queued = 1;
+  j->run_next = NULL;
+  if (th->runq_tail) th->runq_tail->run_next = j;
+  else th->runq_head = j;
+  th->runq_tail = j;
+}
+
+static void all_link(ioth_t *th, job_t *j) {
+  j->all_prev = NULL;
+  j->all_next = th->all;
+  if (th->all) th->all->all_prev = j;
+  th->all = j;
+}
+
+static void all_unlink(ioth_t *th, job_t *j) {
+  if (j->all_prev) j->all_prev->all_next = j->all_next;
+  else th->all = j->all_next;
+  if (j->all_next) j->all_next->all_prev = j->all_prev;
+  j->all_prev = j->all_next = NULL;
+}
+
+static void post(engine_t *eng, msg_t *m) {
+  if (napi_call_threadsafe_function(eng->tsfn, m, napi_tsfn_nonblocking) != napi_ok) free(m);
+}
+
+static void post_msg(ioth_t *th, job_t *j, int kind, int err, int op) {
+  msg_t *m = calloc(1, sizeof *m);
+  if (!m) return; /* out of memory: the job stays unreported until cleanup */
+  m->job = j;
+  m->kind = kind;
+  m->err = err;
+  m->op = op;
+  m->mech = j->mech;
+  m->bytes = (double)j->moved;
+  m->consumed = (double)j->consumed;
+  m->size_at_start = (double)j->size_at_start;
+  post(th->eng, m);
+}
+
+static void maybe_progress(ioth_t *th, job_t *j, uint64_t now) {
+  if (!j->want_progress || j->moved == j->last_prog_bytes) return;
+  if (now - j->last_prog_ns < PROGRESS_NS) {
+    /* Too soon: hold it back, but make sure it goes out once due, even if the
+     * job then parks with nothing more to move (STAT must not show stale bytes). */
+    uint64_t due = j->last_prog_ns + PROGRESS_NS;
+    j->prog_pending = 1;
+    if (!th->prog_due || due < th->prog_due) th->prog_due = due;
+    return;
+  }
+  j->last_prog_ns = now;
+  j->last_prog_bytes = j->moved;
+  j->prog_pending = 0;
+  post_msg(th, j, MSG_PROGRESS, 0, OP_NONE);
+}
+
+/* Send the held-back progress reports that are due. */
+static void flush_progress(ioth_t *th) {
+  if (!th->prog_due) return;
+  uint64_t now = mono_ns();
+  if (now < th->prog_due) return;
+  th->prog_due = 0;
+  for (job_t *j = th->all; j; j = j->all_next)
+    if (j->prog_pending) maybe_progress(th, j, now);
+}
+
+/* ---------- I/O thread: pipes and buffers ---------- */
+
+static size_t set_pipe_size(int fd, size_t want) {
+  int got = fcntl(fd, F_SETPIPE_SZ, (int)want);
+  if (got < 0) got = fcntl(fd, F_GETPIPE_SZ);
+  return got > 0 ? (size_t)got : 4096;
+}
+
+static int new_pipe(int *r, int *w, size_t want, size_t *cap) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  *r = p[0];
+  *w = p[1];
+  *cap = set_pipe_size(p[1], want);
+  return 0;
+}
+
+/*
+ * A send-side splice job owns its pipe from its first move to its end: bytes
+ * the socket could not take yet wait in it. (A pool of idle pipes was tried;
+ * creating one costs a few microseconds per transfer, not worth the state.)
+ */
+static int acquire_job_pipe(ioth_t *th, job_t *j) {
+  return new_pipe(&j->pr, &j->pw, j->pipe_size, &j->pcap);
+}
+
+static void release_job_pipe(ioth_t *th, job_t *j) {
+  close_fd(&j->pr);
+  close_fd(&j->pw);
+  j->in_pipe = 0;
+}
+
+static int ensure_rpipe(ioth_t *th, size_t want) {
+  if (th->rpr < 0) return new_pipe(&th->rpr, &th->rpw, want, &th->rpcap);
+  if (th->rpcap < want) th->rpcap = set_pipe_size(th->rpw, want);
+  return 0;
+}
+
+static int ensure_buf(ioth_t *th, size_t want) {
+  if (th->buflen >= want) return 0;
+  char *b = realloc(th->buf, want);
+  if (!b) return -1;
+  th->buf = b;
+  th->buflen = want;
+  return 0;
+}
+
+/* ---------- I/O thread: moving bytes ---------- */
+
+/*
+ * One move of at most `want` bytes. Returns bytes moved (> 0), 0 at the end
+ * (file EOF on send, the peer's FIN on receive) or -errno. Sets *op to the
+ * failing call, and *full when the socket was seen full (park without
+ * another try).
+ */
+static ssize_t move_sendfile(job_t *j, size_t want, int *op) {
+  off_t o = j->off;
+  ssize_t n = sendfile(j->sock, j->file, &o, want);
+  if (n > 0) {
+    j->off = o;
+    j->moved += (uint64_t)n;
+    j->consumed += (uint64_t)n;
+    return n;
+  }
+  if (n == 0) return 0;
+  *op = OP_SENDFILE;
+  return -errno;
+}
+
+static ssize_t move_splice_send(ioth_t *th, job_t *j, size_t want, int *op) {
+  if (j->pr < 0 && acquire_job_pipe(th, j) < 0) {
+    *op = OP_PIPE;
+    return -errno;
+  }
+  size_t target = want < j->pcap ? want : j->pcap;
+  if (!j->file_eof && j->in_pipe < target) {
+    loff_t o = j->off;
+    ssize_t n = splice(j->file, &o, j->pw, NULL, target - j->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      j->off = o;
+      j->in_pipe += (size_t)n;
+      j->consumed += (uint64_t)n;
+    } else if (n == 0) {
+      j->file_eof = 1;
+    } else if (errno == EINTR) {
+      return -EINTR;
+    } else if (errno != EAGAIN || j->in_pipe == 0) {
+      /* EAGAIN with an empty pipe cannot be "pipe full": treat it as a failure. */
+      *op = OP_SPLICE_IN;
+      return errno == EAGAIN ? -EIO : -errno;
+    }
+  }
+  if (j->in_pipe == 0) return 0; /* file EOF and everything delivered */
+  ssize_t m = splice(j->pr, NULL, j->sock, NULL, j->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (m > 0) {
+    j->in_pipe -= (size_t)m;
+    j->moved += (uint64_t)m;
+    return m;
+  }
+  *op = OP_SPLICE_OUT;
+  return m == 0 ? -EPIPE : -errno;
+}
+
+static ssize_t move_copy_send(ioth_t *th, job_t *j, size_t want, int *op, int *full) {
+  size_t cap = want < j->copy_cap ? want : j->copy_cap;
+  ssize_t n = pread(j->file, th->buf, cap, j->off);
+  if (n == 0) return 0;
+  if (n < 0) {
+    *op = OP_PREAD;
+    return -errno;
+  }
+  ssize_t sent = 0;
+  while (sent < n) {
+    ssize_t m = send(j->sock, th->buf + sent, (size_t)(n - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (m > 0) {
+      sent += m;
+      continue;
+    }
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0 && errno == EAGAIN) {
+      /* Socket full: the unsent tail is read again later (page cache),
+       * and later reads are sized to what the socket took. */
+      size_t c = (size_t)sent;
+      j->copy_cap = c > MIN_COPY_CAP ? c : MIN_COPY_CAP;
+      if (sent == 0) return -EAGAIN;
+      *full = 1;
+      break;
+    }
+    if (sent == 0) {
+      *op = OP_SEND;
+      return m < 0 ? -errno : -EPIPE;
+    }
+    break; /* report what went; the next call meets the error again */
+  }
+  j->off += sent;
+  j->moved += (uint64_t)sent;
+  j->consumed += (uint64_t)sent;
+  if (!*full && j->copy_cap < j->chunk) {
+    size_t c = j->copy_cap * 2;
+    j->copy_cap = c < j->chunk ? c : j->chunk;
+  }
+  return sent;
+}
+
+static ssize_t move_copy_recv(ioth_t *th, job_t *j, size_t want, int *op) {
+  ssize_t n = recv(j->sock, th->buf, want, MSG_DONTWAIT);
+  if (n == 0) return 0;
+  if (n < 0) {
+    *op = OP_RECV;
+    return -errno;
+  }
+  j->consumed += (uint64_t)n;
+  ssize_t w = 0;
+  while (w < n) {
+    ssize_t k = pwrite(j->file, th->buf + w, (size_t)(n - w), j->off);
+    if (k > 0) {
+      w += k;
+      j->off += k;
+      j->moved += (uint64_t)k;
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    *op = OP_PWRITE;
+    return k < 0 ? -errno : -EIO;
+  }
+  return n;
+}
+
+static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
+  if (ensure_rpipe(th, j->pipe_size) < 0) {
+    *op = OP_PIPE;
+    return -errno;
+  }
+  size_t len = want < th->rpcap ? want : th->rpcap;
+  ssize_t n = splice(j->sock, NULL, th->rpw, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n == 0) return 0;
+  if (n < 0) {
+    *op = OP_SPLICE_IN;
+    return -errno;
+  }
+  j->consumed += (uint64_t)n;
+  size_t left = (size_t)n;
+  while (left > 0) {
+    loff_t o = j->off;
+    ssize_t k = splice(th->rpr, NULL, j->file, &o, left, SPLICE_F_MOVE);
+    if (k > 0) {
+      j->off = o;
+      j->moved += (uint64_t)k;
+      left -= (size_t)k;
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    int e = k < 0 ? errno : EIO;
+    /* Bytes are stuck in the shared pipe: replace it. */
+    close_fd(&th->rpr);
+    close_fd(&th->rpw);
+    *op = OP_SPLICE_OUT;
+    return -e;
+  }
+  return n;
+}
+
+static ssize_t move_once(ioth_t *th, job_t *j, size_t want, int *op, int *full) {
+  if (j->dir == DIR_SEND) {
+    switch (j->mech) {
+      case M_SENDFILE: return move_sendfile(j, want, op);
+      case M_SPLICE: return move_splice_send(th, j, want, op);
+      default: return move_copy_send(th, j, want, op, full);
+    }
+  }
+  return j->mech == M_SPLICE ? move_splice_recv(th, j, want, op) : move_copy_recv(th, j, want, op);
+}
+
+/* ---------- I/O thread: job life ---------- */
+
+static void drop_job_fds(ioth_t *th, job_t *j) {
+  if (j->registered) {
+    /* Always deregister: the caller's fd keeps the socket open, so closing
+     * our dup alone would leave the registration (and this pointer) alive. */
+    epoll_ctl(th->epfd, EPOLL_CTL_DEL, j->sock, NULL);
+    j->registered = 0;
+  }
+  close_fd(&j->sock);
+  close_fd(&j->file);
+  release_job_pipe(th, j);
+}
+
+static int finish(ioth_t *th, job_t *j, int kind, int err, int op) {
+  drop_job_fds(th, j);
+  all_unlink(th, j);
+  post_msg(th, j, kind, err, op); /* last touch of j on this thread */
+  return STEP_DONE;
+}
+
+static int switch_to_copy(ioth_t *th, job_t *j) {
+  release_job_pipe(th, j);
+  j->file_eof = 0;
+  if (ensure_buf(th, j->chunk) < 0) return -1;
+  j->mech = M_COPY;
+  j->copy_cap = j->chunk;
+  return 0;
+}
+
+static int step(ioth_t *th, job_t *j) {
+  if (atomic_load(&j->cancel)) return finish(th, j, MSG_ABORTED, 0, OP_NONE);
+  if (j->start_errno) return finish(th, j, MSG_ERROR, j->start_errno, j->start_op);
+  uint64_t budget = j->chunk > STEP_BUDGET ? j->chunk : STEP_BUDGET;
+  uint64_t done = 0;
+  for (;;) {
+    size_t want = j->chunk;
+    if (j->bps > 0) {
+      /* Pace in slices of about a tenth of a second's worth. */
+      double s = j->bps / 10;
+      size_t slice = s < 1 ? 1 : (s > (double)want ? want : (size_t)s);
+      want = slice;
+    }
+    int op = OP_NONE, full = 0;
+    ssize_t r = move_once(th, j, want, &op, &full);
+    if (r == -EINTR) continue;
+    if (r == -EAGAIN) {
+      maybe_progress(th, j, mono_ns());
+      return STEP_PARK;
+    }
+    if (r < 0) {
+      int e = (int)-r;
+      if ((e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) && j->mech != M_COPY && j->moved == 0 &&
+          j->consumed == 0) {
+        /* This file or socket does not do sendfile/splice: copy instead. */
+        if (switch_to_copy(th, j) == 0) continue;
+        return finish(th, j, MSG_ERROR, ENOMEM, OP_ALLOC);
+      }
+      return finish(th, j, MSG_ERROR, e, op);
+    }
+    if (r == 0) return finish(th, j, MSG_OK, 0, OP_NONE);
+    done += (uint64_t)r;
+    if (j->bps > 0) {
+      uint64_t now = mono_ns();
+      uint64_t due = j->t0 + (uint64_t)((double)j->moved * 1e9 / j->bps);
+      if (due > now) {
+        j->wake_ns = due;
+        maybe_progress(th, j, now);
+        return STEP_SLEEP;
+      }
+    }
+    if (full) {
+      maybe_progress(th, j, mono_ns());
+      return STEP_PARK;
+    }
+    if (done >= budget) {
+      maybe_progress(th, j, mono_ns());
+      return STEP_AGAIN;
+    }
+    if (atomic_load_explicit(&j->cancel, memory_order_relaxed)) return finish(th, j, MSG_ABORTED, 0, OP_NONE);
+  }
+}
+
+static void adopt(ioth_t *th, job_t *j) {
+  j->t0 = j->last_prog_ns = mono_ns();
+  all_link(th, j);
+  if (!j->start_errno && j->mech == M_COPY && ensure_buf(th, j->chunk) < 0) {
+    j->start_errno = ENOMEM;
+    j->start_op = OP_ALLOC;
+  }
+  if (!j->start_errno) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (j->dir == DIR_SEND ? EPOLLOUT : EPOLLIN | EPOLLRDHUP) | EPOLLET;
+    ev.data.ptr = j;
+    if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, j->sock, &ev) < 0) {
+      j->start_errno = errno;
+      j->start_op = OP_EPOLL;
+    } else {
+      j->registered = 1;
+    }
+  }
+  runq_push(th, j);
+}
+
+static void *io_main(void *arg) {
+  ioth_t *th = arg;
+  struct epoll_event evs[MAX_EVENTS];
+  for (;;) {
+    int timeout = -1;
+    if (th->runq_head) {
+      timeout = 0;
+    } else if (th->sleepers || th->prog_due) {
+      uint64_t now = mono_ns(), first = th->prog_due ? th->prog_due : UINT64_MAX;
+      for (job_t *s = th->sleepers; s; s = s->sleep_next)
+        if (s->wake_ns < first) first = s->wake_ns;
+      timeout = first <= now ? 0 : (int)((first - now + 999999) / 1000000);
+    }
+    int n = epoll_wait(th->epfd, evs, MAX_EVENTS, timeout);
+    if (n < 0) n = 0; /* EINTR */
+    int woken = 0;
+    for (int i = 0; i < n; i++) {
+      job_t *j = evs[i].data.ptr;
+      if (!j) {
+        woken = 1;
+        continue;
+      }
+      if (!j->sleeping) runq_push(th, j);
+    }
+    if (woken) {
+      uint64_t v;
+      while (read(th->evfd, &v, sizeof v) < 0 && errno == EINTR) {
+      }
+      pthread_mutex_lock(&th->mu);
+      job_t *in = th->inbox;
+      th->inbox = NULL;
+      int stop = th->stop;
+      pthread_mutex_unlock(&th->mu);
+      while (in) {
+        job_t *next = in->inbox_next;
+        in->inbox_next = NULL;
+        adopt(th, in);
+        in = next;
+      }
+      if (stop) break;
+      if (atomic_exchange(&th->cancel_pending, 0)) {
+        /* Sleepers are handled below; everyone else gets a step, which ends them. */
+        for (job_t *j = th->all; j; j = j->all_next)
+          if (atomic_load(&j->cancel) && !j->sleeping) runq_push(th, j);
+      }
+    }
+    flush_progress(th);
+    if (th->sleepers) {
+      uint64_t now = mono_ns();
+      job_t **pp = &th->sleepers;
+      while (*pp) {
+        job_t *s = *pp;
+        if (s->wake_ns <= now || atomic_load(&s->cancel)) {
+          *pp = s->sleep_next;
+          s->sleep_next = NULL;
+          s->sleeping = 0;
+          runq_push(th, s);
+        } else {
+          pp = &s->sleep_next;
+        }
+      }
+    }
+    job_t *q = th->runq_head;
+    th->runq_head = th->runq_tail = NULL;
+    while (q) {
+      job_t *next = q->run_next;
+      q->run_next = NULL;
+      q->queued = 0;
+      switch (step(th, q)) {
+        case STEP_AGAIN:
+          runq_push(th, q);
+          break;
+        case STEP_SLEEP:
+          q->sleeping = 1;
+          q->sleep_next = th->sleepers;
+          th->sleepers = q;
+          break;
+        default:
+          break;
+      }
+      q = next;
+      if (q && atomic_load_explicit(&th->cancel_pending, memory_order_relaxed)) {
+        /* A cancel is waiting: put the rest of this pass back on the queue
+         * and go round, so a parked job is not left running behind a long pass. */
+        while (q) {
+          next = q->run_next;
+          q->run_next = NULL;
+          q->queued = 0;
+          runq_push(th, q);
+          q = next;
+        }
+      }
+    }
+  }
+
+  /* Shutdown: close everything; the main thread frees the jobs. */
+  pthread_mutex_lock(&th->mu);
+  job_t *in = th->inbox;
+  th->inbox = NULL;
+  pthread_mutex_unlock(&th->mu);
+  for (; in; in = in->inbox_next) {
+    close_fd(&in->sock);
+    close_fd(&in->file);
+  }
+  while (th->all) {
+    job_t *j = th->all;
+    drop_job_fds(th, j);
+    all_unlink(th, j);
+  }
+  close_fd(&th->rpr);
+  close_fd(&th->rpw);
+  free(th->buf);
+  th->buf = NULL;
+  th->buflen = 0;
+  return NULL;
+}
+
+/* ---------- main thread: threads ---------- */
+
+static int start_thread(ioth_t *th) {
+  if (th->started) return 0;
+  th->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (th->epfd < 0) return -1;
+  th->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (th->evfd < 0) goto fail;
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.ptr = NULL;
+  if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, th->evfd, &ev) < 0) goto fail;
+  th->rpr = th->rpw = -1;
+  th->inbox = NULL;
+  th->stop = 0;
+  atomic_store(&th->cancel_pending, 0);
+  if (pthread_mutex_init(&th->mu, NULL) != 0) goto fail;
+  /* The thread takes no signals: they belong to Node's threads. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(&th->tid, NULL, io_main, th);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    pthread_mutex_destroy(&th->mu);
+    errno = rc;
+    goto fail;
+  }
+  th->started = 1;
+  return 0;
+fail: {
+  int e = errno;
+  close_fd(&th->evfd);
+  close_fd(&th->epfd);
+  errno = e;
+  return -1;
+}
+}
+
+static void engine_stop(engine_t *eng) {
+  if (eng->stopped) return;
+  eng->stopped = 1;
+  for (int i = 0; i < MAX_THREADS; i++) {
+    ioth_t *th = &eng->th[i];
+    if (!th->started) continue;
+    pthread_mutex_lock(&th->mu);
+    th->stop = 1;
+    pthread_mutex_unlock(&th->mu);
+    wake(th);
+    pthread_join(th->tid, NULL);
+    pthread_mutex_destroy(&th->mu);
+    close_fd(&th->evfd);
+    close_fd(&th->epfd);
+    th->started = 0;
+  }
+}
+
+static void cleanup_hook(void *arg) {
+  engine_t *eng = arg;
+  engine_stop(eng);
+  while (eng->live) {
+    job_t *j = eng->live;
+    eng->live = j->live_next;
+    if (j->cb) napi_delete_reference(eng->env, j->cb);
+    free(j);
+  }
+  eng->active = 0;
+}
+
+static void finalize_engine(napi_env env, void *data, void *hint) {
+  engine_t *eng = data;
+  if (!eng->stopped) {
+    napi_remove_env_cleanup_hook(env, cleanup_hook, eng);
+    cleanup_hook(eng);
+  }
+  free(eng);
+}
+
+/* ---------- main thread: messages ---------- */
+
+static void call_js(napi_env env, napi_value unused, void *ctx, void *data) {
+  msg_t *m = data;
+  engine_t *eng = ctx;
+  /* env is NULL when the function is being torn down: drop the message. */
+  if (!env || eng->stopped) {
+    free(m);
+    return;
+  }
+  job_t *j = m->job;
+  napi_value cb, undef, argv[8];
+  if (napi_get_reference_value(env, j->cb, &cb) != napi_ok || !cb) cb = NULL;
+  if (m->kind != MSG_PROGRESS) {
+    /* Final message: forget the job before calling out, so a throwing
+     * callback cannot leave it half-released. */
+    if (j->live_prev) j->live_prev->live_next = j->live_next;
+    else eng->live = j->live_next;
+    if (j->live_next) j->live_next->live_prev = j->live_prev;
+    eng->active--;
+    j->th->load--;
+    if (m->mech >= 0 && m->mech < M_COUNT) eng->by_mech[m->mech] += 1;
+    if (eng->active == 0 && eng->tsfn_refd) {
+      napi_unref_threadsafe_function(env, eng->tsfn);
+      eng->tsfn_refd = 0;
+    }
+    napi_delete_reference(env, j->cb);
+    free(j);
+  }
+  if (cb) {
+    napi_get_undefined(env, &undef);
+    napi_create_int32(env, m->kind, &argv[0]);
+    napi_create_double(env, m->bytes, &argv[1]);
+    napi_create_int32(env, m->err, &argv[2]);
+    napi_create_string_utf8(env, op_names[m->op], NAPI_AUTO_LENGTH, &argv[3]);
+    napi_create_string_utf8(env, m->err ? strerror(m->err) : "", NAPI_AUTO_LENGTH, &argv[4]);
+    napi_create_int32(env, m->mech, &argv[5]);
+    napi_create_double(env, m->consumed, &argv[6]);
+    napi_create_double(env, m->size_at_start, &argv[7]);
+    napi_call_function(env, undef, cb, 8, argv, NULL);
+  }
+  free(m);
+}
+
+/* ---------- main thread: JS API ---------- */
+
+static engine_t *get_engine(napi_env env) {
+  void *p = NULL;
+  napi_get_instance_data(env, &p);
+  return p;
+}
+
+static napi_value throw_start(napi_env env, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "native engine could not start: %s: %s", what, strerror(err));
+  napi_throw_error(env, "FTPD_ERR_NATIVE_START", msg);
+  return NULL;
+}
+
+static int64_t arg_i64(napi_env env, napi_value v, int64_t dflt) {
+  int64_t x;
+  return napi_get_value_int64(env, v, &x) == napi_ok ? x : dflt;
+}
+
+static double arg_f64(napi_env env, napi_value v, double dflt) {
+  double x;
+  return napi_get_value_double(env, v, &x) == napi_ok ? x : dflt;
+}
+
+static size_t clamp_size(int64_t v) {
+  if (v < (int64_t)MIN_SIZE) return MIN_SIZE;
+  if (v > (int64_t)MAX_SIZE) return MAX_SIZE;
+  return (size_t)v;
+}
+
+/*
+ * start(sockFd, fileFd, offset, direction, mechanism, chunk, pipeSize,
+ *       bytesPerSecond, sndbuf, rcvbuf, wantProgress, callback) -> job id
+ * callback(kind, bytes, errno, syscall, errorText, mechanism, consumed, sizeAtStart)
+ */
+static napi_value js_start(napi_env env, napi_callback_info info) {
+  engine_t *eng = get_engine(env);
+  size_t argc = 12;
+  napi_value argv[12];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype t;
+  if (argc < 12 || napi_typeof(env, argv[11], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, NULL, "start: 12 arguments expected, the last a function");
+    return NULL;
+  }
+  if (!eng || eng->stopped) return throw_start(env, "engine stopped", ESHUTDOWN);
+  int sock_in = (int)arg_i64(env, argv[0], -1);
+  int file_in = (int)arg_i64(env, argv[1], -1);
+  int64_t offset = arg_i64(env, argv[2], -1);
+  int dir = (int)arg_i64(env, argv[3], -1);
+  int mech = (int)arg_i64(env, argv[4], -1);
+  size_t chunk = clamp_size(arg_i64(env, argv[5], 0));
+  size_t pipe_size = clamp_size(arg_i64(env, argv[6], 0));
+  double bps = arg_f64(env, argv[7], 0);
+  int sndbuf = (int)arg_i64(env, argv[8], 0);
+  int rcvbuf = (int)arg_i64(env, argv[9], 0);
+  bool want_progress = false;
+  napi_get_value_bool(env, argv[10], &want_progress);
+  if (sock_in < 0 || file_in < 0 || offset < 0 || (dir != DIR_SEND && dir != DIR_RECV) || mech < 0 ||
+      mech >= M_COUNT || !(bps >= 0)) {
+    napi_throw_range_error(env, NULL, "start: bad argument");
+    return NULL;
+  }
+  if (dir == DIR_RECV && mech == M_SENDFILE) mech = M_COPY;
+
+  int sock = -1, file = -1;
+  struct stat st;
+  sock = fcntl(sock_in, F_DUPFD_CLOEXEC, 3);
+  if (sock < 0) return throw_start(env, "dup(socket)", errno);
+  int fl = fcntl(sock, F_GETFL);
+  if (fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+    close(sock);
+    return throw_start(env, "socket fd", ENOTSOCK);
+  }
+  if (fl < 0 || !(fl & O_NONBLOCK)) {
+    /* The I/O thread must never block on the socket; Node's are non-blocking. */
+    close(sock);
+    return throw_start(env, "socket is not non-blocking", EINVAL);
+  }
+  file = fcntl(file_in, F_DUPFD_CLOEXEC, 3);
+  if (file < 0) {
+    int e = errno;
+    close(sock);
+    return throw_start(env, "dup(file)", e);
+  }
+  int ffl = fcntl(file, F_GETFL);
+  int acc = ffl & O_ACCMODE;
+  if (ffl < 0 || (dir == DIR_SEND && acc == O_WRONLY) || (dir == DIR_RECV && acc == O_RDONLY) ||
+      fstat(file, &st) < 0 || S_ISDIR(st.st_mode)) {
+    close(sock);
+    close(file);
+    return throw_start(env, dir == DIR_SEND ? "file not readable" : "file not writable", EBADF);
+  }
+  /* splice(2) refuses O_APPEND files; pwrite at explicit offsets works either way. */
+  if (dir == DIR_RECV && mech == M_SPLICE && (ffl & O_APPEND)) mech = M_COPY;
+  if (sndbuf > 0) setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  if (rcvbuf > 0) setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+
+  /* The least loaded thread takes the job. */
+  ioth_t *th = &eng->th[0];
+  for (int i = 1; i < eng->nthreads; i++)
+    if (eng->th[i].load < th->load) th = &eng->th[i];
+  if (start_thread(th) < 0) {
+    int e = errno;
+    close(sock);
+    close(file);
+    return throw_start(env, "I/O thread", e);
+  }
+
+  job_t *j = calloc(1, sizeof *j);
+  if (!j) {
+    close(sock);
+    close(file);
+    return throw_start(env, "job", ENOMEM);
+  }
+  if (napi_create_reference(env, argv[11], 1, &j->cb) != napi_ok) {
+    free(j);
+    close(sock);
+    close(file);
+    return throw_start(env, "callback", EINVAL);
+  }
+  j->id = ++eng->next_id;
+  if (j->id == 0) j->id = ++eng->next_id;
+  j->th = th;
+  atomic_init(&j->cancel, 0);
+  j->sock = sock;
+  j->file = file;
+  j->dir = dir;
+  j->mech = mech;
+  j->want_progress = want_progress;
+  j->chunk = chunk;
+  j->pipe_size = pipe_size;
+  j->bps = bps;
+  j->size_at_start = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+  j->off = offset;
+  j->pr = j->pw = -1;
+  j->copy_cap = chunk;
+
+  j->live_prev = NULL;
+  j->live_next = eng->live;
+  if (eng->live) eng->live->live_prev = j;
+  eng->live = j;
+  th->load++;
+  eng->active++;
+  eng->jobs_total += 1;
+  if (!eng->tsfn_refd) {
+    napi_ref_threadsafe_function(env, eng->tsfn);
+    eng->tsfn_refd = 1;
+  }
+
+  pthread_mutex_lock(&th->mu);
+  j->inbox_next = th->inbox;
+  th->inbox = j;
+  pthread_mutex_unlock(&th->mu);
+  wake(th);
+
+  napi_value id;
+  napi_create_uint32(env, j->id, &id);
+  return id;
+}
+
+/* cancel(id) -> true when the job was still running. */
+static napi_value js_cancel(napi_env env, napi_callback_info info) {
+  engine_t *eng = get_engine(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t id = 0;
+  bool found = false;
+  if (argc >= 1 && napi_get_value_uint32(env, argv[0], &id) == napi_ok && eng) {
+    for (job_t *j = eng->live; j; j = j->live_next) {
+      if (j->id != id) continue;
+      if (!atomic_exchange(&j->cancel, 1)) {
+        atomic_store(&j->th->cancel_pending, 1);
+        wake(j->th);
+      }
+      found = true;
+      break;
+    }
+  }
+  napi_value r;
+  napi_get_boolean(env, found, &r);
+  return r;
+}
+
+static void set_num(napi_env env, napi_value obj, const char *k, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, k, x);
+}
+
+/* stats() -> { sendfile, splice, copy, active, jobs, threads } */
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  engine_t *eng = get_engine(env);
+  napi_value o;
+  napi_create_object(env, &o);
+  int started = 0;
+  for (int i = 0; i < MAX_THREADS; i++) started += eng->th[i].started;
+  set_num(env, o, "sendfile", eng->by_mech[M_SENDFILE]);
+  set_num(env, o, "splice", eng->by_mech[M_SPLICE]);
+  set_num(env, o, "copy", eng->by_mech[M_COPY]);
+  set_num(env, o, "active", eng->active);
+  set_num(env, o, "jobs", eng->jobs_total);
+  set_num(env, o, "threads", started);
+  return o;
+}
+
+/* configure(threads) -> threads in effect. Only before the first job. */
+static napi_value js_configure(napi_env env, napi_callback_info info) {
+  engine_t *eng = get_engine(env);
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int started = 0;
+  for (int i = 0; i < MAX_THREADS; i++) started += eng->th[i].started;
+  int64_t n = argc >= 1 ? arg_i64(env, argv[0], 0) : 0;
+  if (!started && n >= 1) eng->nthreads = n > MAX_THREADS ? MAX_THREADS : (int)n;
+  napi_value r;
+  napi_create_int32(env, eng->nthreads, &r);
+  return r;
+}
+
+/* setOobInline(fd) -> boolean: urgent data (Telnet "ABOR" with MSG_OOB) stays in-band. */
+static napi_value js_set_oob_inline(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  bool ok = false;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+    int one = 1;
+    ok = setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) == 0;
+  }
+  napi_value r;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
+/*
+ * socketReset(fd) -> boolean: the peer reset the connection (TCP state CLOSE, or a
+ * pending socket error). libuv can report a reset that arrives with the last data as a
+ * plain end of stream; checked when 'end' arrives (state CLOSE_WAIT after a clean FIN),
+ * this tells a cut upload from a complete one.
+ */
+static napi_value js_socket_reset(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  bool reset = false;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) reset = true;
+    struct tcp_info ti;
+    socklen_t tlen = sizeof ti;
+    if (!reset && getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0 && ti.tcpi_state == TCP_CLOSE) reset = true;
+  }
+  napi_value r;
+  napi_get_boolean(env, reset, &r);
+  return r;
+}
+
+NAPI_MODULE_INIT() {
+  engine_t *eng = calloc(1, sizeof *eng);
+  if (!eng) {
+    napi_throw_error(env, NULL, "ftpdlib native: out of memory");
+    return NULL;
+  }
+  eng->env = env;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  eng->nthreads = cpus >= 4 ? 2 : 1;
+  for (int i = 0; i < MAX_THREADS; i++) {
+    eng->th[i].eng = eng;
+    eng->th[i].epfd = eng->th[i].evfd = eng->th[i].rpr = eng->th[i].rpw = -1;
+  }
+  if (napi_set_instance_data(env, eng, finalize_engine, NULL) != napi_ok) {
+    free(eng);
+    napi_throw_error(env, NULL, "ftpdlib native: instance data");
+    return NULL;
+  }
+  napi_add_env_cleanup_hook(env, cleanup_hook, eng);
+
+  napi_value name;
+  napi_create_string_utf8(env, "ftpdlib-native-engine", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, eng, call_js, &eng->tsfn) !=
+      napi_ok) {
+    napi_throw_error(env, NULL, "ftpdlib native: threadsafe function");
+    return NULL;
+  }
+  napi_unref_threadsafe_function(env, eng->tsfn);
+
+  napi_property_descriptor props[] = {
+    {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"configure", NULL, js_configure, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"socketReset", NULL, js_socket_reset, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

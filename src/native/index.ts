@@ -1,0 +1,361 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { getSystemErrorName } from 'node:util';
+import {
+  TransferError,
+  type TransferEngine,
+  type TransferPath,
+  type TransferRequest,
+  type TransferResult,
+} from '../ftp/data/transfer';
+
+/**
+ * The native engine's loader and its TransferEngine.
+ *
+ * The addon (src/native/build/Release/ftpdlib_native.node) is looked up from
+ * the package root, so this module behaves the same from src/ (ts-node) and
+ * from dist/src/native/ (compiled). It is skipped with FTPDLIB_NO_NATIVE=1
+ * and off Linux. `available` and `reason` say what happened, for the one
+ * start-up log line.
+ */
+
+/** How the engine moves bytes; the defaults come from src/native/bench. */
+export interface NativeOptions {
+  /** RETR: 'sendfile', 'splice' (file → pipe → socket) or 'copy' (pread + send). */
+  sendMechanism?: 'sendfile' | 'splice' | 'copy';
+  /** STOR/APPE: 'splice' (socket → pipe → file) or 'copy' (recv + pwrite). */
+  receiveMechanism?: 'splice' | 'copy';
+  /**
+   * Bytes per system call: sendfile's count, the copy buffer, a splice's
+   * length. 4 KiB..64 MiB, or 0 for the mechanism's default (CHUNK_DEFAULTS).
+   */
+  chunkSize?: number;
+  /** Capacity asked of the splice pipe (F_SETPIPE_SZ). 4 KiB..64 MiB; the kernel may grant less. */
+  pipeSize?: number;
+  /**
+   * SO_SNDBUF / SO_RCVBUF set on the data socket before the transfer; 0 leaves
+   * the kernel's autotuning alone. This changes the caller's socket too (a dup
+   * shares it), and a fixed size turns autotuning off for that socket.
+   */
+  sendBufferSize?: number;
+  receiveBufferSize?: number;
+}
+
+/** Engine-wide settings: the per-transfer defaults, plus the I/O thread count. */
+export interface NativeConfig extends Required<NativeOptions> {
+  /** I/O threads (each with its own epoll). Takes effect only before the first transfer. */
+  threads: number;
+}
+
+/** A request may carry `native` to override the defaults for that transfer (benchmarks). */
+export interface NativeTransferRequest extends TransferRequest {
+  native?: NativeOptions;
+}
+
+/** What a native transfer resolves to: TransferResult plus what the engine saw. */
+export interface NativeTransferResult extends TransferResult {
+  /** Send only: the file's size when the transfer started (-1 if not a regular file). */
+  sizeAtStart?: number;
+}
+
+export interface EngineStats {
+  /** Transfers finished (or failed) per mechanism since load. */
+  sendfile: number;
+  splice: number;
+  copy: number;
+  /** Transfers running now. */
+  active: number;
+  /** Transfers started since load. */
+  jobs: number;
+}
+
+type Callback = (
+  kind: number,
+  bytes: number,
+  errno: number,
+  syscall: string,
+  errText: string,
+  mech: number,
+  consumed: number,
+  sizeAtStart: number,
+) => void;
+
+interface Addon {
+  start(
+    sockFd: number,
+    fileFd: number,
+    offset: number,
+    direction: number,
+    mechanism: number,
+    chunk: number,
+    pipeSize: number,
+    bytesPerSecond: number,
+    sndbuf: number,
+    rcvbuf: number,
+    wantProgress: boolean,
+    cb: Callback,
+  ): number;
+  cancel(id: number): boolean;
+  stats(): EngineStats & { threads: number };
+  configure(threads: number): number;
+  setOobInline(fd: number): boolean;
+  socketReset(fd: number): boolean;
+}
+
+const KIND_PROGRESS = 0;
+const KIND_OK = 1;
+const KIND_ABORTED = 3;
+const MECHS: readonly ('sendfile' | 'splice' | 'copy')[] = ['sendfile', 'splice', 'copy'];
+/** Errors that mean "this engine cannot do it here", not "the peer or the disk failed". */
+const START_ERRNOS = new Set(['EINVAL', 'ESPIPE', 'ENOSYS', 'EOPNOTSUPP', 'EBADF', 'ENOTSOCK', 'ENOMEM', 'EMFILE', 'ENFILE']);
+const START_SYSCALLS = new Set(['epoll_ctl', 'pipe', 'malloc']);
+
+const ADDON_FILE = path.join('src', 'native', 'build', 'Release', 'ftpdlib_native.node');
+
+/**
+ * Bytes per call when chunkSize is 0, per mechanism and direction. From the
+ * measurements in src/native/bench/RESULTS.md: the socket buffer bounds each
+ * sendfile whatever the count, so a large count only saves calls; the copy
+ * loops cost the least server CPU around 256 KiB (one buffer per I/O thread,
+ * not per job); a splice moves at most one pipe's worth (0 here = pipeSize).
+ */
+export const CHUNK_DEFAULTS = {
+  send: { sendfile: 16 << 20, splice: 0, copy: 256 << 10 },
+  receive: { splice: 0, copy: 256 << 10 },
+} as const;
+
+const defaults: NativeConfig = {
+  // See src/native/bench/RESULTS.md for the numbers behind these.
+  sendMechanism: 'sendfile',
+  receiveMechanism: 'copy',
+  chunkSize: 0,
+  pipeSize: 256 << 10,
+  sendBufferSize: 0,
+  receiveBufferSize: 0,
+  threads: 1,
+};
+
+/** The folder holding ftpdlib's package.json, walking up from `from`. */
+export function findPackageRoot(from: string = __dirname): string | null {
+  let dir = path.resolve(from);
+  for (;;) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (pkg.name === 'ftpdlib') return dir;
+    } catch {
+      // no package.json here, or not ours
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+function load(): { addon: Addon | null; reason: string } {
+  if (process.env.FTPDLIB_NO_NATIVE === '1') return { addon: null, reason: 'disabled by FTPDLIB_NO_NATIVE=1' };
+  if (process.platform !== 'linux') return { addon: null, reason: `no native engine on ${process.platform}` };
+  const root = findPackageRoot();
+  if (!root) return { addon: null, reason: 'package root (package.json named ftpdlib) not found' };
+  const file = path.join(root, ADDON_FILE);
+  if (!fs.existsSync(file)) return { addon: null, reason: `not built (${file} missing; run npm run build:native)` };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const addon = require(file) as Addon;
+    return { addon, reason: `native engine loaded from ${file}` };
+  } catch (err) {
+    return { addon: null, reason: `failed to load ${file}: ${(err as Error).message}` };
+  }
+}
+
+const loaded = load();
+const addon = loaded.addon;
+if (addon) defaults.threads = addon.configure(0);
+
+/** Whether the native engine is usable in this process. */
+export const available: boolean = addon !== null;
+/** Why the engine is or is not available, for the start-up log line. */
+export const reason: string = loaded.reason;
+
+/** Counters proving which path ran. All zero when the engine is not available. */
+export function engineStats(): EngineStats {
+  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0 };
+  const s = addon.stats();
+  return { sendfile: s.sendfile, splice: s.splice, copy: s.copy, active: s.active, jobs: s.jobs };
+}
+
+/** Keep TCP urgent data in-band on a control socket (Python ftplib's ABOR). */
+export function setOobInline(fd: number): boolean {
+  return addon !== null && Number.isInteger(fd) && fd >= 0 && addon.setOobInline(fd);
+}
+
+/**
+ * Whether the peer reset `socket` (TCP state CLOSE or a pending socket error). Used when
+ * an upload's 'end' arrives, since libuv may report a reset as an end of stream. False
+ * when the engine is not loaded (nothing can be told then) or the socket has no fd.
+ */
+export function socketReset(socket: { _handle?: { fd?: unknown } | null }): boolean {
+  const fd = socket._handle?.fd;
+  return addon !== null && typeof fd === 'number' && fd >= 0 && addon.socketReset(fd);
+}
+
+/** Change the engine's defaults; returns the settings now in effect. */
+export function configureNative(opts: Partial<NativeConfig> = {}): Readonly<NativeConfig> {
+  const checked = checkOptions(opts);
+  if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 16)) {
+    throw new RangeError('threads: an integer from 1 to 16 expected');
+  }
+  Object.assign(defaults, checked);
+  if (opts.threads !== undefined) {
+    // The addon keeps its count once a thread has started.
+    defaults.threads = addon ? addon.configure(opts.threads) : opts.threads;
+  }
+  return Object.freeze({ ...defaults });
+}
+
+function checkOptions(o: NativeOptions): NativeOptions {
+  const out: NativeOptions = {};
+  if (o.sendMechanism !== undefined) {
+    if (!['sendfile', 'splice', 'copy'].includes(o.sendMechanism)) {
+      throw new RangeError("sendMechanism: 'sendfile', 'splice' or 'copy' expected");
+    }
+    out.sendMechanism = o.sendMechanism;
+  }
+  if (o.receiveMechanism !== undefined) {
+    if (!['splice', 'copy'].includes(o.receiveMechanism)) {
+      throw new RangeError("receiveMechanism: 'splice' or 'copy' expected");
+    }
+    out.receiveMechanism = o.receiveMechanism;
+  }
+  for (const k of ['chunkSize', 'pipeSize'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    const zeroOk = k === 'chunkSize' && v === 0;
+    if (!zeroOk && (!Number.isInteger(v) || v < 4096 || v > 64 * 1024 * 1024)) {
+      throw new RangeError(`${k}: 4096..67108864 expected${k === 'chunkSize' ? ', or 0 for the default' : ''}`);
+    }
+    out[k] = v;
+  }
+  for (const k of ['sendBufferSize', 'receiveBufferSize'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 0 || v > 2 ** 31 - 1) throw new RangeError(`${k}: a non-negative integer expected`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function socketFd(req: TransferRequest): number {
+  const handle = (req.socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
+}
+
+function accepts(req: TransferRequest): boolean {
+  if (!addon || req.ascii || req.tls) return false;
+  const fd = req.handle.fd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return false;
+  if (socketFd(req) < 0 || req.socket.destroyed) return false;
+  // Bytes JS already holds would be skipped or reordered by a native move.
+  if (req.direction === 'send' && req.socket.writableLength > 0) return false;
+  if (req.direction === 'receive' && req.socket.readableLength > 0) return false;
+  return true;
+}
+
+function abortedError(signal: AbortSignal, bytes: number, p: TransferPath): TransferError {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
+  return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, p);
+}
+
+function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
+  const a = addon;
+  const send = req.direction === 'send';
+  let opts: NativeConfig;
+  try {
+    opts = { ...defaults, ...(req.native ? checkOptions(req.native) : {}) };
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const asked = send ? opts.sendMechanism : opts.receiveMechanism;
+  const perMech = send ? CHUNK_DEFAULTS.send[opts.sendMechanism] : CHUNK_DEFAULTS.receive[opts.receiveMechanism];
+  const chunk = opts.chunkSize || perMech || opts.pipeSize;
+  const { signal, onProgress } = req;
+  return new Promise<NativeTransferResult>((resolve, reject) => {
+    if (!a) {
+      reject(new TransferError('native engine not available', 'FTPD_ERR_NATIVE_START', 0, asked));
+      return;
+    }
+    if (signal.aborted) {
+      reject(abortedError(signal, 0, asked));
+      return;
+    }
+    const bps = req.throttle?.bytesPerSecond ?? 0;
+    let id = 0;
+    const onAbort = (): void => {
+      // The thread stops within one slice and reports; we settle then, so the
+      // caller never closes descriptors under a move in flight.
+      a.cancel(id);
+    };
+    const cb: Callback = (kind, bytes, errno, syscall, errText, mech, consumed, sizeAtStart) => {
+      const p = MECHS[mech] ?? asked;
+      if (kind === KIND_PROGRESS) {
+        onProgress?.(bytes);
+        return;
+      }
+      signal.removeEventListener('abort', onAbort);
+      if (kind === KIND_OK) {
+        const result: NativeTransferResult = { bytes, path: p };
+        if (send) result.sizeAtStart = sizeAtStart;
+        resolve(result);
+        return;
+      }
+      if (kind === KIND_ABORTED) {
+        reject(abortedError(signal, bytes, p));
+        return;
+      }
+      let code: string;
+      try {
+        code = getSystemErrorName(-errno);
+      } catch {
+        code = 'EIO';
+      }
+      // Nothing reached the socket (send) or was taken from it (receive), and
+      // the engine is what failed: the caller may retry on streams.
+      const untouched = send ? bytes === 0 : bytes === 0 && consumed === 0;
+      if (untouched && (START_ERRNOS.has(code) || START_SYSCALLS.has(syscall))) {
+        reject(new TransferError(`native ${syscall} failed: ${errText} (${code})`, 'FTPD_ERR_NATIVE_START', 0, p));
+        return;
+      }
+      reject(new TransferError(`${syscall}: ${errText}`, code, bytes, p));
+    };
+    try {
+      id = a.start(
+        socketFd(req),
+        req.handle.fd ?? -1,
+        req.handle.offset,
+        send ? 0 : 1,
+        MECHS.indexOf(asked),
+        chunk,
+        opts.pipeSize,
+        bps > 0 ? bps : 0,
+        opts.sendBufferSize,
+        opts.receiveBufferSize,
+        typeof onProgress === 'function',
+        cb,
+      );
+    } catch (err) {
+      const e = err as Error;
+      reject(new TransferError(e.message, 'FTPD_ERR_NATIVE_START', 0, asked));
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The zero-copy engine, or null when the addon is not available. */
+export const nativeEngine: TransferEngine | null = addon
+  ? {
+      name: 'native',
+      accepts,
+      run,
+    }
+  : null;
