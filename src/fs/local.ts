@@ -349,7 +349,19 @@ export class LocalFileSystem implements FileSystem {
       if (!st.isFile()) throw fsError('EPERM', 'open', p);
     }
     const fh = await fsp.open(loc.real, flags, 0o666);
-    if (!append) return new LocalFileHandle(fh, offset);
+    if (!append) {
+      // REST n then STOR: the upload replaces everything from n on, so a shorter
+      // upload cannot leave the old file's tail behind it.
+      if (offset > 0) {
+        try {
+          await fh.truncate(offset);
+        } catch (err) {
+          await fh.close();
+          throw err;
+        }
+      }
+      return new LocalFileHandle(fh, offset);
+    }
     try {
       const { size } = await fh.stat();
       return new LocalFileHandle(fh, size);

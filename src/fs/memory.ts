@@ -186,10 +186,16 @@ export class MemoryFileSystem implements FileSystem {
     f.size = size;
   }
 
-  private truncate(f: MemFile): void {
-    if (f.linked) this.used -= f.size;
-    f.size = 0;
-    f.pages = [];
+  /** Cut a file to `n` bytes (n <= size); bytes past n are dropped, so later growth reads zeros there. */
+  private truncate(f: MemFile, n = 0): void {
+    if (n >= f.size) return;
+    if (f.linked) this.used -= f.size - n;
+    f.size = n;
+    const keep = Math.ceil(n / PAGE);
+    f.pages.length = Math.min(f.pages.length, keep);
+    const last = keep - 1;
+    const page = f.pages[last];
+    if (page && page.length > n - last * PAGE) f.pages[last] = page.subarray(0, n - last * PAGE);
     f.mtime = new Date();
   }
 
@@ -337,7 +343,8 @@ export class MemoryFileSystem implements FileSystem {
     }
     let offset = Math.max(0, options.offset ?? 0);
     if (options.append) offset = file.size;
-    else if (offset === 0 && file.size > 0) this.truncate(file);
+    // REST n then STOR replaces everything from n on (offset 0: the whole file).
+    else if (offset < file.size) this.truncate(file, offset);
     return new MemoryFileHandle(this, file, offset, p);
   }
 

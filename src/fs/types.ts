@@ -26,7 +26,7 @@ export interface DirEntry {
 }
 
 export interface OpenWriteOptions {
-  /** Byte offset to start writing at (REST before STOR). Ignored with append. */
+  /** Byte offset to start writing at (REST before STOR): the file is cut there, and the upload replaces everything after it. Ignored with append. */
   offset?: number;
   /** APPE: write at the end of the file, creating it if missing. */
   append?: boolean;

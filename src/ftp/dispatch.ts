@@ -1,3 +1,4 @@
+import { ftpDirname } from '../fs/paths';
 import { sanitizeLine } from './parser';
 import { FtpError } from './errors';
 import { COMMANDS } from './commands';
@@ -14,8 +15,8 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
     session.renameFrom = null;
     throw new FtpError(500, `Command "${sanitizeLine(verb.slice(0, 16))}" not understood.`);
   }
-  // An RNFR is consumed by the command right after it, whatever that is.
-  if (cmd.verb !== 'RNTO' && cmd.verb !== 'RNFR' && !cmd.duringTransfer) session.renameFrom = null;
+  // An RNFR is consumed by the command right after it, whatever that is (RFC 959: RNTO must follow at once).
+  if (cmd.verb !== 'RNTO' && cmd.verb !== 'RNFR') session.renameFrom = null;
 
   if (cmd.arg === 'required' && arg.length === 0) throw new FtpError(501, 'Syntax error: command needs an argument.');
   if (cmd.arg === 'none' && arg.trim().length > 0) throw new FtpError(501, 'Syntax error: command does not accept arguments.');
@@ -31,7 +32,9 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
     else part = cmd.path(arg);
     if (part === null) throw new FtpError(501, 'Syntax error in arguments.');
     path = session.resolvePath(part);
-    await session.requireFs().resolve(path);
+    // Commands that act on the entry itself (DELE, RMD, RNFR) check its folder, so a
+    // symlink that points out of the root can be removed or renamed, never followed.
+    await session.requireFs().resolve(cmd.entry ? ftpDirname(path) : path);
     if (cmd.perm) await session.requirePerm(cmd.perm, path);
   } else if (cmd.perm) {
     await session.requirePerm(cmd.perm, session.cwd);

@@ -18,7 +18,7 @@ export interface Reply {
 }
 
 /** errno (or our own FTPD_ERR_*) codes to replies: one table, shared by every command. */
-const BY_CODE: Record<string, Reply> = {
+const BY_CODE: Readonly<Record<string, Reply>> = Object.assign(Object.create(null) as Record<string, Reply>, {
   ENOENT: { code: 550, text: 'No such file or directory.' },
   ENOTDIR: { code: 550, text: 'Not a directory.' },
   EISDIR: { code: 550, text: 'Is a directory.' },
@@ -44,7 +44,7 @@ const BY_CODE: Record<string, Reply> = {
   FTPD_ERR_DATA_TIMEOUT: { code: 426, text: 'Data connection idle too long; transfer aborted.' },
   FTPD_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },
   FTPD_ERR_AUTH_UNAVAILABLE: { code: 421, text: 'Service not available, try again later.' },
-};
+});
 
 const UNEXPECTED: Reply = { code: 451, text: 'Requested action aborted: local error in processing.' };
 
@@ -54,9 +54,9 @@ const UNEXPECTED: Reply = { code: 451, text: 'Requested action aborted: local er
  */
 export function toReply(err: unknown): Reply {
   if (err instanceof FtpError) return { code: err.reply, text: err.reason };
-  if (err instanceof TransferError) return BY_CODE[err.code] ?? { code: 426, text: 'Transfer failed.' };
+  if (err instanceof TransferError) return (Object.hasOwn(BY_CODE, err.code) && BY_CODE[err.code]) || { code: 426, text: 'Transfer failed.' };
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && BY_CODE[code]) return BY_CODE[code];
+  if (typeof code === 'string' && Object.hasOwn(BY_CODE, code)) return BY_CODE[code];
   return UNEXPECTED;
 }
 
@@ -64,5 +64,5 @@ export function toReply(err: unknown): Reply {
 export function isExpected(err: unknown): boolean {
   if (err instanceof FtpError || err instanceof TransferError) return true;
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code in BY_CODE;
+  return typeof code === 'string' && Object.hasOwn(BY_CODE, code);
 }

@@ -1,7 +1,7 @@
 import type Logger from 'bunyan';
 import type { ResolvedOptions } from '../config/options';
 import type { PortPool } from './data/ports';
-import type { TransferPath, TransferRequest, TransferResult } from './data/transfer';
+import type { TransferRequest, TransferResult } from './data/transfer';
 import type { Session, TransferInfo } from './session';
 import type { TlsManager } from './tls';
 
@@ -14,8 +14,10 @@ export interface ServerContext {
   readonly tls: TlsManager | null;
   readonly defaultMlstFacts: readonly string[];
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
-  transfer(req: TransferRequest, onEngine: (path: TransferPath) => void): Promise<TransferResult>;
+  transfer(req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult>;
   onSessionClosed(session: Session): void;
+  /** Keep TCP urgent data in-band on a control socket, when the native addon can. */
+  setOobInline(socket: import('node:net').Socket): void;
   emitLogin(session: Session, user: string): void;
   emitLoginFailed(session: Session, user: string): void;
   emitLogout(session: Session, user: string): void;

@@ -3,9 +3,9 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
-import { nativeStatus, selectEngine } from './data/engines';
+import { nativeStatus, selectEngine, setOobInline } from './data/engines';
 import { PortPool } from './data/ports';
-import type { TransferPath, TransferRequest, TransferResult } from './data/transfer';
+import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
 import { formatReply } from './parser';
 import type { ServerContext } from './server-context';
@@ -67,9 +67,10 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       log: this.log,
       portPool: pool,
       defaultMlstFacts: DEFAULT_MLST_FACTS,
-      transfer: (req: TransferRequest, onEngine: (p: TransferPath) => void): Promise<TransferResult> =>
+      transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
       onSessionClosed: (s) => this.onSessionClosed(s),
+      setOobInline,
       emitLogin: (s, user) => this.emit('login', user, info(s)),
       emitLoginFailed: (s, user) => this.emit('loginFailed', user, info(s)),
       emitLogout: (s, user) => this.emit('logout', user, info(s)),

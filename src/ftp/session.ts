@@ -28,7 +28,8 @@ export interface ActiveTransfer {
   direction: 'send' | 'receive';
   started: number;
   bytes: number;
-  engine: TransferPath | null;
+  /** 'native' or 'stream' while it runs. */
+  engine: 'native' | 'stream' | null;
   readonly abort: AbortController;
 }
 
@@ -115,6 +116,8 @@ export class Session {
     this.framer = new CommandFramer({ maxLineLength: ctx.options.maxLineLength, encoding: ctx.options.encoding });
     this.mlstFacts = new Set(ctx.defaultMlstFacts);
     socket.setNoDelay(ctx.options.tcpNoDelay);
+    // Python's ftplib sends ABOR with MSG_OOB: keep the urgent byte in the stream.
+    ctx.setOobInline(socket);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
     socket.on('close', () => this.onClose());
@@ -411,7 +414,7 @@ export class Session {
       const dataTimeout = this.options.dataTimeout;
       if (dataTimeout > 0) {
         socket.setTimeout(dataTimeout * 1000, () =>
-          abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, t.engine ?? 'stream')),
+          abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, 'stream')),
         );
       }
       result = await this.ctx.transfer(
@@ -450,7 +453,7 @@ export class Session {
       path: opts.path,
       bytes: t.bytes,
       seconds: (Date.now() - t.started) / 1000,
-      engine: result?.path ?? t.engine ?? 'stream',
+      engine: result?.path ?? (failure instanceof TransferError ? failure.path : 'stream'),
       ok: failure === null,
     };
     if (opts.file) this.logTransfer(info, failure);
@@ -574,7 +577,7 @@ export class Session {
 
   /** Resolves once the control socket has closed. */
   whenClosed(): Promise<void> {
-    if (this.socket.destroyed && this.closed) return Promise.resolve();
+    if (this.closeHandled) return Promise.resolve();
     return new Promise((resolve) => this.closeWaiters.push(resolve));
   }
 }

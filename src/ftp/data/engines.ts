@@ -1,11 +1,12 @@
 import type Logger from 'bunyan';
 import { streamEngine } from '../../native/fallback';
-import { TransferError, type TransferEngine, type TransferPath, type TransferRequest, type TransferResult } from './transfer';
+import { TransferError, type TransferEngine, type TransferRequest, type TransferResult } from './transfer';
 
 interface NativeModule {
   nativeEngine: TransferEngine | null;
   available: boolean;
   reason: string;
+  setOobInline?: (fd: number) => boolean;
 }
 
 let native: NativeModule | null = null;
@@ -36,12 +37,12 @@ export function nativeStatus(): { available: boolean; reason: string } {
 export async function selectEngine(
   req: TransferRequest,
   useNative: boolean,
-  onEngine: (path: TransferPath) => void,
+  onEngine: (engine: 'native' | 'stream') => void,
   log: Logger,
 ): Promise<TransferResult> {
   const n = useNative ? loadNative().nativeEngine : null;
   if (n && n.accepts(req)) {
-    onEngine('sendfile');
+    onEngine('native');
     try {
       return await n.run(req);
     } catch (err) {
@@ -51,4 +52,11 @@ export async function selectEngine(
   }
   onEngine('stream');
   return streamEngine.run(req);
+}
+
+/** SO_OOBINLINE on a control socket (Python ftplib's urgent ABOR), when the addon is loaded. */
+export function setOobInline(socket: object): void {
+  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  const set = loadNative().setOobInline;
+  if (set && typeof fd === 'number' && fd >= 0) set(fd);
 }
