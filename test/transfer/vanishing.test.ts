@@ -1,0 +1,204 @@
+import test from 'ava';
+import * as fs from 'node:fs';
+import type * as net from 'node:net';
+import * as path from 'node:path';
+import { LineClient } from '../helpers/line-client';
+import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+import { MATRIX, transferRecords } from '../helpers/matrix';
+import { PASS, USER, openFds, startServer, waitForNoSessions } from '../helpers/server';
+import type { TransferInfo } from '../../src';
+import { explain, run } from '../helpers/run';
+
+/**
+ * Clients that vanish: a data socket destroyed mid-RETR and reset mid-STOR,
+ * a control connection dropped mid-transfer, and a soak of both. Serial, so
+ * the fd counts of the soak belong to this file's tests alone.
+ */
+
+function sparse(root: string, name: string, size = 2 * 1024 ** 3): void {
+  const fd = fs.openSync(path.join(root, name), 'w');
+  fs.ftruncateSync(fd, size);
+  fs.closeSync(fd);
+}
+
+function firstBytes(s: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('readable', () => resolve());
+    s.once('error', reject);
+  });
+}
+
+function closed(s: net.Socket): Promise<void> {
+  return s.destroyed && s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
+}
+
+for (const row of MATRIX) {
+  test.serial(`data socket destroyed mid-RETR: 426, no 226, session usable ${row.suffix}`, async (t) => {
+    const s = await startServer(t, { useSendfile: row.useSendfile });
+    sparse(s.root, 'big.bin');
+    fs.writeFileSync(path.join(s.root, 'small.bin'), randomContent(999));
+    const c = await loggedIn(s.port, USER, PASS);
+    const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileSent');
+    const plan = await prepareData(c, row.mode);
+    c.send('RETR big.bin\r\n');
+    const pre = await c.read();
+    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
+    const data = await plan.socket();
+    data.on('error', () => {});
+    await firstBytes(data);
+    data.destroy(); // unread bytes pending: the kernel answers with a reset
+    const fin = await c.read();
+    t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);
+    t.is((await c.cmd('NOOP')).code, 200, 'no 226 follows the 426');
+    const [, info] = await incomplete;
+    t.false(info.ok);
+    t.not(transferRecords(s)[0]?.result, 'ok');
+    const again = await retr(c, row.mode, 'RETR small.bin');
+    t.is(again.final?.code, 226);
+    t.is(again.digest.sha256, sha256(randomContent(999)));
+    c.close();
+  });
+
+  test.serial(`data socket reset mid-STOR: 426, never 226, partial file kept ${row.suffix}`, async (t) => {
+    const s = await startServer(t, { useSendfile: row.useSendfile });
+    const c = await loggedIn(s.port, USER, PASS);
+    const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileReceived', 5000);
+    let complete = false;
+    s.server.on('fileReceived', () => (complete = true));
+    const plan = await prepareData(c, row.mode);
+    c.send('STOR cut.bin\r\n');
+    const pre = await c.read();
+    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
+    const data = await plan.socket();
+    data.on('error', () => {});
+    const body = randomContent(16 * 1024 * 1024);
+    await new Promise<void>((resolve, reject) => data.write(body, (err) => (err ? reject(err) : resolve())));
+    data.resetAndDestroy();
+    const fin = await c.read();
+    t.is(fin?.code, 426, `an upload cut by a reset must not be reported complete: ${fin?.code} ${fin?.text}`);
+    t.is((await c.cmd('NOOP')).code, 200, 'no 226 follows the 426');
+    const [p, info] = await incomplete;
+    t.is(p, '/cut.bin');
+    t.false(info.ok);
+    t.false(complete, 'no fileReceived event');
+    t.true(fs.existsSync(path.join(s.root, 'cut.bin')), 'the partial upload is kept');
+    c.close();
+  });
+
+  test.serial(`control connection dropped mid-RETR: transfer aborted, session and data socket gone ${row.suffix}`, async (t) => {
+    const s = await startServer(t, { useSendfile: row.useSendfile });
+    sparse(s.root, 'big.bin');
+    const c = await loggedIn(s.port, USER, PASS);
+    const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileSent');
+    const plan = await prepareData(c, row.mode);
+    c.send('RETR big.bin\r\n');
+    await c.read();
+    const data = await plan.socket();
+    data.on('error', () => {});
+    await firstBytes(data);
+    c.close();
+    await waitForNoSessions(s.server);
+    data.resume(); // drain, so a clean FIN or a reset can reach us
+    await closed(data);
+    const [, info] = await incomplete;
+    t.false(info.ok);
+    t.pass();
+  });
+
+  test.serial(`control connection dropped mid-STOR: upload reported incomplete ${row.suffix}`, async (t) => {
+    const s = await startServer(t, { useSendfile: row.useSendfile });
+    const c = await loggedIn(s.port, USER, PASS);
+    const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileReceived');
+    let complete = false;
+    s.server.on('fileReceived', () => (complete = true));
+    const plan = await prepareData(c, row.mode);
+    c.send('STOR half.bin\r\n');
+    await c.read();
+    const data = await plan.socket();
+    data.on('error', () => {});
+    await new Promise<void>((resolve) => data.write(randomContent(1024 * 1024), () => resolve()));
+    c.close();
+    await waitForNoSessions(s.server);
+    const [, info] = await incomplete;
+    t.false(info.ok);
+    t.false(complete);
+    await closed(data);
+    t.true(fs.existsSync(path.join(s.root, 'half.bin')));
+  });
+}
+
+for (const engine of ['native', 'stream'] as const) {
+  const row = MATRIX.find((r) => r.engine === engine && r.mode === 'passive')!;
+  test.serial(`soak: 50 × connect/login/EPSV/RETR cut off/destroy leaks no fd and no session ${row.suffix}`, async (t) => {
+    const s = await startServer(t, { useSendfile: row.useSendfile });
+    sparse(s.root, 'big.bin');
+    let incomplete = 0;
+    let waiting: (() => void) | null = null;
+    let want = 0;
+    s.server.on('incompleteFileSent', () => {
+      incomplete++;
+      if (waiting && incomplete >= want) waiting();
+    });
+    const allReported = (n: number): Promise<void> =>
+      incomplete >= n
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            want = n;
+            waiting = resolve;
+          });
+
+    const once = async (i: number): Promise<void> => {
+      const c = await LineClient.open(s.port);
+      await c.login(USER, PASS);
+      await c.cmd('TYPE I');
+      const data = await c.epsvConnect();
+      data.on('error', () => {});
+      c.send('RETR big.bin\r\n');
+      await c.read();
+      await firstBytes(data);
+      // Alternate which side goes first.
+      if (i % 2) {
+        data.destroy();
+        c.close();
+      } else {
+        c.close();
+        data.destroy();
+      }
+      await Promise.all([closed(data), c.whenClosed()]);
+    };
+
+    // Warm-up: lazily loaded modules and pools open their fds here, not in the count.
+    await once(0);
+    await waitForNoSessions(s.server);
+    await allReported(1);
+    const fdsBefore = openFds();
+    const sessionsBefore = s.server.sessionCount;
+
+    for (let i = 1; i <= 50; i++) await once(i);
+    await waitForNoSessions(s.server);
+    await allReported(51);
+
+    t.is(s.server.sessionCount, sessionsBefore);
+    t.is(openFds(), fdsBefore, 'open file descriptors are back to where they were');
+    t.is(incomplete, 51);
+    // And the server still serves.
+    const c = await loggedIn(s.port, USER, PASS);
+    t.is((await c.cmd('NOOP')).code, 200);
+    c.close();
+  });
+}
+
+test.serial('server.close() resolves only once every session is gone (sessionCount 0)', async (t) => {
+  // Clients that have just quit (curl): a session's socket can be destroyed while its 'close'
+  // event, which removes it from the server, has not run yet.
+  let leftovers = 0;
+  for (let i = 0; i < 20; i++) {
+    const s = await startServer(t);
+    const r = await run('curl', ['-sS', '--list-only', `${s.url}/`], { timeoutMs: 30000 });
+    t.is(r.code, 0, explain(r));
+    await s.server.close();
+    if (s.server.sessionCount !== 0) leftovers++;
+    await waitForNoSessions(s.server);
+  }
+  t.is(leftovers, 0, `close() resolved with a session still counted in ${leftovers} of 20 runs`);
+});
