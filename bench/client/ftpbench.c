@@ -1,0 +1,644 @@
+/*
+ * ftpbench: a small plain-FTP load client for bench/run.js.
+ *
+ *   ftpbench MODE --port P [--host 127.0.0.1] [--user bench] [--pass bench] [options]
+ *
+ *   retr   --file NAME                     download one file, discard the data (recv MSG_TRUNC)
+ *   stor   --file NAME --bytes N           upload N bytes sent with sendfile() from a memfd
+ *   many   --file NAME --clients C --count K
+ *                                          C threads, each logs in once, then K x RETR
+ *   idle   --sessions N                    hold N logged-in sessions; prints a JSON line with
+ *                                          "ready", then waits for a line (or EOF) on stdin, then QUITs
+ *   logins --clients C --seconds T         C threads loop connect/USER/PASS/QUIT for T seconds
+ *   --sync (retr, stor, many): print {"phase":"ready"} after logging in and {"phase":"done"}
+ *          after the measured phase, each time waiting for a line on stdin before going on
+ *
+ * Every mode prints one JSON object on stdout with the figures and the client's own CPU use
+ * (getrusage user+sys over the measured phase), so the runner can show the client is not the
+ * bottleneck. Bounded: --timeout S (default 600) aborts the process with SIGALRM.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *g_host = "127.0.0.1";
+static int g_port = 0;
+static const char *g_user = "bench";
+static const char *g_pass = "bench";
+static const char *g_file = "big.bin";
+static long long g_bytes = 0;
+static int g_clients = 1;
+static int g_count = 1;
+static int g_sessions = 1;
+static double g_seconds = 1.0;
+static int g_timeout = 600;
+static int g_verbose = 0;
+static int g_sync = 0; /* --sync: stop before and after the measured phase, see sync_point() */
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "ftpbench: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(2);
+}
+
+static void on_alarm(int sig) {
+  (void)sig;
+  static const char msg[] = "ftpbench: timeout\n";
+  ssize_t r = write(2, msg, sizeof msg - 1);
+  (void)r;
+  _exit(3);
+}
+
+/* With --sync, print {"phase":NAME} and wait for a line on stdin: the runner samples the
+ * server's CPU there, so logins and QUITs stay outside the measured window. */
+static void sync_point(const char *phase) {
+  if (!g_sync) return;
+  printf("{\"phase\":\"%s\"}\n", phase);
+  fflush(stdout);
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) {}
+}
+
+/* ---------- control connection ---------- */
+
+typedef struct {
+  int fd;
+  char buf[8192];
+  int len;          /* bytes buffered */
+  char last[1024];  /* last reply line, for error messages */
+} ctl_t;
+
+static int tcp_connect(const char *host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, host, &sa.sin_addr);
+  for (int attempt = 0; attempt < 50; attempt++) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      /* a session that stops answering fails after 30 s instead of stalling the run */
+      struct timeval tv = {30, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      return fd;
+    }
+    /* transient: listen backlog full or ephemeral ports in TIME_WAIT */
+    if (errno == EAGAIN || errno == EADDRNOTAVAIL || errno == ETIMEDOUT || (errno == ECONNREFUSED && attempt < 3)) {
+      close(fd);
+      usleep(2000 * (attempt + 1));
+      fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) return -1;
+      continue;
+    }
+    break;
+  }
+  close(fd);
+  return -1;
+}
+
+/* Read one complete (possibly multi-line) reply; returns the 3-digit code or -1. */
+static int read_reply(ctl_t *c) {
+  int code = -1;
+  for (;;) {
+    /* find a complete line in the buffer */
+    char *nl = memchr(c->buf, '\n', (size_t)c->len);
+    if (nl) {
+      int linelen = (int)(nl - c->buf) + 1;
+      int n = linelen < (int)sizeof c->last - 1 ? linelen : (int)sizeof c->last - 1;
+      memcpy(c->last, c->buf, (size_t)n);
+      c->last[n] = 0;
+      int done = 0;
+      if (linelen >= 4 && c->buf[0] >= '0' && c->buf[0] <= '9' && c->buf[1] >= '0' && c->buf[1] <= '9' &&
+          c->buf[2] >= '0' && c->buf[2] <= '9') {
+        int lc = (c->buf[0] - '0') * 100 + (c->buf[1] - '0') * 10 + (c->buf[2] - '0');
+        if (code < 0) code = lc;
+        if (c->buf[3] == ' ' && lc == code) done = 1;
+      }
+      memmove(c->buf, c->buf + linelen, (size_t)(c->len - linelen));
+      c->len -= linelen;
+      if (done) return code;
+      continue;
+    }
+    if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd line: drop */
+    ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - (size_t)c->len, 0);
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      snprintf(c->last, sizeof c->last, "control connection closed (%s)", r < 0 ? strerror(errno) : "EOF");
+      return -1;
+    }
+    c->len += (int)r;
+  }
+}
+
+static int send_cmd(ctl_t *c, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+  va_end(ap);
+  line[n++] = '\r';
+  line[n++] = '\n';
+  int off = 0;
+  while (off < n) {
+    ssize_t w = send(c->fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    off += (int)w;
+  }
+  return 0;
+}
+
+static int cmd(ctl_t *c, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (send_cmd(c, "%s", line) < 0) return -1;
+  return read_reply(c);
+}
+
+/* connect + banner + USER/PASS (+ TYPE I when type_i). Returns 0 or -1 (message in c->last). */
+static int ftp_login(ctl_t *c, int type_i) {
+  c->len = 0;
+  c->fd = tcp_connect(g_host, g_port);
+  if (c->fd < 0) {
+    snprintf(c->last, sizeof c->last, "connect: %s", strerror(errno));
+    return -1;
+  }
+  int code = read_reply(c);
+  if (code != 220) goto fail;
+  code = cmd(c, "USER %s", g_user);
+  if (code == 331) code = cmd(c, "PASS %s", g_pass);
+  if (code != 230) goto fail;
+  if (type_i) {
+    code = cmd(c, "TYPE I");
+    if (code != 200) goto fail;
+  }
+  return 0;
+fail:
+  close(c->fd);
+  c->fd = -1;
+  return -1;
+}
+
+static void ftp_quit(ctl_t *c) {
+  if (c->fd < 0) return;
+  cmd(c, "QUIT");
+  close(c->fd);
+  c->fd = -1;
+}
+
+/* EPSV (falling back to PASV), then connect the data socket. */
+static int open_data(ctl_t *c) {
+  int code = cmd(c, "EPSV");
+  int port = -1;
+  if (code == 229) {
+    char *p = strstr(c->last, "(|||");
+    if (p) port = atoi(p + 4);
+  } else {
+    code = cmd(c, "PASV");
+    if (code == 227) {
+      char *p = strchr(c->last, '(');
+      int h1, h2, h3, h4, p1, p2;
+      if (p && sscanf(p + 1, "%d,%d,%d,%d,%d,%d", &h1, &h2, &h3, &h4, &p1, &p2) == 6) port = p1 * 256 + p2;
+    }
+  }
+  if (port <= 0) return -1;
+  return tcp_connect(g_host, port);
+}
+
+/* Drain a data socket to EOF, discarding bytes in the kernel (MSG_TRUNC: no copy to user space). */
+static long long drain(int dfd) {
+  static __thread char *fallback = NULL;
+  long long total = 0;
+  int use_trunc = 1;
+  for (;;) {
+    ssize_t r;
+    if (use_trunc) {
+      r = recv(dfd, NULL, 1 << 22, MSG_TRUNC);
+      if (r < 0 && (errno == EFAULT || errno == EINVAL)) {
+        use_trunc = 0;
+        continue;
+      }
+    } else {
+      if (!fallback) fallback = malloc(1 << 20);
+      r = recv(dfd, fallback, 1 << 20, 0);
+    }
+    if (r == 0) break;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    total += r;
+  }
+  return total;
+}
+
+/* One RETR; returns bytes, sets *lat to seconds from RETR sent to the final reply. */
+static long long do_retr(ctl_t *c, const char *name, double *lat) {
+  int dfd = open_data(c);
+  if (dfd < 0) {
+    snprintf(c->last, sizeof c->last, "data connection failed");
+    return -1;
+  }
+  double t0 = now_s();
+  if (send_cmd(c, "RETR %s", name) < 0) {
+    close(dfd);
+    return -1;
+  }
+  int code = read_reply(c);
+  if (code != 150 && code != 125) {
+    close(dfd);
+    return -1;
+  }
+  long long n = drain(dfd);
+  close(dfd);
+  code = read_reply(c);
+  *lat = now_s() - t0;
+  if (code != 226 && code != 250) return -1;
+  return n;
+}
+
+/* ---------- modes ---------- */
+
+static void mode_retr(void) {
+  ctl_t c;
+  if (ftp_login(&c, 1) < 0) die("login failed: %s", c.last);
+  sync_point("ready");
+  double lat = 0, c0 = cpu_s();
+  long long n = do_retr(&c, g_file, &lat);
+  double c1 = cpu_s();
+  if (n < 0) die("RETR failed: %s", c.last);
+  printf("{\"mode\":\"retr\",\"bytes\":%lld,\"seconds\":%.6f,\"mbps\":%.2f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f}\n",
+         n, lat, n / lat / 1e6, c1 - c0, (c1 - c0) / lat * 100);
+  sync_point("done");
+  ftp_quit(&c);
+}
+
+static void mode_stor(void) {
+  /* 16 MiB of non-constant bytes in a memfd, sent with sendfile() over and over */
+  const size_t chunk = 16u << 20;
+  int mfd = memfd_create("ftpbench", MFD_CLOEXEC);
+  if (mfd < 0) die("memfd_create: %s", strerror(errno));
+  if (ftruncate(mfd, (off_t)chunk) < 0) die("ftruncate: %s", strerror(errno));
+  unsigned char *m = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  if (m == MAP_FAILED) die("mmap: %s", strerror(errno));
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < chunk; i += 4) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    memcpy(m + i, &x, 4);
+  }
+  munmap(m, chunk);
+
+  ctl_t c;
+  if (ftp_login(&c, 1) < 0) die("login failed: %s", c.last);
+  sync_point("ready");
+  int dfd = open_data(&c);
+  if (dfd < 0) die("data connection failed: %s", c.last);
+  double c0 = cpu_s(), t0 = now_s();
+  if (send_cmd(&c, "STOR %s", g_file) < 0) die("send failed");
+  int code = read_reply(&c);
+  if (code != 150 && code != 125) die("STOR refused: %s", c.last);
+  long long left = g_bytes;
+  while (left > 0) {
+    off_t off = 0;
+    size_t want = left < (long long)chunk ? (size_t)left : chunk;
+    while (want > 0) {
+      ssize_t w = sendfile(dfd, mfd, &off, want);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        die("sendfile: %s", strerror(errno));
+      }
+      want -= (size_t)w;
+      left -= w;
+    }
+  }
+  shutdown(dfd, SHUT_WR);
+  /* wait for the server to close its side so the 226 follows the last byte */
+  char tmp[256];
+  while (recv(dfd, tmp, sizeof tmp, 0) > 0) {}
+  close(dfd);
+  code = read_reply(&c);
+  double t1 = now_s(), c1 = cpu_s();
+  if (code != 226 && code != 250) die("STOR failed: %s", c.last);
+  double s = t1 - t0;
+  printf("{\"mode\":\"stor\",\"bytes\":%lld,\"seconds\":%.6f,\"mbps\":%.2f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f}\n",
+         g_bytes, s, g_bytes / s / 1e6, c1 - c0, (c1 - c0) / s * 100);
+  sync_point("done");
+  ftp_quit(&c);
+}
+
+typedef struct {
+  int idx;
+  double *lat;      /* many: K latencies */
+  int done;         /* many: files ok; logins: count */
+  int errors;
+  long long bytes;
+  char err[256];
+} worker_t;
+
+static pthread_barrier_t g_barrier, g_b_go, g_b_done, g_b_quit;
+static volatile int g_stop = 0;
+static double g_deadline = 0;
+
+static void *many_worker(void *arg) {
+  worker_t *w = arg;
+  ctl_t c;
+  int ok = ftp_login(&c, 1) == 0;
+  if (!ok) {
+    snprintf(w->err, sizeof w->err, "login: %s", c.last);
+    w->errors++;
+  }
+  pthread_barrier_wait(&g_barrier); /* all logged in */
+  pthread_barrier_wait(&g_b_go);    /* measured phase starts */
+  for (int i = 0; ok && i < g_count; i++) {
+    double lat;
+    long long n = do_retr(&c, g_file, &lat);
+    if (n < 0) {
+      snprintf(w->err, sizeof w->err, "RETR: %s", c.last);
+      w->errors++;
+      break; /* control state is unknown now */
+    }
+    w->lat[w->done++] = lat;
+    w->bytes += n;
+  }
+  pthread_barrier_wait(&g_b_done);
+  pthread_barrier_wait(&g_b_quit);
+  if (ok) ftp_quit(&c);
+  return NULL;
+}
+
+/* copy of s safe to embed in a JSON string */
+static const char *json_esc(const char *s, char *out, size_t n) {
+  size_t j = 0;
+  for (size_t i = 0; s[i] && j + 1 < n; i++)
+    if ((unsigned char)s[i] >= 32 && s[i] != '"' && s[i] != '\\') out[j++] = s[i];
+  out[j] = 0;
+  return out;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, int n, double p) {
+  if (n == 0) return 0;
+  int i = (int)(p / 100.0 * n + 0.5) - 1;
+  if (i < 0) i = 0;
+  if (i >= n) i = n - 1;
+  return v[i];
+}
+
+static void mode_many(void) {
+  int C = g_clients;
+  pthread_t *th = calloc((size_t)C, sizeof *th);
+  worker_t *w = calloc((size_t)C, sizeof *w);
+  pthread_barrier_init(&g_barrier, NULL, (unsigned)C + 1);
+  pthread_barrier_init(&g_b_go, NULL, (unsigned)C + 1);
+  pthread_barrier_init(&g_b_done, NULL, (unsigned)C + 1);
+  pthread_barrier_init(&g_b_quit, NULL, (unsigned)C + 1);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  for (int i = 0; i < C; i++) {
+    w[i].idx = i;
+    w[i].lat = calloc((size_t)g_count, sizeof(double));
+    if (pthread_create(&th[i], &attr, many_worker, &w[i]) != 0) die("pthread_create");
+  }
+  pthread_barrier_wait(&g_barrier); /* everyone is logged in (or failed) */
+  sync_point("ready");
+  double t0 = now_s(), c0 = cpu_s();
+  pthread_barrier_wait(&g_b_go);
+  pthread_barrier_wait(&g_b_done);
+  double t1 = now_s(), c1 = cpu_s();
+  int total = 0, errors = 0;
+  long long bytes = 0;
+  const char *firsterr = "";
+  for (int i = 0; i < C; i++) {
+    total += w[i].done;
+    errors += w[i].errors;
+    bytes += w[i].bytes;
+    if (w[i].errors && !*firsterr) firsterr = w[i].err;
+  }
+  double *all = calloc((size_t)total + 1, sizeof(double));
+  int k = 0;
+  for (int i = 0; i < C; i++)
+    for (int j = 0; j < w[i].done; j++) all[k++] = w[i].lat[j];
+  qsort(all, (size_t)total, sizeof(double), cmp_double);
+  double s = t1 - t0;
+  printf("{\"mode\":\"many\",\"clients\":%d,\"per_client\":%d,\"files\":%d,\"errors\":%d,\"bytes\":%lld,"
+         "\"seconds\":%.6f,\"files_per_s\":%.1f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+         "\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f,\"first_error\":\"%s\"}\n",
+         C, g_count, total, errors, bytes, s, total / s, bytes / s / 1e6, pct(all, total, 50) * 1e3,
+         pct(all, total, 99) * 1e3, total ? all[total - 1] * 1e3 : 0, c1 - c0, (c1 - c0) / s * 100, json_esc(firsterr, (char[256]){0}, 256));
+  sync_point("done");
+  pthread_barrier_wait(&g_b_quit);
+  for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
+}
+
+/* idle: open sessions with a few threads, hold them, then QUIT */
+static ctl_t *g_idle;
+static int g_idle_threads;
+
+static void *idle_open(void *arg) {
+  worker_t *w = arg;
+  for (int i = w->idx; i < g_sessions; i += g_idle_threads) {
+    if (ftp_login(&g_idle[i], 0) < 0) {
+      snprintf(w->err, sizeof w->err, "%s", g_idle[i].last);
+      w->errors++;
+    } else {
+      w->done++;
+    }
+  }
+  return NULL;
+}
+
+static void *idle_close(void *arg) {
+  worker_t *w = arg;
+  for (int i = w->idx; i < g_sessions; i += g_idle_threads) ftp_quit(&g_idle[i]);
+  return NULL;
+}
+
+static void mode_idle(void) {
+  int N = g_sessions;
+  g_idle = calloc((size_t)N, sizeof *g_idle);
+  for (int i = 0; i < N; i++) g_idle[i].fd = -1;
+  g_idle_threads = N < 16 ? N : 16;
+  pthread_t th[16];
+  worker_t w[16];
+  memset(w, 0, sizeof w);
+  double t0 = now_s(), c0 = cpu_s();
+  for (int i = 0; i < g_idle_threads; i++) {
+    w[i].idx = i;
+    pthread_create(&th[i], NULL, idle_open, &w[i]);
+  }
+  int ok = 0, errors = 0;
+  const char *firsterr = "";
+  for (int i = 0; i < g_idle_threads; i++) {
+    pthread_join(th[i], NULL);
+    ok += w[i].done;
+    errors += w[i].errors;
+    if (w[i].errors && !*firsterr) firsterr = w[i].err;
+  }
+  double t1 = now_s(), c1 = cpu_s();
+  char esc[256];
+  int j = 0;
+  for (int i = 0; firsterr[i] && j < 250; i++)
+    if (firsterr[i] >= 32 && firsterr[i] != '"' && firsterr[i] != '\\') esc[j++] = firsterr[i];
+  esc[j] = 0;
+  printf("{\"mode\":\"idle\",\"ready\":%d,\"errors\":%d,\"open_seconds\":%.4f,\"client_cpu_s\":%.4f,\"first_error\":\"%s\"}\n",
+         ok, errors, t1 - t0, c1 - c0, esc);
+  fflush(stdout);
+  /* hold until the runner says so (a line or EOF on stdin) */
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) {}
+  for (int i = 0; i < g_idle_threads; i++) {
+    w[i].idx = i;
+    pthread_create(&th[i], NULL, idle_close, &w[i]);
+  }
+  for (int i = 0; i < g_idle_threads; i++) pthread_join(th[i], NULL);
+  printf("{\"mode\":\"idle\",\"closed\":%d}\n", ok);
+}
+
+static void *login_worker(void *arg) {
+  worker_t *w = arg;
+  while (!g_stop && now_s() < g_deadline && w->done < 10000000) {
+    ctl_t c;
+    double t = now_s();
+    if (ftp_login(&c, 0) < 0) {
+      w->errors++;
+      snprintf(w->err, sizeof w->err, "%s", c.last);
+      if (w->errors > 100) break;
+      continue;
+    }
+    int code = cmd(&c, "QUIT");
+    close(c.fd);
+    if (code != 221) {
+      w->errors++;
+      continue;
+    }
+    if (w->done < 200000) w->lat[w->done] = now_s() - t;
+    w->done++;
+  }
+  return NULL;
+}
+
+static void mode_logins(void) {
+  int C = g_clients;
+  pthread_t *th = calloc((size_t)C, sizeof *th);
+  worker_t *w = calloc((size_t)C, sizeof *w);
+  for (int i = 0; i < C; i++) w[i].lat = calloc(200000, sizeof(double));
+  double t0 = now_s(), c0 = cpu_s();
+  g_deadline = t0 + g_seconds;
+  for (int i = 0; i < C; i++) pthread_create(&th[i], NULL, login_worker, &w[i]);
+  for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
+  double t1 = now_s(), c1 = cpu_s();
+  int total = 0, errors = 0, nlat = 0;
+  const char *firsterr = "";
+  for (int i = 0; i < C; i++) {
+    total += w[i].done;
+    errors += w[i].errors;
+    nlat += w[i].done < 200000 ? w[i].done : 200000;
+    if (w[i].errors && !*firsterr) firsterr = w[i].err;
+  }
+  double *all = calloc((size_t)nlat + 1, sizeof(double));
+  int k = 0;
+  for (int i = 0; i < C; i++)
+    for (int j = 0; j < w[i].done && j < 200000; j++) all[k++] = w[i].lat[j];
+  qsort(all, (size_t)nlat, sizeof(double), cmp_double);
+  char esc[256];
+  int j = 0;
+  for (int i = 0; firsterr[i] && j < 250; i++)
+    if (firsterr[i] >= 32 && firsterr[i] != '"' && firsterr[i] != '\\') esc[j++] = firsterr[i];
+  esc[j] = 0;
+  double s = t1 - t0;
+  printf("{\"mode\":\"logins\",\"clients\":%d,\"logins\":%d,\"errors\":%d,\"seconds\":%.4f,\"logins_per_s\":%.1f,"
+         "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f,\"first_error\":\"%s\"}\n",
+         C, total, errors, s, total / s, pct(all, nlat, 50) * 1e3, pct(all, nlat, 99) * 1e3, c1 - c0,
+         (c1 - c0) / s * 100, esc);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) die("usage: ftpbench retr|stor|many|idle|logins --port P [options]");
+  const char *mode = argv[1];
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name) (strcmp(a, name) == 0 && v && (i++, 1))
+    if (OPT("--host")) g_host = v;
+    else if (OPT("--port")) g_port = atoi(v);
+    else if (OPT("--user")) g_user = v;
+    else if (OPT("--pass")) g_pass = v;
+    else if (OPT("--file")) g_file = v;
+    else if (OPT("--bytes")) g_bytes = atoll(v);
+    else if (OPT("--clients")) g_clients = atoi(v);
+    else if (OPT("--count")) g_count = atoi(v);
+    else if (OPT("--sessions")) g_sessions = atoi(v);
+    else if (OPT("--seconds")) g_seconds = atof(v);
+    else if (OPT("--timeout")) g_timeout = atoi(v);
+    else if (strcmp(a, "-v") == 0) g_verbose = 1;
+    else if (strcmp(a, "--sync") == 0) g_sync = 1;
+    else die("unknown option %s", a);
+#undef OPT
+  }
+  if (g_port <= 0) die("--port is required");
+  if (g_clients < 1 || g_clients > 5000 || g_sessions < 1 || g_sessions > 20000 || g_count < 1 || g_count > 1000000)
+    die("argument out of range");
+  /* enough descriptors for idle sessions */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGALRM, on_alarm);
+  alarm((unsigned)g_timeout);
+  if (strcmp(mode, "retr") == 0) mode_retr();
+  else if (strcmp(mode, "stor") == 0) mode_stor();
+  else if (strcmp(mode, "many") == 0) mode_many();
+  else if (strcmp(mode, "idle") == 0) mode_idle();
+  else if (strcmp(mode, "logins") == 0) mode_logins();
+  else die("unknown mode %s", mode);
+  fflush(stdout);
+  return 0;
+}

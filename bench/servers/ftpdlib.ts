@@ -1,0 +1,87 @@
+// ftpdlib under benchmark, run as its own process so its CPU and PSS can be measured:
+//   node -r ts-node/register/transpile-only bench/servers/ftpdlib.ts --port 0 --root DIR [--stream]
+//        [--pasv 50000-50999] [--auth scrypt|plain]
+// (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
+// module to load, default ../../src.)
+// Prints {"port": N} on stdout once listening. On SIGUSR2 (or a "eld" line on stdin) prints
+// {"eld": {p50, p99, max, mean (ms), count}} for perf_hooks.monitorEventLoopDelay and resets it.
+// A "gc" line on stdin runs a full GC (when started with --expose-gc) and prints {"gc": true}.
+import * as path from 'path';
+import { monitorEventLoopDelay } from 'perf_hooks';
+
+function arg(name: string, dflt?: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+
+async function main(): Promise<void> {
+  const port = Number(arg('--port', '0'));
+  const root = path.resolve(arg('--root', '.') as string);
+  const stream = process.argv.includes('--stream');
+  const [pasvMin, pasvMax] = (arg('--pasv', '50000-50999') as string).split('-').map(Number);
+  const impl = process.env.FTPDLIB_IMPL || path.join(__dirname, '..', '..', 'src');
+
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  const report = (): void => {
+    // histogram values include the 1 ms sampling interval: subtract it to get the delay
+    const ms = (ns: number): number => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100);
+    process.stdout.write(
+      JSON.stringify({
+        eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count },
+      }) + '\n',
+    );
+    eld.reset();
+  };
+  process.on('SIGUSR2', report);
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => {
+    if (d.includes('eld')) report();
+    if (d.includes('gc')) {
+      // full collection (node --expose-gc) so the runner's PSS samples are not GC timing noise
+      const g = (globalThis as { gc?: () => void }).gc;
+      if (g) g();
+      process.stdout.write(JSON.stringify({ gc: !!g }) + '\n');
+    }
+  });
+  process.stdin.on('error', () => {});
+
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const lib = require(impl);
+  const { FtpServer, VirtualAuthorizer } = lib;
+  if (typeof FtpServer !== 'function' || typeof VirtualAuthorizer !== 'function') {
+    throw new Error(`${impl} does not export FtpServer and VirtualAuthorizer`);
+  }
+  // --auth plain: keep the password as given (as the peers' cheap checks do); --auth scrypt:
+  // VirtualAuthorizer's default, which hashes it with scrypt
+  const auth = arg('--auth', 'scrypt') === 'plain' ? new VirtualAuthorizer({ allowPlaintextPasswords: true }) : new VirtualAuthorizer();
+  auth.addUser('bench', 'bench', root, { perm: 'elradfmwMT' });
+  const server = new FtpServer({
+    host: '127.0.0.1',
+    port,
+    authorizer: auth,
+    useSendfile: !stream,
+    passivePorts: [pasvMin, pasvMax],
+  });
+  await server.listen();
+  process.stdout.write(JSON.stringify({ port: server.address().port, useSendfile: !stream }) + '\n');
+
+  let closing = false;
+  const stop = (): void => {
+    if (closing) process.exit(0);
+    closing = true;
+    const t = setTimeout(() => process.exit(0), 2000);
+    t.unref();
+    Promise.resolve(server.close()).then(
+      () => process.exit(0),
+      () => process.exit(0),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`ftpdlib bench server failed to start: ${err instanceof Error ? err.stack || err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,54 @@
+'use strict';
+// ftp-srv peer for bench/run.js (ftp-srv is installed into .bench/node_modules by bench/setup.sh).
+// Prints {"port": N} on stdout; on SIGUSR2 prints event-loop delay stats (same as ftpdlib.ts).
+const path = require('path');
+const { monitorEventLoopDelay } = require('perf_hooks');
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+}
+const port = Number(arg('--port', '0'));
+const root = path.resolve(arg('--root', '.'));
+const [pasvMin, pasvMax] = arg('--pasv', '20000-20999').split('-').map(Number);
+const modDir = path.resolve(arg('--modules', path.join(__dirname, '..', '..', '.bench', 'node_modules')));
+
+const FtpSrv = require(path.join(modDir, 'ftp-srv'));
+const bunyan = require(path.join(modDir, 'bunyan'));
+
+const eld = monitorEventLoopDelay({ resolution: 1 });
+eld.enable();
+process.on('SIGUSR2', () => {
+  const ms = (ns) => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100); // minus the 1 ms sampling interval
+  process.stdout.write(JSON.stringify({ eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count } }) + '\n');
+  eld.reset();
+});
+
+const server = new FtpSrv({
+  url: `ftp://127.0.0.1:${port}`,
+  pasv_url: '127.0.0.1',
+  pasv_min: pasvMin,
+  pasv_max: pasvMax,
+  anonymous: false,
+  greeting: 'ftp-srv bench',
+  log: bunyan.createLogger({ name: 'ftp-srv', level: 'fatal' }),
+});
+server.on('login', ({ username, password }, resolve, reject) => {
+  if (username === 'bench' && password === 'bench') resolve({ root });
+  else reject(new Error('bad login'));
+});
+server.on('client-error', () => {});
+server.listen().then(() => {
+  const a = server.server.address();
+  process.stdout.write(JSON.stringify({ port: a.port }) + '\n');
+});
+// "gc" on stdin: full GC (node --expose-gc) before the runner samples PSS, as for ftpdlib
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => {
+  if (d.includes('gc')) {
+    if (global.gc) global.gc();
+    process.stdout.write(JSON.stringify({ gc: !!global.gc }) + '\n');
+  }
+});
+process.stdin.on('error', () => {});
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
