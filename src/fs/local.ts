@@ -62,6 +62,7 @@ class LocalFileHandle implements FileHandle {
   constructor(
     private readonly fh: fsp.FileHandle,
     readonly offset: number,
+    readonly size?: number,
   ) {}
 
   /** The descriptor number, or -1 once the handle is closed. */
@@ -118,6 +119,26 @@ class LocalFileHandle implements FileHandle {
  * that skipped fs/paths.ts cannot climb out with "..". A path containing a
  * NUL byte is refused with code FTPD_ERR_BADNAME.
  */
+/**
+ * Every session of a user makes its own LocalFileSystem, and each would realpath the
+ * same home at login. Sessions share the answer for a moment instead: a home that is
+ * moved or re-linked is seen within ROOT_CACHE_MS. Bounded, so many homes cannot grow it.
+ */
+const ROOT_CACHE_MS = 2000;
+const ROOT_CACHE_MAX = 1024;
+const rootCache = new Map<string, { real: Promise<string>; at: number }>();
+
+function realpathShared(root: string): Promise<string> {
+  const now = Date.now();
+  const hit = rootCache.get(root);
+  if (hit && now - hit.at < ROOT_CACHE_MS) return hit.real;
+  const real = fsp.realpath(root);
+  if (rootCache.size >= ROOT_CACHE_MAX) rootCache.clear();
+  rootCache.set(root, { real, at: now });
+  real.catch(() => rootCache.delete(root));
+  return real;
+}
+
 export class LocalFileSystem implements FileSystem {
   private rootReal?: Promise<string>;
   /** Real root with a trailing separator, once known. */
@@ -140,7 +161,7 @@ export class LocalFileSystem implements FileSystem {
 
   private realRoot(): Promise<string> {
     if (!this.rootReal) {
-      this.rootReal = fsp.realpath(this.root).then((r) => {
+      this.rootReal = realpathShared(this.root).then((r) => {
         this.rootResolved = r;
         this.rootPrefix = r.endsWith(nodePath.sep) ? r : r + nodePath.sep;
         return r;
@@ -202,6 +223,7 @@ export class LocalFileSystem implements FileSystem {
   /** Follow-check: where `ftpPath` really leads, refused when outside the root. */
   private async follow(ftpPath: string): Promise<RealLocation> {
     const root = await this.realRoot();
+    if (ftpPath === '/') return { real: root, exists: true };
     const loc = await this.locate(this.local(root, ftpPath));
     if (!this.inside(loc.real)) throw new JailError(ftpPath);
     return loc;
@@ -325,7 +347,7 @@ export class LocalFileSystem implements FileSystem {
     if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
     if (!st.isFile()) throw fsError('EPERM', 'open', p);
     const fh = await fsp.open(real, C.O_RDONLY);
-    return new LocalFileHandle(fh, offset);
+    return new LocalFileHandle(fh, offset, st.size);
   }
 
   /**

@@ -326,7 +326,7 @@ export class MemoryFileSystem implements FileSystem {
     const p = this.clean(path, 'open');
     const node = this.lookup(p, 'open');
     if (node.kind === 'dir') throw fsError('EISDIR', 'open', p);
-    return new MemoryFileHandle(this, node, Math.max(0, offset), p);
+    return new MemoryFileHandle(this, node, Math.max(0, offset), p, node.size);
   }
 
   async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
@@ -368,6 +368,7 @@ class MemoryFileHandle implements FileHandle {
     private readonly file: MemFile,
     readonly offset: number,
     private readonly path: string,
+    readonly size?: number,
   ) {}
 
   createReadStream(): Readable {

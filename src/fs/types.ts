@@ -46,6 +46,8 @@ export interface FileHandle {
   readonly fd?: number;
   /** Offset the handle was opened at (REST), or where appending starts. */
   readonly offset: number;
+  /** openRead: the file's size when it was opened (saves RETR a stat). */
+  readonly size?: number;
   /** A stream of the file's bytes from `offset` to the end. Call once. */
   createReadStream(): Readable;
   /** A stream that writes from `offset` on (or at the end, for append). Call once. */

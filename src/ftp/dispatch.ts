@@ -1,4 +1,3 @@
-import { ftpDirname } from '../fs/paths';
 import { sanitizeLine } from './parser';
 import { FtpError } from './errors';
 import { COMMANDS } from './commands';
@@ -7,7 +6,7 @@ import type { Session } from './session';
 /**
  * The checks every command shares, once, in this order (STYLE.md):
  * known verb (500), argument count (501), logged in (530), valid in the
- * current state (503), path inside the root (550), permission (550), handler.
+ * current state (503), the argument as a path inside the root, permission (550), handler.
  */
 export async function dispatch(session: Session, verb: string, arg: string): Promise<void> {
   const cmd = COMMANDS.get(verb);
@@ -31,10 +30,11 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
     else if (cmd.path === 'arg-or-cwd') part = arg;
     else part = cmd.path(arg);
     if (part === null) throw new FtpError(501, 'Syntax error in arguments.');
+    // Resolved inside the root: the FTP path cannot climb above "/", and every
+    // FileSystem operation checks the real location itself (symlinks included), so a
+    // path that would leave the root fails there with FTPD_ERR_JAIL, a 550. Checking it
+    // here as well would cost a realpath(2) per command for nothing.
     path = session.resolvePath(part);
-    // Commands that act on the entry itself (DELE, RMD, RNFR) check its folder, so a
-    // symlink that points out of the root can be removed or renamed, never followed.
-    await session.requireFs().resolve(cmd.entry ? ftpDirname(path) : path);
     if (cmd.perm) await session.requirePerm(cmd.perm, path);
   } else if (cmd.perm) {
     await session.requirePerm(cmd.perm, session.cwd);

@@ -60,7 +60,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.log = this.options.logger ?? bunyan.createLogger({ name: 'ftpdlib', streams: [] });
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
     const useNative = this.options.useSendfile;
-    this.tls = this.options.tls ? new TlsManager(this.options.tls) : null;
+    this.tls = this.options.tls ? new TlsManager(this.options.tls, this.options.tlsRequireSessionReuse) : null;
     this.ctx = {
       tls: this.tls,
       options: this.options,

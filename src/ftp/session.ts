@@ -245,6 +245,9 @@ export class Session {
       else this.log.debug({ err, cmd: ev.verb }, 'command refused');
       this.reply(r.code, r.text);
       if (r.code === 421) this.close();
+    } finally {
+      // An AUTH refused anywhere (even by dispatch's argument check) releases the held input.
+      if (ev.verb === 'AUTH') this.cancelTlsPending();
     }
     this.log.info(
       { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
@@ -304,7 +307,7 @@ export class Session {
     if (!tlsm) throw new FtpError(522, 'TLS is not available.');
     let s: tls.TLSSocket;
     try {
-      s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
+      s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000, true);
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
       throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');

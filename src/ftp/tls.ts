@@ -22,18 +22,33 @@ export class TlsHandshakeError extends Error {
  */
 export class TlsManager {
   private context: tls.SecureContext;
+  /**
+   * For data connections that need not resume the control session: TLS 1.2 at most.
+   * A fresh TLS 1.3 handshake is followed by session tickets, which a client that only
+   * uploads never reads (its close then resets the connection and can cut the upload,
+   * FIELD-NOTES), and which some clients (Python's ssl) trip over when they arrive after
+   * a listing. TLS 1.2 puts its ticket inside the handshake. A resumed TLS 1.3 data
+   * connection, what the default tlsRequireSessionReuse asks for, gets no ticket.
+   */
+  private dataContext: tls.SecureContext;
   private readonly ticketKeys = randomBytes(48);
 
-  constructor(private readonly opts: Readonly<TlsOptions>) {
+  constructor(
+    private readonly opts: Readonly<TlsOptions>,
+    private readonly dataMustResume = true,
+  ) {
     this.context = this.build();
+    this.dataContext = dataMustResume ? this.context : this.build('TLSv1.2');
   }
 
   /** Read the files again and use them for new handshakes. Throws ConfigError and keeps the old ones on failure. */
   reload(): void {
-    this.context = this.build();
+    const context = this.build();
+    this.dataContext = this.dataMustResume ? context : this.build('TLSv1.2');
+    this.context = context;
   }
 
-  private build(): tls.SecureContext {
+  private build(maxVersion?: 'TLSv1.2'): tls.SecureContext {
     const read = (key: string, file: string): Buffer => {
       try {
         return fs.readFileSync(file);
@@ -50,7 +65,7 @@ export class TlsManager {
         key,
         ca,
         minVersion: this.opts.minVersion ?? 'TLSv1.2',
-        maxVersion: this.opts.maxVersion ?? 'TLSv1.3',
+        maxVersion: maxVersion ?? this.opts.maxVersion ?? 'TLSv1.3',
         ciphers: this.opts.ciphers,
         ticketKeys: this.ticketKeys,
         sessionTimeout: 3600,
@@ -71,10 +86,10 @@ export class TlsManager {
    * once the handshake is complete; rejects (and destroys the socket) on
    * failure or after `timeoutMs`.
    */
-  accept(raw: net.Socket, timeoutMs: number): Promise<tls.TLSSocket> {
+  accept(raw: net.Socket, timeoutMs: number, data = false): Promise<tls.TLSSocket> {
     const s = new tls.TLSSocket(raw, {
       isServer: true,
-      secureContext: this.context,
+      secureContext: data ? this.dataContext : this.context,
       requestCert: Boolean(this.opts.caFile),
       rejectUnauthorized: Boolean(this.opts.requireClientCert),
     });
@@ -93,7 +108,15 @@ export class TlsManager {
           resolve(s);
         }
       };
-      const onSecure = (): void => done(null);
+      const onSecure = (): void => {
+        // A standalone server TLSSocket neither sets `authorized` nor enforces
+        // rejectUnauthorized: check the client's certificate here.
+        if (this.opts.requireClientCert) {
+          const why = clientCertProblem(s);
+          if (why) return done(new TlsHandshakeError(`client certificate refused: ${why}`));
+        }
+        done(null);
+      };
       const onError = (err: Error): void => done(new TlsHandshakeError(`TLS handshake failed: ${err.message}`));
       const onClose = (): void => done(new TlsHandshakeError('connection closed during the TLS handshake'));
       const timer = setTimeout(() => done(new TlsHandshakeError('TLS handshake timed out')), timeoutMs);
@@ -102,4 +125,13 @@ export class TlsManager {
       s.once('close', onClose);
     });
   }
+}
+
+/** Why the client's certificate is not acceptable, or null when it was sent and verifies against the CA. */
+function clientCertProblem(s: tls.TLSSocket): string | null {
+  const cert = s.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return 'no certificate';
+  const handle = (s as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+  const err = handle?.verifyError?.() ?? null;
+  return err ? err.message : null;
 }

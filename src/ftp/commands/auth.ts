@@ -9,16 +9,12 @@ export const auth: CommandDescriptor = {
   arg: 'required',
   async handle({ session, arg }) {
     const mech = arg.trim().toUpperCase();
-    try {
-      if (!session.ctx.tls) throw new FtpError(502, 'AUTH not supported: TLS is not configured.');
-      if (session.secure) throw new FtpError(503, 'Already using TLS.');
-      if (session.state !== 'auth') throw new FtpError(503, 'AUTH must come before USER.');
-      if (mech !== 'TLS' && mech !== 'SSL' && mech !== 'TLS-C' && mech !== 'TLS-P') {
-        throw new FtpError(504, 'Unrecognized AUTH type; use TLS.');
-      }
-    } catch (err) {
-      session.cancelTlsPending();
-      throw err;
+    // A refusal releases the input held for the handshake (Session.execute does that).
+    if (!session.ctx.tls) throw new FtpError(502, 'AUTH not supported: TLS is not configured.');
+    if (session.secure) throw new FtpError(503, 'Already using TLS.');
+    if (session.state !== 'auth') throw new FtpError(503, 'AUTH must come before USER.');
+    if (mech !== 'TLS' && mech !== 'SSL' && mech !== 'TLS-C' && mech !== 'TLS-P') {
+      throw new FtpError(504, 'Unrecognized AUTH type; use TLS.');
     }
     await session.upgradeControl();
   },

@@ -8,7 +8,6 @@ export const dele: CommandDescriptor = {
   arg: 'required',
   perm: 'd',
   path: 'arg',
-  entry: true,
   async handle({ session, path }) {
     const fs = session.requireFs();
     const st = await fs.lstat(path);

@@ -13,10 +13,13 @@ export const retr: CommandDescriptor = {
     const rest = session.takeRest();
     if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
     const fs = session.requireFs();
-    const st = await fs.stat(path);
-    if (st.kind !== 'file') throw new FtpError(550, 'Not a regular file.');
-    if (rest > st.size) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
+    // openRead refuses directories and other non-files itself (EISDIR/EPERM → 550).
     const handle = await fs.openRead(path, rest);
+    const size = handle.size ?? (await fs.stat(path)).size;
+    if (rest > size) {
+      await handle.close();
+      throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
+    }
     await session.runTransfer({
       verb: 'RETR',
       path,

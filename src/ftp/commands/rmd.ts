@@ -9,7 +9,6 @@ export const rmd: CommandDescriptor = {
   arg: 'required',
   perm: 'd',
   path: 'arg',
-  entry: true,
   async handle({ session, path }) {
     if (path === '/') throw new FtpError(550, "Can't remove root directory.");
     const fs = session.requireFs();

@@ -8,7 +8,6 @@ export const rnfr: CommandDescriptor = {
   arg: 'required',
   perm: 'f',
   path: 'arg',
-  entry: true,
   async handle({ session, path }) {
     session.renameFrom = null;
     if (path === '/') throw new FtpError(550, "Can't rename home directory.");

@@ -13,7 +13,11 @@ export const rnto: CommandDescriptor = {
     const from = session.renameFrom!;
     session.renameFrom = null;
     if (path === '/') throw new FtpError(553, "Can't overwrite home directory.");
-    await session.requireFs().rename(from, path);
+    const fs = session.requireFs();
+    // As pyftpdlib: a destination that is a symlink leading out of the root is refused,
+    // rather than silently replacing the link.
+    await fs.resolve(path);
+    await fs.rename(from, path);
     session.reply(250, 'Renaming ok.');
   },
 };

@@ -31,8 +31,6 @@ export interface CommandDescriptor {
    * cwd when absent, or a function that extracts the path part (MFMT, SITE CHMOD).
    */
   path?: 'arg' | 'arg-or-cwd' | ((arg: string) => string | null);
-  /** The command acts on the entry itself, not what a symlink points to: the jail check is on its folder. */
-  entry?: boolean;
   /** Returns a reason (sent as 503) when the command is not valid in the session's current state. */
   state?: (session: Session) => string | null;
   /** Runs as the session's transfer: ABOR, STAT, QUIT, NOOP and HELP are served meanwhile. */
