@@ -1,4 +1,5 @@
 import { sanitizeLine } from './parser';
+import { ABORTED_BY_CLIENT } from './data/transfer';
 import { FtpError } from './errors';
 import { COMMANDS } from './commands';
 import type { Session } from './session';
@@ -52,7 +53,9 @@ export async function dispatchTransfer(session: Session, verb: string, arg: stri
   } finally {
     session.transferAbort = null;
     // ABOR arrived before any transfer started (the command failed or never reached it).
-    if (abort.signal.aborted && !session.abortAnswered && !session.isClosed) session.reply(225, 'ABOR command successful.');
+    if (abort.signal.reason === ABORTED_BY_CLIENT && !session.abortAnswered && !session.isClosed) {
+      session.reply(225, 'ABOR command successful.');
+    }
     if (session.quitPending) await session.finishQuit();
   }
 }

@@ -8,7 +8,7 @@ import type { PermLetter } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
-import { TransferError, type TransferResult, type TransferPath } from './data/transfer';
+import { ABORTED_BY_CLIENT, TransferError, type TransferPath, type TransferResult } from './data/transfer';
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
 import type { ServerContext } from './server-context';
@@ -404,6 +404,8 @@ export class Session {
     let result: TransferResult | null = null;
     let failure: unknown = null;
     let socket: net.Socket | null = null;
+    let idleCheck: NodeJS.Timeout | undefined;
+    let lastMove = Date.now();
     try {
       if (!channel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
       if (this.options.tlsDataRequired && this.prot !== 'P' && !this.tlsExempt(this.user)) {
@@ -414,11 +416,19 @@ export class Session {
       this.touch();
       this.reply(channel.connected ? 125 : 150, opts.preliminary);
       socket = await channel.open(abort.signal);
-      const dataTimeout = this.options.dataTimeout;
-      if (dataTimeout > 0) {
-        socket.setTimeout(dataTimeout * 1000, () =>
-          abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, 'stream')),
+      // Idle means no byte moved for dataTimeout. Not the socket's own timeout: the native
+      // engine moves bytes on a dup of the descriptor, which Node's socket never sees.
+      const dataTimeoutMs = this.options.dataTimeout * 1000;
+      if (dataTimeoutMs > 0) {
+        idleCheck = setInterval(
+          () => {
+            if (Date.now() - lastMove >= dataTimeoutMs) {
+              abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, 'stream'));
+            }
+          },
+          Math.min(1000, Math.max(10, dataTimeoutMs / 4)),
         );
+        idleCheck.unref();
       }
       result = await this.ctx.transfer(
         {
@@ -430,6 +440,7 @@ export class Session {
           signal: abort.signal,
           throttle: this.throttleFor(opts.direction),
           onProgress: (bytes) => {
+            if (bytes !== t.bytes) lastMove = Date.now();
             t.bytes = bytes;
           },
         },
@@ -443,6 +454,7 @@ export class Session {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;
     } finally {
+      clearInterval(idleCheck);
       socket?.destroy();
       channel?.close();
       await opts.handle.close().catch((err) => this.log.warn({ err }, 'closing a file failed'));
@@ -467,7 +479,10 @@ export class Session {
       this.reply(426, 'Transfer aborted.');
       this.reply(226, 'ABOR command successful.');
     } else {
-      const r = toReply(failure);
+      // An abort by the server (data timeout, shutdown) is answered for its reason,
+      // whatever code the engine reported the abort with.
+      const reason = abort.signal.aborted ? abort.signal.reason : null;
+      const r = toReply(reason instanceof TransferError ? reason : failure);
       this.reply(r.code, r.text);
     }
     if (opts.file) this.ctx.emitTransfer(this, opts.direction, info);
@@ -585,8 +600,6 @@ export class Session {
   }
 }
 
-/** The abort reason ABOR uses, to tell a client's ABOR from timeouts and shutdown. */
-export const ABORTED_BY_CLIENT = new TransferError('Transfer aborted by the client.', 'FTPD_ERR_ABORTED', 0, 'stream');
 
 /** End a socket we wrote to and wait until the FIN is queued after the data. */
 function endSocket(socket: net.Socket): Promise<void> {

@@ -49,7 +49,17 @@ class Meter extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     const out = this.mode === 'toCrlf' ? this.toCrlf(chunk) : this.mode === 'fromCrlf' ? this.fromCrlf(chunk) : chunk;
-    this.bytes += this.countOutput ? out.length : chunk.length;
+    if (this.bytesPerSecond > 0) {
+      this.paced(out, this.countOutput ? out.length : chunk.length, cb);
+      return;
+    }
+    this.count(this.countOutput ? out.length : chunk.length);
+    if (out.length) this.push(out);
+    cb();
+  }
+
+  private count(n: number): void {
+    this.bytes += n;
     if (this.onProgress) {
       const now = Date.now();
       if (now - this.lastReport >= 100) {
@@ -57,17 +67,41 @@ class Meter extends Transform {
         this.onProgress(this.bytes);
       }
     }
-    if (out.length) this.push(out);
-    if (this.bytesPerSecond > 0) {
-      // Sleep until the average rate since the start is back under the limit.
+  }
+
+  /**
+   * Throttled: pass `out` on in slices of a tenth of a second's worth, each when the
+   * average rate since the start allows it, so the bytes (and progress) flow evenly
+   * instead of a whole chunk at once followed by a long silence.
+   */
+  private paced(out: Buffer, counted: number, cb: TransformCallback): void {
+    const slice = Math.max(1, Math.floor(this.bytesPerSecond / 10));
+    let off = 0;
+    let countedLeft = counted;
+    const next = (): void => {
+      if (this.destroyed) return;
+      if (off >= out.length) {
+        if (countedLeft > 0) this.count(countedLeft);
+        cb();
+        return;
+      }
       const due = this.started + (this.bytes / this.bytesPerSecond) * 1000;
       const wait = due - Date.now();
       if (wait > 0) {
-        setTimeout(cb, wait);
+        setTimeout(next, wait);
         return;
       }
-    }
-    cb();
+      const piece = out.subarray(off, off + slice);
+      off += piece.length;
+      // Bytes counted follow the slices (in file bytes when they differ from output bytes).
+      const share = off >= out.length ? countedLeft : Math.min(countedLeft, Math.round((piece.length * counted) / out.length));
+      countedLeft -= share;
+      this.count(share);
+      this.lastReport = 0; // a throttled transfer reports every slice
+      this.push(piece);
+      next();
+    };
+    next();
   }
 
   override _flush(cb: TransformCallback): void {

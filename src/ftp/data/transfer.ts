@@ -66,3 +66,6 @@ export interface TransferEngine {
   accepts(req: TransferRequest): boolean;
   run(req: TransferRequest): Promise<TransferResult>;
 }
+
+/** The abort reason ABOR uses, to tell a client's ABOR from timeouts and shutdown. */
+export const ABORTED_BY_CLIENT = new TransferError('Transfer aborted by the client.', 'FTPD_ERR_ABORTED', 0, 'stream');
