@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 'use strict';
-// npm run bench [-- --quick] [--only=name,...] [--json[=FILE]] [--rounds=N] [--keep]
+// npm run bench [-- --quick] [--only=name,...] [--scenarios=key,...] [--json[=FILE]] [--rounds=N] [--keep]
 //
 // Measures ftpdlib (zero-copy and stream paths) against the installed peer FTP servers in one
 // run, interleaved per scenario, with the C client in bench/client/ftpbench.c. Peers are
 // installed by `bash bench/setup.sh`; any that is missing is skipped with the reason.
 // Never fails the build: exits 0 unless it was interrupted.
+// The FTPS scenarios (tls-retr, tls-stor) run against separate "-tls" instances of the servers
+// (explicit FTPS, PROT P, TLS required) with curl as the client, since ftpbench.c speaks no TLS.
 
 const fs = require('fs');
 const os = require('os');
@@ -25,19 +27,28 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain' };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain' };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
-  else if (a === '--json') opt.json = true;
+  else if (a.startsWith('--scenarios=')) {
+    opt.scenarios = [];
+    for (const k of a.slice(12).split(',').map((x) => x.trim()).filter(Boolean)) {
+      if (k === 'tls') opt.scenarios.push('tls-retr', 'tls-stor');
+      else if (k === 'plain') opt.scenarios.push('idle', 'retr', 'stor', 'many', 'logins');
+      else opt.scenarios.push(k);
+    }
+  } else if (a === '--json') opt.json = true;
   else if (a.startsWith('--json=')) opt.json = path.resolve(a.slice(7));
   else if (a.startsWith('--rounds=')) opt.rounds = Math.max(1, Math.min(5, Number(a.slice(9)) || 1));
   else if (a === '--keep') opt.keep = true;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--help' || a === '-h') {
-    console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--json[=FILE]] [--rounds=N]');
+    console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
     console.log('servers: ftpdlib-sendfile ftpdlib-stream pyftpdlib vsftpd proftpd pure-ftpd ftp-srv');
-    console.log('(--only=ftpdlib selects both ftpdlib variants)');
+    console.log('         and their FTPS instances ftpdlib-tls pyftpdlib-tls vsftpd-tls proftpd-tls pure-ftpd-tls ftp-srv-tls');
+    console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
+    console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
     process.exit(0);
   } else {
@@ -47,8 +58,8 @@ for (const a of argv) {
 }
 
 const CFG = opt.quick
-  ? { retrBytes: 1024 * MiB, storBytes: 256 * MiB, manyClients: 20, manyCount: 20, idle: 100, loginClients: 20, loginSeconds: 2, rounds: 1, clientTimeout: 60 }
-  : { retrBytes: 2048 * MiB, storBytes: 2048 * MiB, manyClients: 100, manyCount: 10, idle: 500, loginClients: 20, loginSeconds: 5, rounds: 3, clientTimeout: 180 };
+  ? { retrBytes: 1024 * MiB, storBytes: 256 * MiB, tlsBytes: 256 * MiB, manyClients: 20, manyCount: 20, idle: 100, loginClients: 20, loginSeconds: 2, rounds: 1, clientTimeout: 60 }
+  : { retrBytes: 2048 * MiB, storBytes: 2048 * MiB, tlsBytes: 1024 * MiB, manyClients: 100, manyCount: 10, idle: 500, loginClients: 20, loginSeconds: 5, rounds: 3, clientTimeout: 180 };
 if (opt.rounds) CFG.rounds = opt.rounds;
 
 // ---------------------------------------------------------------- small helpers
@@ -244,6 +255,124 @@ async function runMeasured(s, args, { beforeGo, afterDone } = {}) {
   return { r, cpu };
 }
 
+// ---------------------------------------------------------------- curl (FTPS client)
+// ftpbench.c speaks no TLS, so the FTPS scenarios use curl: explicit FTPS (AUTH TLS), PBSZ 0 +
+// PROT P (--ssl-reqd = TLS on control and data), EPSV. curl runs under bash, whose `times` reports
+// the CPU its reaped child used (getrusage RUSAGE_CHILDREN, ms resolution) on fd 3. -v goes to
+// stderr: it shows the TLS version/cipher of each connection and that PROT P was accepted.
+const CURL_W = '%{size_download} %{size_upload} %{time_pretransfer} %{time_starttransfer} %{time_total} %{response_code}\\n';
+
+function runCurl(args, timeoutS = CFG.clientTimeout) {
+  return new Promise((resolve) => {
+    const script = 'curl "$@"; rc=$?; times >&3; exit $rc';
+    const ch = spawn('bash', ['-c', script, 'bash', '-s', '-v', '--ssl-reqd', '-k', '--max-time', String(timeoutS), '--user', 'bench:bench', '-w', CURL_W, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      detached: true, // own process group, so a timeout or ^C can end bash and curl together
+    });
+    track.clients.add(-ch.pid);
+    let out = '';
+    let times = '';
+    let errTail = '';
+    const seen = { ssl: [], prot: null, lines: [] };
+    const kill = setTimeout(() => {
+      try {
+        process.kill(-ch.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, (timeoutS + 10) * 1000);
+    ch.stdout.setEncoding('utf8');
+    ch.stdout.on('data', (d) => (out += d));
+    ch.stdio[3].setEncoding('utf8');
+    ch.stdio[3].on('data', (d) => (times += d));
+    ch.stderr.setEncoding('utf8');
+    ch.stderr.on('data', (d) => {
+      errTail += d;
+      let i;
+      while ((i = errTail.indexOf('\n')) >= 0) {
+        const line = errTail.slice(0, i).replace(/\r$/, '');
+        errTail = errTail.slice(i + 1);
+        let m;
+        if ((m = /^\* SSL connection using (\S+) \/ (\S+)/.exec(line))) seen.ssl.push(`${m[1]} ${m[2]}`);
+        if (/^< \d{3}[ -]/.test(line) && seen.prot === 'sent') seen.prot = line.slice(2, 5);
+        if (/^> PROT P/.test(line)) seen.prot = 'sent';
+        if (/^[<>] /.test(line) || /^\* (?!  )/.test(line)) seen.lines = [...seen.lines.slice(-5), line];
+      }
+    });
+    ch.on('close', (code) => {
+      clearTimeout(kill);
+      track.clients.delete(-ch.pid);
+      // `times`: line 1 = the shell's own user/sys, line 2 = its children's (curl)
+      const t = times.trim().split('\n')[1] || '';
+      const sec = (x) => {
+        const m = /^(\d+)m([\d.]+)s$/.exec(x);
+        return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+      };
+      const [u, sy] = t.split(/\s+/).map(sec);
+      const f = out.trim().split(/\s+/).map(Number);
+      const w = { size_download: f[0], size_upload: f[1], time_pretransfer: f[2], time_starttransfer: f[3], time_total: f[4], response_code: f[5] };
+      const r = { code, w, curl_cpu_s: u + sy, ssl: seen.ssl, prot: seen.prot };
+      if (code !== 0) r.error = `curl exit ${code}: ${seen.lines.slice(-3).join(' | ')}`;
+      else if (seen.prot !== '200') r.error = `PROT P was not accepted (${seen.prot}): ${seen.lines.slice(-3).join(' | ')}`;
+      else if (seen.ssl.length < 2) r.error = `the data connection did not use TLS (${seen.ssl.length} TLS handshakes seen)`;
+      else if (!(u + sy >= 0)) r.error = `no CPU figure for curl (times said ${JSON.stringify(times)})`;
+      resolve(r);
+    });
+  });
+}
+
+// One curl session against a -tls server; server CPU = the tree's CPU from just before curl
+// starts to just after it exits (plus a moment for forking servers to reap the session), so it
+// includes the session's login, two TLS handshakes and QUIT; the scenarios subtract the median
+// of those costs measured on tiny files (tlsSetup) to approximate the transfer alone.
+async function curlMeasured(s, args) {
+  const c0 = treeCpu(s.pid);
+  const r = await runCurl(args);
+  await sleep(s.def.forking ? 300 : 100);
+  r.server_cpu_s = treeCpu(s.pid) - c0;
+  return r;
+}
+
+const curlUrl = (s, name) => `ftp://127.0.0.1:${s.port}/${name}`;
+
+// Warm-up of a -tls server, which is also its check: 5 RETRs of a 1 KiB file over FTPS. They
+// give the fixed cost of one curl session (process start, login, TLS handshakes, QUIT), later
+// subtracted from the transfer figures: server CPU = the tree's CPU over all 5 / 5 (a reaped
+// session's CPU reaches the parent's cutime in 10 ms clock ticks, too coarse to take one by
+// one), curl CPU = the median of the 5 (getrusage, ms resolution). Returns an error or null.
+async function tlsWarmup(s) {
+  const runs = [];
+  const c0 = treeCpu(s.pid);
+  for (let i = 0; i < 5; i++) {
+    const r = await runCurl(['-o', '/dev/null', curlUrl(s, 'tiny.bin')]);
+    if (r.error) return r.error;
+    if (r.w.size_download !== 1024) return `tiny.bin: received ${r.w.size_download} bytes, expected 1024`;
+    runs.push(r);
+  }
+  await sleep(s.def.forking ? 300 : 100);
+  const server = (treeCpu(s.pid) - c0) / runs.length;
+  const med = (f) => runs.map(f).sort((a, b) => a - b)[2];
+  s.tlsSetup = { server_cpu_s: server, curl_cpu_s: med((r) => r.curl_cpu_s), session_s: med((r) => r.w.time_total), control: runs[0].ssl[0], data: runs[0].ssl[1], curl_cpu_runs: runs.map((r) => r.curl_cpu_s) };
+  return null;
+}
+
+function tlsResult(s, m, bytes) {
+  const secs = m.w.time_total - m.w.time_pretransfer; // from the first command after login (PASV/EPSV...) to the 226
+  const cpu = Math.max(0, m.server_cpu_s - s.tlsSetup.server_cpu_s);
+  const ccpu = Math.max(0, m.curl_cpu_s - s.tlsSetup.curl_cpu_s);
+  return {
+    mbps: bytes / 1e6 / secs,
+    seconds: secs,
+    server_cpu_s: cpu,
+    mb_per_cpu_s: cpu > 0 ? bytes / 1e6 / cpu : null,
+    server_cpu_pct: (cpu / secs) * 100,
+    client_cpu_pct: (ccpu / secs) * 100,
+    client_cpu_s: ccpu,
+    raw: { server_cpu_s: m.server_cpu_s, curl_cpu_s: m.curl_cpu_s, curl_time_total: m.w.time_total, curl_time_pretransfer: m.w.time_pretransfer },
+    tls: m.ssl[1],
+  };
+}
+
 // ---------------------------------------------------------------- data files and roots
 function ensureFile(file, size) {
   if (exists(file) && fs.statSync(file).size === size) return;
@@ -273,14 +402,39 @@ function warmCache(file) {
   fs.closeSync(fd);
 }
 
-function makeRoot(name, big, small, owner) {
+function makeRoot(name, files, owner) {
   const dir = path.join(BENCH, 'roots', name);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
-  fs.linkSync(big, path.join(dir, 'big.bin')); // hard links: one inode, one warm page cache
-  fs.linkSync(small, path.join(dir, 'small.bin'));
+  // hard links: one inode, one warm page cache
+  for (const [as, file] of Object.entries(files)) fs.linkSync(file, path.join(dir, as));
   if (owner) fs.chownSync(dir, owner.uid, owner.gid);
   return dir;
+}
+
+// FTPS material: a self-signed EC P-256 certificate shared by every -tls server, in .bench/tls
+// (combined.pem = certificate + key, for servers that want one file).
+function ensureCert() {
+  const dir = path.join(BENCH, 'tls');
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const combined = path.join(dir, 'combined.pem');
+  if (!exists(cert) || !exists(key)) {
+    fs.mkdirSync(dir, { recursive: true });
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+    if (r.status !== 0) return { reason: `openssl req failed: ${(r.stderr || r.error || '').toString().trim().split('\n').pop()}` };
+  }
+  fs.writeFileSync(combined, fs.readFileSync(cert, 'utf8') + fs.readFileSync(key, 'utf8'), { mode: 0o600 });
+  return { cert, key, combined };
+}
+
+function curlInfo() {
+  const r = spawnSync('curl', ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0) return { reason: 'curl is not installed (bash bench/setup.sh)' };
+  const first = r.stdout.split('\n')[0];
+  if (!/\bftps\b/.test(r.stdout)) return { reason: `this curl has no FTPS support: ${first}` };
+  return { version: first.split(' ').slice(0, 2).join(' '), ssl: (/ (OpenSSL|GnuTLS|wolfSSL|mbedTLS)\/\S+/.exec(first) || [''])[0].trim() };
 }
 
 // ---------------------------------------------------------------- servers
@@ -347,7 +501,8 @@ const SERVERS = [
     prepare(ctx) {
       const impl = ctx.ftpdlibImpl;
       if (impl.reason) return impl;
-      return { ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--stream', '--auth', opt.ftpdlibAuth]), env: impl.env, ready: 'json' };
+      const tls = ctx.tls ? ['--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key] : [];
+      return { ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--stream', '--auth', opt.ftpdlibAuth, ...tls]), env: impl.env, ready: 'json' };
     },
   },
   {
@@ -357,7 +512,14 @@ const SERVERS = [
       const r = spawnSync(py, ['-c', 'import pyftpdlib, sys; sys.stdout.write(pyftpdlib.__ver__)'], { encoding: 'utf8' });
       if (r.status !== 0) return { reason: 'python3-pyftpdlib is not installed (bash bench/setup.sh)' };
       ctx.version = r.stdout;
-      return { ...wrapUlimit(py, [path.join(__dirname, 'servers', 'pyftpdlib_server.py'), '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-')]), ready: 'json' };
+      let tls = [];
+      if (ctx.tls) {
+        const o = spawnSync(py, ['-c', 'import OpenSSL, sys; sys.stdout.write(OpenSSL.__version__)'], { encoding: 'utf8' });
+        if (o.status !== 0) return { reason: 'TLS_FTPHandler needs PyOpenSSL: python3-openssl is not installed (bash bench/setup.sh)' };
+        ctx.version += ` + PyOpenSSL ${o.stdout}`;
+        tls = ['--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key];
+      }
+      return { ...wrapUlimit(py, [path.join(__dirname, 'servers', 'pyftpdlib_server.py'), '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), ...tls]), ready: 'json' };
     },
   },
   {
@@ -368,7 +530,7 @@ const SERVERS = [
       if (!exists('/usr/sbin/vsftpd')) return { reason: 'vsftpd is not installed (bash bench/setup.sh)' };
       if (!ctx.user) return { reason: 'unix user bench does not exist (bash bench/setup.sh)' };
       if (!exists('/etc/pam.d/vsftpd')) return { reason: '/etc/pam.d/vsftpd is missing' };
-      const dir = path.join(RUN, 'vsftpd');
+      const dir = path.join(RUN, ctx.name);
       fs.mkdirSync(path.join(dir, 'empty'), { recursive: true });
       fs.chmodSync(path.join(dir, 'empty'), 0o555);
       const conf = path.join(dir, 'vsftpd.conf');
@@ -380,7 +542,14 @@ const SERVERS = [
           'pam_service_name=vsftpd', 'seccomp_sandbox=NO', 'pasv_enable=YES', `pasv_min_port=${ctx.pasv[0]}`, `pasv_max_port=${ctx.pasv[1]}`,
           'max_clients=0', 'max_per_ip=0', // 0 = unlimited: 500 idle sessions come from one IP
           'xferlog_enable=NO', 'dirmessage_enable=NO', `secure_chroot_dir=${path.join(dir, 'empty')}`, 'delay_failed_login=0',
-          'idle_session_timeout=600', 'data_connection_timeout=600', '',
+          'idle_session_timeout=600', 'data_connection_timeout=600',
+          // FTPS instance: TLS required for login and data (PROT P); data connections must resume
+          // the control connection's TLS session (require_ssl_reuse=YES, vsftpd's default)
+          ...(ctx.tls
+            ? ['ssl_enable=YES', `rsa_cert_file=${ctx.tls.cert}`, `rsa_private_key_file=${ctx.tls.key}`, 'force_local_logins_ssl=YES',
+               'force_local_data_ssl=YES', 'require_ssl_reuse=YES']
+            : []),
+          '',
         ].join('\n'),
       );
       // vsftpd reports config errors on fd 0, so fd 0 is the log file
@@ -394,10 +563,12 @@ const SERVERS = [
     prepare(ctx) {
       const bin = path.join(PEER_ROOT, 'usr', 'sbin', 'proftpd');
       if (!exists(bin)) return { reason: 'proftpd is not unpacked in .bench/root (bash bench/setup.sh)' };
+      const modDir = path.join(PEER_ROOT, 'usr', 'lib', 'proftpd');
+      if (ctx.tls && !exists(path.join(modDir, 'mod_tls.so'))) return { reason: 'mod_tls is not in proftpd-core: proftpd-mod-crypto is not unpacked in .bench/root (bash bench/setup.sh)' };
       if (!ctx.user) return { reason: 'unix user bench does not exist (bash bench/setup.sh)' };
       const hash = shadowHash('bench');
       if (!hash) return { reason: 'cannot read the password hash of bench from /etc/shadow' };
-      const dir = path.join(RUN, 'proftpd');
+      const dir = path.join(RUN, ctx.name);
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'passwd'), `bench:${hash}:${ctx.user.uid}:${ctx.user.gid}::${ctx.root}:/bin/sh\n`, { mode: 0o600 });
       fs.writeFileSync(path.join(dir, 'group'), `bench:x:${ctx.user.gid}:\n`, { mode: 0o600 });
@@ -412,7 +583,14 @@ const SERVERS = [
           'AuthOrder mod_auth_file.c', `AuthUserFile ${dir}/passwd`, `AuthGroupFile ${dir}/group`, 'RequireValidShell off',
           'DefaultRoot ~', 'AllowOverwrite on', `PassivePorts ${ctx.pasv[0]} ${ctx.pasv[1]}`,
           'MaxInstances 5000', 'TCPBackLog 255', 'MaxClients none', 'MaxClientsPerHost none', 'MaxClientsPerUser none',
-          'MaxConnectionsPerHost none', 'MaxLoginAttempts 1000', 'TimeoutIdle 600', 'TimeoutLogin 600', '',
+          'MaxConnectionsPerHost none', 'MaxLoginAttempts 1000', 'TimeoutIdle 600', 'TimeoutLogin 600',
+          // FTPS instance: mod_tls from proftpd-mod-crypto (unpacked next to proftpd-core), TLS
+          // required on control and data; session reuse on data connections stays required (default)
+          ...(ctx.tls
+            ? [`ModulePath ${modDir}`, 'LoadModule mod_tls.c', 'TLSEngine on', 'TLSRequired on', 'TLSProtocol TLSv1.2 TLSv1.3',
+               `TLSECCertificateFile ${ctx.tls.cert}`, `TLSECCertificateKeyFile ${ctx.tls.key}`, `TLSLog ${dir}/tls.log`]
+            : []),
+          '',
         ].join('\n'),
       );
       return { ...wrapUlimit(bin, ['-n', '-q', '-c', conf]), env: { LD_LIBRARY_PATH: PEER_LIBS }, ready: 'banner' };
@@ -429,7 +607,7 @@ const SERVERS = [
       if (!ctx.user) return { reason: 'unix user bench does not exist (bash bench/setup.sh)' };
       const hash = shadowHash('bench');
       if (!hash) return { reason: 'cannot read the password hash of bench from /etc/shadow' };
-      const dir = path.join(RUN, 'pure-ftpd');
+      const dir = path.join(RUN, ctx.name);
       fs.mkdirSync(dir, { recursive: true });
       // virtual user (puredb) whose home, with /./ = chroot, is this server's private root
       fs.writeFileSync(path.join(dir, 'passwd'), `bench:${hash}:${ctx.user.uid}:${ctx.user.gid}::${ctx.root}/./::::::::::::\n`, { mode: 0o600 });
@@ -440,6 +618,9 @@ const SERVERS = [
           '-S', `127.0.0.1,${ctx.port}`, '-l', `puredb:${path.join(dir, 'pdb')}`, '-E', '-H',
           '-c', '5000', '-C', '5000', // max clients / max per IP (defaults 50 / unlimited)
           '-p', `${ctx.pasv[0]}:${ctx.pasv[1]}`, '-I', '600', '-g', path.join(dir, 'pure-ftpd.pid'),
+          // FTPS instance: -Y 3 = TLS required on control and data; -2 = certificate file (a
+          // combined cert+key PEM) instead of the built-in /etc/ssl/private/pure-ftpd.pem
+          ...(ctx.tls ? ['-Y', '3', '-2', ctx.tls.combined] : []),
         ]),
         env: { LD_LIBRARY_PATH: PEER_LIBS },
         ready: 'banner',
@@ -453,10 +634,20 @@ const SERVERS = [
       const pkg = path.join(BENCH, 'node_modules', 'ftp-srv', 'package.json');
       if (!exists(pkg)) return { reason: 'ftp-srv is not installed in .bench (bash bench/setup.sh)' };
       ctx.version = JSON.parse(fs.readFileSync(pkg, 'utf8')).version;
-      return { ...wrapUlimit(process.execPath, ['--expose-gc', path.join(__dirname, 'servers', 'ftpsrv.js'), '--port', String(ctx.port), '--root', ctx.root, '--pasv', ctx.pasv.join('-')]), ready: 'json' };
+      const tls = ctx.tls ? ['--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key] : [];
+      return { ...wrapUlimit(process.execPath, ['--expose-gc', path.join(__dirname, 'servers', 'ftpsrv.js'), '--port', String(ctx.port), '--root', ctx.root, '--pasv', ctx.pasv.join('-'), ...tls]), ready: 'json' };
     },
   },
 ];
+
+// FTPS instances: the same servers with TLS required (explicit FTPS, PROT P), used only by the
+// tls-* scenarios. ftpdlib's TLS path always uses streams, so one ftpdlib row (built like
+// ftpdlib-stream). `plain` names the row of the plain tables they are compared with.
+const TLS_OF = { 'ftpdlib-stream': 'ftpdlib-tls', pyftpdlib: 'pyftpdlib-tls', vsftpd: 'vsftpd-tls', proftpd: 'proftpd-tls', 'pure-ftpd': 'pure-ftpd-tls', 'ftp-srv': 'ftp-srv-tls' };
+for (const [plain, name] of Object.entries(TLS_OF)) {
+  const d = SERVERS.find((x) => x.name === plain);
+  SERVERS.push({ ...d, name, plain, base: plain === 'ftpdlib-stream' ? 'ftpdlib' : plain, tls: true });
+}
 
 // ---------------------------------------------------------------- process tracking / cleanup
 const track = { servers: new Map(), clients: new Set() };
@@ -513,13 +704,22 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 async function startServer(def, index, common) {
-  const s = { name: def.name, def, ours: !!def.ours, results: {} };
+  const s = { name: def.name, def, ours: !!def.ours, tls: !!def.tls, results: {} };
+  if (def.tls && common.tls.reason) {
+    s.skip = common.tls.reason;
+    return s;
+  }
+  const files = def.tls ? { 'big.bin': common.tlsBig, 'small.bin': common.small, 'tiny.bin': common.tiny } : { 'big.bin': common.big, 'small.bin': common.small };
+  const tlsIndex = Object.values(TLS_OF).indexOf(def.name);
   const ctx = {
-    root: makeRoot(def.name, common.big, common.small, def.unixUser ? common.user : common.user),
+    name: def.name,
+    root: makeRoot(def.name, files, common.user),
     port: await freePort(),
-    pasv: [20000 + index * 1000, 20000 + index * 1000 + 999], // below the ephemeral range (32768+)
+    // below the ephemeral range (32768+): plain servers 20000-26999, FTPS instances 27000-29999
+    pasv: def.tls ? [27000 + tlsIndex * 500, 27000 + tlsIndex * 500 + 499] : [20000 + index * 1000, 20000 + index * 1000 + 999],
     user: common.user,
     ftpdlibImpl: common.ftpdlibImpl,
+    tls: def.tls ? common.tls : null,
   };
   s.root = ctx.root;
   let p;
@@ -731,6 +931,39 @@ const SCENARIOS = [
     },
   },
   {
+    key: 'tls-retr',
+    tls: true,
+    title: () => `FTPS (explicit, PROT P) RETR of one ${fmtBytes(CFG.tlsBytes)} file with curl (page cache warm), MB/s`,
+    better: 'mbps',
+    async run(s) {
+      const m = await curlMeasured(s, ['-o', '/dev/null', curlUrl(s, 'big.bin')]);
+      if (m.error) return { error: m.error };
+      if (m.w.size_download !== CFG.tlsBytes) return { error: `received ${m.w.size_download} bytes, expected ${CFG.tlsBytes}` };
+      return tlsResult(s, m, CFG.tlsBytes);
+    },
+  },
+  {
+    key: 'tls-stor',
+    tls: true,
+    title: () => `FTPS (explicit, PROT P) STOR of ${fmtBytes(CFG.tlsBytes)} with curl -T (source file page-cached), MB/s`,
+    better: 'mbps',
+    async run(s, round) {
+      const name = `up-${round}.bin`;
+      const file = path.join(s.root, name);
+      const m = await curlMeasured(s, ['-T', s.tlsSource, curlUrl(s, name)]);
+      let size = -1;
+      try {
+        size = fs.statSync(file).size;
+      } catch {
+        /* missing */
+      }
+      fs.rmSync(file, { force: true });
+      if (m.error) return { error: m.error };
+      if (m.w.size_upload !== CFG.tlsBytes || size !== CFG.tlsBytes) return { error: `stored file has ${size} bytes (curl sent ${m.w.size_upload}), expected ${CFG.tlsBytes}` };
+      return tlsResult(s, m, CFG.tlsBytes);
+    },
+  },
+  {
     key: 'many',
     title: () => `${CFG.manyClients} clients x ${CFG.manyCount} RETR of 1 MiB (logged in once each), files/s`,
     better: 'files_per_s',
@@ -789,7 +1022,7 @@ function table(headers, rows) {
 }
 
 function printScenario(sc, servers) {
-  const ran = servers.filter((s) => !s.skip);
+  const ran = servers.filter((s) => !s.skip && !!sc.tls === s.tls);
   // a peer with a non-positive figure (e.g. PSS that shrank while sessions were open) cannot be "best"
   const peers = ran.filter((s) => !s.ours && s.results[sc.key] && !s.results[sc.key].error && s.results[sc.key][sc.better] > 0);
   const vals = peers.map((s) => s.results[sc.key][sc.better]);
@@ -803,6 +1036,8 @@ function printScenario(sc, servers) {
   const cols = {
     retr: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
     stor: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
+    'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
+    'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
     many: ['files/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms'],
     idle: ['KiB/session', 'vs best peer', 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
@@ -815,6 +1050,10 @@ function printScenario(sc, servers) {
       case 'retr':
       case 'stor':
         return [s.name, num(r.mbps), ratio(r.mbps), num(r.mb_per_cpu_s), num(r.server_cpu_pct), num(r.client_cpu_pct)];
+      case 'tls-retr':
+      case 'tls-stor':
+        return [s.name, num(r.mbps), ratio(r.mbps), num(r.mb_per_cpu_s), num(r.server_cpu_pct), num(r.client_cpu_pct),
+          `${num(s.tlsSetup.server_cpu_s * 1e3)}/${num(s.tlsSetup.curl_cpu_s * 1e3)}`, r.tls || '-'];
       case 'many':
         return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-'];
       case 'idle':
@@ -834,12 +1073,33 @@ function printScenario(sc, servers) {
   }
 }
 
+// FTPS next to plain, same run: each -tls row beside the plain row of the same server
+function printTlsSummary(servers) {
+  const rows = [];
+  for (const t of servers.filter((s) => s.tls && !s.skip)) {
+    const p = servers.find((s) => s.name === t.def.plain && !s.skip);
+    const get = (s, k, f) => (s && s.results[k] && !s.results[k].error ? s.results[k][f] : null);
+    const rel = (a, b) => (a > 0 && b > 0 ? `${(a / b).toFixed(2)}x` : '-');
+    const pr = get(p, 'retr', 'mbps');
+    const tr = get(t, 'tls-retr', 'mbps');
+    const ps = get(p, 'stor', 'mbps');
+    const ts = get(t, 'tls-stor', 'mbps');
+    rows.push([`${t.name} vs ${t.def.plain}`, num(pr), num(tr), rel(tr, pr), num(get(p, 'retr', 'mb_per_cpu_s')), num(get(t, 'tls-retr', 'mb_per_cpu_s')),
+      num(ps), num(ts), rel(ts, ps), num(get(p, 'stor', 'mb_per_cpu_s')), num(get(t, 'tls-stor', 'mb_per_cpu_s')), num(get(t, 'tls-retr', 'client_cpu_pct')), num(get(t, 'tls-stor', 'client_cpu_pct'))]);
+  }
+  if (!rows.length) return;
+  log(`\n## FTPS next to plain FTP (this run: plain RETR ${fmtBytes(CFG.retrBytes)} / STOR ${fmtBytes(CFG.storBytes)} with ftpbench, FTPS ${fmtBytes(CFG.tlsBytes)} each with curl)`);
+  log(table(['server', 'RETR MB/s plain', 'FTPS', 'FTPS/plain', 'RETR MB/CPU-s plain', 'FTPS', 'STOR MB/s plain', 'FTPS', 'FTPS/plain', 'STOR MB/CPU-s plain', 'FTPS', 'curl CPU% RETR', 'curl CPU% STOR'], rows));
+}
+
 // ---------------------------------------------------------------- main
 async function main() {
   const t0 = Date.now();
   fs.mkdirSync(RUN, { recursive: true });
   fs.mkdirSync(path.join(BENCH, 'data'), { recursive: true });
   log(`# ftpdlib benchmark (${opt.quick ? 'quick' : 'full'}): ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, node ${process.version}`);
+  const load0 = os.loadavg();
+  if (load0[0] > 0.5 * os.cpus().length) log(`WARNING: load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores before the run: other work competes for the CPU and the figures will be noisy`);
 
   const cerr = buildClient();
   if (cerr) {
@@ -847,24 +1107,47 @@ async function main() {
     return;
   }
 
-  let selected = SERVERS;
+  const scenarios = opt.scenarios ? SCENARIOS.filter((sc) => opt.scenarios.includes(sc.key)) : SCENARIOS;
+  if (!scenarios.length) {
+    log(`--scenarios matched no scenario; known: ${SCENARIOS.map((sc) => sc.key).join(', ')} (or plain, tls)`);
+    return;
+  }
+  const wantPlain = scenarios.some((sc) => !sc.tls);
+  const wantTls = scenarios.some((sc) => sc.tls);
+  let selected = SERVERS.filter((d) => (d.tls ? wantTls : wantPlain));
   if (opt.only) {
-    selected = SERVERS.filter((d) => opt.only.some((o) => d.name === o || (o === 'ftpdlib' && d.ours)));
+    selected = selected.filter((d) => opt.only.some((o) => d.name === o || d.base === o || (o === 'ftpdlib' && d.ours)));
     if (!selected.length) {
-      log(`--only matched no server; known: ${SERVERS.map((d) => d.name).join(', ')}`);
+      log(`--only matched no server of the selected scenarios; known: ${SERVERS.map((d) => d.name).join(', ')}`);
       return;
     }
   }
+  const anyPlain = selected.some((d) => !d.tls);
+  const anyTls = selected.some((d) => d.tls);
 
   const big = path.join(BENCH, 'data', `big-${CFG.retrBytes}.bin`);
+  const tlsBig = path.join(BENCH, 'data', `big-${CFG.tlsBytes}.bin`);
   const small = path.join(BENCH, 'data', 'small-1MiB.bin');
-  log(`preparing ${fmtBytes(CFG.retrBytes)} test file and warming the page cache...`);
-  ensureFile(big, CFG.retrBytes);
+  const tiny = path.join(BENCH, 'data', 'tiny-1KiB.bin');
   ensureFile(small, MiB);
-  warmCache(big);
   warmCache(small);
+  if (anyPlain) {
+    log(`preparing ${fmtBytes(CFG.retrBytes)} test file and warming the page cache...`);
+    ensureFile(big, CFG.retrBytes);
+    warmCache(big);
+  }
+  let tls = { reason: 'not selected' };
+  if (anyTls) {
+    log(`preparing ${fmtBytes(CFG.tlsBytes)} FTPS test file (RETR source, and curl's STOR source) and warming the page cache...`);
+    ensureFile(tlsBig, CFG.tlsBytes);
+    ensureFile(tiny, 1024);
+    warmCache(tlsBig);
+    const ci = curlInfo();
+    tls = ci.reason ? ci : ensureCert();
+    if (!tls.reason) tls.curl = ci;
+  }
 
-  const ctx = { big, small, user: unixUser('bench'), ftpdlibImpl: selected.some((d) => d.ours) ? ftpdlibImpl() : { reason: 'not selected' } };
+  const ctx = { big, small, tlsBig, tiny, tls, user: unixUser('bench'), ftpdlibImpl: selected.some((d) => d.ours) ? ftpdlibImpl() : { reason: 'not selected' } };
   const servers = [];
   for (let i = 0; i < selected.length; i++) {
     const s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx);
@@ -878,13 +1161,28 @@ async function main() {
     return;
   }
 
-  // warm-up (not measured): a few RETRs each, so JITs and caches are not measured cold
-  for (const s of live()) await runClient(['many', ...common.args(s), '--file', 'small.bin', '--clients', '2', '--count', '5'], { timeoutS: 30 });
+  // warm-up (not measured): a few RETRs each, so JITs and caches are not measured cold; the -tls
+  // servers get three tiny FTPS RETRs with curl, which also check that FTPS works end to end
+  for (const s of live()) {
+    if (!s.tls) {
+      await runClient(['many', ...common.args(s), '--file', 'small.bin', '--clients', '2', '--count', '5'], { timeoutS: 30 });
+      continue;
+    }
+    s.tlsSource = tlsBig;
+    const err = await tlsWarmup(s);
+    if (err) {
+      s.skip = `FTPS check failed: ${err}`;
+      log(`  skip ${s.name}: ${s.skip}`);
+      await stopServer(s);
+    } else {
+      log(`  ${s.name}: FTPS ok, control ${s.tlsSetup.control}, data ${s.tlsSetup.data}; one curl session costs ${num(s.tlsSetup.server_cpu_s * 1e3, 1)} ms server CPU, ${num(s.tlsSetup.curl_cpu_s * 1e3, 1)} ms curl CPU`);
+    }
+  }
 
   log(`\nrounds per scenario: ${CFG.rounds} (servers interleaved within each round; reported figure = the median round by the scenario's main metric)`);
-  for (const sc of SCENARIOS) {
+  for (const sc of scenarios) {
     for (let round = 1; round <= CFG.rounds; round++) {
-      for (const s of live()) {
+      for (const s of live().filter((x) => !!sc.tls === x.tls)) {
         if (s.exited) {
           s.results[sc.key] = s.results[sc.key] || { error: `server exited (${s.exited.code ?? s.exited.sig})` };
           continue;
@@ -903,6 +1201,7 @@ async function main() {
     }
     printScenario(sc, servers);
   }
+  if (wantTls) printTlsSummary(servers);
 
   for (const s of live()) await stopServer(s);
 
@@ -911,7 +1210,12 @@ async function main() {
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
   log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS just before) / sessions, sampled 1 s after the last login; the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
+  if (anyTls) {
+    log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
+    log('- FTPS MB/s = bytes / (curl time_total - time_pretransfer), i.e. from EPSV to the 226. Server CPU = process-tree CPU from just before curl starts to just after it exits, and curl CPU = its getrusage (bash `times`), each minus the cost of a curl session that RETRs a 1 KiB file (login, 2 TLS handshakes, QUIT; the "session setup" column: server = mean of 5, curl = median of 5), to approximate the transfer alone like the plain tables. A session of a forking server reaches the parent cutime in 10 ms clock ticks, so the FTPS CPU figures carry +-10 ms per transfer. curl is single-threaded and does the client side of TLS in the same core budget: when curl CPU% is near 100 the client, not the server, is the limit.');
+  }
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
+  log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
   log(`total time ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   if (opt.json) {
@@ -920,8 +1224,11 @@ async function main() {
       date: new Date().toISOString(),
       mode: opt.quick ? 'quick' : 'full',
       config: CFG,
+      loadavg: { before: load0, after: os.loadavg() },
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
-      servers: servers.map((s) => ({ name: s.name, ours: s.ours, skipped: s.skip || null, version: s.version || null, note: s.note || null, reported: s.results, rounds: s.all || {} })),
+      scenarios: scenarios.map((sc) => sc.key),
+      tls_client: anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
+      servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {} })),
     };
     fs.writeFileSync(file, JSON.stringify(out, null, 2));
     log(`raw numbers written to ${file}`);

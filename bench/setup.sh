@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the peer FTP servers used by `npm run bench`. Idempotent; safe to re-run.
 #  - vsftpd, python3-pyftpdlib: apt (installed system-wide)
+#  - FTPS scenarios: python3-openssl (pyftpdlib's TLS_FTPHandler needs PyOpenSSL), curl (the
+#    FTPS client), openssl (makes the self-signed certificate)
 #  - proftpd, pure-ftpd: conflict with vsftpd in dpkg, so their .debs are downloaded
-#    into .bench/debs and unpacked with `dpkg -x` into .bench/root (not installed)
+#    into .bench/debs and unpacked with `dpkg -x` into .bench/root (not installed);
+#    proftpd's mod_tls is not in proftpd-core but in proftpd-mod-crypto, unpacked the same way
 #  - ftp-srv: npm, into .bench (never into the root project)
 set -u
 cd "$(dirname "$0")/.."
@@ -26,7 +29,7 @@ apt_update_once() {
 
 # 1. apt peers
 missing=()
-for p in vsftpd python3-pyftpdlib gcc libc6-dev; do have_pkg "$p" || missing+=("$p"); done
+for p in vsftpd python3-pyftpdlib python3-openssl curl openssl gcc libc6-dev; do have_pkg "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
   echo "[setup] apt-get install ${missing[*]}"
@@ -34,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || echo "[setup] WARNING: apt-get install failed for: ${missing[*]}"
 else
-  echo "[setup] apt peers already installed (vsftpd, python3-pyftpdlib)"
+  echo "[setup] apt peers already installed (vsftpd, python3-pyftpdlib, python3-openssl, curl, openssl)"
 fi
 # The distro vsftpd service is not used by the bench; stop it if the postinst started one.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop vsftpd >/dev/null 2>&1 || true; fi
@@ -45,11 +48,12 @@ unpack_needed=0
 [ -x "$B/root/usr/sbin/pure-ftpd" ] || unpack_needed=1
 [ -x "$B/root/usr/bin/pure-pw" ] || unpack_needed=1
 [ -e "$B/root/usr/lib/x86_64-linux-gnu/libhashkit.so.2" ] || unpack_needed=1
+[ -e "$B/root/usr/lib/proftpd/mod_tls.so" ] || unpack_needed=1
 if [ $unpack_needed = 1 ]; then
   apt_update_once
-  want=(proftpd-core pure-ftpd pure-ftpd-common)
+  want=(proftpd-core proftpd-mod-crypto pure-ftpd pure-ftpd-common)
   # shared libraries they need that this machine lacks
-  for p in libhashkit2 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23 libidn2-0 libcap2 libacl1 libncursesw6 libtinfo6; do
+  for p in libhashkit2 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23 libssl3 libidn2-0 libcap2 libacl1 libncursesw6 libtinfo6; do
     have_pkg "$p" || want+=("$p")
   done
   echo "[setup] apt-get download ${want[*]}"
@@ -60,7 +64,7 @@ if [ $unpack_needed = 1 ]; then
     dpkg -x "$d" "$B/root"
   done
 else
-  echo "[setup] proftpd and pure-ftpd already unpacked in .bench/root"
+  echo "[setup] proftpd (with mod_tls) and pure-ftpd already unpacked in .bench/root"
 fi
 
 # 3. a unix user bench/bench for the forking peers (vsftpd authenticates through PAM,

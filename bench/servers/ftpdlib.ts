@@ -1,6 +1,8 @@
 // ftpdlib under benchmark, run as its own process so its CPU and PSS can be measured:
 //   node -r ts-node/register/transpile-only bench/servers/ftpdlib.ts --port 0 --root DIR [--stream]
-//        [--pasv 50000-50999] [--auth scrypt|plain]
+//        [--pasv 50000-50999] [--auth scrypt|plain] [--tls-cert FILE --tls-key FILE]
+// --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
+// (tlsControlRequired, tlsDataRequired); TLS transfers always take the stream path.
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
 // module to load, default ../../src.)
 // Prints {"port": N} on stdout once listening. On SIGUSR2 (or a "eld" line on stdin) prints
@@ -19,6 +21,8 @@ async function main(): Promise<void> {
   const root = path.resolve(arg('--root', '.') as string);
   const stream = process.argv.includes('--stream');
   const [pasvMin, pasvMax] = (arg('--pasv', '50000-50999') as string).split('-').map(Number);
+  const tlsCert = arg('--tls-cert');
+  const tlsKey = arg('--tls-key');
   const impl = process.env.FTPDLIB_IMPL || path.join(__dirname, '..', '..', 'src');
 
   const eld = monitorEventLoopDelay({ resolution: 1 });
@@ -62,9 +66,10 @@ async function main(): Promise<void> {
     authorizer: auth,
     useSendfile: !stream,
     passivePorts: [pasvMin, pasvMax],
+    ...(tlsCert ? { tls: { certFile: tlsCert, keyFile: tlsKey || tlsCert }, tlsControlRequired: true, tlsDataRequired: true } : {}),
   });
   await server.listen();
-  process.stdout.write(JSON.stringify({ port: server.address().port, useSendfile: !stream }) + '\n');
+  process.stdout.write(JSON.stringify({ port: server.address().port, useSendfile: !stream, tls: !!tlsCert }) + '\n');
 
   let closing = false;
   const stop = (): void => {

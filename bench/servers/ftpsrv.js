@@ -1,6 +1,8 @@
 'use strict';
 // ftp-srv peer for bench/run.js (ftp-srv is installed into .bench/node_modules by bench/setup.sh).
 // Prints {"port": N} on stdout; on SIGUSR2 prints event-loop delay stats (same as ftpdlib.ts).
+// --tls-cert FILE --tls-key FILE: ftp-srv's `tls` option (explicit AUTH TLS; PROT P data
+// connections then use TLS). ftp-srv has no option to refuse plain sessions.
 const path = require('path');
 const { monitorEventLoopDelay } = require('perf_hooks');
 
@@ -12,6 +14,10 @@ const port = Number(arg('--port', '0'));
 const root = path.resolve(arg('--root', '.'));
 const [pasvMin, pasvMax] = arg('--pasv', '20000-20999').split('-').map(Number);
 const modDir = path.resolve(arg('--modules', path.join(__dirname, '..', '..', '.bench', 'node_modules')));
+
+const tlsCert = arg('--tls-cert');
+const tlsKey = arg('--tls-key');
+const fs = require('fs');
 
 const FtpSrv = require(path.join(modDir, 'ftp-srv'));
 const bunyan = require(path.join(modDir, 'bunyan'));
@@ -31,6 +37,7 @@ const server = new FtpSrv({
   pasv_max: pasvMax,
   anonymous: false,
   greeting: 'ftp-srv bench',
+  tls: tlsCert ? { cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey || tlsCert) } : false,
   log: bunyan.createLogger({ name: 'ftp-srv', level: 'fatal' }),
 });
 server.on('login', ({ username, password }, resolve, reject) => {
