@@ -249,10 +249,12 @@ export class Session {
       // An AUTH refused anywhere (even by dispatch's argument check) releases the held input.
       if (ev.verb === 'AUTH') this.cancelTlsPending();
     }
-    this.log.info(
-      { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
-      'command',
-    );
+    if (this.log.info()) {
+      this.log.info(
+        { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
+        'command',
+      );
+    }
     this.touch();
   }
 
@@ -325,12 +327,17 @@ export class Session {
 
   /** Restart the idle timer (a running transfer suspends it). */
   touch(): void {
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
     const secs = this.options.timeout;
     if (secs > 0 && !this.closed && !this.transfer) {
-      this.idleTimer = setTimeout(() => this.onIdle(), secs * 1000);
-      this.idleTimer.unref();
+      // Re-arm the one timer (every command touches it twice): no new Timeout each time.
+      if (this.idleTimer) this.idleTimer.refresh();
+      else {
+        this.idleTimer = setTimeout(() => this.onIdle(), secs * 1000);
+        this.idleTimer.unref();
+      }
+    } else if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
     }
   }
 
@@ -495,6 +502,7 @@ export class Session {
   }
 
   private logTransfer(info: TransferInfo, failure: unknown): void {
+    if (!this.log.info()) return;
     const rate = info.seconds > 0 ? Math.round(info.bytes / info.seconds) : info.bytes;
     const rec = {
       transfer: info.verb,

@@ -41,6 +41,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1072,6 +1073,289 @@ static napi_value js_socket_reset(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------- filesystem operations jailed under a root (libuv pool) ---------- */
+
+/*
+ * fsop(op, root, rel, flags, mode, cb) runs one filesystem operation on a libuv
+ * pool thread (napi_async_work) and calls cb(errno, fd, stat) with stat an array
+ * [mode, size, mtimeMs, uid, gid, nlink, dev, ino] (fstat of the result), or
+ * null. errno 0 means success; a negative errno is a final answer (only -ENOENT
+ * for FSOP_STAT, when the parent resolves beneath the root and the last segment
+ * is not there at all); a positive one means "not done here": the caller then
+ * takes its portable path, which decides the real answer (a symlink leaving the
+ * root, a dangling link, a missing parent...). So the semantics stay those of
+ * the portable path.
+ *
+ * `rel` is resolved under `root` with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS): no "..", absolute symlink or magic link can leave the
+ * root, and the check and the open are one system call (no window between them).
+ * Absolute symlinks that stay inside the root fail here with EXDEV and are left
+ * to the portable path. Kernels before 5.6 answer ENOSYS.
+ *
+ *   FSOP_STAT   follow the path, fstat it (no fd returned)
+ *   FSOP_READ   open a regular file read-only
+ *   FSOP_WRITE  open or create a regular file write-only; flags may add O_CREAT,
+ *               O_TRUNC (never O_APPEND: splice refuses it)
+ *   FSOP_CLOSE  close(fd) with fd in `flags`
+ *
+ * A path is first opened O_PATH (no side effect, whatever it is) and fstat'ed,
+ * and only a regular file is then opened for real, so a FIFO or a device is
+ * never opened. The real open must find the same inode, or it is undone.
+ */
+enum { FSOP_STAT = 0, FSOP_READ = 1, FSOP_WRITE = 2, FSOP_CLOSE = 3 };
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_BENEATH
+struct open_how {
+  uint64_t flags;
+  uint64_t mode;
+  uint64_t resolve;
+};
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_BENEATH 0x08
+#endif
+
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  int op;
+  char *root, *rel;
+  int flags, mode;
+  int err, fd;
+  struct stat st;
+  int have_st;
+} fsop_t;
+
+static int openat2_beneath(int dirfd, const char *rel, int flags, int mode) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  long r;
+  do {
+    r = syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+  } while (r < 0 && errno == EINTR);
+  return (int)r;
+}
+
+/* Open `rel` (already known to be the regular file `want`) with `flags`; -errno on failure. */
+static int reopen_same(int rootfd, const char *rel, int flags, int mode, const struct stat *want, struct stat *got) {
+  int fd = openat2_beneath(rootfd, rel, flags | O_NOCTTY, mode);
+  if (fd < 0) return -errno;
+  if (fstat(fd, got) < 0 || !S_ISREG(got->st_mode) || got->st_dev != want->st_dev || got->st_ino != want->st_ino) {
+    close(fd); /* replaced meanwhile */
+    return -ESTALE;
+  }
+  return fd;
+}
+
+/*
+ * Whether `rel` is missing in the plainest way: its parent resolves beneath the
+ * root and its last segment is not there at all (not even a dangling symlink,
+ * which the portable path follows to tell ENOENT from a jail escape).
+ */
+static int missing_beneath(int rootfd, const char *rel) {
+  const char *slash = strrchr(rel, '/');
+  int dirfd = rootfd;
+  const char *name = rel;
+  if (slash) {
+    size_t n = (size_t)(slash - rel);
+    char *parent = malloc(n + 1);
+    if (!parent) return 0;
+    memcpy(parent, rel, n);
+    parent[n] = 0;
+    dirfd = openat2_beneath(rootfd, parent, O_PATH | O_DIRECTORY, 0);
+    free(parent);
+    if (dirfd < 0) return 0;
+    name = slash + 1;
+  }
+  struct stat st;
+  if (!name[0]) {
+    if (dirfd != rootfd) close(dirfd);
+    return 0;
+  }
+  int missing = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+  if (dirfd != rootfd) close(dirfd);
+  return missing;
+}
+
+static void fsop_execute(napi_env env, void *data) {
+  fsop_t *r = data;
+  r->fd = -1;
+  if (r->op == FSOP_CLOSE) {
+    r->err = close(r->flags) < 0 && errno != EINTR ? errno : 0;
+    return;
+  }
+  int rootfd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    r->err = errno;
+    return;
+  }
+  struct stat pst;
+  int pfd = openat2_beneath(rootfd, r->rel, O_PATH, 0);
+  if (pfd < 0) {
+    int e = errno;
+    if (r->op == FSOP_STAT && e == ENOENT && missing_beneath(rootfd, r->rel)) {
+      r->err = -ENOENT; /* final */
+    } else if (r->op == FSOP_WRITE && e == ENOENT && (r->flags & O_CREAT) && !(r->flags & O_EXCL)) {
+      /* A new file: create it (through a dangling link, its target is created,
+       * as long as it stays beneath the root). Then it must be a regular file. */
+      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | (r->flags & O_TRUNC), r->mode);
+      if (fd < 0) {
+        r->err = errno;
+      } else if (fstat(fd, &r->st) < 0 || !S_ISREG(r->st.st_mode)) {
+        r->err = EPERM;
+        close(fd);
+      } else {
+        r->fd = fd;
+        r->have_st = 1;
+        r->err = 0;
+      }
+    } else {
+      r->err = e;
+    }
+    close(rootfd);
+    return;
+  }
+  if (fstat(pfd, &pst) < 0) {
+    r->err = errno;
+    close(pfd);
+    close(rootfd);
+    return;
+  }
+  close(pfd);
+  if (r->op == FSOP_STAT) {
+    r->st = pst;
+    r->have_st = 1;
+    r->err = 0;
+    close(rootfd);
+    return;
+  }
+  if (!S_ISREG(pst.st_mode)) {
+    /* Directories, FIFOs, devices: the portable path says EISDIR or EPERM. */
+    r->err = S_ISDIR(pst.st_mode) ? EISDIR : EPERM;
+    close(rootfd);
+    return;
+  }
+  /* It exists: no O_CREAT, so a file removed meanwhile is not made anew here. */
+  int flags = r->op == FSOP_READ ? O_RDONLY : O_WRONLY | (r->flags & O_TRUNC);
+  int fd = reopen_same(rootfd, r->rel, flags, r->mode, &pst, &r->st);
+  close(rootfd);
+  if (fd < 0) {
+    r->err = -fd;
+    return;
+  }
+  r->fd = fd;
+  r->have_st = 1;
+  r->err = 0;
+}
+
+static void fsop_complete(napi_env env, napi_status status, void *data) {
+  fsop_t *r = data;
+  napi_value cb = NULL, undef, argv[3];
+  if (napi_get_reference_value(env, r->cb, &cb) != napi_ok) cb = NULL;
+  if (status != napi_ok && r->fd >= 0) {
+    close(r->fd);
+    r->fd = -1;
+    r->err = ECANCELED;
+  }
+  if (cb) {
+    napi_get_undefined(env, &undef);
+    napi_create_int32(env, status == napi_ok ? r->err : ECANCELED, &argv[0]);
+    napi_create_int32(env, r->fd, &argv[1]);
+    if (r->have_st && r->err == 0) {
+      double v[8] = {
+        (double)r->st.st_mode,
+        (double)r->st.st_size,
+        (double)r->st.st_mtim.tv_sec * 1e3 + (double)r->st.st_mtim.tv_nsec / 1e6,
+        (double)r->st.st_uid,
+        (double)r->st.st_gid,
+        (double)r->st.st_nlink,
+        (double)r->st.st_dev,
+        (double)r->st.st_ino,
+      };
+      napi_create_array_with_length(env, 8, &argv[2]);
+      for (uint32_t i = 0; i < 8; i++) {
+        napi_value x;
+        napi_create_double(env, v[i], &x);
+        napi_set_element(env, argv[2], i, x);
+      }
+    } else {
+      napi_get_null(env, &argv[2]);
+    }
+    napi_call_function(env, undef, cb, 3, argv, NULL);
+  } else if (r->fd >= 0) {
+    close(r->fd); /* nobody to hand it to */
+  }
+  napi_delete_reference(env, r->cb);
+  napi_delete_async_work(env, r->work);
+  free(r->root);
+  free(r->rel);
+  free(r);
+}
+
+static char *arg_str(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  if (napi_get_value_string_utf8(env, v, s, len + 1, &len) != napi_ok || strlen(s) != len) {
+    free(s); /* an embedded NUL would cut the path short: refuse */
+    return NULL;
+  }
+  return s;
+}
+
+/* fsop(op, root, rel, flags, mode, cb) -> undefined; see above. */
+static napi_value js_fsop(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype t;
+  if (argc < 6 || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) {
+    napi_throw_type_error(env, NULL, "fsop: 6 arguments expected, the last a function");
+    return NULL;
+  }
+  fsop_t *r = calloc(1, sizeof *r);
+  if (!r) {
+    napi_throw_error(env, NULL, "fsop: out of memory");
+    return NULL;
+  }
+  r->op = (int)arg_i64(env, argv[0], -1);
+  r->flags = (int)arg_i64(env, argv[3], 0);
+  r->mode = (int)arg_i64(env, argv[4], 0666);
+  r->fd = -1;
+  if (r->op != FSOP_CLOSE) {
+    r->root = arg_str(env, argv[1]);
+    r->rel = arg_str(env, argv[2]);
+  }
+  if (r->op < FSOP_STAT || r->op > FSOP_CLOSE || (r->op != FSOP_CLOSE && (!r->root || !r->rel || !r->rel[0] || r->rel[0] == '/')) ||
+      (r->op == FSOP_CLOSE && r->flags < 0)) {
+    free(r->root);
+    free(r->rel);
+    free(r);
+    napi_throw_range_error(env, NULL, "fsop: bad argument");
+    return NULL;
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "ftpdlib:fsop", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[5], 1, &r->cb) != napi_ok ||
+      napi_create_async_work(env, NULL, name, fsop_execute, fsop_complete, r, &r->work) != napi_ok ||
+      napi_queue_async_work(env, r->work) != napi_ok) {
+    if (r->cb) napi_delete_reference(env, r->cb);
+    if (r->work) napi_delete_async_work(env, r->work);
+    free(r->root);
+    free(r->rel);
+    free(r);
+    napi_throw_error(env, NULL, "fsop: could not queue");
+    return NULL;
+  }
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   engine_t *eng = calloc(1, sizeof *eng);
   if (!eng) {
@@ -1108,6 +1392,7 @@ NAPI_MODULE_INIT() {
     {"configure", NULL, js_configure, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},
     {"socketReset", NULL, js_socket_reset, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -190,11 +190,41 @@ function socketError(err: NodeJS.ErrnoException | undefined, bytes: number): Tra
   return new TransferError(err?.message ?? 'Data connection closed.', err?.code ?? 'ECONNRESET', bytes, 'stream');
 }
 
+/**
+ * Counts bytes and reports progress at most every 100 ms: the Meter's bookkeeping
+ * without its Transform hop, for transfers that need no conversion and no pacing.
+ */
+class Counter {
+  bytes = 0;
+  private lastReport = 0;
+
+  constructor(private readonly onProgress?: (bytes: number) => void) {}
+
+  readonly count = (chunk: Buffer): void => {
+    this.bytes += chunk.length;
+    if (this.onProgress) {
+      const now = Date.now();
+      if (now - this.lastReport >= 100) {
+        this.lastReport = now;
+        this.onProgress(this.bytes);
+      }
+    }
+  };
+}
+
+/** Whether a transfer needs the Meter (TYPE A conversion or a throttle), or can pipe directly. */
+function needsMeter(req: TransferRequest): boolean {
+  return req.ascii || (req.throttle?.bytesPerSecond ?? 0) > 0;
+}
+
 /** file → socket. Resolves once every byte has been handed to the socket. */
 function send(req: TransferRequest): Promise<TransferResult> {
   const { socket, signal } = req;
-  const meter = new Meter(req.ascii ? 'toCrlf' : 'none', false, req.throttle?.bytesPerSecond ?? 0, req.onProgress);
   const src: Readable = req.handle.createReadStream();
+  // Binary and unthrottled: file → socket directly, counted on the way.
+  const meter = needsMeter(req) ? new Meter(req.ascii ? 'toCrlf' : 'none', false, req.throttle?.bytesPerSecond ?? 0, req.onProgress) : null;
+  const counter = meter ?? new Counter(req.onProgress);
+  const last: Readable = meter ?? src;
   return new Promise<TransferResult>((resolve, reject) => {
     let settled = false;
     const finish = (err?: TransferError): void => {
@@ -203,27 +233,32 @@ function send(req: TransferRequest): Promise<TransferResult> {
       signal.removeEventListener('abort', onAbort);
       socket.off('error', onSocketError);
       socket.off('close', onSocketClose);
-      meter.unpipe(socket);
+      last.unpipe(socket);
       if (err) {
         src.destroy();
-        meter.destroy();
+        meter?.destroy();
         reject(err);
       } else {
-        resolve({ bytes: meter.bytes, path: 'stream' });
+        resolve({ bytes: counter.bytes, path: 'stream' });
       }
     };
-    const onAbort = (): void => finish(aborted(signal, meter.bytes));
-    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, meter.bytes));
-    const onSocketClose = (): void => finish(socketError(undefined, meter.bytes));
+    const onAbort = (): void => finish(aborted(signal, counter.bytes));
+    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, counter.bytes));
+    const onSocketClose = (): void => finish(socketError(undefined, counter.bytes));
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    src.on('error', (err: NodeJS.ErrnoException) => finish(new TransferError(err.message, err.code ?? 'EIO', meter.bytes, 'stream')));
+    src.on('error', (err: NodeJS.ErrnoException) => finish(new TransferError(err.message, err.code ?? 'EIO', counter.bytes, 'stream')));
     // Every byte is queued on the socket; the caller's end() flushes them before the FIN
     // (waiting for 'drain' here would hang: it only fires after a write returned false).
-    meter.on('end', () => finish());
-    src.pipe(meter).pipe(socket, { end: false });
+    last.on('end', () => finish());
+    if (meter) {
+      src.pipe(meter).pipe(socket, { end: false });
+    } else {
+      src.on('data', (counter as Counter).count);
+      src.pipe(socket, { end: false });
+    }
   });
 }
 
@@ -237,8 +272,12 @@ function send(req: TransferRequest): Promise<TransferResult> {
  */
 function receive(req: TransferRequest): Promise<TransferResult> {
   const { socket, signal } = req;
-  const meter = new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle?.bytesPerSecond ?? 0, req.onProgress);
+  // Binary and unthrottled: socket → file directly, counted on the way.
+  const meter = needsMeter(req) ? new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle?.bytesPerSecond ?? 0, req.onProgress) : null;
+  const counter = meter ?? new Counter(req.onProgress);
   const dest: Writable = req.handle.createWriteStream();
+  /** What the socket is piped into: the Meter, or the file itself. */
+  const first: Writable = meter ?? dest;
   return new Promise<TransferResult>((resolve, reject) => {
     let failure: { message: string; code: string } | null = null;
     let sawEnd = false;
@@ -263,17 +302,17 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       socket.off('end', onEnd);
       socket.off('close', onSocketClose);
       // Bytes are counted now, after the buffered tail of a failed upload was flushed to the file.
-      if (failure) reject(new TransferError(failure.message, failure.code, meter.bytes, 'stream'));
-      else resolve({ bytes: meter.bytes, path: 'stream' });
+      if (failure) reject(new TransferError(failure.message, failure.code, counter.bytes, 'stream'));
+      else resolve({ bytes: counter.bytes, path: 'stream' });
     };
     // On any failure stop reading, but still flush what arrived to the file
     // (a partial upload is kept, as on disk), then report.
     const fail = (message: string, code: string): void => {
       if (failure || settled) return;
       failure = { message, code };
-      socket.unpipe(meter);
+      socket.unpipe(first);
       socket.pause();
-      if (!meter.writableEnded) meter.end();
+      if (!first.writableEnded) first.end();
       settle();
     };
     const onAbort = (): void => {
@@ -313,7 +352,7 @@ function receive(req: TransferRequest): Promise<TransferResult> {
     socket.on('close', onSocketClose);
     dest.on('error', (err: NodeJS.ErrnoException) => {
       failure ??= { message: err.message, code: err.code ?? 'EIO' };
-      socket.unpipe(meter);
+      socket.unpipe(first);
       socket.pause();
       destDone = true;
       settle();
@@ -322,6 +361,11 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       destDone = true;
       settle();
     });
-    socket.pipe(meter).pipe(dest);
+    if (meter) {
+      socket.pipe(meter).pipe(dest);
+    } else {
+      socket.on('data', (counter as Counter).count);
+      socket.pipe(dest);
+    }
   });
 }

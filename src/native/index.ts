@@ -100,7 +100,10 @@ interface Addon {
   configure(threads: number): number;
   setOobInline(fd: number): boolean;
   socketReset(fd: number): boolean;
+  fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
 }
+
+type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
 
 const KIND_PROGRESS = 0;
 const KIND_OK = 1;
@@ -359,3 +362,84 @@ export const nativeEngine: TransferEngine | null = addon
       run,
     }
   : null;
+
+/** What the jailed filesystem operations report about a path: fstat of what they reached. */
+export interface JailedStat {
+  mode: number;
+  size: number;
+  mtimeMs: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  dev: number;
+  ino: number;
+}
+
+/**
+ * The answer of a jailed operation: done (`ok`, with the fd and/or the stat), a
+ * final error (`code`), or `null` when the caller must take its portable path.
+ */
+export type JailedResult = { fd: number; stat: JailedStat } | { code: string } | null;
+
+/**
+ * Filesystem operations resolved under a root in one pool round trip each, with
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS): the jail check and the open are
+ * one system call. They answer only what they can answer exactly like
+ * LocalFileSystem's portable path would; everything else (absolute symlinks, links
+ * leaving the root, dangling links, non-regular files, errors) resolves `null`, and
+ * the caller takes the portable path. Null when the addon is not loaded; turns
+ * itself off when the kernel has no openat2 (ENOSYS, before Linux 5.6).
+ */
+export interface JailedFs {
+  /** Follow `rel` (relative to the real `root`, no leading "/") and fstat it. */
+  stat(root: string, rel: string): Promise<JailedResult>;
+  /** Open a regular file read-only. */
+  openRead(root: string, rel: string): Promise<JailedResult>;
+  /** Open (O_TRUNC when asked) or create a regular file write-only. */
+  openWrite(root: string, rel: string, truncate: boolean): Promise<JailedResult>;
+  /** Close a descriptor off the event loop. */
+  close(fd: number): Promise<void>;
+}
+
+const FSOP_STAT = 0;
+const FSOP_READ = 1;
+const FSOP_WRITE = 2;
+const FSOP_CLOSE = 3;
+const ENOSYS = 38;
+let openat2Works = true;
+
+function jailed(op: number, root: string, rel: string, flags: number): Promise<JailedResult> {
+  const a = addon!;
+  if (!openat2Works) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    a.fsop!(op, root, rel, flags, 0o666, (errno, fd, st) => {
+      if (errno === 0 && st) {
+        resolve({
+          fd,
+          stat: { mode: st[0], size: st[1], mtimeMs: st[2], uid: st[3], gid: st[4], nlink: st[5], dev: st[6], ino: st[7] },
+        });
+      } else if (errno < 0) {
+        resolve({ code: getSystemErrorName(errno) });
+      } else {
+        if (errno === ENOSYS) openat2Works = false;
+        resolve(null);
+      }
+    });
+  });
+}
+
+export const jailedFs: JailedFs | null =
+  addon && typeof addon.fsop === 'function' && process.env.FTPDLIB_NO_OPENAT2 !== '1'
+    ? {
+        stat: (root, rel) => jailed(FSOP_STAT, root, rel, 0),
+        openRead: (root, rel) => jailed(FSOP_READ, root, rel, 0),
+        openWrite: (root, rel, truncate) => jailed(FSOP_WRITE, root, rel, fs.constants.O_CREAT | (truncate ? fs.constants.O_TRUNC : 0)),
+        close: (fd) =>
+          new Promise<void>((resolve, reject) => {
+            addon.fsop!(FSOP_CLOSE, '', '', fd, 0, (errno) => {
+              if (errno === 0) resolve();
+              else reject(Object.assign(new Error(`close: ${getSystemErrorName(-errno)}`), { code: getSystemErrorName(-errno), syscall: 'close' }));
+            });
+          }),
+      }
+    : null;
