@@ -37,3 +37,4 @@ export {
   type LockoutRecord,
   type LockoutStore,
 } from './lockout';
+export { UnixAuthorizer, type UnixAuthorizerOptions } from './unix';

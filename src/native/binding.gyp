@@ -13,5 +13,25 @@
         "Release": { "cflags!": ["-O3"], "cflags": ["-O2"] }
       }
     }
+  ],
+  # System users (src/native/unix.c, for src/auth/unix.ts and src/fs/as-user.ts): a second
+  # addon, built only where libcrypt's header is (Debian: apt-get install libcrypt-dev), so a
+  # system without it still gets the engine.
+  "variables": {
+    "have_crypt_h": "<!(echo '#include <crypt.h>' | ${CC:-cc} -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)"
+  },
+  "conditions": [
+    ["have_crypt_h==1", {
+      "targets": [
+        {
+          "target_name": "ftpdlib_unix",
+          "sources": ["unix.c"],
+          "defines": ["NAPI_VERSION=8", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
+          "cflags!": ["-O3", "-O0"],
+          "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+          "libraries": ["-lcrypt"]
+        }
+      ]
+    }]
   ]
 }
