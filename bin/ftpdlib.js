@@ -4,8 +4,31 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const compiled = path.join(__dirname, '..', 'dist', 'src', 'cli.js');
-if (fs.existsSync(compiled)) {
+const root = path.join(__dirname, '..');
+const compiled = path.join(root, 'dist', 'src', 'cli.js');
+
+/** Newest modification time of the TypeScript sources (0 when they are not there, as in a package). */
+function newestSource(dir) {
+  let newest = 0;
+  let entries;
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      if (e.name !== 'build') newest = Math.max(newest, newestSource(p));
+    } else if (e.name.endsWith('.ts')) {
+      newest = Math.max(newest, fs.statSync(p).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+// A build older than the sources (a checkout that was edited after `npm run build`) is not used.
+if (fs.existsSync(compiled) && fs.statSync(compiled).mtimeMs >= newestSource(path.join(root, 'src'))) {
   require(compiled).main(process.argv.slice(2));
 } else {
   require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });

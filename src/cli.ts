@@ -1,13 +1,26 @@
-// The daemon: argv, signals, exit codes. It builds the same FtpServer an embedder builds.
+// The daemon: argv, config file, signals, exit codes. It builds the same FtpServer an embedder builds.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import bunyan from 'bunyan';
-import { FtpServer } from './ftp/server';
-import { VirtualAuthorizer } from './auth/virtual';
-import { hashPassword } from './auth/password';
+import type Logger from 'bunyan';
+import type { FtpServer } from './ftp/server';
 import { ConfigError } from './config/errors';
+import {
+  ConfigFileError,
+  buildFromConfig,
+  changedServerOptions,
+  configuredHomes,
+  explainServerError,
+  formatEffectiveConfig,
+  loadConfigFile,
+  type BuiltConfig,
+  type ConfiguredHome,
+  type LoadedConfig,
+  type RunAsConfig,
+} from './config/file';
 
 /** The package root: the nearest folder above this file whose package.json is ftpdlib's (src/ and dist/src/ alike). */
 const ROOT: string = (() => {
@@ -23,13 +36,42 @@ const ROOT: string = (() => {
 
 const VERSION: string = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version;
 
-const HELP = `Usage: ftpdlib [options]
-       ftpdlib --demo
-       ftpdlib hash-password            (reads a password on stdin, prints its scrypt hash)
-       ftpdlib make-cert DIR            (writes a self-signed cert.pem and key.pem for a first FTPS start)
+/**
+ * The server and the authorizers are loaded when a command needs them: --help, check-config of a
+ * file with errors and hash-password stay quick (they matter most when run from source).
+ */
+function serverClass(): typeof FtpServer {
+  return (require('./ftp/server') as typeof import('./ftp/server')).FtpServer;
+}
 
-Serve a folder over FTP (pyftpdlib's command line, with the same flags).
+/** The config --demo runs (the same file `npm start` names). */
+export const DEMO_CONFIG = path.join(ROOT, 'conf', 'demo.yaml');
 
+/** Exit codes, as --help documents them. */
+export const EXIT = { ok: 0, config: 1, listen: 2, root: 3 } as const;
+
+const HELP = `Usage: ftpdlib --config FILE [-i ADDR] [-p PORT] [-n ADDR] [-r FROM-TO] [-D | -V] [--no-sendfile]
+       ftpdlib [options]                 (pyftpdlib's command line: serve one folder)
+       ftpdlib --demo                    (the same as --config conf/demo.yaml)
+       ftpdlib check-config FILE         (check a config file, print it as it will be used)
+       ftpdlib hash-password             (reads a password on stdin, prints its scrypt hash)
+       ftpdlib make-cert DIR             (writes a self-signed cert.pem and key.pem for a first FTPS start)
+
+Serve files over FTP and FTPS.
+
+With a config file:
+  -c, --config FILE      the YAML config file: server options, users, lockout, logging
+                         (every option, with its default: conf/ftpdlib.example.yaml).
+                         -i, -p, -n, -r, -D, -V and --no-sendfile override its values;
+                         the other flags below cannot be combined with it.
+      --demo             serve ./demo-root on 127.0.0.1:2121 as user demo, password demo,
+                         read-write, with FTPS on a self-signed certificate when openssl works
+
+  check-config FILE      check FILE (and its users file) and print the effective config as
+                         YAML, defaults filled in and passwords masked; exit 0. On errors,
+                         print each as FILE:LINE: key.path: what was expected, and exit 1.
+
+Without a config file (pyftpdlib's flags):
   -i, --interface ADDR   address to listen on (default: all, IPv6 and IPv4)
   -p, --port PORT        port (default 2121)
   -w, --write            grant write access to the user (default: read-only)
@@ -38,9 +80,8 @@ Serve a folder over FTP (pyftpdlib's command line, with the same flags).
   -r, --range FROM-TO    passive ports, e.g. 60000-65535
   -u, --username NAME    log in as NAME (default: anonymous login)
   -P, --password PASS    the user's password (needs --username)
-  -D, --debug            log every command (bunyan JSON on stdout at debug level)
+  -D, --debug            log every command (bunyan JSON at debug level)
   -V, --verbose          log sessions, commands and transfers (info level)
-      --demo             serve ./demo-root on 127.0.0.1:2121 as user demo, password demo, read-write
       --no-sendfile      move data over streams only (no zero-copy engine)
       --tls-cert FILE    PEM certificate: enables FTPS (AUTH TLS); needs --tls-key
       --tls-key FILE     PEM private key
@@ -49,7 +90,21 @@ Serve a folder over FTP (pyftpdlib's command line, with the same flags).
   -v, --version          print the version
   -h, --help             this help
 
-Exit codes: 0 stopped by a signal, 1 bad options, 2 cannot listen (port in use, no permission), 3 bad folder.`;
+Signals:
+  SIGTERM, SIGINT        stop accepting, let transfers finish (server.closeGracePeriod), exit 0;
+                         a second signal exits at once
+  SIGHUP                 (--config) read the config file again: users (and usersFile) are
+                         replaced, logging.level applies, certificates are reloaded; running
+                         sessions keep going. A file with errors is refused (logged) and the
+                         running config stays. Other server options need a restart.
+  SIGUSR2                reopen logging.file (after log rotation moved it)
+
+Privileges: with server.runAs { user, group } the daemon, started as root, listens (ports below
+1024 included) and then runs as that user and group.
+
+Exit codes: 0 stopped by a signal (or a command done), 1 bad config file or options,
+2 cannot listen (port in use, no permission for a port below 1024, address not here),
+3 a folder to serve is missing or unreadable.`;
 
 function fail(code: number, msg: string): never {
   process.stderr.write(`ftpdlib: ${msg}\n`);
@@ -62,11 +117,10 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
-/** A self-signed certificate for a first FTPS start, made with the system's openssl. */
-export function makeCert(dir: string): { certFile: string; keyFile: string } {
-  fs.mkdirSync(dir, { recursive: true });
-  const certFile = path.join(dir, 'cert.pem');
-  const keyFile = path.join(dir, 'key.pem');
+/** A self-signed certificate and key for a first FTPS start, made with the system's openssl. */
+export function makeCertFiles(certFile: string, keyFile: string): void {
+  fs.mkdirSync(path.dirname(certFile), { recursive: true });
+  fs.mkdirSync(path.dirname(keyFile), { recursive: true });
   const r = spawnSync(
     'openssl',
     ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '825',
@@ -75,55 +129,75 @@ export function makeCert(dir: string): { certFile: string; keyFile: string } {
   );
   if (r.error || r.status !== 0) throw new Error(`openssl failed: ${r.error?.message ?? r.stderr.toString().trim()}`);
   fs.chmodSync(keyFile, 0o600);
+}
+
+/** A self-signed cert.pem and key.pem in `dir`. */
+export function makeCert(dir: string): { certFile: string; keyFile: string } {
+  const certFile = path.join(dir, 'cert.pem');
+  const keyFile = path.join(dir, 'key.pem');
+  makeCertFiles(certFile, keyFile);
   return { certFile, keyFile };
+}
+
+type Args = ReturnType<typeof parse>;
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string', short: 'c' },
+      interface: { type: 'string', short: 'i' },
+      port: { type: 'string', short: 'p' },
+      write: { type: 'boolean', short: 'w' },
+      directory: { type: 'string', short: 'd' },
+      'nat-address': { type: 'string', short: 'n' },
+      range: { type: 'string', short: 'r' },
+      username: { type: 'string', short: 'u' },
+      password: { type: 'string', short: 'P' },
+      debug: { type: 'boolean', short: 'D' },
+      verbose: { type: 'boolean', short: 'V' },
+      demo: { type: 'boolean' },
+      'no-sendfile': { type: 'boolean' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-required': { type: 'boolean' },
+      'implicit-port': { type: 'string' },
+      version: { type: 'boolean', short: 'v' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
 }
 
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'make-cert') {
-    if (!argv[1]) fail(1, 'make-cert needs a folder');
+    if (!argv[1]) fail(EXIT.config, 'make-cert needs a folder');
     try {
       const { certFile, keyFile } = makeCert(path.resolve(argv[1]));
       process.stdout.write(`wrote ${certFile} and ${keyFile}\n`);
     } catch (err) {
-      fail(1, (err as Error).message);
+      fail(EXIT.config, (err as Error).message);
     }
     return;
   }
   if (argv[0] === 'hash-password') {
     const pw = await readStdin();
-    if (!pw) fail(1, 'no password on standard input');
+    if (!pw) fail(EXIT.config, 'no password on standard input');
+    const { hashPassword } = require('./auth/password') as typeof import('./auth/password');
     process.stdout.write(`${await hashPassword(pw)}\n`);
     return;
   }
-  let args;
+  if (argv[0] === 'check-config') {
+    if (!argv[1] || argv.length > 2) fail(EXIT.config, 'usage: ftpdlib check-config FILE');
+    checkConfig(argv[1]);
+    return;
+  }
+  let args: Args;
   try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        interface: { type: 'string', short: 'i' },
-        port: { type: 'string', short: 'p' },
-        write: { type: 'boolean', short: 'w' },
-        directory: { type: 'string', short: 'd' },
-        'nat-address': { type: 'string', short: 'n' },
-        range: { type: 'string', short: 'r' },
-        username: { type: 'string', short: 'u' },
-        password: { type: 'string', short: 'P' },
-        debug: { type: 'boolean', short: 'D' },
-        verbose: { type: 'boolean', short: 'V' },
-        demo: { type: 'boolean' },
-        'no-sendfile': { type: 'boolean' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        'tls-required': { type: 'boolean' },
-        'implicit-port': { type: 'string' },
-        version: { type: 'boolean', short: 'v' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
+    args = parse(argv);
   } catch (err) {
-    fail(1, `${(err as Error).message}\n\n${HELP}`);
+    fail(EXIT.config, `${(err as Error).message}\n\n${HELP}`);
   }
   if (args.help) {
     process.stdout.write(`${HELP}\n`);
@@ -133,65 +207,406 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`ftpdlib ${VERSION}\n`);
     return;
   }
+  if (args.config !== undefined || args.demo) {
+    if (args.config !== undefined && args.demo) fail(EXIT.config, '--demo and --config cannot be combined (--demo is --config conf/demo.yaml)');
+    const refused = (['write', 'directory', 'username', 'password', 'tls-cert', 'tls-key', 'tls-required', 'implicit-port'] as const).filter(
+      (k) => args[k] !== undefined,
+    );
+    if (refused.length) {
+      fail(EXIT.config, `${refused.map((k) => `--${k}`).join(', ')}: set in the config file instead (flags that combine with --config: -i, -p, -n, -r, -D, -V, --no-sendfile)`);
+    }
+    await runWithConfig(args.config ?? DEMO_CONFIG, args);
+    return;
+  }
+  await runWithFlags(args);
+}
 
-  const demo = args.demo === true;
-  const dir = path.resolve(args.directory ?? (demo ? path.join(ROOT, 'demo-root') : '.'));
-  if (demo && !fs.existsSync(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'README.txt'), 'Welcome to ftpdlib. Upload, download, rename and delete files here.\n');
+// ---------------------------------------------------------------------------------------------
+// check-config
+
+function quietLogger(): Logger {
+  return bunyan.createLogger({ name: 'ftpdlib', streams: [] });
+}
+
+function checkConfig(file: string): void {
+  let cfg: LoadedConfig;
+  try {
+    cfg = loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${err.message}`);
+    throw err;
+  }
+  let built: BuiltConfig;
+  try {
+    built = buildFromConfig(cfg, { logger: quietLogger(), watch: false });
+  } catch (err) {
+    if (err instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${err.message}`);
+    throw err;
+  }
+  const tls = cfg.server.tls;
+  const selfSigned = cfg.demo?.selfSignedCert && tls && !(fs.existsSync(tls.certFile) && fs.existsSync(tls.keyFile));
+  if (selfSigned) process.stderr.write(`ftpdlib: note: ${tls.certFile} will be made at start (demo.selfSignedCert)\n`);
+  try {
+    // The constructor reads the certificate files: a missing key is found here, not at start.
+    if (tls && !selfSigned) new (serverClass())(built.options);
+  } catch (err) {
+    const e = explainServerError(cfg, err);
+    void built.close();
+    if (e instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${e.message}`);
+    throw err;
+  }
+  void built.close();
+  for (const problem of homeProblems(configuredHomes(cfg))) {
+    process.stderr.write(`ftpdlib: warning: ${problem} (the daemon would exit with 3 unless demo.createHomes)\n`);
+  }
+  process.stdout.write(formatEffectiveConfig(cfg));
+  process.exitCode = EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon with a config file
+
+/** Flags that override the file, applied to every load (the first and each SIGHUP). */
+function applyFlags(cfg: LoadedConfig, args: Args): void {
+  if (args.port !== undefined) cfg.server.port = Number(args.port);
+  if (args.interface !== undefined) cfg.server.host = args.interface;
+  if (args['nat-address'] !== undefined) cfg.server.masqueradeAddress = args['nat-address'];
+  if (args.range !== undefined) {
+    const m = /^(\d+)-(\d+)$/.exec(args.range)!;
+    cfg.server.passivePorts = [Number(m[1]), Number(m[2])];
+  }
+  if (args['no-sendfile']) cfg.server.useSendfile = false;
+  if (args.debug) cfg.logging.level = 'debug';
+  else if (args.verbose) cfg.logging.level = 'info';
+}
+
+/** The flag that set a server option, to name in errors instead of the file's line. */
+function flagFor(key: string, args: Args): string | undefined {
+  const flags: Record<string, [keyof Args, string]> = {
+    port: ['port', '--port'],
+    host: ['interface', '--interface'],
+    masqueradeAddress: ['nat-address', '--nat-address'],
+    passivePorts: ['range', '--range'],
+  };
+  const top = /^[^.[ ]+/.exec(key)?.[0] ?? key;
+  const f = flags[top];
+  return f && args[f[0]] !== undefined ? f[1] : undefined;
+}
+
+function checkFlags(args: Args): void {
+  if (args.port !== undefined) {
+    const port = Number(args.port);
+    if (!/^\d+$/.test(args.port) || port > 65535) fail(EXIT.config, `--port: expected 0-65535, got ${args.port}`);
+  }
+  if (args.range !== undefined && !/^(\d+)-(\d+)$/.test(args.range)) fail(EXIT.config, `--range: expected FROM-TO, got ${args.range}`);
+}
+
+function loadOrExit(file: string): LoadedConfig {
+  try {
+    return loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${err.message}`);
+    throw err;
+  }
+}
+
+/** Missing or unreadable homes, as messages naming the user and the config line. */
+function homeProblems(homes: ConfiguredHome[]): string[] {
+  const out: string[] = [];
+  for (const h of homes) {
+    try {
+      if (!fs.statSync(h.home).isDirectory()) {
+        out.push(`cannot serve ${h.home} (user ${h.user}, ${h.where}): not a folder`);
+        continue;
+      }
+      fs.accessSync(h.home, fs.constants.R_OK | fs.constants.X_OK);
+    } catch (err) {
+      out.push(`cannot serve ${h.home} (user ${h.user}, ${h.where}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** demo.createHomes: make missing homes, with demo.readme as README.txt. */
+function createHomes(cfg: LoadedConfig): void {
+  if (!cfg.demo?.createHomes) return;
+  for (const h of configuredHomes(cfg)) {
+    if (fs.existsSync(h.home)) continue;
+    fs.mkdirSync(h.home, { recursive: true });
+    if (cfg.demo.readme) fs.writeFileSync(path.join(h.home, 'README.txt'), cfg.demo.readme);
+  }
+}
+
+/** demo.selfSignedCert: make server.tls's files when missing; without openssl, no FTPS. */
+function prepareSelfSigned(cfg: LoadedConfig): void {
+  const tls = cfg.server.tls;
+  if (!cfg.demo?.selfSignedCert || !tls) return;
+  if (fs.existsSync(tls.certFile) && fs.existsSync(tls.keyFile)) return;
+  try {
+    makeCertFiles(tls.certFile, tls.keyFile);
+  } catch {
+    delete cfg.server.tls;
+    delete cfg.server.implicitTlsPort;
+    cfg.server.tlsControlRequired = false;
+    cfg.server.tlsDataRequired = false;
+  }
+}
+
+/** Give up root for runAs, after the listeners are bound. Throws when that is not possible. */
+function dropPrivileges(runAs: RunAsConfig): void {
+  if (typeof process.getuid !== 'function' || typeof process.setuid !== 'function') throw new Error('server.runAs: not supported on this platform');
+  if (process.getuid() !== 0) {
+    if (os.userInfo().username === runAs.user) return;
+    throw new Error(`server.runAs: switching to user ${runAs.user} needs the daemon to start as root (it runs as uid ${process.getuid()})`);
   }
   try {
-    if (!fs.statSync(dir).isDirectory()) fail(3, `${dir} is not a folder`);
+    // Drop root's supplementary groups too, or the process keeps them after setuid.
+    (process as unknown as { initgroups(user: string, group: string): void }).initgroups(runAs.user, runAs.group);
+    process.setgid!(runAs.group);
+    process.setuid(runAs.user);
+  } catch (err) {
+    throw new Error(`server.runAs: cannot switch to user ${runAs.user}, group ${runAs.group}: ${(err as Error).message}`);
+  }
+  if (process.getuid() === 0 || process.geteuid!() === 0) throw new Error('server.runAs: still root after setuid');
+}
+
+function urlHost(address: string): string {
+  if (address === '::' || address === '0.0.0.0' || address === '') return '127.0.0.1';
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+function listenError(err: unknown, port: number, host: string | undefined): never {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'EADDRINUSE') fail(EXIT.listen, `port ${port} is already in use`);
+  if (e.code === 'EACCES') fail(EXIT.listen, `no permission to listen on port ${port} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
+  if (e.code === 'EADDRNOTAVAIL') fail(EXIT.listen, `address ${host} is not on this machine`);
+  throw err;
+}
+
+async function runWithConfig(file: string, args: Args): Promise<void> {
+  checkFlags(args);
+  let cfg = loadOrExit(file);
+  applyFlags(cfg, args);
+  prepareSelfSigned(cfg);
+  let built: BuiltConfig;
+  try {
+    built = buildFromConfig(cfg);
+  } catch (err) {
+    if (err instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${err.message}`);
+    const e = err as NodeJS.ErrnoException;
+    if (e.syscall === 'open' && cfg.logging.file) fail(EXIT.config, `logging.file: cannot open ${cfg.logging.file}: ${e.code}`);
+    throw err;
+  }
+  const { logger } = built;
+  let server: FtpServer;
+  try {
+    server = new (serverClass())(built.options);
+  } catch (err) {
+    if (err instanceof ConfigError && flagFor(err.key, args)) fail(EXIT.config, `${flagFor(err.key, args)}: ${err.message.slice(err.key.length + 2)}`);
+    const e = explainServerError(cfg, err);
+    if (e instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${e.message}`);
+    throw err;
+  }
+  let addr;
+  try {
+    addr = await server.listen();
+  } catch (err) {
+    listenError(err, cfg.server.port ?? 21, cfg.server.host);
+  }
+  const exitAfterClose = async (code: number, msg: string): Promise<never> => {
+    process.stderr.write(`ftpdlib: ${msg}\n`);
+    await server.close().catch(() => undefined);
+    await built.close();
+    process.exit(code);
+  };
+  if (cfg.runAs) {
+    try {
+      dropPrivileges(cfg.runAs);
+    } catch (err) {
+      await exitAfterClose(EXIT.config, (err as Error).message);
+    }
+    logger.info({ uid: process.getuid!(), gid: process.getgid!(), user: cfg.runAs.user, group: cfg.runAs.group }, 'privileges dropped');
+  }
+  // Homes are checked as the user the daemon now runs as: what it can read is what it can serve.
+  try {
+    createHomes(cfg);
+  } catch (err) {
+    await exitAfterClose(EXIT.root, `demo.createHomes: ${(err as Error).message}`);
+  }
+  const problems = homeProblems(configuredHomes(cfg));
+  if (problems.length) await exitAfterClose(EXIT.root, problems.join('\nftpdlib: '));
+
+  // Handlers first: the banner tells whoever started the daemon that signals are understood.
+  installSignals(server, built, () => cfg, (next) => (cfg = next), args);
+  printBanner(cfg, server, addr.address, addr.port);
+}
+
+function printBanner(cfg: LoadedConfig, server: FtpServer, address: string, port: number): void {
+  const host = urlHost(address);
+  const lines = [`ftpdlib ${VERSION} listening on ftp://${host}:${port}/ (config ${cfg.file})`];
+  const homes = configuredHomes(cfg);
+  if (cfg.demo?.printLogin) {
+    for (const h of homes) {
+      const mode = /[adfmwMT]/.test(h.perm) ? 'read-write' : 'read-only';
+      const who =
+        h.user === 'anonymous' && h.plainPassword === undefined
+          ? 'anonymous (any password)'
+          : `user ${h.user}, password ${h.plainPassword ?? '(as configured)'}`;
+      lines.push(`log in as ${who}: ${h.home} (${mode})`);
+    }
+  }
+  if (server.options.tls) {
+    const implicit = server.implicitAddress();
+    lines.push(`FTPS: explicit (AUTH TLS) with ${server.options.tls.certFile}${implicit ? `; implicit on port ${implicit.port}` : ''}`);
+  }
+  const demoUser = cfg.demo?.printLogin ? homes.find((h) => h.plainPassword !== undefined) : undefined;
+  if (demoUser) {
+    const cred = `${encodeURIComponent(demoUser.user)}:${encodeURIComponent(demoUser.plainPassword!)}`;
+    lines.push(`try: curl ftp://${cred}@${host}:${port}/`);
+    if (server.options.tls) lines.push(`     curl --ssl-reqd -k ftp://${cred}@${host}:${port}/`);
+  }
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+function installSignals(server: FtpServer, built: BuiltConfig, current: () => LoadedConfig, setCurrent: (c: LoadedConfig) => void, args: Args): void {
+  const { logger } = built;
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) process.exit(EXIT.ok);
+    stopping = true;
+    logger.info({ signal: sig }, 'stopping: letting transfers finish');
+    server
+      .close()
+      .then(() => built.close())
+      .then(
+        () => process.exit(EXIT.ok),
+        () => process.exit(EXIT.ok),
+      );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  let reloading: Promise<void> = Promise.resolve();
+  process.on('SIGHUP', () => {
+    reloading = reloading.then(() => reload(server, built, current, setCurrent, args)).catch((err) => logger.error({ err }, 'reload failed'));
+  });
+  process.on('SIGUSR2', () => {
+    if (!built.log?.file) {
+      logger.info('SIGUSR2: logging to stdout, nothing to reopen');
+      return;
+    }
+    try {
+      built.log.reopen();
+      logger.info({ file: built.log.file.path }, 'log file reopened');
+    } catch (err) {
+      logger.error({ err }, 'cannot reopen the log file; still writing to the old one');
+    }
+  });
+}
+
+/** SIGHUP: read the file again; swap users, apply the log level, reload certificates. */
+async function reload(server: FtpServer, built: BuiltConfig, current: () => LoadedConfig, setCurrent: (c: LoadedConfig) => void, args: Args): Promise<void> {
+  const { logger } = built;
+  const prev = current();
+  let next: LoadedConfig;
+  try {
+    next = loadConfigFile(prev.file);
+  } catch (err) {
+    if (!(err instanceof ConfigFileError)) throw err;
+    logger.error({ errors: err.message.split('\n') }, 'reload refused: the config file has errors; the running config stays');
+    return;
+  }
+  applyFlags(next, args);
+  prepareSelfSigned(next);
+  try {
+    createHomes(next);
+  } catch (err) {
+    logger.error({ err }, 'reload refused: demo.createHomes failed');
+    return;
+  }
+  const problems = homeProblems(configuredHomes(next));
+  if (problems.length) {
+    logger.error({ errors: problems }, 'reload refused: folders cannot be served; the running config stays');
+    return;
+  }
+  try {
+    await built.reloadUsers(next);
+  } catch (err) {
+    if (!(err instanceof ConfigFileError)) throw err;
+    logger.error({ errors: err.message.split('\n') }, 'reload refused: the config file has errors; the running config stays');
+    return;
+  }
+  const restart = changedServerOptions(prev, next).map((k) => `server.${k}`);
+  if (JSON.stringify(prev.runAs) !== JSON.stringify(next.runAs)) restart.push('server.runAs');
+  if (JSON.stringify(prev.lockout) !== JSON.stringify(next.lockout)) restart.push('lockout');
+  if (next.logging.level !== prev.logging.level) logger.level(next.logging.level);
+  if (next.logging.file !== prev.logging.file) {
+    if (built.log?.file && next.logging.file) {
+      try {
+        built.log.file.reopen(next.logging.file);
+      } catch (err) {
+        logger.error({ err }, 'cannot open the new logging.file; still writing to the old one');
+      }
+    } else {
+      restart.push('logging.file');
+    }
+  }
+  if (restart.length) logger.warn({ options: restart }, 'these changes need a restart; the running values stay');
+  if (server.options.tls) {
+    try {
+      server.reloadCertificates();
+    } catch (err) {
+      logger.error({ err }, 'cannot reload the certificates; the running ones stay');
+    }
+  }
+  setCurrent(next);
+  logger.info({ file: next.file, users: configuredHomes(next).length, type: next.authorizer.type }, 'configuration reloaded');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemon with pyftpdlib's flags
+
+async function runWithFlags(args: Args): Promise<void> {
+  const dir = path.resolve(args.directory ?? '.');
+  try {
+    if (!fs.statSync(dir).isDirectory()) fail(EXIT.root, `${dir} is not a folder`);
     fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK);
   } catch (err) {
-    fail(3, `cannot serve ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    fail(EXIT.root, `cannot serve ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const port = args.port !== undefined ? Number(args.port) : 2121;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(1, `--port: expected 0-65535, got ${args.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(EXIT.config, `--port: expected 0-65535, got ${args.port}`);
   let passivePorts: [number, number] | undefined;
   if (args.range) {
     const m = /^(\d+)-(\d+)$/.exec(args.range);
-    if (!m) fail(1, `--range: expected FROM-TO, got ${args.range}`);
+    if (!m) fail(EXIT.config, `--range: expected FROM-TO, got ${args.range}`);
     passivePorts = [Number(m[1]), Number(m[2])];
   }
+  const { VirtualAuthorizer } = require('./auth/virtual') as typeof import('./auth/virtual');
   const auth = new VirtualAuthorizer();
-  const perm = args.write || demo ? 'elradfmwMT' : 'elr';
-  let user = args.username;
-  let password = args.password;
-  if (demo) {
-    user = 'demo';
-    password = 'demo';
-  }
-  if (password !== undefined && user === undefined) fail(1, '--password needs --username');
+  const perm = args.write ? 'elradfmwMT' : 'elr';
+  const user = args.username;
+  const password = args.password;
+  if (password !== undefined && user === undefined) fail(EXIT.config, '--password needs --username');
   if (user !== undefined) {
-    if (password === undefined) fail(1, '--username needs --password');
+    if (password === undefined) fail(EXIT.config, '--username needs --password');
     auth.addUser(user, password, dir, { perm });
   } else {
     auth.addAnonymous(dir, { perm });
   }
   let tlsFiles: { certFile: string; keyFile: string } | undefined;
   if (args['tls-cert'] || args['tls-key']) {
-    if (!args['tls-cert'] || !args['tls-key']) fail(1, '--tls-cert and --tls-key go together');
+    if (!args['tls-cert'] || !args['tls-key']) fail(EXIT.config, '--tls-cert and --tls-key go together');
     tlsFiles = { certFile: path.resolve(args['tls-cert']), keyFile: path.resolve(args['tls-key']) };
-  } else if (demo) {
-    // The demo offers explicit FTPS with a self-signed certificate when openssl is there.
-    const dirTls = path.join(path.dirname(dir), '.demo-tls');
-    try {
-      tlsFiles = fs.existsSync(path.join(dirTls, 'cert.pem'))
-        ? { certFile: path.join(dirTls, 'cert.pem'), keyFile: path.join(dirTls, 'key.pem') }
-        : makeCert(dirTls);
-    } catch {
-      tlsFiles = undefined;
-    }
   }
-  if ((args['tls-required'] || args['implicit-port']) && !tlsFiles) fail(1, '--tls-required and --implicit-port need --tls-cert and --tls-key');
+  if ((args['tls-required'] || args['implicit-port']) && !tlsFiles) fail(EXIT.config, '--tls-required and --implicit-port need --tls-cert and --tls-key');
   const implicitPort = args['implicit-port'] !== undefined ? Number(args['implicit-port']) : undefined;
   const level = args.debug ? 'debug' : args.verbose ? 'info' : 'warn';
   const logger = bunyan.createLogger({ name: 'ftpdlib', level, serializers: bunyan.stdSerializers });
   let server: FtpServer;
   try {
-    server = new FtpServer({
-      host: args.interface ?? (demo ? '127.0.0.1' : '::'),
+    server = new (serverClass())({
+      host: args.interface ?? '::',
       port,
       authorizer: auth,
       passivePorts,
@@ -204,39 +619,34 @@ export async function main(argv: string[]): Promise<void> {
       logger,
     });
   } catch (err) {
-    if (err instanceof ConfigError) fail(1, err.message);
+    if (err instanceof ConfigError) fail(EXIT.config, err.message);
     throw err;
   }
+  let addr;
   try {
-    const addr = await server.listen();
-    const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
-    const who = user === undefined ? 'anonymous (any password)' : `user ${user}, password ${demo ? password : '(as given)'}`;
-    process.stderr.write(
-      `ftpdlib ${VERSION} serving ${dir} on ftp://${host}:${addr.port}/ (${perm.length > 3 ? 'read-write' : 'read-only'})\n` +
-        `log in as ${who}` +
-        (tlsFiles ? `\nFTPS: explicit (AUTH TLS) with ${tlsFiles.certFile}` : '') +
-        (server.implicitAddress() ? `; implicit on port ${server.implicitAddress()!.port}` : '') +
-        (demo ? `\ntry: curl ftp://demo:demo@127.0.0.1:${addr.port}/` : '') +
-        (demo && tlsFiles ? `\n     curl --ssl-reqd -k ftp://demo:demo@127.0.0.1:${addr.port}/` : '') +
-        '\n',
-    );
+    addr = await server.listen();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EADDRINUSE') fail(2, `port ${port} is already in use`);
-    if (e.code === 'EACCES') fail(2, `no permission to listen on port ${port} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
-    if (e.code === 'EADDRNOTAVAIL') fail(2, `address ${args.interface} is not on this machine`);
-    throw err;
+    listenError(err, port, args.interface);
   }
   let stopping = false;
   const stop = (sig: string): void => {
-    if (stopping) process.exit(0);
+    if (stopping) process.exit(EXIT.ok);
     stopping = true;
     logger.info({ signal: sig }, 'stopping');
     server.close().then(
-      () => process.exit(0),
-      () => process.exit(0),
+      () => process.exit(EXIT.ok),
+      () => process.exit(EXIT.ok),
     );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  const who = user === undefined ? 'anonymous (any password)' : `user ${user}, password (as given)`;
+  process.stderr.write(
+    `ftpdlib ${VERSION} serving ${dir} on ftp://${host}:${addr.port}/ (${perm.length > 3 ? 'read-write' : 'read-only'})\n` +
+      `log in as ${who}` +
+      (tlsFiles ? `\nFTPS: explicit (AUTH TLS) with ${tlsFiles.certFile}` : '') +
+      (server.implicitAddress() ? `; implicit on port ${server.implicitAddress()!.port}` : '') +
+      '\n',
+  );
 }
