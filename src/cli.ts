@@ -8,6 +8,7 @@ import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import type { FtpServer } from './ftp/server';
 import { ConfigError } from './config/errors';
+import { createDaemonLogger, type DaemonLogger } from './config/logging';
 import {
   ConfigFileError,
   buildFromConfig,
@@ -16,9 +17,11 @@ import {
   explainServerError,
   formatEffectiveConfig,
   loadConfigFile,
+  type BuildOptions,
   type BuiltConfig,
   type ConfiguredHome,
   type LoadedConfig,
+  type LockoutConfig,
   type RunAsConfig,
 } from './config/file';
 
@@ -44,13 +47,18 @@ function serverClass(): typeof FtpServer {
   return (require('./ftp/server') as typeof import('./ftp/server')).FtpServer;
 }
 
+/** The multi-process mode (server.workers). */
+function clusterModule(): typeof import('./cluster') {
+  return require('./cluster') as typeof import('./cluster');
+}
+
 /** The config --demo runs (the same file `npm start` names). */
 export const DEMO_CONFIG = path.join(ROOT, 'conf', 'demo.yaml');
 
 /** Exit codes, as --help documents them. */
 export const EXIT = { ok: 0, config: 1, listen: 2, root: 3 } as const;
 
-const HELP = `Usage: ftpdlib --config FILE [-i ADDR] [-p PORT] [-n ADDR] [-r FROM-TO] [-D | -V] [--no-sendfile]
+const HELP = `Usage: ftpdlib --config FILE [-i ADDR] [-p PORT] [-n ADDR] [-r FROM-TO] [-D | -V] [--no-sendfile] [--workers N]
        ftpdlib [options]                 (pyftpdlib's command line: serve one folder)
        ftpdlib --demo                    (the same as --config conf/demo.yaml)
        ftpdlib check-config FILE         (check a config file, print it as it will be used)
@@ -62,8 +70,13 @@ Serve files over FTP and FTPS.
 With a config file:
   -c, --config FILE      the YAML config file: server options, users, lockout, logging
                          (every option, with its default: conf/ftpdlib.example.yaml).
-                         -i, -p, -n, -r, -D, -V and --no-sendfile override its values;
-                         the other flags below cannot be combined with it.
+                         -i, -p, -n, -r, -D, -V, --no-sendfile and --workers override its
+                         values; the other flags below cannot be combined with it.
+      --workers N        (--config) serve with N processes, or auto for one per core
+                         (server.workers; default 1): a primary process listens, applies
+                         maxConnections and maxConnectionsPerIp over all of them and hands
+                         each connection to the least busy worker; a worker that dies is
+                         replaced
       --demo             serve ./demo-root on 127.0.0.1:2121 as user demo, password demo,
                          read-write, with FTPS on a self-signed certificate when openssl works
 
@@ -98,9 +111,12 @@ Signals:
                          sessions keep going. A file with errors is refused (logged) and the
                          running config stays. Other server options need a restart.
   SIGUSR2                reopen logging.file (after log rotation moved it)
+                         With workers, signals go to the primary: SIGHUP and SIGUSR2 are
+                         passed on to every worker, SIGTERM lets every worker drain.
 
 Privileges: with server.runAs { user, group } the daemon, started as root, listens (ports below
-1024 included) and then runs as that user and group.
+1024 included) and then runs as that user and group. With workers, the primary (which never
+reads from a client) stays root and each worker runs as that user and group.
 
 Exit codes: 0 stopped by a signal (or a command done), 1 bad config file or options,
 2 cannot listen (port in use, no permission for a port below 1024, address not here),
@@ -162,6 +178,7 @@ function parse(argv: string[]) {
       'tls-key': { type: 'string' },
       'tls-required': { type: 'boolean' },
       'implicit-port': { type: 'string' },
+      workers: { type: 'string' },
       version: { type: 'boolean', short: 'v' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -213,11 +230,12 @@ export async function main(argv: string[]): Promise<void> {
       (k) => args[k] !== undefined,
     );
     if (refused.length) {
-      fail(EXIT.config, `${refused.map((k) => `--${k}`).join(', ')}: set in the config file instead (flags that combine with --config: -i, -p, -n, -r, -D, -V, --no-sendfile)`);
+      fail(EXIT.config, `${refused.map((k) => `--${k}`).join(', ')}: set in the config file instead (flags that combine with --config: -i, -p, -n, -r, -D, -V, --no-sendfile, --workers)`);
     }
     await runWithConfig(args.config ?? DEMO_CONFIG, args);
     return;
   }
+  if (args.workers !== undefined) fail(EXIT.config, '--workers needs --config (or set server.workers in the config file)');
   await runWithFlags(args);
 }
 
@@ -276,6 +294,7 @@ function applyFlags(cfg: LoadedConfig, args: Args): void {
     cfg.server.passivePorts = [Number(m[1]), Number(m[2])];
   }
   if (args['no-sendfile']) cfg.server.useSendfile = false;
+  if (args.workers !== undefined) cfg.workers = args.workers === 'auto' ? 'auto' : Number(args.workers);
   if (args.debug) cfg.logging.level = 'debug';
   else if (args.verbose) cfg.logging.level = 'info';
 }
@@ -299,6 +318,9 @@ function checkFlags(args: Args): void {
     if (!/^\d+$/.test(args.port) || port > 65535) fail(EXIT.config, `--port: expected 0-65535, got ${args.port}`);
   }
   if (args.range !== undefined && !/^(\d+)-(\d+)$/.test(args.range)) fail(EXIT.config, `--range: expected FROM-TO, got ${args.range}`);
+  if (args.workers !== undefined && args.workers !== 'auto' && !(/^\d+$/.test(args.workers) && Number(args.workers) >= 1 && Number(args.workers) <= 1024)) {
+    fail(EXIT.config, `--workers: expected an integer from 1 to 1024, or auto, got ${args.workers}`);
+  }
 }
 
 function loadOrExit(file: string): LoadedConfig {
@@ -376,42 +398,65 @@ function urlHost(address: string): string {
 }
 
 function listenError(err: unknown, port: number, host: string | undefined): never {
-  const e = err as NodeJS.ErrnoException;
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  // The error of the listener that failed: the control port's, or server.metrics.port's.
+  if (typeof e.port === 'number') port = e.port;
+  if (typeof e.address === 'string') host = e.address;
   if (e.code === 'EADDRINUSE') fail(EXIT.listen, `port ${port} is already in use`);
   if (e.code === 'EACCES') fail(EXIT.listen, `no permission to listen on port ${port} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`);
   if (e.code === 'EADDRNOTAVAIL') fail(EXIT.listen, `address ${host} is not on this machine`);
   throw err;
 }
 
-async function runWithConfig(file: string, args: Args): Promise<void> {
-  checkFlags(args);
-  let cfg = loadOrExit(file);
-  applyFlags(cfg, args);
-  prepareSelfSigned(cfg);
+/** The config's authorizer, logger and FtpServer; a problem exits 1 naming the file's line (or the flag). */
+function buildOrExit(file: string, cfg: LoadedConfig, args: Args, opts: BuildOptions = {}): { built: BuiltConfig; server: FtpServer } {
   let built: BuiltConfig;
   try {
-    built = buildFromConfig(cfg);
+    built = buildFromConfig(cfg, opts);
   } catch (err) {
     if (err instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${err.message}`);
     const e = err as NodeJS.ErrnoException;
     if (e.syscall === 'open' && cfg.logging.file) fail(EXIT.config, `logging.file: cannot open ${cfg.logging.file}: ${e.code}`);
     throw err;
   }
-  const { logger } = built;
-  let server: FtpServer;
   try {
-    server = new (serverClass())(built.options);
+    return { built, server: new (serverClass())(built.options) };
   } catch (err) {
     if (err instanceof ConfigError && flagFor(err.key, args)) fail(EXIT.config, `${flagFor(err.key, args)}: ${err.message.slice(err.key.length + 2)}`);
     const e = explainServerError(cfg, err);
     if (e instanceof ConfigFileError) fail(EXIT.config, `${file} has errors:\n${e.message}`);
     throw err;
   }
-  let addr;
-  try {
-    addr = await server.listen();
-  } catch (err) {
-    listenError(err, cfg.server.port ?? 21, cfg.server.host);
+}
+
+function lockoutSizing(l: LockoutConfig): { maxEntries: number; keepMs: number } {
+  return { maxEntries: l.maxEntries, keepMs: Math.max(l.window, l.banSeconds) * 1000 };
+}
+
+/** server.workers as a number of processes (auto: one per core). */
+function workerCount(cfg: LoadedConfig): number {
+  return cfg.workers === 'auto' ? os.availableParallelism() : (cfg.workers ?? 1);
+}
+
+async function runWithConfig(file: string, args: Args): Promise<void> {
+  checkFlags(args);
+  let cfg = loadOrExit(file);
+  applyFlags(cfg, args);
+  // A worker runs this same command line, from here on without listening: the primary hands it connections.
+  const worker = clusterModule().isClusterWorker();
+  if (!worker && workerCount(cfg) > 1) return runPrimary(file, cfg, args);
+  prepareSelfSigned(cfg);
+  // A worker's lockout counts live in the primary: one count and one ban over all workers.
+  const lockoutStore = worker && cfg.lockout ? new (clusterModule().IpcLockoutStore)(lockoutSizing(cfg.lockout)) : undefined;
+  const { built, server } = buildOrExit(file, cfg, args, lockoutStore ? { lockoutStore } : {});
+  const { logger } = built;
+  let addr: { address: string; port: number } | undefined;
+  if (!worker) {
+    try {
+      addr = await server.listen();
+    } catch (err) {
+      listenError(err, cfg.server.port ?? 21, cfg.server.host);
+    }
   }
   const exitAfterClose = async (code: number, msg: string): Promise<never> => {
     process.stderr.write(`ftpdlib: ${msg}\n`);
@@ -437,13 +482,124 @@ async function runWithConfig(file: string, args: Args): Promise<void> {
   if (problems.length) await exitAfterClose(EXIT.root, problems.join('\nftpdlib: '));
 
   // Handlers first: the banner tells whoever started the daemon that signals are understood.
-  installSignals(server, built, () => cfg, (next) => (cfg = next), args);
-  printBanner(cfg, server, addr.address, addr.port);
+  const stop = installSignals(server, built, () => cfg, (next) => (cfg = next), args);
+  if (worker) {
+    const native = (require('./ftp/data/engines') as typeof import('./ftp/data/engines')).nativeStatus();
+    logger.info({ engine: server.options.useSendfile && native.available ? 'native' : 'stream', nativeReason: native.reason }, 'worker serving');
+    clusterModule().serveForPrimary(server, stop);
+    return;
+  }
+  printBanner(cfg, server, addr!.address, addr!.port);
 }
 
-function printBanner(cfg: LoadedConfig, server: FtpServer, address: string, port: number): void {
+/**
+ * server.workers > 1: this process (the primary) listens and hands each connection to a worker
+ * (cluster.ts). Each worker runs this same command line and serves them (runWithConfig above).
+ */
+async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<void> {
+  const workers = workerCount(cfg);
+  prepareSelfSigned(cfg);
+  let log: DaemonLogger;
+  try {
+    log = createDaemonLogger(cfg.logging);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    fail(EXIT.config, `logging.file: cannot open ${cfg.logging.file}: ${e.code ?? e.message}`);
+  }
+  const { logger } = log;
+  // What each worker will build (options, authorizer, certificates) is checked here first: a
+  // mistake is reported once, with its line, before anything listens.
+  const { built, server } = buildOrExit(file, cfg, args, { logger, watch: false });
+  await built.close();
+  const o = server.options;
+  const { ClusterPrimary, WorkerStartError, sharedLockoutStore } = clusterModule();
+  const primary = new ClusterPrimary({
+    lockoutStore: cfg.lockout ? sharedLockoutStore(lockoutSizing(cfg.lockout)) : undefined,
+    workers,
+    host: o.host,
+    port: o.port,
+    implicitTlsPort: o.implicitTlsPort,
+    maxConnections: o.maxConnections,
+    maxConnectionsPerIp: o.maxConnectionsPerIp,
+    tcpNoDelay: o.tcpNoDelay,
+    log: logger,
+  });
+  let addrs: Awaited<ReturnType<typeof primary.listen>>;
+  try {
+    addrs = await primary.listen();
+  } catch (err) {
+    listenError(err, cfg.server.port ?? 21, cfg.server.host);
+  }
+  // With runAs the primary keeps root: it never reads from a client, and a replacement worker
+  // must be able to read what the first ones read as root (the key file) before switching user.
+  if (cfg.runAs) logger.info({ user: cfg.runAs.user, group: cfg.runAs.group }, 'the primary keeps its user; each worker switches');
+
+  const exit = (code: number): never => {
+    log.close();
+    process.exit(code);
+  };
+  let stopping = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopping) {
+      primary.kill();
+      exit(EXIT.ok);
+    }
+    stopping = true;
+    logger.info({ signal: sig, workers: primary.workerPids }, 'stopping: letting transfers finish');
+    void primary.stop(sig).then(() => {
+      logger.info('all workers stopped');
+      exit(EXIT.ok);
+    });
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => {
+    // Each worker reloads and logs how that went; the primary only takes logging.level for its own records.
+    try {
+      const next = loadConfigFile(cfg.file);
+      applyFlags(next, args);
+      logger.level(next.logging.level);
+    } catch {
+      // the workers report the file's errors
+    }
+    logger.info({ workers: primary.workerPids }, 'SIGHUP: passed on to the workers');
+    primary.forward('SIGHUP');
+  });
+  process.on('SIGUSR2', () => {
+    if (log.file) {
+      try {
+        log.reopen();
+        logger.info({ file: log.file.path }, 'log file reopened');
+      } catch (err) {
+        logger.error({ err }, 'cannot reopen the log file; still writing to the old one');
+      }
+    }
+    primary.forward('SIGUSR2');
+  });
+
+  try {
+    await primary.start();
+  } catch (err) {
+    // The worker has said why on stderr (a home that cannot be served, runAs, ...): exit with its code.
+    await primary.stop();
+    process.stderr.write(`ftpdlib: ${(err as Error).message}; stopped\n`);
+    exit(err instanceof WorkerStartError && err.exitCode ? err.exitCode : EXIT.config);
+  }
+  if (stopping) return;
+  printBanner(cfg, server, addrs.control.address, addrs.control.port, { implicitPort: addrs.implicit?.port ?? null, workerPids: primary.workerPids });
+}
+
+/** `cluster`: the primary's facts when there are workers (its FtpServer only checked the options, it does not listen). */
+function printBanner(
+  cfg: LoadedConfig,
+  server: FtpServer,
+  address: string,
+  port: number,
+  cluster?: { implicitPort: number | null; workerPids: number[] },
+): void {
   const host = urlHost(address);
   const lines = [`ftpdlib ${VERSION} listening on ftp://${host}:${port}/ (config ${cfg.file})`];
+  if (cluster) lines.push(`workers: ${cluster.workerPids.length} (pids ${cluster.workerPids.join(', ')})`);
   const homes = configuredHomes(cfg);
   if (cfg.demo?.printLogin) {
     for (const h of homes) {
@@ -456,10 +612,12 @@ function printBanner(cfg: LoadedConfig, server: FtpServer, address: string, port
     }
   }
   if (server.options.tls) {
-    const implicit = server.implicitAddress();
+    const implicit = cluster ? (cluster.implicitPort !== null ? { port: cluster.implicitPort } : null) : server.implicitAddress();
     lines.push(`FTPS: explicit (AUTH TLS) with ${server.options.tls.certFile}${implicit ? `; implicit on port ${implicit.port}` : ''}`);
   }
   const demoUser = cfg.demo?.printLogin ? homes.find((h) => h.plainPassword !== undefined) : undefined;
+  const metrics = server.metricsAddress();
+  if (metrics) lines.push(`metrics: http://${urlHost(metrics.address)}:${metrics.port}/metrics`);
   if (demoUser) {
     const cred = `${encodeURIComponent(demoUser.user)}:${encodeURIComponent(demoUser.plainPassword!)}`;
     lines.push(`try: curl ftp://${cred}@${host}:${port}/`);
@@ -468,13 +626,20 @@ function printBanner(cfg: LoadedConfig, server: FtpServer, address: string, port
   process.stderr.write(`${lines.join('\n')}\n`);
 }
 
-function installSignals(server: FtpServer, built: BuiltConfig, current: () => LoadedConfig, setCurrent: (c: LoadedConfig) => void, args: Args): void {
+/** Returns `stop`: drain and exit 0 (a worker calls it when its primary asks). */
+function installSignals(
+  server: FtpServer,
+  built: BuiltConfig,
+  current: () => LoadedConfig,
+  setCurrent: (c: LoadedConfig) => void,
+  args: Args,
+): (reason: string) => void {
   const { logger } = built;
   let stopping = false;
-  const stop = (sig: string): void => {
-    if (stopping) process.exit(EXIT.ok);
+  const stop = (reason: string): void => {
+    if (stopping) return;
     stopping = true;
-    logger.info({ signal: sig }, 'stopping: letting transfers finish');
+    logger.info({ signal: reason }, 'stopping: letting transfers finish');
     server
       .close()
       .then(() => built.close())
@@ -483,8 +648,16 @@ function installSignals(server: FtpServer, built: BuiltConfig, current: () => Lo
         () => process.exit(EXIT.ok),
       );
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  // A second signal exits at once. (A worker's stop from its primary is not a signal: Ctrl-C reaches
+  // both the primary, which passes it on, and the worker, and that is one stop, not two.)
+  let signalled = false;
+  const onSignal = (sig: string): void => {
+    if (signalled) process.exit(EXIT.ok);
+    signalled = true;
+    stop(sig);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   let reloading: Promise<void> = Promise.resolve();
   process.on('SIGHUP', () => {
@@ -502,6 +675,7 @@ function installSignals(server: FtpServer, built: BuiltConfig, current: () => Lo
       logger.error({ err }, 'cannot reopen the log file; still writing to the old one');
     }
   });
+  return stop;
 }
 
 /** SIGHUP: read the file again; swap users, apply the log level, reload certificates. */

@@ -2,10 +2,12 @@
 export { FtpServer } from './ftp/server';
 export type { FtpServerEvents, SessionInfo } from './ftp/server';
 export type { TransferInfo } from './ftp/session';
-export type { FtpServerOptions } from './config/options';
+export type { FtpServerOptions, MetricsOptions } from './config/options';
+export { parseProxyHeader, ProxyHeaderError, type ProxyHeader, type ProxyProtocolMode } from './ftp/proxy-protocol';
 export { ConfigError } from './config/errors';
 export { FtpError } from './ftp/errors';
 export type { Authorizer, ClientInfo, PermLetter } from './auth/types';
+export type { UserLimits } from './auth/types';
 export { AuthenticationFailedError, AuthorizerUnavailableError } from './auth/errors';
 export { VirtualAuthorizer, hashPassword, verifyPassword } from './auth';
 export type { FileSystem, FileHandle, FileStat, DirEntry, OpenWriteOptions, FileSystemFactory } from './fs/types';

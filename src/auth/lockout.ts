@@ -26,7 +26,7 @@
 import { ConfigError } from '../config/errors';
 import { AuthenticationFailedError } from './errors';
 import { authLogger, type AuthLogger } from './log';
-import type { Authorizer, ClientInfo, PermLetter } from './types';
+import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 
 /** What a store holds for one key. Times are in milliseconds on the lockout's clock. */
 export interface LockoutRecord {
@@ -239,6 +239,11 @@ export class LockoutAuthorizer implements Authorizer {
 
   getMsgQuit(user: string): string | Promise<string> {
     return this.inner.getMsgQuit(user);
+  }
+
+  /** The wrapped authorizer's limits (none when it has no getLimits). */
+  getLimits(user: string): UserLimits | Promise<UserLimits> {
+    return this.inner.getLimits?.(user) ?? {};
   }
 
   private keysOf(user: string, client: ClientInfo): string[] {

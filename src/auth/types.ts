@@ -17,6 +17,28 @@ export interface ClientInfo {
 }
 
 /**
+ * Per-user limits, enforced by the server. 0 or absent means no limit.
+ * - maxSessions: logged-in sessions at once (a login beyond it gets 530; the connection stays).
+ * - readLimit / writeLimit: bytes per second of uploads / downloads, as the server-wide options
+ *   of the same names; the smaller non-zero of the two applies. A user's limit is shared among
+ *   the user's transfers in that direction (divided when each starts, see Session.throttleFor).
+ * - quotaBytes / quotaFiles: total size and count of regular files under the user's home, for
+ *   STOR, APPE and STOU (552 when exceeded).
+ */
+export interface UserLimits {
+  maxSessions?: number;
+  /** Upload bytes per second. */
+  readLimit?: number;
+  /** Download bytes per second. */
+  writeLimit?: number;
+  quotaBytes?: number;
+  quotaFiles?: number;
+}
+
+/** The keys of UserLimits, in the order they are documented. */
+export const USER_LIMIT_KEYS = ['maxSessions', 'readLimit', 'writeLimit', 'quotaBytes', 'quotaFiles'] as const;
+
+/**
  * Decides who may log in, where their root is and what they may do.
  * All methods may be async so that a database or a remote service can back them.
  *
@@ -35,4 +57,6 @@ export interface Authorizer {
   getMsgQuit(user: string): string | Promise<string>;
   /** Optional: whether a user name is known, for authorizers that can say so cheaply. */
   hasUser?(user: string): boolean | Promise<boolean>;
+  /** Optional: the user's limits (asked once per login). Without it a user has none. */
+  getLimits?(user: string): UserLimits | Promise<UserLimits>;
 }

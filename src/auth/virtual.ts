@@ -28,7 +28,7 @@ import {
   type ScryptParams,
 } from './password';
 import { effectivePerms, isPermLetter, validateOverrideDir, validatePerm, type PermOverride } from './perms';
-import type { Authorizer, ClientInfo, PermLetter } from './types';
+import { USER_LIMIT_KEYS, type Authorizer, type ClientInfo, type PermLetter, type UserLimits } from './types';
 
 export const DEFAULT_PERM = 'elr';
 export const DEFAULT_MSG_LOGIN = 'Login successful.';
@@ -47,6 +47,8 @@ export interface UserOptions {
   perm?: string;
   msgLogin?: string;
   msgQuit?: string;
+  /** Sessions, bandwidth and disk quota for this user; each a non-negative integer, 0 or absent for none. */
+  limits?: UserLimits;
 }
 
 type Secret =
@@ -61,6 +63,7 @@ interface UserRecord {
   readonly msgLogin: string;
   readonly msgQuit: string;
   readonly secret: Secret;
+  readonly limits: Readonly<UserLimits>;
   /** One per directory; a later overridePerm on the same directory replaces the earlier one. */
   overrides: PermOverride[];
 }
@@ -74,6 +77,22 @@ function sha256(s: string): Buffer {
 
 function isAbsoluteHome(p: unknown): p is string {
   return typeof p === 'string' && p.length > 0 && !p.includes('\0') && path.isAbsolute(p);
+}
+
+/** Check a limits object: known keys only, each a non-negative integer; 0 and absent keys are dropped. */
+function checkLimits(value: unknown, key: string): Readonly<UserLimits> {
+  if (value === undefined) return Object.freeze({});
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(key, `a mapping { ${USER_LIMIT_KEYS.join(', ')} }`);
+  }
+  const out: UserLimits = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (!(USER_LIMIT_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${key}.${k}`, `one of ${USER_LIMIT_KEYS.join(', ')}`);
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(`${key}.${k}`, 'a non-negative integer (0 for no limit)');
+    if (v > 0) out[k as keyof UserLimits] = v;
+  }
+  return Object.freeze(out);
 }
 
 function optionalString(value: unknown, fallback: string, key: string): string {
@@ -188,6 +207,11 @@ export class VirtualAuthorizer implements Authorizer {
     return this.users.get(user)?.msgQuit ?? DEFAULT_MSG_QUIT;
   }
 
+  /** The user's limits (only the non-zero ones); none for an unknown user. */
+  getLimits(user: string): UserLimits {
+    return { ...this.users.get(user)?.limits };
+  }
+
   /** addUser with the key prefix errors should name. */
   [addUserAt](
     key: string,
@@ -206,8 +230,9 @@ export class VirtualAuthorizer implements Authorizer {
     const perm = validatePerm(options.perm ?? DEFAULT_PERM, `${key}.perm`);
     const msgLogin = optionalString(options.msgLogin, DEFAULT_MSG_LOGIN, `${key}.msgLogin`);
     const msgQuit = optionalString(options.msgQuit, DEFAULT_MSG_QUIT, `${key}.msgQuit`);
+    const limits = checkLimits(options.limits, `${key}.limits`);
     const secret = anonymous ? ({ kind: 'anonymous' } as const) : this.makeSecret(password, `${key}.password`);
-    this.users.set(name, { name, homedir, perm, msgLogin, msgQuit, secret, overrides: [] });
+    this.users.set(name, { name, homedir, perm, msgLogin, msgQuit, secret, limits, overrides: [] });
   }
 
   /** overridePerm with the key prefix errors should name. */
@@ -273,6 +298,7 @@ export interface UserConfig {
   msgLogin?: string;
   msgQuit?: string;
   overrides?: Array<{ path: string; perm: string; recursive?: boolean }>;
+  limits?: UserLimits;
 }
 
 /**
@@ -287,7 +313,7 @@ export function fromConfig(users: readonly UserConfig[], opts: VirtualAuthorizer
     const key = `users[${i}]`;
     if (typeof u !== 'object' || u === null) throw new ConfigError(key, 'an object { name, password, home, ... }');
     const c = u as Partial<UserConfig>;
-    const options: UserOptions = { perm: c.perm, msgLogin: c.msgLogin, msgQuit: c.msgQuit };
+    const options: UserOptions = { perm: c.perm, msgLogin: c.msgLogin, msgQuit: c.msgQuit, limits: c.limits };
     const anonymous = c.name === ANONYMOUS && (c.password === undefined || c.password === '');
     auth[addUserAt](key, c.name, c.password, c.home, options, anonymous);
     const overrides: unknown = c.overrides ?? [];

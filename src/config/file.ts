@@ -32,9 +32,9 @@ import { ReloadableAuthorizer } from './reloadable-authorizer';
 import { fromConfig, type UserConfig } from '../auth/virtual';
 import type { HtpasswdAuthorizerOptions, HtpasswdUserOptions } from '../auth/htpasswd';
 import type { PostgresAuthorizerOptions } from '../auth/postgres';
-import { withLockout, type LockoutOptions } from '../auth/lockout';
+import { withLockout, type LockoutOptions, type LockoutStore } from '../auth/lockout';
 import { SCRYPT_PREFIX } from '../auth/password';
-import type { Authorizer } from '../auth/types';
+import type { Authorizer, UserLimits } from '../auth/types';
 import type { OverrideConfig } from '../auth/profile';
 
 // ---------------------------------------------------------------------------------------------
@@ -56,6 +56,7 @@ export interface VirtualUserFileConfig {
   msgLogin?: string;
   msgQuit?: string;
   overrides: OverrideConfig[];
+  limits?: UserLimits;
 }
 
 export interface AnonymousFileConfig {
@@ -64,6 +65,7 @@ export interface AnonymousFileConfig {
   msgLogin?: string;
   msgQuit?: string;
   overrides: OverrideConfig[];
+  limits?: UserLimits;
 }
 
 export interface VirtualAuthorizerConfig {
@@ -132,6 +134,8 @@ export interface LoadedConfig {
   file: string;
   server: ServerFileOptions;
   runAs?: RunAsConfig;
+  /** server.workers: processes serving connections (the daemon only); absent means 1. */
+  workers?: number | 'auto';
   authorizer: AuthorizerConfig;
   lockout?: LockoutConfig;
   logging: LoggingConfig;
@@ -223,6 +227,11 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   tlsRequireSessionReuse: { node: ANY },
   implicitTlsPort: { node: ANY },
   tlsHandshakeTimeout: { node: ANY },
+  proxyProtocol: { node: ANY },
+  trustedProxies: { node: ANY },
+  proxyProtocolTimeout: { node: ANY },
+  proxyProtocolData: { node: ANY },
+  metrics: { node: { kind: 'object', fields: { port: { node: ANY, required: true }, host: { node: ANY } }, expected: 'a mapping { port, host }' } },
 };
 
 const RUN_AS: ObjectNode = {
@@ -231,7 +240,14 @@ const RUN_AS: ObjectNode = {
   fields: { user: { node: NON_EMPTY, required: true }, group: { node: NON_EMPTY, required: true } },
 };
 
-const SERVER: ObjectNode = { kind: 'object', fields: { ...SERVER_OPTION_FIELDS, runAs: { node: RUN_AS } } };
+/** The daemon's processes (server.workers): a count, or auto for one per core. */
+const WORKERS: SchemaNode = {
+  kind: 'alt',
+  options: [int(1, 1024), { kind: 'enum', values: ['auto'] }],
+  expected: 'an integer from 1 to 1024, or auto',
+};
+
+const SERVER: ObjectNode = { kind: 'object', fields: { ...SERVER_OPTION_FIELDS, runAs: { node: RUN_AS }, workers: { node: WORKERS } } };
 
 const OVERRIDE: ObjectNode = {
   kind: 'object',
@@ -244,6 +260,20 @@ const OVERRIDE: ObjectNode = {
 };
 const OVERRIDES: SchemaNode = { kind: 'list', of: OVERRIDE };
 
+/** Per-user limits (UserLimits); 0 or absent means none. */
+const LIMIT = int(0, Number.MAX_SAFE_INTEGER);
+const LIMITS: ObjectNode = {
+  kind: 'object',
+  expected: 'a mapping { maxSessions, readLimit, writeLimit, quotaBytes, quotaFiles }',
+  fields: {
+    maxSessions: { node: LIMIT },
+    readLimit: { node: LIMIT },
+    writeLimit: { node: LIMIT },
+    quotaBytes: { node: LIMIT },
+    quotaFiles: { node: LIMIT },
+  } satisfies Record<keyof UserLimits, Field>,
+};
+
 const USER: ObjectNode = {
   kind: 'object',
   expected: 'a mapping { name, password, home, perm, ... }',
@@ -255,6 +285,7 @@ const USER: ObjectNode = {
     msgLogin: { node: STRING },
     msgQuit: { node: STRING },
     overrides: { node: OVERRIDES, default: [] },
+    limits: { node: LIMITS },
   },
 };
 const USERS: SchemaNode = { kind: 'list', of: USER };
@@ -268,6 +299,7 @@ const ANONYMOUS: ObjectNode = {
     msgLogin: { node: STRING },
     msgQuit: { node: STRING },
     overrides: { node: OVERRIDES, default: [] },
+    limits: { node: LIMITS },
   },
 };
 
@@ -584,6 +616,9 @@ function checkServerOptions(server: Record<string, unknown>, report: (key: strin
       if (!(top in probe) || top === 'authorizer') return;
       delete probe[top];
       if (top === 'tls') for (const k of NEEDS_TLS) delete probe[k];
+      // A bad proxyProtocol or trustedProxies would make its companions fail too, misleadingly.
+      if (top === 'trustedProxies') delete probe.proxyProtocol;
+      if (top === 'proxyProtocol' || top === 'trustedProxies') delete probe.proxyProtocolData;
     }
   }
 }
@@ -648,6 +683,8 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedC
   const server = isPlainObject(value.server) ? { ...value.server } : {};
   const runAs = server.runAs as RunAsConfig | undefined;
   delete server.runAs;
+  const workers = server.workers as number | 'auto' | undefined;
+  delete server.workers;
   checkServerOptions(server, (key, message) => later.push(source.issue(['server', ...keyToPath(server, key)], message)));
 
   const users: UserOrigin[] = [];
@@ -679,6 +716,7 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedC
     file: path.resolve(file),
     server: server as ServerFileOptions,
     ...(runAs ? { runAs } : {}),
+    ...(workers !== undefined ? { workers } : {}),
     authorizer: value.authorizer as AuthorizerConfig,
     ...(value.lockout ? { lockout: value.lockout as LockoutConfig } : {}),
     logging: value.logging as LoggingConfig,
@@ -825,6 +863,8 @@ export interface BuildOptions {
   logger?: Logger;
   /** Let an htpasswd authorizer watch its file (default: the config's `watch`); check-config passes false. */
   watch?: boolean;
+  /** Where the lockout section's counts live (the daemon's workers share the primary's); default in memory. */
+  lockoutStore?: LockoutStore;
 }
 
 /** The configured authorizer (without lockout), and how to release what it holds. */
@@ -916,7 +956,7 @@ export function buildFromConfig(cfg: LoadedConfig, opts: BuildOptions = {}): Bui
   let authorizer: Authorizer = reloadable;
   if (cfg.lockout) {
     try {
-      authorizer = withLockout(reloadable, { ...cfg.lockout, logger });
+      authorizer = withLockout(reloadable, { ...cfg.lockout, logger, ...(opts.lockoutStore ? { store: opts.lockoutStore } : {}) });
     } catch (err) {
       void inner.close();
       log?.close();
@@ -1004,6 +1044,7 @@ export function effectiveConfig(cfg: LoadedConfig, reveal = false): Record<strin
     else server[key] = v;
   }
   if (cfg.runAs) server.runAs = { ...cfg.runAs };
+  server.workers = cfg.workers ?? 1;
   const out: Record<string, unknown> = { server, authorizer: structuredClone(cfg.authorizer) };
   if (cfg.lockout) out.lockout = { ...cfg.lockout };
   out.logging = { ...cfg.logging };

@@ -3,6 +3,7 @@ import type Logger from 'bunyan';
 import type { Authorizer } from '../auth/types';
 import type { FileSystemFactory } from '../fs/types';
 import { ConfigError } from './errors';
+import { parseCidr } from '../ftp/proxy-protocol';
 
 /**
  * Options of FtpServer. Names are pyftpdlib's, camelCased; times are in seconds
@@ -74,6 +75,28 @@ export interface FtpServerOptions {
   implicitTlsPort?: number;
   /** Seconds a TLS handshake may take. Default 10. */
   tlsHandshakeTimeout?: number;
+  /**
+   * Read a PROXY protocol header (HAProxy's; 'v1' text, 'v2' binary, 'auto' either) on control
+   * connections from `trustedProxies`, and take the client's address from it: per-IP limits, logs,
+   * events and the passive data-connection check then see the real client. Connections from other
+   * addresses are served as direct clients, and dropped if they send a header. Default false.
+   */
+  proxyProtocol?: false | 'v1' | 'v2' | 'auto';
+  /** Addresses and CIDRs ('10.0.0.0/8', '2001:db8::/32') of the proxies; a connection from one must start with a header. */
+  trustedProxies?: string[];
+  /** Seconds a trusted proxy has to send its whole header. Default 5. */
+  proxyProtocolTimeout?: number;
+  /** Read a header on passive data connections from trusted proxies too (the balancer relays the passive ports). Default false. */
+  proxyProtocolData?: boolean;
+  /** Serve Prometheus metrics over HTTP at /metrics. Default: no listener (server.metrics() still works). */
+  metrics?: MetricsOptions;
+}
+
+/** Where the Prometheus endpoint listens. */
+export interface MetricsOptions {
+  port: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
 }
 
 /** Certificate material for FTPS, read from files at start and on reloadCertificates(). */
@@ -95,8 +118,15 @@ export interface TlsOptions {
 }
 
 export type ResolvedOptions = Readonly<
-  Required<Omit<FtpServerOptions, 'passivePorts' | 'masqueradeAddress' | 'logger' | 'fileSystem' | 'tls' | 'implicitTlsPort' | 'tlsExemptUsers'>>
+  Required<
+    Omit<
+      FtpServerOptions,
+      'passivePorts' | 'masqueradeAddress' | 'logger' | 'fileSystem' | 'tls' | 'implicitTlsPort' | 'tlsExemptUsers' | 'trustedProxies' | 'metrics'
+    >
+  >
 > & {
+  readonly trustedProxies: readonly string[];
+  readonly metrics: Readonly<Required<MetricsOptions>> | null;
   readonly tls: Readonly<TlsOptions> | null;
   readonly implicitTlsPort: number | null;
   readonly tlsExemptUsers: ReadonlySet<string>;
@@ -131,6 +161,10 @@ export const DEFAULTS = {
   tlsDataRequired: false,
   tlsRequireSessionReuse: true,
   tlsHandshakeTimeout: 10,
+  proxyProtocol: false as FtpServerOptions['proxyProtocol'],
+  trustedProxies: [] as string[],
+  proxyProtocolTimeout: 5,
+  proxyProtocolData: false,
 };
 
 const KNOWN = new Set([
@@ -144,6 +178,7 @@ const KNOWN = new Set([
   'tls',
   'tlsExemptUsers',
   'implicitTlsPort',
+  'metrics',
 ]);
 
 function int(key: string, v: unknown, min: number, max: number): number {
@@ -248,13 +283,47 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     tlsRequireSessionReuse: bool('tlsRequireSessionReuse', o.tlsRequireSessionReuse),
     implicitTlsPort: o.implicitTlsPort === undefined ? null : int('implicitTlsPort', o.implicitTlsPort, 0, 65535),
     tlsHandshakeTimeout: num('tlsHandshakeTimeout', o.tlsHandshakeTimeout, 0.01, 600),
+    proxyProtocol: checkProxyProtocol(o.proxyProtocol),
+    trustedProxies: Object.freeze(checkTrustedProxies(o.trustedProxies)),
+    proxyProtocolTimeout: num('proxyProtocolTimeout', o.proxyProtocolTimeout, 0.01, 600),
+    proxyProtocolData: bool('proxyProtocolData', o.proxyProtocolData),
+    metrics: o.metrics === undefined ? null : checkMetrics(o.metrics),
   };
   if (!resolved.tls) {
     if (resolved.tlsControlRequired) throw new ConfigError('tlsControlRequired', 'needs the tls option (certificate and key)');
     if (resolved.tlsDataRequired) throw new ConfigError('tlsDataRequired', 'needs the tls option (certificate and key)');
     if (resolved.implicitTlsPort !== null) throw new ConfigError('implicitTlsPort', 'needs the tls option (certificate and key)');
   }
+  if (resolved.proxyProtocol !== false && resolved.trustedProxies.length === 0) {
+    throw new ConfigError('trustedProxies', 'needs at least one address or CIDR when proxyProtocol is on');
+  }
+  if (resolved.proxyProtocolData && resolved.proxyProtocol === false) throw new ConfigError('proxyProtocolData', 'needs proxyProtocol');
   return Object.freeze(resolved);
+}
+
+function checkProxyProtocol(v: unknown): false | 'v1' | 'v2' | 'auto' {
+  if (v === false || v === 'v1' || v === 'v2' || v === 'auto') return v;
+  throw new ConfigError('proxyProtocol', `expected false, 'v1', 'v2' or 'auto', got ${JSON.stringify(v)}`);
+}
+
+function checkTrustedProxies(v: unknown): string[] {
+  if (!Array.isArray(v)) throw new ConfigError('trustedProxies', 'expected a list of addresses or CIDRs');
+  return v.map((e, i) => {
+    if (typeof e !== 'string' || !parseCidr(e)) {
+      throw new ConfigError(`trustedProxies[${i}]`, `expected an IP address or CIDR (10.0.0.0/8), got ${JSON.stringify(e)}`);
+    }
+    return e;
+  });
+}
+
+function checkMetrics(v: unknown): Required<MetricsOptions> {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new ConfigError('metrics', 'expected { port, host }');
+  const m = v as Record<string, unknown>;
+  for (const k of Object.keys(m)) if (k !== 'port' && k !== 'host') throw new ConfigError(`metrics.${k}`, 'unknown option');
+  const port = int('metrics.port', m.port, 0, 65535);
+  const host = m.host === undefined ? '127.0.0.1' : str('metrics.host', m.host);
+  if (host !== '' && !net.isIP(host) && host !== 'localhost') throw new ConfigError('metrics.host', `expected an IP address, got ${JSON.stringify(host)}`);
+  return Object.freeze({ port, host });
 }
 
 function strList(key: string, v: unknown): string[] {

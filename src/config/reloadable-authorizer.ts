@@ -7,7 +7,7 @@
  * permission checks are answered by the new one. A user removed from the config loses access at
  * once; a user whose letters changed gets the new letters.
  */
-import type { Authorizer, ClientInfo, PermLetter } from '../auth/types';
+import type { Authorizer, ClientInfo, PermLetter, UserLimits } from '../auth/types';
 
 export class ReloadableAuthorizer implements Authorizer {
   constructor(private current: Authorizer) {}
@@ -46,5 +46,10 @@ export class ReloadableAuthorizer implements Authorizer {
 
   getMsgQuit(user: string): string | Promise<string> {
     return this.current.getMsgQuit(user);
+  }
+
+  /** The limits of the authorizer in force (none when it has no getLimits). */
+  getLimits(user: string): UserLimits | Promise<UserLimits> {
+    return this.current.getLimits?.(user) ?? {};
   }
 }

@@ -4,6 +4,7 @@ import type { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import type { Session, TransferInfo } from './session';
 import type { TlsManager } from './tls';
+import type { UserLimitsTracker } from './user-limits';
 
 /** What a session needs from its server: options, shared pools, the engines, and event sinks. */
 export interface ServerContext {
@@ -13,6 +14,8 @@ export interface ServerContext {
   /** TLS material, when FTPS is configured. */
   readonly tls: TlsManager | null;
   readonly defaultMlstFacts: readonly string[];
+  /** Per-user sessions, transfers and disk usage, for UserLimits. */
+  readonly userLimits: UserLimitsTracker;
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
   transfer(req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult>;
   onSessionClosed(session: Session): void;

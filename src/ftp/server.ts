@@ -11,6 +11,10 @@ import { formatReply } from './parser';
 import type { ServerContext } from './server-context';
 import { Session, type TransferInfo } from './session';
 import { TlsManager } from './tls';
+import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './proxy-protocol';
+import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOptions } from './proxy-socket';
+import { ServerMetrics } from '../metrics';
+import { UserLimitsTracker } from './user-limits';
 
 /** What events carry about the session that caused them. */
 export interface SessionInfo {
@@ -34,6 +38,12 @@ export interface FtpServerEvents {
   error: [err: Error];
 }
 
+/** Answer 421 and close. A socket left paused by a header read is resumed, to read the peer's FIN and close. */
+function refuse(socket: net.Socket, text: string): void {
+  socket.resume();
+  socket.end(formatReply(421, text));
+}
+
 function info(s: Session): SessionInfo {
   return { id: s.id, remoteAddress: s.remoteAddress, remotePort: s.remotePort, user: s.user };
 }
@@ -53,11 +63,22 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly perIp = new Map<string, number>();
   private readonly ctx: ServerContext;
   private closing: Promise<void> | null = null;
+  /** With proxyProtocol: who may send a header, and how it is read. */
+  private readonly proxy: { trusted: (address: string) => boolean; read: ReadProxyHeaderOptions } | null;
+  private readonly stats: ServerMetrics;
 
   constructor(options: FtpServerOptions) {
     super();
     this.options = resolveOptions(options);
     this.log = this.options.logger ?? bunyan.createLogger({ name: 'ftpdlib', streams: [] });
+    this.proxy =
+      this.options.proxyProtocol === false
+        ? null
+        : {
+            trusted: trustMatcher(this.options.trustedProxies),
+            read: { mode: this.options.proxyProtocol, timeoutMs: this.options.proxyProtocolTimeout * 1000 },
+          };
+    this.stats = new ServerMetrics(this);
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
     const useNative = this.options.useSendfile;
     this.tls = this.options.tls ? new TlsManager(this.options.tls, this.options.tlsRequireSessionReuse) : null;
@@ -67,6 +88,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       log: this.log,
       portPool: pool,
       defaultMlstFacts: DEFAULT_MLST_FACTS,
+      userLimits: new UserLimitsTracker(),
       transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
       onSessionClosed: (s) => this.onSessionClosed(s),
@@ -105,6 +127,17 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       this.implicitServer.on('error', (err) => this.log.error({ err }, 'implicit TLS listener error'));
     }
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
+    if (this.options.metrics) {
+      const { host: mHost, port: mPort } = this.options.metrics;
+      try {
+        const m = await this.stats.listen(mHost, mPort);
+        this.log.info({ address: m.address, port: m.port }, 'metrics listening at /metrics');
+      } catch (err) {
+        this.server.close();
+        this.implicitServer?.close();
+        throw err;
+      }
+    }
     const addr = this.address();
     const native = nativeStatus();
     this.log.info(
@@ -141,6 +174,21 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     return a;
   }
 
+  /** The Prometheus text exposition of this server's metrics and the process's (what GET /metrics serves). */
+  metrics(): Promise<string> {
+    return this.stats.text();
+  }
+
+  /** This server's metrics registry (prom-client), to merge into an embedder's own. */
+  get metricsRegistry(): import('prom-client').Registry {
+    return this.stats.registry;
+  }
+
+  /** The metrics endpoint's address (with the metrics option, after listen()), or null. */
+  metricsAddress(): net.AddressInfo | null {
+    return this.stats.address();
+  }
+
   /** The implicit-FTPS listener's address (with the implicitTlsPort option), or null. */
   implicitAddress(): net.AddressInfo | null {
     const a = this.implicitServer?.address();
@@ -156,26 +204,70 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private onConnection(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', () => {});
-    const ip = socket.remoteAddress ?? '';
-    const o = this.options;
     if (this.closing) {
       socket.end(formatReply(421, 'Server shutting down.'));
       return;
     }
+    const proxy = this.proxy;
+    if (proxy && proxy.trusted(socket.remoteAddress ?? '')) {
+      this.acceptProxied(socket, implicitTls);
+      return;
+    }
+    this.admit(socket, implicitTls, null);
+  }
+
+  /**
+   * A connection from a trusted proxy: the PROXY header first (nothing is sent before it), then the
+   * limits and the session for the client it names. The connection counts against maxConnections
+   * meanwhile; a bad or late header drops it.
+   */
+  private acceptProxied(socket: net.Socket, implicitTls: boolean): void {
+    const proxyAddress = socket.remoteAddress ?? '';
+    if (this.sessions.size + this.pendingHandshakes >= this.options.maxConnections) {
+      this.log.warn({ proxy: proxyAddress }, 'too many connections');
+      socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
+      return;
+    }
+    this.pendingHandshakes++;
+    readProxyHeader(socket, this.proxy!.read).then(
+      (header) => {
+        this.pendingHandshakes--;
+        if (this.closing || socket.destroyed) {
+          socket.destroy();
+          return;
+        }
+        this.admit(socket, implicitTls, proxiedPeer(header, socket));
+      },
+      (err: ProxyHeaderError) => {
+        this.pendingHandshakes--;
+        // A proxy that connects and leaves (a plain TCP health check) is routine; bad bytes or silence are not.
+        const level = err.reason === 'closed' ? 'info' : 'warn';
+        this.log[level]({ err, proxy: proxyAddress }, 'PROXY header refused; connection dropped');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Apply the connection limits to the client (the proxied one, behind a proxy), then start its session. */
+  private admit(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null): void {
+    const ip = peer?.remoteAddress ?? socket.remoteAddress ?? '';
+    const o = this.options;
     if (this.sessions.size + this.pendingHandshakes >= o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
-      socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
+      refuse(socket, 'Too many connections. Service temporarily unavailable.');
       return;
     }
     const n = this.perIp.get(ip) ?? 0;
     if (o.maxConnectionsPerIp > 0 && n >= o.maxConnectionsPerIp) {
       this.log.warn({ remote: ip }, 'too many connections from one address');
-      socket.end(formatReply(421, 'Too many connections from the same IP address.'));
+      refuse(socket, 'Too many connections from the same IP address.');
       return;
     }
     this.perIp.set(ip, n + 1);
     if (!implicitTls) {
-      this.startSession(socket, false);
+      this.startSession(socket, false, peer);
+      // After a header read the socket was left paused, holding what followed the header.
+      if (socket.isPaused()) socket.resume();
       return;
     }
     // Implicit FTPS: the handshake comes first; the connection counts against the limits meanwhile.
@@ -188,7 +280,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
           this.release(ip);
           return;
         }
-        this.startSession(s, true);
+        this.startSession(s, true, peer);
       },
       (err) => {
         this.pendingHandshakes--;
@@ -200,9 +292,23 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private pendingHandshakes = 0;
 
-  private startSession(socket: net.Socket, implicitTls: boolean): void {
-    const session = new Session(this.ctx, socket, implicitTls);
+  /**
+   * A direct client is served as usual, but a PROXY header from an address not in trustedProxies
+   * is someone claiming to relay for another address: the connection is dropped. The check runs
+   * before the session reads the first bytes, and destroying the session makes it ignore them.
+   */
+  private refuseUntrustedHeader(socket: net.Socket, session: Session): void {
+    socket.prependOnceListener('data', (chunk: Buffer) => {
+      if (!looksLikeProxyHeader(chunk)) return;
+      session.log.warn('PROXY header from an address not in trustedProxies; connection dropped');
+      session.destroy();
+    });
+  }
+
+  private startSession(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
+    const session = new Session(this.ctx, socket, implicitTls, peer);
     this.sessions.add(session);
+    if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
     session.log.info({ implicitTls }, 'connected');
     this.emit('connect', info(session));
     session.start();
@@ -245,6 +351,44 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     }
     await Promise.all(all.map((s) => s.whenClosed()));
     await listenerClosed;
+    await this.stats.close();
     this.log.info('closed');
+  }
+
+  /** Connections given to acceptConnection, by "address port": what ends each one's count. */
+  private handedOver: Map<string, () => void> | null = null;
+
+  /**
+   * Serve a control connection accepted somewhere else (the daemon's primary process hands
+   * sockets to its workers; an embedder may accept on its own listener). It takes the same path
+   * as a connection to this server's listener, limits and the implicit-TLS handshake included;
+   * `listen()` is not needed. Resolves once the connection no longer counts: its session ended,
+   * or it was refused, or its handshake failed.
+   */
+  acceptConnection(socket: net.Socket, opts: { implicitTls?: boolean } = {}): Promise<void> {
+    const implicitTls = opts.implicitTls === true;
+    if (implicitTls && !this.tls) {
+      socket.destroy();
+      return Promise.reject(new Error('acceptConnection: implicitTls needs the tls option'));
+    }
+    if (!this.handedOver) {
+      const map = new Map<string, () => void>();
+      this.handedOver = map;
+      // A TLS session (implicit, or after AUTH TLS) ends without a 'close' of the raw socket: its end is the session's.
+      this.on('disconnect', (s) => map.get(`${s.remoteAddress} ${s.remotePort}`)?.());
+    }
+    const map = this.handedOver;
+    const key = `${socket.remoteAddress ?? ''} ${socket.remotePort ?? 0}`;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        if (map.get(key) === done) map.delete(key);
+        socket.off('close', done);
+        resolve();
+      };
+      map.set(key, done);
+      // A refused connection, a failed handshake or a plain session ends with the raw socket.
+      socket.once('close', done);
+      this.onConnection(socket, implicitTls);
+    });
   }
 }

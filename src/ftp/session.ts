@@ -4,7 +4,7 @@ import type Logger from 'bunyan';
 import type { ResolvedOptions } from '../config/options';
 import type { FileSystem, FileHandle } from '../fs/types';
 import { resolveFtpPath } from '../fs/paths';
-import type { PermLetter } from '../auth/types';
+import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
@@ -12,6 +12,8 @@ import { ABORTED_BY_CLIENT, TransferError, type TransferPath, type TransferResul
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
 import type { ServerContext } from './server-context';
+import type { ProxiedPeer } from './proxy-socket';
+import type { RunningTransfer } from './user-limits';
 
 /** Where a session is in the login sequence. Transfers are tracked by `transfer`. */
 export type SessionState = 'auth' | 'pass' | 'ready';
@@ -55,6 +57,8 @@ export class Session {
   readonly remoteAddress: string;
   readonly remotePort: number;
   readonly localAddress: string;
+  /** The client as a trusted proxy's PROXY header named it; remoteAddress/remotePort are its. */
+  readonly proxied: ProxiedPeer | null;
 
   state: SessionState = 'auth';
   /** The logged-in user, or null. */
@@ -62,6 +66,10 @@ export class Session {
   /** The name given with USER, awaiting PASS. */
   pendingUser: string | null = null;
   loginAttempts = 0;
+  /** The logged-in user's limits (the authorizer's answer at login), or null. */
+  limits: Readonly<UserLimits> | null = null;
+  /** Gives back the user's session slot (maxSessions) at logout. */
+  private loginSlot: (() => void) | null = null;
   fs: FileSystem | null = null;
   cwd = '/';
   type: 'A' | 'I' = 'A';
@@ -101,6 +109,7 @@ export class Session {
     readonly ctx: ServerContext,
     socket: net.Socket,
     implicitTls = false,
+    proxied: ProxiedPeer | null = null,
   ) {
     this.control = socket;
     if (implicitTls) {
@@ -109,10 +118,14 @@ export class Session {
       this.prot = 'P';
     }
     this.id = nextId++;
-    this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
+    this.proxied = proxied;
+    this.remoteAddress = proxied?.remoteAddress ?? socket.remoteAddress ?? '';
+    this.remotePort = proxied?.remotePort ?? socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
-    this.log = ctx.log.child({ session: this.id, remote: `${this.remoteAddress}:${this.remotePort}` }, true);
+    this.log = ctx.log.child(
+      { session: this.id, remote: `${this.remoteAddress}:${this.remotePort}`, ...(proxied ? { proxy: proxied.proxyAddress } : {}) },
+      true,
+    );
     this.framer = new CommandFramer({ maxLineLength: ctx.options.maxLineLength, encoding: ctx.options.encoding });
     this.mlstFacts = new Set(ctx.defaultMlstFacts);
     socket.setNoDelay(ctx.options.tcpNoDelay);
@@ -413,6 +426,7 @@ export class Session {
     let socket: net.Socket | null = null;
     let idleCheck: NodeJS.Timeout | undefined;
     let lastMove = Date.now();
+    let running: RunningTransfer | null = null;
     try {
       if (!channel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
       if (this.options.tlsDataRequired && this.prot !== 'P' && !this.tlsExempt(this.user)) {
@@ -437,6 +451,7 @@ export class Session {
         );
         idleCheck.unref();
       }
+      if (this.user) running = this.ctx.userLimits.beginTransfer(this.user, opts.direction);
       result = await this.ctx.transfer(
         {
           direction: opts.direction,
@@ -445,7 +460,7 @@ export class Session {
           handle: opts.handle,
           ascii: opts.ascii,
           signal: abort.signal,
-          throttle: this.throttleFor(opts.direction),
+          throttle: this.throttleFor(opts.direction, running?.sharedBy ?? 1),
           onProgress: (bytes) => {
             if (bytes !== t.bytes) lastMove = Date.now();
             t.bytes = bytes;
@@ -461,6 +476,7 @@ export class Session {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;
     } finally {
+      running?.end();
       clearInterval(idleCheck);
       socket?.destroy();
       channel?.close();
@@ -496,8 +512,17 @@ export class Session {
     this.touch();
   }
 
-  private throttleFor(direction: 'send' | 'receive'): { bytesPerSecond: number } | undefined {
-    const limit = direction === 'send' ? this.options.writeLimit : this.options.readLimit;
+  /**
+   * The rate for a transfer: the smaller non-zero of the server's limit (per transfer) and the
+   * user's share of theirs. A user's limit is shared by dividing it among the user's transfers
+   * in that direction running when this one starts (`sharedBy`, this one included); the share
+   * is fixed for the transfer's life, since the engines take the rate once, at the start.
+   */
+  private throttleFor(direction: 'send' | 'receive', sharedBy: number): { bytesPerSecond: number } | undefined {
+    const server = direction === 'send' ? this.options.writeLimit : this.options.readLimit;
+    const own = (direction === 'send' ? this.limits?.writeLimit : this.limits?.readLimit) ?? 0;
+    const share = own > 0 ? Math.max(1, Math.floor(own / Math.max(1, sharedBy))) : 0;
+    const limit = server > 0 && share > 0 ? Math.min(server, share) : server || share;
     return limit > 0 ? { bytesPerSecond: limit } : undefined;
   }
 
@@ -527,9 +552,25 @@ export class Session {
 
   // ---- login and logout ------------------------------------------------------
 
+  /**
+   * Count this session as one of `user`'s (maxSessions) and keep `limits` for it.
+   * False, with nothing changed, when the user already has maxSessions sessions.
+   */
+  takeLoginSlot(user: string, limits: Readonly<UserLimits>): boolean {
+    const release = this.ctx.userLimits.login(user, limits.maxSessions ?? 0);
+    if (!release) return false;
+    this.loginSlot?.();
+    this.loginSlot = release;
+    this.limits = limits;
+    return true;
+  }
+
   /** Forget the logged-in user (REIN, QUIT, close). */
   logout(): void {
     if (this.user) this.ctx.emitLogout(this, this.user);
+    this.loginSlot?.();
+    this.loginSlot = null;
+    this.limits = null;
     this.user = null;
     this.pendingUser = null;
     this.state = 'auth';

@@ -30,9 +30,10 @@ export class LineClient {
     });
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<LineClient> {
+  /** Connect; `localAddress` picks the source address (127.0.0.2 is another client on Linux loopback). */
+  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<LineClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host }, () => {
+      const s = net.connect({ port, host, localAddress }, () => {
         s.off('error', reject);
         resolve(new LineClient(s));
       });
@@ -41,8 +42,8 @@ export class LineClient {
   }
 
   /** Connect and read the greeting. */
-  static async open(port: number, host = '127.0.0.1'): Promise<LineClient> {
-    const c = await LineClient.connect(port, host);
+  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<LineClient> {
+    const c = await LineClient.connect(port, host, localAddress);
     const g = await c.read();
     if (g?.code !== 220) throw new Error(`bad greeting: ${JSON.stringify(g)}`);
     return c;
@@ -133,9 +134,9 @@ export class LineClient {
   }
 }
 
-export function connectData(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+export function connectData(port: number, host = '127.0.0.1', localAddress?: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host }, () => {
+    const s = net.connect({ port, host, localAddress }, () => {
       s.off('error', reject);
       resolve(s);
     });

@@ -13,6 +13,8 @@ export const dele: CommandDescriptor = {
     const st = await fs.lstat(path);
     if (st.kind === 'dir') throw new FtpError(550, 'Is a directory; use RMD.');
     await fs.unlink(path);
+    // The room it held is free for uploads at once (disk quota).
+    if (st.kind === 'file') session.ctx.userLimits.adjust(session.user!, -st.size, -1);
     session.reply(250, 'File removed.');
   },
 };

@@ -1,6 +1,7 @@
 import { AuthenticationFailedError, AuthorizerUnavailableError } from '../../auth/errors';
 import { LocalFileSystem } from '../../fs/local';
 import { FtpError } from '../errors';
+import { normalizeLimits } from '../user-limits';
 import type { CommandDescriptor } from './types';
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -47,6 +48,25 @@ export const pass: CommandDescriptor = {
       throw new FtpError(530, 'Home directory not available.');
     }
     const msg = await authorizer.getMsgLogin(user);
+    let limits = normalizeLimits(undefined);
+    if (typeof authorizer.getLimits === 'function') {
+      try {
+        limits = normalizeLimits(await authorizer.getLimits(user));
+      } catch (err) {
+        session.log.error({ err, user }, 'authorizer failed to give the limits');
+        session.pendingUser = null;
+        session.state = 'auth';
+        throw err instanceof AuthorizerUnavailableError ? err : new AuthorizerUnavailableError();
+      }
+    }
+    // Nothing awaits from the slot to the login itself: two logins cannot both take the last slot.
+    if (!session.takeLoginSlot(user, limits)) {
+      session.pendingUser = null;
+      session.state = 'auth';
+      session.log.info({ user, maxSessions: limits.maxSessions }, 'login refused: too many sessions for this user');
+      // As pyftpdlib's max_login handling: the connection stays, the client may try again later.
+      throw new FtpError(530, 'Too many sessions for this user.');
+    }
     session.user = user;
     session.pendingUser = null;
     session.fs = fs;
@@ -56,5 +76,9 @@ export const pass: CommandDescriptor = {
     (session as { log: typeof session.log }).log = session.log.child({ user }, true);
     session.reply(230, msg);
     session.ctx.emitLogin(session, user);
+    if ((limits.quotaBytes ?? 0) > 0 || (limits.quotaFiles ?? 0) > 0) {
+      // Measure the disk usage now, so that the first upload does not wait for it.
+      session.ctx.userLimits.usage(user, fs).catch((err: unknown) => session.log.warn({ err }, 'disk usage could not be measured'));
+    }
   },
 };

@@ -17,7 +17,11 @@ export const rnto: CommandDescriptor = {
     // As pyftpdlib: a destination that is a symlink leading out of the root is refused,
     // rather than silently replacing the link.
     await fs.resolve(path);
+    // A file the rename replaces no longer counts against a disk quota.
+    const quota = (session.limits?.quotaBytes ?? 0) > 0 || (session.limits?.quotaFiles ?? 0) > 0;
+    const replaced = quota ? await fs.lstat(path).catch(() => null) : null;
     await fs.rename(from, path);
+    if (replaced?.kind === 'file' && from !== path) session.ctx.userLimits.adjust(session.user!, -replaced.size, -1);
     session.reply(250, 'Renaming ok.');
   },
 };

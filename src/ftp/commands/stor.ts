@@ -1,4 +1,5 @@
 import { FtpError } from '../errors';
+import { startUpload } from '../quota';
 import type { Session } from '../session';
 import type { OpenWriteOptions } from '../../fs/types';
 import type { CommandDescriptor } from './types';
@@ -16,16 +17,22 @@ export async function receiveFile(session: Session, verb: string, path: string, 
   }
   if (existing && existing.kind === 'dir') throw new FtpError(550, 'Is a directory.');
   if (rest > 0 && rest > (existing?.size ?? 0)) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
-  const handle = await fs.openWrite(path, how.append ? how : { ...how, offset: rest });
-  await session.runTransfer({
-    verb,
-    path,
-    direction: 'receive',
-    handle,
-    ascii: session.type === 'A',
-    preliminary,
-    file: true,
-  });
+  // The quota is checked (552) before the file is opened, which would cut it.
+  const quota = await startUpload(session, { path, existing, append: how.append === true, offset: how.append ? 0 : rest });
+  try {
+    const handle = await fs.openWrite(path, how.append ? how : { ...how, offset: rest });
+    await session.runTransfer({
+      verb,
+      path,
+      direction: 'receive',
+      handle: quota ? quota.wrap(handle) : handle,
+      ascii: session.type === 'A',
+      preliminary,
+      file: true,
+    });
+  } finally {
+    await quota?.finish();
+  }
 }
 
 export const stor: CommandDescriptor = {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { FtpError } from '../errors';
+import { startUpload } from '../quota';
 import { ftpJoin } from '../../fs/paths';
 import { sanitizeLine } from '../parser';
 import type { CommandDescriptor } from './types';
@@ -21,22 +22,33 @@ export const stou: CommandDescriptor = {
     for (let attempt = 0; attempt < 10; attempt++) {
       const name = `${prefix}.${randomBytes(4).toString('hex')}`;
       const path = ftpJoin(dir, name);
+      // Always a new file: the quota is checked (552) before it is created.
+      const quota = await startUpload(session, { path, existing: null, append: false, offset: 0 });
       let handle;
       try {
         handle = await fs.openWrite(path, { exclusive: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+          // Someone else's file: give back the slot without touching it.
+          quota?.cancel();
+          continue;
+        }
+        await quota?.finish();
         throw err;
       }
-      await session.runTransfer({
-        verb: 'STOU',
-        path,
-        direction: 'receive',
-        handle,
-        ascii: session.type === 'A',
-        preliminary: `FILE: ${sanitizeLine(name)}`,
-        file: true,
-      });
+      try {
+        await session.runTransfer({
+          verb: 'STOU',
+          path,
+          direction: 'receive',
+          handle: quota ? quota.wrap(handle) : handle,
+          ascii: session.type === 'A',
+          preliminary: `FILE: ${sanitizeLine(name)}`,
+          file: true,
+        });
+      } finally {
+        await quota?.finish();
+      }
       return;
     }
     throw new FtpError(450, 'Could not find a unique file name.');

@@ -3,6 +3,13 @@ import type Logger from 'bunyan';
 import { FtpError } from '../errors';
 import { plainAddress, type DataChannel } from './channel';
 import { listenAnyPort, type PortPool } from './ports';
+import { proxiedPeer, readProxyHeader, stopReading, type ReadProxyHeaderOptions } from '../proxy-socket';
+
+/** proxyProtocolData: connections from these proxies start with a PROXY header naming the client. */
+export interface PassiveProxyOptions {
+  trusted: (address: string) => boolean;
+  read: ReadProxyHeaderOptions;
+}
 
 export interface PassiveOptions {
   /** Local address of the control connection: the listener binds there. */
@@ -10,6 +17,8 @@ export interface PassiveOptions {
   /** The client's address: only it may connect, unless foreign addresses are permitted. */
   peerAddress: string;
   permitForeignAddresses: boolean;
+  /** Read a PROXY header on connections from trusted proxies (proxyProtocolData); null: never. */
+  proxy: PassiveProxyOptions | null;
   connectTimeoutMs: number;
   pool: PortPool | null;
   log: Logger;
@@ -57,7 +66,31 @@ export class PassiveChannel implements DataChannel {
 
   private onConnection(s: net.Socket): void {
     s.on('error', () => {}); // errors surface through the transfer that owns the socket
-    const remote = plainAddress(s.remoteAddress);
+    if (this.socket || this.closed) {
+      s.destroy();
+      return;
+    }
+    const proxy = this.opts.proxy;
+    if (proxy && proxy.trusted(s.remoteAddress ?? '')) {
+      // The balancer relays the passive port too: the client is whom its header names.
+      readProxyHeader(s, proxy.read).then(
+        (header) => {
+          stopReading(s);
+          this.accept(s, proxiedPeer(header, s)?.remoteAddress ?? s.remoteAddress);
+        },
+        (err) => {
+          this.opts.log.warn({ err, proxy: s.remoteAddress }, 'PROXY header refused on a data connection');
+          s.destroy();
+        },
+      );
+      return;
+    }
+    this.accept(s, s.remoteAddress);
+  }
+
+  /** Take a connection from `from` (the client's address), unless it is foreign or one came first. */
+  private accept(s: net.Socket, from: string | undefined): void {
+    const remote = plainAddress(from);
     if (this.socket || this.closed) {
       s.destroy();
       return;

@@ -3,7 +3,24 @@ import { FtpError } from '../errors';
 import type { Session } from '../session';
 import { ActiveChannel } from './active';
 import { plainAddress } from './channel';
-import { PassiveChannel } from './passive';
+import { PassiveChannel, type PassiveProxyOptions } from './passive';
+import type { ResolvedOptions } from '../../config/options';
+import { trustMatcher } from '../proxy-protocol';
+
+/** Per server (its frozen options), how passive connections read PROXY headers (proxyProtocolData). */
+const dataProxies = new WeakMap<ResolvedOptions, PassiveProxyOptions | null>();
+
+function dataProxy(o: ResolvedOptions): PassiveProxyOptions | null {
+  let p = dataProxies.get(o);
+  if (p === undefined) {
+    p =
+      o.proxyProtocolData && o.proxyProtocol !== false
+        ? { trusted: trustMatcher(o.trustedProxies), read: { mode: o.proxyProtocol, timeoutMs: o.proxyProtocolTimeout * 1000 } }
+        : null;
+    dataProxies.set(o, p);
+  }
+  return p;
+}
 
 /** Open a passive listener for PASV/EPSV; 425 when the range is exhausted. */
 export async function openPassive(session: Session): Promise<PassiveChannel> {
@@ -13,6 +30,7 @@ export async function openPassive(session: Session): Promise<PassiveChannel> {
     localAddress: session.localAddress,
     peerAddress: session.remoteAddress,
     permitForeignAddresses: o.permitForeignAddresses,
+    proxy: dataProxy(o),
     connectTimeoutMs: o.dataConnectTimeout * 1000,
     pool: session.ctx.portPool,
     log: session.log,
@@ -26,12 +44,17 @@ export async function openPassive(session: Session): Promise<PassiveChannel> {
   return ch;
 }
 
-/** The IPv4 address a PASV reply announces: masquerade map, masquerade address, or our own. */
+/**
+ * The IPv4 address a PASV reply announces: masquerade map, masquerade address, the address the
+ * client connected to on a trusted proxy (what its PROXY header named: the balancer, which must
+ * then relay the passive ports too), or our own.
+ */
 export function announcedAddress(session: Session): string | null {
   const o = session.options;
   const local = plainAddress(session.localAddress);
   const mapped = o.masqueradeAddressMap[local];
-  const addr = mapped ?? o.masqueradeAddress ?? local;
+  const proxied = session.proxied ? plainAddress(session.proxied.destinationAddress) : undefined;
+  const addr = mapped ?? o.masqueradeAddress ?? proxied ?? local;
   return net.isIPv4(addr) ? addr : null;
 }
 

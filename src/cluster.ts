@@ -1,0 +1,464 @@
+/**
+ * The daemon on several cores (server.workers > 1), with node:cluster. Part of the daemon, not of
+ * the library: an embedder's FtpServer stays one process.
+ *
+ * The primary owns the control listeners (and the implicit-TLS one). It accepts each connection
+ * paused, applies maxConnections and maxConnectionsPerIp over all workers (421 and close when
+ * over), and sends the socket to the worker with the fewest open connections. The worker serves
+ * it with `FtpServer.acceptConnection` and reports its end, so the primary's counts drop. The
+ * primary never reads a byte from a client.
+ *
+ * A worker's passive listeners are its own (they listen with `exclusive`, never through the
+ * primary), so a data connection always reaches the worker whose session opened the port; two
+ * workers sharing one passivePorts range skip the ports the other holds (EADDRINUSE).
+ *
+ * A worker that exits is replaced and logged, at most `maxRestartsPerMinute` times a minute; the
+ * rest wait. This module installs no signal handler and never exits the process: cli.ts does.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import * as net from 'node:net';
+import type Logger from 'bunyan';
+import { MemoryLockoutStore, type LockoutRecord, type LockoutStore } from './auth/lockout';
+import { formatReply } from './ftp/parser';
+import type { FtpServer } from './ftp/server';
+
+/** Set in a worker's environment by the primary: the same command line then runs a worker. */
+export const WORKER_ENV = 'FTPDLIB_CLUSTER_WORKER';
+
+/** True in a process the primary forked. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker && process.env[WORKER_ENV] === '1';
+}
+
+/** A lockout store call a worker makes, answered by the primary's store (one count for all workers). */
+type LockoutCall =
+  | { op: 'get'; key: string; now: number }
+  | { op: 'addFailure'; key: string; now: number; windowMs: number }
+  | { op: 'ban'; key: string; until: number }
+  | { op: 'reset'; key: string };
+
+/** Primary → worker. */
+type ToWorker =
+  | { type: 'conn'; id: number; implicit: boolean }
+  | { type: 'stop'; signal: string }
+  | { type: 'lockout-reply'; rid: number; record?: LockoutRecord };
+/** Worker → primary. */
+type ToPrimary = { type: 'ready' } | { type: 'end'; id: number } | { type: 'lockout'; rid: number; call: LockoutCall };
+
+export interface PrimaryOptions {
+  workers: number;
+  host: string;
+  port: number;
+  implicitTlsPort: number | null;
+  maxConnections: number;
+  /** 0: no limit. */
+  maxConnectionsPerIp: number;
+  tcpNoDelay: boolean;
+  log: Logger;
+  /** Replacements of exited workers allowed in any 60 s; more wait for the window. Default 10. */
+  maxRestartsPerMinute?: number;
+  /** With the lockout section: the store every worker's lockout uses (IpcLockoutStore asks it). */
+  lockoutStore?: LockoutStore;
+}
+
+/** A worker exited before it was ready, during start. */
+export class WorkerStartError extends Error {
+  readonly code = 'FTPD_ERR_WORKER_START';
+  constructor(
+    readonly exitCode: number | null,
+    readonly signal: string | null,
+  ) {
+    super(`a worker exited during start (${signal ? `signal ${signal}` : `exit code ${exitCode}`})`);
+    this.name = 'WorkerStartError';
+  }
+}
+
+interface Slot {
+  worker: Worker;
+  pid: number;
+  ready: boolean;
+  /** Connection id → client address, for the connections this worker serves. */
+  conns: Map<number, string>;
+}
+
+const MINUTE_MS = 60_000;
+
+export class ClusterPrimary {
+  private readonly log: Logger;
+  private readonly control: net.Server;
+  private readonly implicit: net.Server | null;
+  private readonly slots = new Map<number, Slot>();
+  private readonly perIp = new Map<string, number>();
+  private readonly maxRestarts: number;
+  private total = 0;
+  private nextId = 1;
+  private turn = 0;
+  private started = false;
+  private startWaiter: { resolve(): void; reject(err: Error): void } | null = null;
+  private stopping: Promise<void> | null = null;
+  private allExited: (() => void) | null = null;
+  /** Workers to start again (they exited); started as the restart budget allows. */
+  private missing = 0;
+  private restarts: number[] = [];
+  private restartTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: PrimaryOptions) {
+    this.log = o.log;
+    this.maxRestarts = o.maxRestartsPerMinute ?? 10;
+    const listener = (implicit: boolean): net.Server =>
+      net.createServer({ pauseOnConnect: true, noDelay: o.tcpNoDelay }, (s) => this.onConnection(s, implicit));
+    this.control = listener(false);
+    this.implicit = o.implicitTlsPort !== null ? listener(true) : null;
+  }
+
+  /** Listen on the control port (and the implicit-TLS one). Rejects with the listen error. */
+  async listen(): Promise<{ control: net.AddressInfo; implicit: net.AddressInfo | null }> {
+    await listenOn(this.control, this.o.host, this.o.port);
+    if (this.implicit) {
+      try {
+        await listenOn(this.implicit, this.o.host, this.o.implicitTlsPort!);
+      } catch (err) {
+        this.control.close();
+        throw err;
+      }
+      this.implicit.on('error', (err) => this.log.error({ err }, 'implicit TLS listener error'));
+    }
+    this.control.on('error', (err) => this.log.error({ err }, 'listener error'));
+    const control = this.control.address() as net.AddressInfo;
+    this.log.info({ address: control.address, port: control.port, workers: this.o.workers }, 'listening (primary)');
+    return { control, implicit: (this.implicit?.address() as net.AddressInfo | null) ?? null };
+  }
+
+  /** Fork the workers. Resolves when every one is ready; rejects with WorkerStartError when one exits first. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.startWaiter = { resolve, reject };
+      for (let i = 0; i < this.o.workers; i++) this.fork();
+    });
+  }
+
+  /** The pids of the running workers. */
+  get workerPids(): number[] {
+    return [...this.slots.values()].map((s) => s.pid);
+  }
+
+  /** Send a signal to every worker (SIGHUP: reload; SIGUSR2: reopen the log). */
+  forward(signal: NodeJS.Signals): void {
+    for (const s of this.slots.values()) {
+      try {
+        s.worker.process.kill(signal);
+      } catch {
+        // exiting already
+      }
+    }
+  }
+
+  /**
+   * Stop accepting; ask every worker to drain (its server.close(): transfers finish within
+   * closeGracePeriod) and exit. Resolves when all have exited.
+   */
+  stop(signal = 'SIGTERM'): Promise<void> {
+    this.stopping ??= this.drain(signal);
+    return this.stopping;
+  }
+
+  /** Kill every worker at once (a second SIGTERM). */
+  kill(): void {
+    this.forward('SIGKILL');
+  }
+
+  private async drain(signal: string): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.missing = 0;
+    const closed = [this.control, this.implicit].map((srv) => (srv?.listening ? new Promise<void>((r) => srv.close(() => r())) : undefined));
+    const exited = this.slots.size === 0 ? Promise.resolve() : new Promise<void>((r) => (this.allExited = r));
+    for (const s of this.slots.values()) this.send(s, { type: 'stop', signal });
+    await exited;
+    await Promise.all(closed);
+  }
+
+  private fork(): Slot {
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
+    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map() };
+    this.slots.set(worker.id, slot);
+    worker.on('message', (msg: ToPrimary) => this.onMessage(slot, msg));
+    worker.on('error', (err) => this.log.warn({ err, worker: worker.id, workerPid: slot.pid }, 'worker IPC error'));
+    worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
+    this.log.info({ worker: worker.id, workerPid: slot.pid }, 'worker started');
+    return slot;
+  }
+
+  private onMessage(slot: Slot, msg: ToPrimary): void {
+    if (msg?.type === 'end') {
+      this.release(slot, msg.id);
+    } else if (msg?.type === 'lockout') {
+      void this.answerLockout(slot, msg.rid, msg.call);
+    } else if (msg?.type === 'ready') {
+      slot.ready = true;
+      this.log.info({ worker: slot.worker.id, workerPid: slot.pid }, 'worker ready');
+      if (!this.started && [...this.slots.values()].every((s) => s.ready) && this.slots.size === this.o.workers) {
+        this.started = true;
+        this.startWaiter?.resolve();
+        this.startWaiter = null;
+      }
+      // If SIGTERM came while this worker was starting, it missed the stop message.
+      if (this.stopping) this.send(slot, { type: 'stop', signal: 'SIGTERM' });
+    }
+  }
+
+  private onExit(slot: Slot, code: number | null, signal: string | null): void {
+    this.slots.delete(slot.worker.id);
+    for (const id of [...slot.conns.keys()]) this.release(slot, id);
+    if (this.stopping) {
+      this.log.info({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker stopped');
+      if (this.slots.size === 0) this.allExited?.();
+      return;
+    }
+    if (!this.started) {
+      // A worker that cannot start (bad certificate, missing home) will not do better the next time.
+      this.log.error({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker exited during start');
+      this.startWaiter?.reject(new WorkerStartError(code, signal));
+      this.startWaiter = null;
+      this.stopping = this.drain('start failed');
+      return;
+    }
+    this.log.error({ worker: slot.worker.id, workerPid: slot.pid, code, signal, connections: slot.conns.size }, 'worker exited; starting a new one');
+    this.missing++;
+    this.replenish();
+  }
+
+  /** Start the missing workers, within the restart budget; the rest wait for it. */
+  private replenish(): void {
+    this.restartTimer = null;
+    while (this.missing > 0 && !this.stopping) {
+      const now = Date.now();
+      this.restarts = this.restarts.filter((t) => now - t < MINUTE_MS);
+      if (this.restarts.length >= this.maxRestarts) {
+        const wait = MINUTE_MS - (now - this.restarts[0]) + 10;
+        this.log.error(
+          { missing: this.missing, restartsLastMinute: this.restarts.length, retryInSeconds: Math.ceil(wait / 1000) },
+          'workers keep exiting: waiting before starting another',
+        );
+        this.restartTimer ??= setTimeout(() => this.replenish(), wait);
+        return;
+      }
+      this.restarts.push(now);
+      this.missing--;
+      const slot = this.fork();
+      this.log.warn({ worker: slot.worker.id, workerPid: slot.pid }, 'replacement worker started');
+    }
+  }
+
+  private onConnection(socket: net.Socket, implicit: boolean): void {
+    socket.on('error', () => {});
+    const ip = socket.remoteAddress ?? '';
+    const refuse = (reason: string): void => {
+      // Read (and drop) what the client sends, so its close is seen and the socket freed.
+      socket.resume();
+      socket.end(formatReply(421, reason));
+    };
+    if (this.stopping) return refuse('Server shutting down.');
+    if (this.total >= this.o.maxConnections) {
+      this.log.warn({ remote: ip }, 'too many connections');
+      return refuse('Too many connections. Service temporarily unavailable.');
+    }
+    const n = this.perIp.get(ip) ?? 0;
+    if (this.o.maxConnectionsPerIp > 0 && n >= this.o.maxConnectionsPerIp) {
+      this.log.warn({ remote: ip }, 'too many connections from one address');
+      return refuse('Too many connections from the same IP address.');
+    }
+    const slot = this.pick();
+    if (!slot) {
+      this.log.warn({ remote: ip }, 'no worker ready');
+      return refuse('Service not available, try again later.');
+    }
+    const id = this.nextId++;
+    this.total++;
+    this.perIp.set(ip, n + 1);
+    slot.conns.set(id, ip);
+    const msg: ToWorker = { type: 'conn', id, implicit };
+    // The socket is closed here once sent: the worker owns it.
+    slot.worker.send(msg, socket, (err: Error | null) => {
+      if (!err) return;
+      this.log.warn({ err, worker: slot.worker.id, remote: ip }, 'could not hand a connection to a worker');
+      this.release(slot, id);
+      socket.destroy();
+    });
+  }
+
+  /** The ready worker with the fewest connections; ties go round. */
+  private pick(): Slot | null {
+    const ready = [...this.slots.values()].filter((s) => s.ready && s.worker.isConnected());
+    if (ready.length === 0) return null;
+    this.turn = (this.turn + 1) % ready.length;
+    let best: Slot | null = null;
+    for (let i = 0; i < ready.length; i++) {
+      const s = ready[(this.turn + i) % ready.length];
+      if (!best || s.conns.size < best.conns.size) best = s;
+    }
+    return best;
+  }
+
+  private release(slot: Slot, id: number): void {
+    const ip = slot.conns.get(id);
+    if (ip === undefined) return;
+    slot.conns.delete(id);
+    this.total--;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+  }
+
+  private async answerLockout(slot: Slot, rid: number, call: LockoutCall): Promise<void> {
+    const store = this.o.lockoutStore;
+    let record: LockoutRecord | undefined;
+    try {
+      if (!store) throw new Error('no lockout store');
+      switch (call.op) {
+        case 'get':
+          record = await store.get(call.key, call.now);
+          break;
+        case 'addFailure':
+          record = await store.addFailure(call.key, call.now, call.windowMs);
+          break;
+        case 'ban':
+          await store.ban(call.key, call.until);
+          break;
+        case 'reset':
+          await store.reset(call.key);
+          break;
+      }
+    } catch (err) {
+      this.log.error({ err }, 'lockout store call failed');
+    }
+    this.send(slot, { type: 'lockout-reply', rid, ...(record ? { record } : {}) });
+  }
+
+  private send(slot: Slot, msg: ToWorker): void {
+    if (!slot.worker.isConnected()) return;
+    slot.worker.send(msg, undefined, () => undefined);
+  }
+}
+
+function listenOn(server: net.Server, host: string, port: number): Promise<void> {
+  const once = (h: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      server.once('error', onError);
+      server.listen({ host: h, port }, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+  return once(host).catch((err: NodeJS.ErrnoException) => {
+    // A machine without IPv6 cannot bind '::'; fall back to every IPv4 address (as FtpServer.listen does).
+    if (host === '::' && err.code === 'EAFNOSUPPORT') return once('0.0.0.0');
+    throw err;
+  });
+}
+
+/**
+ * In a worker: serve the connections the primary hands over and report the end of each; call
+ * `onStop` when the primary asks to stop or is gone. Tells the primary this worker is ready.
+ */
+export function serveForPrimary(server: FtpServer, onStop: (signal: string) => void): void {
+  const send = (msg: ToPrimary): void => {
+    if (process.connected) process.send!(msg, undefined, {}, () => undefined);
+  };
+  process.on('message', (message: unknown, handle: unknown) => {
+    const msg = message as ToWorker | null;
+    if (msg?.type === 'conn') {
+      if (!(handle instanceof net.Socket)) {
+        send({ type: 'end', id: msg.id });
+        return;
+      }
+      server.acceptConnection(handle, { implicitTls: msg.implicit }).then(
+        () => send({ type: 'end', id: msg.id }),
+        (err) => {
+          server.log.error({ err }, 'cannot serve a handed-over connection');
+          send({ type: 'end', id: msg.id });
+        },
+      );
+    } else if (msg?.type === 'stop') {
+      onStop(msg.signal);
+    }
+  });
+  // The primary died: nobody hands connections over or counts them; finish what runs and exit.
+  process.on('disconnect', () => onStop('primary gone'));
+  send({ type: 'ready' });
+}
+
+/** The lockout section's store sizes: its key bound, and how long a record matters (the longer of window and ban). */
+export interface LockoutSizing {
+  maxEntries: number;
+  keepMs: number;
+}
+
+/** The primary's lockout store, which every worker's IpcLockoutStore asks. */
+export function sharedLockoutStore(o: LockoutSizing): LockoutStore {
+  return new MemoryLockoutStore(o.maxEntries, o.keepMs);
+}
+
+/**
+ * A worker's lockout store: every call goes to the primary's store, so failures are counted over
+ * all workers and a ban holds whichever worker a client reaches. Without an answer (no primary,
+ * or none within `timeoutMs`) the worker's own in-memory store answers instead.
+ */
+export class IpcLockoutStore implements LockoutStore {
+  private readonly pending = new Map<number, (record: LockoutRecord | undefined) => void>();
+  private nextRid = 1;
+  private readonly local: MemoryLockoutStore;
+
+  constructor(
+    opts: LockoutSizing,
+    private readonly timeoutMs = 2000,
+  ) {
+    this.local = new MemoryLockoutStore(opts.maxEntries, opts.keepMs);
+    process.on('message', (message: unknown) => {
+      const msg = message as ToWorker | null;
+      if (msg?.type !== 'lockout-reply') return;
+      this.pending.get(msg.rid)?.(msg.record);
+    });
+  }
+
+  private call(call: LockoutCall, fallback: () => LockoutRecord | undefined): Promise<LockoutRecord | undefined> {
+    if (!process.connected || !process.send) return Promise.resolve(fallback());
+    const rid = this.nextRid++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(fallback()), this.timeoutMs);
+      const done = (record: LockoutRecord | undefined): void => {
+        clearTimeout(timer);
+        this.pending.delete(rid);
+        resolve(record);
+      };
+      this.pending.set(rid, done);
+      const msg: ToPrimary = { type: 'lockout', rid, call };
+      process.send!(msg, undefined, {}, (err: Error | null) => {
+        if (err) done(fallback());
+      });
+    });
+  }
+
+  get(key: string, now: number): Promise<LockoutRecord | undefined> {
+    return this.call({ op: 'get', key, now }, () => this.local.get(key, now));
+  }
+
+  async addFailure(key: string, now: number, windowMs: number): Promise<LockoutRecord> {
+    const r = await this.call({ op: 'addFailure', key, now, windowMs }, () => this.local.addFailure(key, now, windowMs));
+    return r ?? this.local.addFailure(key, now, windowMs);
+  }
+
+  async ban(key: string, until: number): Promise<void> {
+    await this.call({ op: 'ban', key, until }, () => {
+      this.local.ban(key, until);
+      return undefined;
+    });
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.call({ op: 'reset', key }, () => {
+      this.local.reset(key);
+      return undefined;
+    });
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Disk quotas for STOR, APPE and STOU (UserLimits.quotaBytes, quotaFiles).
+ *
+ * Before the 150: an upload that would add a file when the user is at quotaFiles, or that has no
+ * byte left to write (at quotaBytes, counting what a STOR over an existing file frees), gets 552.
+ * During the transfer the file handle has a byte budget shared with the user's other uploads:
+ * the bytes that fit are written and kept, like on a disk that fills up, and the transfer ends
+ * with 552. Earlier files are never touched. Afterwards the file's real size corrects the usage.
+ */
+import type { FileHandle, FileStat } from '../fs/types';
+import { withWriteBudget } from '../fs/write-budget';
+import { FtpError } from './errors';
+import type { Session } from './session';
+import type { DiskUsage } from './user-limits';
+
+export interface UploadQuota {
+  /** The handle to transfer into: budgeted when the user has a byte quota. */
+  wrap(handle: FileHandle): FileHandle;
+  /** After the transfer (or a failed open): correct the usage from the file's size on disk. */
+  finish(): Promise<void>;
+  /** The file was not opened and is not ours (STOU's EEXIST): undo the reservation without looking at it. */
+  cancel(): void;
+}
+
+export interface UploadTarget {
+  path: string;
+  /** What is at `path` now (null: the upload creates the file). */
+  existing: FileStat | null;
+  /** APPE: bytes are added after the existing ones. */
+  append: boolean;
+  /** REST offset of a STOR: the file is cut there. */
+  offset: number;
+}
+
+/** The upload's quota bookkeeping, or null when the user has no quota. Throws 552 when it cannot start. */
+export async function startUpload(session: Session, target: UploadTarget): Promise<UploadQuota | null> {
+  const user = session.user;
+  const quotaBytes = session.limits?.quotaBytes ?? 0;
+  const quotaFiles = session.limits?.quotaFiles ?? 0;
+  if (user === null || (quotaBytes <= 0 && quotaFiles <= 0)) return null;
+  const fs = session.requireFs();
+  const tracker = session.ctx.userLimits;
+  let usage: DiskUsage;
+  try {
+    usage = await tracker.usage(user, fs);
+  } catch (err) {
+    session.log.error({ err }, 'disk usage could not be measured');
+    throw new FtpError(451, 'Could not check the disk quota.');
+  }
+  // From here to the reservation below nothing awaits: concurrent uploads see each other's.
+  const creates = target.existing === null;
+  const before = target.existing?.size ?? 0;
+  const freed = target.append ? 0 : Math.max(0, before - target.offset);
+  if (quotaFiles > 0 && creates && usage.files >= quotaFiles) throw new FtpError(552, 'Quota exceeded.');
+  if (quotaBytes > 0 && usage.bytes - freed >= quotaBytes) throw new FtpError(552, 'Quota exceeded.');
+  const endUpload = tracker.beginUpload(user);
+  // The open creates the file and cuts it at the offset: count both now.
+  usage.files += creates ? 1 : 0;
+  usage.bytes = Math.max(0, usage.bytes - freed);
+  /** What the usage now counts for this file. */
+  let counted = target.append ? before : Math.min(before, target.offset);
+  let finished = false;
+  return {
+    wrap(handle) {
+      if (quotaBytes <= 0) return handle;
+      return withWriteBudget(handle, (wanted) => {
+        const granted = Math.min(wanted, Math.max(0, quotaBytes - usage.bytes));
+        usage.bytes += granted;
+        counted += granted;
+        return granted;
+      });
+    },
+    async finish() {
+      if (finished) return;
+      finished = true;
+      let size = 0;
+      let exists = false;
+      try {
+        const st = await fs.stat(target.path);
+        exists = st.kind === 'file';
+        size = exists ? st.size : 0;
+      } catch {
+        // Gone (a failed open, or removed meanwhile): it holds nothing.
+      }
+      usage.bytes = Math.max(0, usage.bytes + size - counted);
+      if (creates && !exists) usage.files = Math.max(0, usage.files - 1);
+      endUpload();
+    },
+    cancel() {
+      if (finished) return;
+      finished = true;
+      usage.bytes += freed;
+      if (creates) usage.files = Math.max(0, usage.files - 1);
+      endUpload();
+    },
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * The server's per-user bookkeeping for UserLimits: logged-in sessions (maxSessions), running
+ * transfers (a user's bandwidth is shared among them), and disk usage (quotaBytes, quotaFiles).
+ *
+ * Usage is the total size and count of regular files under the user's home, measured by walking
+ * the session's FileSystem (symlinks are not followed), kept per user with every upload's and
+ * DELE's change applied as it happens, and measured again when older than USAGE_MAX_AGE_MS
+ * (never while one of the user's uploads runs: the walk would see half-written files). Changes
+ * made behind the server's back (another program, another server) are seen at the next walk.
+ * An entry is dropped when the user has no session, transfer or upload left.
+ */
+import { USER_LIMIT_KEYS, type UserLimits } from '../auth/types';
+import type { FileSystem } from '../fs/types';
+import { ftpJoin } from '../fs/paths';
+
+/** How long a measured usage is trusted before the next upload measures it again. */
+export const USAGE_MAX_AGE_MS = 60_000;
+
+/** Bytes and regular files under a user's home. Live: uploads and DELE change it in place. */
+export interface DiskUsage {
+  bytes: number;
+  files: number;
+}
+
+interface UserEntry {
+  readonly name: string;
+  sessions: number;
+  running: { send: number; receive: number };
+  /** Uploads between UploadQuota's start and its finish: no walk while there are any. */
+  uploads: number;
+  /** Null until the first walk has finished. */
+  usage: DiskUsage | null;
+  measuredAt: number;
+  walking: Promise<DiskUsage> | null;
+}
+
+/** A transfer counted against its user; `sharedBy` is how many of the user's transfers in its direction run, itself included. */
+export interface RunningTransfer {
+  readonly sharedBy: number;
+  end(): void;
+}
+
+/** Walk `fs` from its root: the size and number of regular files (lstat: links are neither followed nor counted). */
+export async function measureUsage(fs: FileSystem): Promise<DiskUsage> {
+  const usage: DiskUsage = { bytes: 0, files: 0 };
+  const dirs = ['/'];
+  while (dirs.length > 0) {
+    const dir = dirs.pop()!;
+    let entries;
+    try {
+      entries = await fs.readdir(dir);
+    } catch (err) {
+      // The home itself must be readable; a folder below it that is not holds nothing we can count.
+      if (dir === '/') throw err;
+      continue;
+    }
+    for (const e of entries) {
+      if (e.stat.kind === 'file') {
+        usage.bytes += e.stat.size;
+        usage.files += 1;
+      } else if (e.stat.kind === 'dir') {
+        dirs.push(ftpJoin(dir, e.name));
+      }
+    }
+  }
+  return usage;
+}
+
+export class UserLimitsTracker {
+  private readonly users = new Map<string, UserEntry>();
+
+  constructor(
+    private readonly measure: (fs: FileSystem) => Promise<DiskUsage> = measureUsage,
+    private readonly maxAgeMs = USAGE_MAX_AGE_MS,
+  ) {}
+
+  /** Logged-in sessions of `user` now. */
+  sessions(user: string): number {
+    return this.users.get(user)?.sessions ?? 0;
+  }
+
+  /**
+   * Count a login of `user` unless it already has `max` sessions (0: no limit). Synchronous, so
+   * two logins racing cannot both take the last slot. Returns the release, or null when refused.
+   */
+  login(user: string, max: number): (() => void) | null {
+    const e = this.entry(user);
+    if (max > 0 && e.sessions >= max) {
+      this.dropIfIdle(e);
+      return null;
+    }
+    e.sessions += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      e.sessions -= 1;
+      this.dropIfIdle(e);
+    };
+  }
+
+  /** Count a transfer of `user` in `direction` until `end()`. */
+  beginTransfer(user: string, direction: 'send' | 'receive'): RunningTransfer {
+    const e = this.entry(user);
+    e.running[direction] += 1;
+    let ended = false;
+    return {
+      sharedBy: e.running[direction],
+      end: () => {
+        if (ended) return;
+        ended = true;
+        e.running[direction] -= 1;
+        this.dropIfIdle(e);
+      },
+    };
+  }
+
+  /**
+   * The user's disk usage: the cached one while fresh (or while an upload runs), else a new
+   * walk of `fs`. Concurrent callers share one walk. The object returned is live.
+   */
+  usage(user: string, fs: FileSystem): Promise<DiskUsage> {
+    const e = this.entry(user);
+    if (e.walking) return e.walking;
+    if (e.usage && (e.uploads > 0 || Date.now() - e.measuredAt < this.maxAgeMs)) return Promise.resolve(e.usage);
+    const walk = this.measure(fs).then((u) => {
+      // One object for the entry's whole life: uploads hold it and update it in place.
+      e.usage ??= { bytes: 0, files: 0 };
+      e.usage.bytes = u.bytes;
+      e.usage.files = u.files;
+      e.measuredAt = Date.now();
+      return e.usage;
+    });
+    e.walking = walk;
+    const done = (): void => {
+      e.walking = null;
+      this.dropIfIdle(e);
+    };
+    walk.then(done, done);
+    return walk;
+  }
+
+  /** Apply a change the server made (DELE, RNTO over a file) to a measured usage; a no-op before the first walk. */
+  adjust(user: string, bytes: number, files: number): void {
+    const u = this.users.get(user)?.usage;
+    if (!u) return;
+    u.bytes = Math.max(0, u.bytes + bytes);
+    u.files = Math.max(0, u.files + files);
+  }
+
+  /** Count an upload of `user` (no walk replaces the usage meanwhile) until the release is called. */
+  beginUpload(user: string): () => void {
+    const e = this.entry(user);
+    e.uploads += 1;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      e.uploads -= 1;
+      this.dropIfIdle(e);
+    };
+  }
+
+  /** Users with an entry now (for tests and diagnostics). */
+  get size(): number {
+    return this.users.size;
+  }
+
+  private entry(user: string): UserEntry {
+    let e = this.users.get(user);
+    if (!e) {
+      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, uploads: 0, usage: null, measuredAt: 0, walking: null };
+      this.users.set(user, e);
+    }
+    return e;
+  }
+
+  private dropIfIdle(e: UserEntry): void {
+    if (e.sessions > 0 || e.running.send > 0 || e.running.receive > 0 || e.uploads > 0 || e.walking) return;
+    if (this.users.get(e.name) === e) this.users.delete(e.name);
+  }
+}
+
+/**
+ * An authorizer's answer made safe to use: only the known keys, each a positive whole number
+ * (anything else, a negative or a NaN say, means no limit).
+ */
+export function normalizeLimits(raw: unknown): Readonly<UserLimits> {
+  const out: UserLimits = {};
+  if (typeof raw !== 'object' || raw === null) return Object.freeze(out);
+  for (const k of USER_LIMIT_KEYS) {
+    const v = (raw as Record<string, unknown>)[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v >= 1) out[k] = Math.floor(v);
+  }
+  return Object.freeze(out);
+}

@@ -1,0 +1,258 @@
+// Per-user limits (UserLimits): sessions, bandwidth and disk quota, over real loopback sockets,
+// plus how VirtualAuthorizer and the config file take them.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { ConfigError } from '../../src/config/errors';
+import { ConfigFileError, buildAuthorizer, loadConfigFile } from '../../src/config/file';
+import { VirtualAuthorizer, fromConfig, type UserLimits } from '../../src/auth';
+import { startServer, type StartOptions, type TestServer } from '../helpers/server';
+import { LineClient, type Reply } from '../helpers/line-client';
+import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+
+const USER = 'limited';
+const PASS = 'limited-pw';
+
+/** A server whose one user, USER, has `limits` and every permission letter; its home is ts.root. */
+async function serve(t: ExecutionContext, limits: UserLimits, opts: StartOptions = {}): Promise<TestServer> {
+  const auth = new VirtualAuthorizer({ scrypt: { ln: 4, r: 8, p: 1 } });
+  const ts = await startServer(t, { ...opts, authorizer: auth });
+  auth.addUser(USER, PASS, ts.root, { perm: 'elradfmwMT', limits });
+  return ts;
+}
+
+async function login(ts: TestServer): Promise<LineClient> {
+  return loggedIn(ts.port, USER, PASS);
+}
+
+/**
+ * STOR/APPE/STOU over a passive connection. Unlike the shared helper it ignores errors on the
+ * data socket: a server that stops an upload at the quota closes the connection under the sender.
+ */
+async function upload(c: LineClient, line: string, body: Buffer): Promise<{ first: Reply; final: Reply | null }> {
+  const plan = await prepareData(c, 'passive');
+  c.send(`${line}\r\n`);
+  const first = await c.read();
+  if (!first) throw new Error(`connection closed after ${line}`);
+  if (first.code !== 150 && first.code !== 125) {
+    plan.close();
+    return { first, final: null };
+  }
+  const sock = await plan.socket();
+  sock.on('error', () => {});
+  sock.end(body);
+  const final = await c.read();
+  sock.destroy();
+  return { first, final };
+}
+
+const onDisk = (ts: TestServer, name: string): Buffer => fs.readFileSync(path.join(ts.root, name));
+
+// ---- maxSessions -----------------------------------------------------------------------------
+
+test('maxSessions: the login past the limit gets 530 and keeps its connection; QUIT and REIN free a slot', async (t) => {
+  const ts = await serve(t, { maxSessions: 2 });
+  const a = await login(ts);
+  const b = await login(ts);
+  const c = await LineClient.open(ts.port);
+  t.is((await c.cmd(`USER ${USER}`)).code, 331);
+  const refused = await c.cmd(`PASS ${PASS}`);
+  t.is(refused.code, 530);
+  t.is(refused.text, 'Too many sessions for this user.');
+  // Still connected, and not logged in.
+  t.is((await c.cmd('NOOP')).code, 200);
+  t.is((await c.cmd('PWD')).code, 530);
+
+  t.is((await a.cmd('QUIT')).code, 221);
+  await a.whenClosed();
+  await c.login(USER, PASS);
+  t.is((await c.cmd('PWD')).code, 257);
+
+  // REIN logs out: its slot is free for another connection.
+  const d = await LineClient.open(ts.port);
+  t.is((await d.cmd(`USER ${USER}`)).code, 331);
+  t.is((await d.cmd(`PASS ${PASS}`)).code, 530);
+  t.is((await b.cmd('REIN')).code, 220);
+  await d.login(USER, PASS);
+  // And the REIN'd session cannot take a third slot back.
+  t.is((await b.cmd(`USER ${USER}`)).code, 331);
+  t.is((await b.cmd(`PASS ${PASS}`)).code, 530);
+
+  // A dropped connection gives its slot back too.
+  const gone = nextEvent(ts.server, 'disconnect');
+  c.close();
+  await gone;
+  await b.login(USER, PASS);
+  t.pass();
+});
+
+// ---- bandwidth -------------------------------------------------------------------------------
+
+test('writeLimit: a 256 KiB download at 128 KiB/s takes at least 1.5 s', async (t) => {
+  const ts = await serve(t, { writeLimit: 128 * 1024 });
+  const body = randomContent(256 * 1024);
+  fs.writeFileSync(path.join(ts.root, 'big.bin'), body);
+  const c = await login(ts);
+  const started = Date.now();
+  const r = await retr(c, 'passive', 'RETR big.bin');
+  const took = Date.now() - started;
+  t.is(r.final?.code, 226);
+  t.is(r.digest.sha256, sha256(body));
+  t.true(took >= 1500, `took ${took} ms`);
+});
+
+test("writeLimit is shared: two downloads of one user at once split it", async (t) => {
+  // Alone, each 128 KiB file would take about 1 s at 128 KiB/s; shared, the second one to start gets half.
+  const ts = await serve(t, { writeLimit: 128 * 1024 });
+  const body = randomContent(128 * 1024);
+  fs.writeFileSync(path.join(ts.root, 'one.bin'), body);
+  const c1 = await login(ts);
+  const c2 = await login(ts);
+  const timed = async (c: LineClient): Promise<number> => {
+    const started = Date.now();
+    const r = await retr(c, 'passive', 'RETR one.bin');
+    t.is(r.final?.code, 226);
+    t.is(r.digest.sha256, sha256(body));
+    return Date.now() - started;
+  };
+  const times = await Promise.all([timed(c1), timed(c2)]);
+  t.true(Math.max(...times) >= 1500, `took ${times.join(' and ')} ms`);
+});
+
+// ---- disk quota: bytes -----------------------------------------------------------------------
+
+for (const useSendfile of [true, false]) {
+  test(`quotaBytes (useSendfile ${useSendfile}): the upload crossing it keeps what fits and gets 552; DELE frees room`, async (t) => {
+    const ts = await serve(t, { quotaBytes: 100_000 }, { useSendfile });
+    const old = randomContent(10_000);
+    fs.writeFileSync(path.join(ts.root, 'old.bin'), old);
+    const c = await login(ts);
+    const a = randomContent(40_000);
+    const b = Buffer.from(randomContent(40_001).subarray(1));
+
+    t.is((await upload(c, 'STOR a.bin', a)).final?.code, 226);
+    t.is((await upload(c, 'STOR b.bin', b)).final?.code, 226);
+    const crossing = Buffer.from(randomContent(40_002).subarray(2));
+    const r = await upload(c, 'STOR c.bin', crossing);
+    t.true([125, 150].includes(r.first.code), String(r.first.code));
+    t.is(r.final?.code, 552);
+    t.is(r.final?.text, 'Quota exceeded.');
+
+    // Earlier files intact and whole; the crossing one holds what fitted (100 000 - 90 000 bytes).
+    t.is(sha256(onDisk(ts, 'old.bin')), sha256(old));
+    t.is(sha256(onDisk(ts, 'a.bin')), sha256(a));
+    t.is(sha256(onDisk(ts, 'b.bin')), sha256(b));
+    t.deepEqual(onDisk(ts, 'c.bin'), crossing.subarray(0, 10_000));
+
+    // The session still works; at the quota, an upload is refused before any 150.
+    t.is((await c.cmd('NOOP')).code, 200);
+    const full = await upload(c, 'STOR d.bin', randomContent(10));
+    t.is(full.first.code, 552);
+    t.is(full.final, null);
+    t.false(fs.existsSync(path.join(ts.root, 'd.bin')));
+
+    // DELE frees its room at once.
+    t.is((await c.cmd('DELE a.bin')).code, 250);
+    const d = Buffer.from(randomContent(30_003).subarray(3));
+    t.is((await upload(c, 'STOR d.bin', d)).final?.code, 226);
+    t.is(sha256(onDisk(ts, 'd.bin')), sha256(d));
+
+    // Replacing a file counts only the difference: c.bin (10 000) becomes 20 000 bytes (total 100 000).
+    const c2 = Buffer.from(randomContent(20_004).subarray(4));
+    t.is((await upload(c, 'STOR c.bin', c2)).final?.code, 226);
+    t.is(sha256(onDisk(ts, 'c.bin')), sha256(c2));
+  });
+}
+
+test('quotaBytes: APPE across the limit keeps the old bytes and what fits of the new', async (t) => {
+  const ts = await serve(t, { quotaBytes: 50_000 });
+  const c = await login(ts);
+  const first = randomContent(30_000);
+  t.is((await upload(c, 'STOR f.bin', first)).final?.code, 226);
+  const more = Buffer.from(randomContent(30_005).subarray(5));
+  const r = await upload(c, 'APPE f.bin', more);
+  t.true([125, 150].includes(r.first.code), String(r.first.code));
+  t.is(r.final?.code, 552);
+  t.deepEqual(onDisk(ts, 'f.bin'), Buffer.concat([first, more.subarray(0, 20_000)]));
+  // Full: APPE is refused before the 150.
+  t.is((await upload(c, 'APPE f.bin', randomContent(10))).first.code, 552);
+  t.is(onDisk(ts, 'f.bin').length, 50_000);
+});
+
+test('quotaBytes is shared by the sessions of one user, and counts files made before login', async (t) => {
+  const ts = await serve(t, { quotaBytes: 64 * 1024 });
+  fs.mkdirSync(path.join(ts.root, 'sub'));
+  fs.writeFileSync(path.join(ts.root, 'sub', 'there.bin'), randomContent(32 * 1024));
+  const c1 = await login(ts);
+  const c2 = await login(ts);
+  t.is((await upload(c1, 'STOR one.bin', randomContent(16 * 1024))).final?.code, 226);
+  const r = await upload(c2, 'STOR two.bin', randomContent(32 * 1024));
+  t.is(r.final?.code, 552);
+  t.is(onDisk(ts, 'two.bin').length, 16 * 1024);
+});
+
+// ---- disk quota: files -----------------------------------------------------------------------
+
+test('quotaFiles: an upload that would add a file at the limit gets 552 before any 150', async (t) => {
+  const ts = await serve(t, { quotaFiles: 2 });
+  fs.writeFileSync(path.join(ts.root, 'old.bin'), 'x');
+  const c = await login(ts);
+  t.is((await upload(c, 'STOR new1.bin', randomContent(100))).final?.code, 226);
+  for (const line of ['STOR new2.bin', 'APPE new2.bin', 'STOU']) {
+    const r = await upload(c, line, randomContent(100));
+    t.is(r.first.code, 552, line);
+    t.is(r.first.text, 'Quota exceeded.');
+  }
+  t.deepEqual(fs.readdirSync(ts.root).sort(), ['new1.bin', 'old.bin']);
+  // Replacing or appending to an existing file adds none.
+  t.is((await upload(c, 'STOR new1.bin', randomContent(200))).final?.code, 226);
+  t.is((await upload(c, 'APPE old.bin', randomContent(10))).final?.code, 226);
+  // DELE gives a file back.
+  t.is((await c.cmd('DELE new1.bin')).code, 250);
+  t.is((await upload(c, 'STOR new2.bin', randomContent(100))).final?.code, 226);
+});
+
+// ---- the authorizer and the config file -------------------------------------------------------
+
+test('VirtualAuthorizer keeps limits per user and checks them', (t) => {
+  const a = new VirtualAuthorizer({ allowPlaintextPasswords: true });
+  a.addUser('bob', 'pw', '/tmp', { limits: { maxSessions: 3, writeLimit: 0, quotaBytes: 1024 } });
+  a.addUser('eve', 'pw', '/tmp');
+  // 0 means no limit, and is dropped.
+  t.deepEqual(a.getLimits('bob'), { maxSessions: 3, quotaBytes: 1024 });
+  t.deepEqual(a.getLimits('eve'), {});
+  t.deepEqual(a.getLimits('nobody'), {});
+  const bad = (limits: unknown): ConfigError =>
+    t.throws(() => a.addUser('carl', 'pw', '/tmp', { limits: limits as UserLimits }), { instanceOf: ConfigError }) as ConfigError;
+  t.is(bad({ maxSessions: -1 }).key, 'users.carl.limits.maxSessions');
+  t.is(bad({ readLimit: 1.5 }).key, 'users.carl.limits.readLimit');
+  t.is(bad({ quotaFiles: '10' }).key, 'users.carl.limits.quotaFiles');
+  t.is(bad({ quota: 10 }).key, 'users.carl.limits.quota');
+  t.is(bad([]).key, 'users.carl.limits');
+  t.false(a.hasUser('carl'));
+  const e = t.throws(() => fromConfig([{ name: 'x', password: 'p', home: '/tmp', limits: { quotaBytes: -5 } }]), { instanceOf: ConfigError }) as ConfigError;
+  t.is(e.key, 'users[0].limits.quotaBytes');
+});
+
+test('the config file takes users[].limits, and a bad value names its line', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-limits-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'f.yaml');
+  const yaml = (limits: string): string =>
+    `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n    - name: alice\n      password: pw\n      home: /tmp\n      limits:\n${limits}`;
+  fs.writeFileSync(file, yaml('        maxSessions: 2\n        quotaBytes: 1048576\n'));
+  const cfg = loadConfigFile(file);
+  const built = buildAuthorizer(cfg);
+  t.deepEqual(built.authorizer.getLimits?.('alice'), { maxSessions: 2, quotaBytes: 1048576 });
+
+  fs.writeFileSync(file, yaml('        maxSessions: -2\n'));
+  const err = t.throws(() => loadConfigFile(file), { instanceOf: ConfigFileError }) as ConfigFileError;
+  t.is(err.issues.length, 1, JSON.stringify(err.issues));
+  t.is(err.issues[0].path, 'authorizer.users[0].limits.maxSessions');
+  t.is(err.issues[0].line, 9);
+
+  fs.writeFileSync(file, yaml('        sessions: 2\n'));
+  const unknown = t.throws(() => loadConfigFile(file), { instanceOf: ConfigFileError }) as ConfigFileError;
+  t.is(unknown.issues[0].path, 'authorizer.users[0].limits.sessions');
+});

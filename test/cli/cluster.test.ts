@@ -1,0 +1,269 @@
+// server.workers: a primary that listens and hands connections to worker processes.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import { Client, FTPError, enterPassiveModeIPv4 } from 'basic-ftp';
+import { eventually, login, startDaemon, tmpDir, type Cli } from './_daemon';
+
+type Daemon = Cli & { port: number };
+
+interface LogRecord {
+  pid: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** The daemon's bunyan records so far (every process writes to the same stdout). */
+function records(d: Daemon): LogRecord[] {
+  const out: LogRecord[] = [];
+  for (const line of d.stdout().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as LogRecord);
+    } catch {
+      // a line still being written
+    }
+  }
+  return out;
+}
+
+/** The pids that wrote `recs`, each once, sorted. */
+function distinctPids(recs: LogRecord[]): number[] {
+  return [...new Set(recs.map((r) => r.pid))].sort();
+}
+
+/** The worker pids the banner names. */
+async function workerPids(d: Daemon): Promise<number[]> {
+  const m = await d.waitFor('stderr', /workers: \d+ \(pids ([\d, ]+)\)/);
+  return m[1].split(', ').map(Number);
+}
+
+function writeConfig(dir: string, server: string, more = ''): string {
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.mkdirSync(path.join(dir, 'home'), { recursive: true });
+  fs.writeFileSync(
+    file,
+    `server: { host: 127.0.0.1, port: 0, authFailedTimeout: 0, ${server} }\n` +
+      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n` +
+      `    - { name: alice, password: pw, home: home, perm: elradfmw }\n` +
+      `logging: { level: info }\n${more}`,
+  );
+  return file;
+}
+
+/** A control connection that has read its first reply line. */
+function rawConnect(t: ExecutionContext, port: number): Promise<{ socket: net.Socket; reply: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    t.teardown(() => socket.destroy());
+    let buf = '';
+    socket.setEncoding('utf8');
+    socket.on('error', reject);
+    socket.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\r\n');
+      if (nl >= 0) resolve({ socket, reply: buf.slice(0, nl) });
+    });
+  });
+}
+
+const sha = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex');
+
+async function download(c: Client, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await c.downloadTo(
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        chunks.push(chunk);
+        cb();
+      },
+    }),
+    name,
+  );
+  return Buffer.concat(chunks);
+}
+
+/** A passive port range above the kernel's ephemeral ports, so that nothing else takes them. */
+function passiveRange(size: number): [number, number] {
+  const first = 61000 + Math.floor(Math.random() * (65000 - 61000 - size));
+  return [first, first + size - 1];
+}
+
+test('2 workers, 50 clients over PASV sharing one passive range: every transfer arrives whole, both workers serve', async (t) => {
+  const dir = tmpDir(t);
+  const [first, last] = passiveRange(64);
+  const file = writeConfig(dir, `workers: 2, passivePorts: [${first}, ${last}], maxConnections: 100`);
+  const shared = crypto.randomBytes(256 * 1024 + 1);
+  fs.writeFileSync(path.join(dir, 'home', 'shared.bin'), shared);
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  t.is(pids.length, 2);
+
+  const one = async (i: number): Promise<void> => {
+    const c = await login(t, d.port, 'alice', 'pw');
+    c.prepareTransfer = enterPassiveModeIPv4; // PASV, not EPSV
+    const mine = crypto.randomBytes(1 + ((i * 7919) % (192 * 1024)));
+    await c.uploadFrom(Readable.from([mine]), `up-${i}.bin`);
+    t.is(sha(await download(c, `up-${i}.bin`)), sha(mine), `client ${i}: its upload came back whole`);
+    t.is(sha(await download(c, 'shared.bin')), sha(shared), `client ${i}: the shared file arrived whole`);
+    const names = (await c.list()).map((f) => f.name);
+    t.true(names.includes(`up-${i}.bin`));
+    c.close();
+  };
+  await Promise.all(Array.from({ length: 50 }, (_, i) => one(i)));
+  for (let i = 0; i < 50; i++) t.true(fs.existsSync(path.join(dir, 'home', `up-${i}.bin`)));
+
+  // Each session's records carry the pid of the worker that served it (bunyan's pid field).
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length >= 50, 'every session ended');
+  const connected = records(d).filter((r) => r.msg === 'connected');
+  t.is(connected.length, 50);
+  const perWorker = new Map<number, number>();
+  for (const r of connected) perWorker.set(r.pid, (perWorker.get(r.pid) ?? 0) + 1);
+  t.deepEqual([...perWorker.keys()].sort(), [...pids].sort(), 'both workers, and only they, served sessions');
+  for (const [pid, n] of perWorker) t.true(n >= 10, `worker ${pid} served ${n} of 50`);
+  // Every transfer record comes from the worker whose session asked for it.
+  const transfers = records(d).filter((r) => r.msg === 'transfer');
+  t.true(transfers.length >= 150, `${transfers.length} transfer records`);
+  const sessions = new Set(connected.map((r) => `${r.pid}/${r.session}`));
+  for (const r of transfers) t.true(sessions.has(`${r.pid}/${r.session}`));
+  t.deepEqual(
+    records(d)
+      .filter((r) => (r.level as number) >= 50)
+      .map((r) => r.msg),
+    [],
+    'no errors logged',
+  );
+});
+
+test('maxConnectionsPerIp 3 holds across 2 workers: the 4th connection gets 421; a closed one frees its place', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2, maxConnectionsPerIp: 3');
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const open: Array<{ socket: net.Socket; reply: string }> = [];
+  for (let i = 0; i < 3; i++) {
+    const c = await rawConnect(t, d.port);
+    t.regex(c.reply, /^220 /);
+    open.push(c);
+  }
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 3, 'three sessions logged');
+  const served = new Set(records(d).filter((r) => r.msg === 'connected').map((r) => r.pid));
+  t.deepEqual([...served].sort(), [...pids].sort(), 'the three are spread over both workers: no worker alone had 3');
+
+  const fourth = await rawConnect(t, d.port);
+  t.regex(fourth.reply, /^421 Too many connections from the same IP address/);
+
+  open[0].socket.write('QUIT\r\n');
+  await new Promise((r) => open[0].socket.once('close', r));
+  // The worker reports the end to the primary; then a new connection is welcome again.
+  let again = '';
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length === 1, 'the session ended');
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const c = await rawConnect(t, d.port);
+    again = c.reply;
+    if (again.startsWith('220')) break;
+    c.socket.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.regex(again, /^220 /);
+});
+
+test('kill -9 of a worker: the primary logs it, starts a new one, and new logins work', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2');
+  fs.writeFileSync(path.join(dir, 'home', 'a.txt'), 'A');
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  // A session on the other worker keeps working through it all.
+  const before = await login(t, d.port, 'alice', 'pw');
+  await eventually(() => records(d).some((r) => r.msg === 'connected'), 'the first session is logged');
+  const survivor = records(d).find((r) => r.msg === 'connected')!.pid;
+  const victim = pids.find((p) => p !== survivor)!;
+  process.kill(victim, 'SIGKILL');
+  await eventually(
+    () => records(d).some((r) => r.msg === 'worker exited; starting a new one' && r.pid === d.pid && r.workerPid === victim && r.signal === 'SIGKILL'),
+    'the primary logs the exit',
+  );
+  await eventually(() => records(d).some((r) => r.msg === 'worker ready' && r.worker === 3), 'a new worker is ready');
+  const fresh = records(d).find((r) => r.msg === 'replacement worker started')!.workerPid as number;
+  t.false([victim, survivor].includes(fresh));
+  // Several logins at once: the least busy workers get them, the new one included.
+  const clients = await Promise.all(Array.from({ length: 4 }, () => login(t, d.port, 'alice', 'pw')));
+  for (const c of clients) t.deepEqual((await c.list()).map((f) => f.name), ['a.txt']);
+  const servedBy = records(d)
+    .filter((r) => r.msg === 'connected')
+    .slice(1)
+    .map((r) => r.pid);
+  t.is(servedBy.length, 4);
+  t.true(servedBy.includes(fresh), 'the new worker serves sessions');
+  t.false(servedBy.includes(victim));
+  t.deepEqual(
+    (await before.list()).map((f) => f.name),
+    ['a.txt'],
+    'the session on the surviving worker still works',
+  );
+});
+
+test('SIGTERM to the primary: workers drain, a running download completes, exit 0', async (t) => {
+  const dir = tmpDir(t);
+  // 384 KiB/s: the download takes about two seconds, and SIGTERM arrives in its first moments.
+  const file = writeConfig(dir, 'workers: 2, writeLimit: 393216, closeGracePeriod: 20');
+  const content = crypto.randomBytes(768 * 1024);
+  fs.writeFileSync(path.join(dir, 'home', 'big.bin'), content);
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const c = await login(t, d.port, 'alice', 'pw');
+  const chunks: Buffer[] = [];
+  let signalled = false;
+  await c.downloadTo(
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        chunks.push(chunk);
+        if (!signalled) {
+          signalled = true;
+          process.kill(d.pid, 'SIGTERM');
+        }
+        cb();
+      },
+    }),
+    'big.bin',
+  );
+  t.true(signalled);
+  t.true(Buffer.concat(chunks).equals(content), 'the whole file arrived');
+  t.deepEqual(await d.exited, { code: 0, signal: null });
+  const stopped = records(d).filter((r) => r.msg === 'stopping: letting transfers finish');
+  t.deepEqual(distinctPids(stopped), [d.pid, ...pids].sort(), 'the primary and both workers drained');
+  t.true(records(d).some((r) => r.msg === 'all workers stopped' && r.pid === d.pid));
+  for (const pid of pids) t.throws(() => process.kill(pid, 0), undefined, `worker ${pid} is gone`);
+});
+
+test('lockout counts failures over all workers: the ban holds whichever worker a client reaches', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2', 'lockout: { maxFailures: 2, delayBase: 0, banSeconds: 60, keys: address }\n');
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const attempt = async (password: string): Promise<number | undefined> => {
+    const c = new Client(10_000);
+    t.teardown(() => c.close());
+    try {
+      await c.access({ host: '127.0.0.1', port: d.port, user: 'alice', password });
+      return 230;
+    } catch (err) {
+      return (err as FTPError).code;
+    } finally {
+      c.close();
+    }
+  };
+  t.is(await attempt('wrong'), 530);
+  t.is(await attempt('wrong'), 530);
+  // One failure on each worker: counted apart, neither would have banned.
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort());
+  t.is(await attempt('pw'), 530, 'banned: the right password is refused');
+  t.is(await attempt('pw'), 530, 'on the other worker too');
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 4, 'four sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort());
+});
