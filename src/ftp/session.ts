@@ -86,7 +86,8 @@ export class Session {
   abortAnswered = false;
 
   private readonly framer: CommandFramer;
-  private readonly queue: CommandEvent[] = [];
+  /** Commands and framing errors, answered in arrival order. */
+  private readonly queue: FrameEvent[] = [];
   private busy = false;
   private closed = false;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -204,7 +205,7 @@ export class Session {
     if (this.closed) return;
     if (ev.type === 'error') {
       // Framing errors are answered in order with the commands around them.
-      this.queue.push({ type: 'command', verb: '', arg: '', line: '', error: ev } as CommandEvent & { error: typeof ev });
+      this.queue.push(ev);
     } else if (DURING_TRANSFER.has(ev.verb) && (this.transfer || this.transferAbort) && this.busy) {
       void this.execute(ev);
       return;
@@ -233,9 +234,8 @@ export class Session {
           this.readPaused = false;
           if (!this.tlsPending) this.control.resume();
         }
-        const framingError = (ev as CommandEvent & { error?: { code: number; reason: string } }).error;
-        if (framingError) {
-          this.reply(framingError.code, framingError.reason);
+        if (ev.type === 'error') {
+          this.reply(ev.code, ev.reason);
           continue;
         }
         await this.execute(ev);
