@@ -9,6 +9,7 @@
 --   VALUES ('alice', '$scrypt$ln=14,r=8,p=1$...$...', '/srv/ftp/alice', 'elradfmwMT');
 --   INSERT INTO perm_overrides (user_name, directory, perm, recursive)
 --   VALUES ('alice', '/incoming', 'elrw', true);
+--   UPDATE users SET max_sessions = 3, quota_bytes = 1073741824 WHERE name = 'alice';
 --
 -- The authorizer caches a row read for a successful login (cacheTtl, 5 s by default): a change
 -- here applies to a user's next login after that, and to the sessions that login shares with.
@@ -30,9 +31,24 @@ CREATE TABLE IF NOT EXISTS users (
     msg_quit      text,
     -- false refuses logins (open sessions end on their own).
     enabled       boolean NOT NULL DEFAULT true,
+    -- Per-user limits; NULL or 0 is no limit. Logged-in sessions at once (one more gets 530),
+    -- upload and download bytes per second (shared by the user's transfers in that direction),
+    -- and the total size and number of files under home (an upload past them gets 552).
+    max_sessions  integer CHECK (max_sessions >= 0),
+    read_limit    bigint  CHECK (read_limit >= 0),
+    write_limit   bigint  CHECK (write_limit >= 0),
+    quota_bytes   bigint  CHECK (quota_bytes >= 0),
+    quota_files   integer CHECK (quota_files >= 0),
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- A users table made before the limit columns existed gets them here (no-ops otherwise).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS max_sessions integer CHECK (max_sessions >= 0);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS read_limit   bigint  CHECK (read_limit >= 0);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS write_limit  bigint  CHECK (write_limit >= 0);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS quota_bytes  bigint  CHECK (quota_bytes >= 0);
+ALTER TABLE users ADD COLUMN IF NOT EXISTS quota_files  integer CHECK (quota_files >= 0);
 
 CREATE TABLE IF NOT EXISTS perm_overrides (
     user_name  text NOT NULL REFERENCES users (name) ON UPDATE CASCADE ON DELETE CASCADE,

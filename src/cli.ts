@@ -523,6 +523,11 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
     maxConnectionsPerIp: o.maxConnectionsPerIp,
     tcpNoDelay: o.tcpNoDelay,
     log: logger,
+    // The workers do not listen for metrics: the primary serves all of theirs, summed.
+    metrics: o.metrics,
+    // The primary reads the PROXY header: maxConnectionsPerIp counts the clients, not the proxy.
+    proxy:
+      o.proxyProtocol === false ? null : { mode: o.proxyProtocol, trustedProxies: [...o.trustedProxies], timeoutMs: o.proxyProtocolTimeout * 1000 },
   });
   let addrs: Awaited<ReturnType<typeof primary.listen>>;
   try {
@@ -586,7 +591,11 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
     exit(err instanceof WorkerStartError && err.exitCode ? err.exitCode : EXIT.config);
   }
   if (stopping) return;
-  printBanner(cfg, server, addrs.control.address, addrs.control.port, { implicitPort: addrs.implicit?.port ?? null, workerPids: primary.workerPids });
+  printBanner(cfg, server, addrs.control.address, addrs.control.port, {
+    implicitPort: addrs.implicit?.port ?? null,
+    workerPids: primary.workerPids,
+    metrics: primary.metricsAddress(),
+  });
 }
 
 /** `cluster`: the primary's facts when there are workers (its FtpServer only checked the options, it does not listen). */
@@ -595,7 +604,7 @@ function printBanner(
   server: FtpServer,
   address: string,
   port: number,
-  cluster?: { implicitPort: number | null; workerPids: number[] },
+  cluster?: { implicitPort: number | null; workerPids: number[]; metrics: import('node:net').AddressInfo | null },
 ): void {
   const host = urlHost(address);
   const lines = [`ftpdlib ${VERSION} listening on ftp://${host}:${port}/ (config ${cfg.file})`];
@@ -616,7 +625,7 @@ function printBanner(
     lines.push(`FTPS: explicit (AUTH TLS) with ${server.options.tls.certFile}${implicit ? `; implicit on port ${implicit.port}` : ''}`);
   }
   const demoUser = cfg.demo?.printLogin ? homes.find((h) => h.plainPassword !== undefined) : undefined;
-  const metrics = server.metricsAddress();
+  const metrics = cluster ? cluster.metrics : server.metricsAddress();
   if (metrics) lines.push(`metrics: http://${urlHost(metrics.address)}:${metrics.port}/metrics`);
   if (demoUser) {
     const cred = `${encodeURIComponent(demoUser.user)}:${encodeURIComponent(demoUser.plainPassword!)}`;

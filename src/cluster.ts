@@ -16,11 +16,17 @@
  * rest wait. This module installs no signal handler and never exits the process: cli.ts does.
  */
 import cluster, { type Worker } from 'node:cluster';
+import type * as http from 'node:http';
 import * as net from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
 import type Logger from 'bunyan';
 import { MemoryLockoutStore, type LockoutRecord, type LockoutStore } from './auth/lockout';
 import { formatReply } from './ftp/parser';
+import { trustMatcher, type ProxyHeaderError, type ProxyProtocolMode } from './ftp/proxy-protocol';
+import { proxiedPeer, readProxyHeader, type ProxiedPeer } from './ftp/proxy-socket';
 import type { FtpServer } from './ftp/server';
+import type { SessionCounter } from './ftp/user-limits';
+import { serveMetrics, type MetricsJson } from './metrics';
 
 /** Set in a worker's environment by the primary: the same command line then runs a worker. */
 export const WORKER_ENV = 'FTPDLIB_CLUSTER_WORKER';
@@ -39,11 +45,21 @@ type LockoutCall =
 
 /** Primary → worker. */
 type ToWorker =
-  | { type: 'conn'; id: number; implicit: boolean }
+  /** `proxied` (even null) when the primary read the PROXY header; `head`: the bytes after it, base64. */
+  | { type: 'conn'; id: number; implicit: boolean; proxied?: ProxiedPeer | null; head?: string }
   | { type: 'stop'; signal: string }
-  | { type: 'lockout-reply'; rid: number; record?: LockoutRecord };
+  | { type: 'lockout-reply'; rid: number; record?: LockoutRecord }
+  | { type: 'session-reply'; hid: number; granted: boolean }
+  | { type: 'metrics-request'; rid: number };
 /** Worker → primary. */
-type ToPrimary = { type: 'ready' } | { type: 'end'; id: number } | { type: 'lockout'; rid: number; call: LockoutCall };
+type ToPrimary =
+  | { type: 'ready' }
+  | { type: 'end'; id: number }
+  | { type: 'lockout'; rid: number; call: LockoutCall }
+  /** A login of `user` (maxSessions `max`, 0: none); `hid` names the hold until its release. */
+  | { type: 'session-acquire'; hid: number; user: string; max: number }
+  | { type: 'session-release'; hid: number }
+  | { type: 'metrics-reply'; rid: number; metrics: MetricsJson };
 
 export interface PrimaryOptions {
   workers: number;
@@ -59,6 +75,15 @@ export interface PrimaryOptions {
   maxRestartsPerMinute?: number;
   /** With the lockout section: the store every worker's lockout uses (IpcLockoutStore asks it). */
   lockoutStore?: LockoutStore;
+  /** With server.metrics: the primary serves GET /metrics there, the sum of every worker's metrics. */
+  metrics?: { host: string; port: number } | null;
+  /**
+   * With proxyProtocol: the primary reads the header of a connection from a trusted proxy, applies
+   * maxConnectionsPerIp to the client it names, and hands the worker the parsed peer.
+   */
+  proxy?: { mode: ProxyProtocolMode; trustedProxies: string[]; timeoutMs: number } | null;
+  /** How long a scrape waits for each worker's metrics; one that does not answer is left out. Default 2000. */
+  metricsTimeoutMs?: number;
 }
 
 /** A worker exited before it was ready, during start. */
@@ -79,6 +104,8 @@ interface Slot {
   ready: boolean;
   /** Connection id → client address, for the connections this worker serves. */
   conns: Map<number, string>;
+  /** Hold id → user, for the logged-in sessions (maxSessions) this worker holds. */
+  holds: Map<number, string>;
 }
 
 const MINUTE_MS = 60_000;
@@ -89,6 +116,8 @@ export class ClusterPrimary {
   private readonly implicit: net.Server | null;
   private readonly slots = new Map<number, Slot>();
   private readonly perIp = new Map<string, number>();
+  /** Logged-in sessions per user over all workers (maxSessions). */
+  private readonly userSessions = new Map<string, number>();
   private readonly maxRestarts: number;
   private total = 0;
   private nextId = 1;
@@ -101,10 +130,17 @@ export class ClusterPrimary {
   private missing = 0;
   private restarts: number[] = [];
   private restartTimer: NodeJS.Timeout | null = null;
+  private metricsServer: http.Server | null = null;
+  private nextMetricsRid = 1;
+  private readonly metricsWaiters = new Map<number, (metrics: MetricsJson) => void>();
+  private readonly trusted: ((address: string) => boolean) | null;
+  /** Connections whose PROXY header is being read: they count against maxConnections. */
+  private pendingHeaders = 0;
 
   constructor(private readonly o: PrimaryOptions) {
     this.log = o.log;
     this.maxRestarts = o.maxRestartsPerMinute ?? 10;
+    this.trusted = o.proxy ? trustMatcher(o.proxy.trustedProxies) : null;
     const listener = (implicit: boolean): net.Server =>
       net.createServer({ pauseOnConnect: true, noDelay: o.tcpNoDelay }, (s) => this.onConnection(s, implicit));
     this.control = listener(false);
@@ -123,6 +159,17 @@ export class ClusterPrimary {
       }
       this.implicit.on('error', (err) => this.log.error({ err }, 'implicit TLS listener error'));
     }
+    if (this.o.metrics) {
+      try {
+        this.metricsServer = await serveMetrics(this.o.metrics.host, this.o.metrics.port, () => this.clusterMetrics(), AggregatorRegistry.PROMETHEUS_CONTENT_TYPE);
+      } catch (err) {
+        this.control.close();
+        this.implicit?.close();
+        throw err;
+      }
+      const m = this.metricsServer.address() as net.AddressInfo;
+      this.log.info({ address: m.address, port: m.port }, 'metrics of all workers listening at /metrics (primary)');
+    }
     this.control.on('error', (err) => this.log.error({ err }, 'listener error'));
     const control = this.control.address() as net.AddressInfo;
     this.log.info({ address: control.address, port: control.port, workers: this.o.workers }, 'listening (primary)');
@@ -135,6 +182,43 @@ export class ClusterPrimary {
       this.startWaiter = { resolve, reject };
       for (let i = 0; i < this.o.workers; i++) this.fork();
     });
+  }
+
+  /** The address of the primary's /metrics listener (with the metrics option, after listen()), or null. */
+  metricsAddress(): net.AddressInfo | null {
+    const a = this.metricsServer?.address();
+    return a && typeof a !== 'string' ? a : null;
+  }
+
+  /**
+   * Every ready worker's metrics (its server's and its process's), summed as prom-client's
+   * AggregatorRegistry does for node:cluster (gauges summed too, unless a metric says otherwise).
+   * A worker that does not answer within metricsTimeoutMs is left out of this scrape.
+   */
+  async clusterMetrics(): Promise<string> {
+    const timeoutMs = this.o.metricsTimeoutMs ?? 2000;
+    const ready = [...this.slots.values()].filter((s) => s.ready && s.worker.isConnected());
+    const answers = await Promise.all(
+      ready.map(
+        (slot) =>
+          new Promise<MetricsJson | null>((resolve) => {
+            const rid = this.nextMetricsRid++;
+            const done = (m: MetricsJson | null): void => {
+              clearTimeout(timer);
+              this.metricsWaiters.delete(rid);
+              resolve(m);
+            };
+            const timer = setTimeout(() => done(null), timeoutMs);
+            this.metricsWaiters.set(rid, done);
+            slot.worker.send({ type: 'metrics-request', rid } satisfies ToWorker, undefined, (err: Error | null) => {
+              if (err) done(null);
+            });
+          }),
+      ),
+    );
+    const got = answers.filter((m): m is MetricsJson => m !== null);
+    if (got.length < ready.length) this.log.warn({ workers: ready.length, answered: got.length }, 'metrics: some workers did not answer');
+    return AggregatorRegistry.aggregate(got).metrics();
   }
 
   /** The pids of the running workers. */
@@ -171,6 +255,12 @@ export class ClusterPrimary {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.missing = 0;
     const closed = [this.control, this.implicit].map((srv) => (srv?.listening ? new Promise<void>((r) => srv.close(() => r())) : undefined));
+    const metricsServer = this.metricsServer;
+    this.metricsServer = null;
+    if (metricsServer) {
+      closed.push(new Promise<void>((r) => metricsServer.close(() => r())));
+      metricsServer.closeAllConnections();
+    }
     const exited = this.slots.size === 0 ? Promise.resolve() : new Promise<void>((r) => (this.allExited = r));
     for (const s of this.slots.values()) this.send(s, { type: 'stop', signal });
     await exited;
@@ -179,7 +269,7 @@ export class ClusterPrimary {
 
   private fork(): Slot {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
-    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map() };
+    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map() };
     this.slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.log.warn({ err, worker: worker.id, workerPid: slot.pid }, 'worker IPC error'));
@@ -193,6 +283,12 @@ export class ClusterPrimary {
       this.release(slot, msg.id);
     } else if (msg?.type === 'lockout') {
       void this.answerLockout(slot, msg.rid, msg.call);
+    } else if (msg?.type === 'session-acquire') {
+      this.send(slot, { type: 'session-reply', hid: msg.hid, granted: this.acquireSession(slot, msg.hid, msg.user, msg.max) });
+    } else if (msg?.type === 'session-release') {
+      this.releaseSession(slot, msg.hid);
+    } else if (msg?.type === 'metrics-reply') {
+      this.metricsWaiters.get(msg.rid)?.(msg.metrics);
     } else if (msg?.type === 'ready') {
       slot.ready = true;
       this.log.info({ worker: slot.worker.id, workerPid: slot.pid }, 'worker ready');
@@ -209,6 +305,7 @@ export class ClusterPrimary {
   private onExit(slot: Slot, code: number | null, signal: string | null): void {
     this.slots.delete(slot.worker.id);
     for (const id of [...slot.conns.keys()]) this.release(slot, id);
+    for (const hid of [...slot.holds.keys()]) this.releaseSession(slot, hid);
     if (this.stopping) {
       this.log.info({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker stopped');
       if (this.slots.size === 0) this.allExited?.();
@@ -251,14 +348,53 @@ export class ClusterPrimary {
 
   private onConnection(socket: net.Socket, implicit: boolean): void {
     socket.on('error', () => {});
-    const ip = socket.remoteAddress ?? '';
+    const proxy = this.o.proxy;
+    if (proxy && this.trusted && this.trusted(socket.remoteAddress ?? '') && !this.stopping) {
+      this.readHeader(socket, implicit, proxy);
+      return;
+    }
+    this.admit(socket, implicit);
+  }
+
+  /**
+   * A connection from a trusted proxy: read its PROXY header here, then the limits apply to the
+   * client it names. What came after the header goes to the worker with the socket (the kernel
+   * reads stop as the header ends, so the rest stays in the socket the worker gets).
+   */
+  private readHeader(socket: net.Socket, implicit: boolean, proxy: NonNullable<PrimaryOptions['proxy']>): void {
+    const proxyAddress = socket.remoteAddress ?? '';
+    if (this.total + this.pendingHeaders >= this.o.maxConnections) {
+      this.log.warn({ proxy: proxyAddress }, 'too many connections');
+      socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
+      return;
+    }
+    this.pendingHeaders++;
+    let head: Buffer = Buffer.alloc(0);
+    readProxyHeader(socket, { mode: proxy.mode, timeoutMs: proxy.timeoutMs, onRest: (rest) => (head = rest) }).then(
+      (header) => {
+        this.pendingHeaders--;
+        if (socket.destroyed) return;
+        this.admit(socket, implicit, { peer: proxiedPeer(header, socket), head });
+      },
+      (err: ProxyHeaderError) => {
+        this.pendingHeaders--;
+        const level = err.reason === 'closed' ? 'info' : 'warn';
+        this.log[level]({ err, proxy: proxyAddress }, 'PROXY header refused; connection dropped');
+        socket.destroy();
+      },
+    );
+  }
+
+  /** Apply the limits to the client (the one a PROXY header named, when read) and hand the socket to a worker. */
+  private admit(socket: net.Socket, implicit: boolean, proxied?: { peer: ProxiedPeer | null; head: Buffer }): void {
+    const ip = proxied?.peer?.remoteAddress ?? socket.remoteAddress ?? '';
     const refuse = (reason: string): void => {
       // Read (and drop) what the client sends, so its close is seen and the socket freed.
       socket.resume();
       socket.end(formatReply(421, reason));
     };
     if (this.stopping) return refuse('Server shutting down.');
-    if (this.total >= this.o.maxConnections) {
+    if (this.total + this.pendingHeaders >= this.o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
       return refuse('Too many connections. Service temporarily unavailable.');
     }
@@ -276,7 +412,9 @@ export class ClusterPrimary {
     this.total++;
     this.perIp.set(ip, n + 1);
     slot.conns.set(id, ip);
-    const msg: ToWorker = { type: 'conn', id, implicit };
+    const msg: ToWorker = proxied
+      ? { type: 'conn', id, implicit, proxied: proxied.peer, head: proxied.head.toString('base64') }
+      : { type: 'conn', id, implicit };
     // The socket is closed here once sent: the worker owns it.
     slot.worker.send(msg, socket, (err: Error | null) => {
       if (!err) return;
@@ -307,6 +445,25 @@ export class ClusterPrimary {
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);
+  }
+
+  /** Count a login of `user` for the worker in `slot`, unless the user has `max` (0: no limit) over all workers. */
+  private acquireSession(slot: Slot, hid: number, user: string, max: number): boolean {
+    if (slot.holds.has(hid)) return true;
+    const n = this.userSessions.get(user) ?? 0;
+    if (max > 0 && n >= max) return false;
+    this.userSessions.set(user, n + 1);
+    slot.holds.set(hid, user);
+    return true;
+  }
+
+  private releaseSession(slot: Slot, hid: number): void {
+    const user = slot.holds.get(hid);
+    if (user === undefined) return;
+    slot.holds.delete(hid);
+    const n = (this.userSessions.get(user) ?? 1) - 1;
+    if (n <= 0) this.userSessions.delete(user);
+    else this.userSessions.set(user, n);
   }
 
   private async answerLockout(slot: Slot, rid: number, call: LockoutCall): Promise<void> {
@@ -365,6 +522,8 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
   const send = (msg: ToPrimary): void => {
     if (process.connected) process.send!(msg, undefined, {}, () => undefined);
   };
+  // maxSessions counts a user's sessions over all workers.
+  server.useSessionCounter(new IpcSessionCounter());
   process.on('message', (message: unknown, handle: unknown) => {
     const msg = message as ToWorker | null;
     if (msg?.type === 'conn') {
@@ -372,12 +531,21 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
         send({ type: 'end', id: msg.id });
         return;
       }
-      server.acceptConnection(handle, { implicitTls: msg.implicit }).then(
+      const opts =
+        msg.proxied !== undefined
+          ? { implicitTls: msg.implicit, proxied: msg.proxied, head: Buffer.from(msg.head ?? '', 'base64') }
+          : { implicitTls: msg.implicit };
+      server.acceptConnection(handle, opts).then(
         () => send({ type: 'end', id: msg.id }),
         (err) => {
           server.log.error({ err }, 'cannot serve a handed-over connection');
           send({ type: 'end', id: msg.id });
         },
+      );
+    } else if (msg?.type === 'metrics-request') {
+      server.metricsJSON().then(
+        (metrics) => send({ type: 'metrics-reply', rid: msg.rid, metrics }),
+        (err: unknown) => server.log.warn({ err }, 'metrics could not be collected for the primary'),
       );
     } else if (msg?.type === 'stop') {
       onStop(msg.signal);
@@ -460,5 +628,73 @@ export class IpcLockoutStore implements LockoutStore {
       this.local.reset(key);
       return undefined;
     });
+  }
+}
+
+/**
+ * A worker's maxSessions count: each login asks the primary, which counts every worker's sessions
+ * (and drops the holds of a worker that exits). Without an answer (no primary, or none within
+ * `timeoutMs`) the login is counted in this worker alone, against the same maximum, and the hold
+ * asked for is released, so a late grant does not stay counted.
+ */
+export class IpcSessionCounter implements SessionCounter {
+  private readonly pending = new Map<number, (granted: boolean) => void>();
+  private readonly local = new Map<string, number>();
+  private nextHid = 1;
+
+  constructor(private readonly timeoutMs = 2000) {
+    process.on('message', (message: unknown) => {
+      const msg = message as ToWorker | null;
+      if (msg?.type !== 'session-reply') return;
+      this.pending.get(msg.hid)?.(msg.granted);
+    });
+  }
+
+  acquire(user: string, max: number): Promise<(() => void) | null> {
+    if (!process.connected || !process.send) return Promise.resolve(this.acquireLocal(user, max));
+    const hid = this.nextHid++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sendRelease(hid);
+        finish(this.acquireLocal(user, max));
+      }, this.timeoutMs);
+      const finish = (release: (() => void) | null): void => {
+        clearTimeout(timer);
+        this.pending.delete(hid);
+        resolve(release);
+      };
+      this.pending.set(hid, (granted) => {
+        if (!granted) return finish(null);
+        let released = false;
+        finish(() => {
+          if (released) return;
+          released = true;
+          this.sendRelease(hid);
+        });
+      });
+      const msg: ToPrimary = { type: 'session-acquire', hid, user, max };
+      process.send!(msg, undefined, {}, (err: Error | null) => {
+        if (err && this.pending.has(hid)) finish(this.acquireLocal(user, max));
+      });
+    });
+  }
+
+  private sendRelease(hid: number): void {
+    const msg: ToPrimary = { type: 'session-release', hid };
+    if (process.connected) process.send!(msg, undefined, {}, () => undefined);
+  }
+
+  private acquireLocal(user: string, max: number): (() => void) | null {
+    const n = this.local.get(user) ?? 0;
+    if (max > 0 && n >= max) return null;
+    this.local.set(user, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.local.get(user) ?? 1) - 1;
+      if (left <= 0) this.local.delete(user);
+      else this.local.set(user, left);
+    };
   }
 }

@@ -9,6 +9,38 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { FtpServer } from './ftp/server';
 import type { TransferInfo } from './ftp/session';
 
+/** A registry's metrics as prom-client's `getMetricsAsJSON()` gives them. */
+export type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+/**
+ * An HTTP server answering GET (and HEAD) /metrics with `text()`, listening on host:port.
+ * Rejects with the listen error.
+ */
+export function serveMetrics(host: string, port: number, text: () => Promise<string>, contentType: string): Promise<http.Server> {
+  const srv = http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: metrics are at /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('Method not allowed\n');
+      return;
+    }
+    text().then(
+      (body) => res.writeHead(200, { 'content-type': contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen({ host, port }, () => {
+      srv.off('error', reject);
+      resolve(srv);
+    });
+  });
+}
+
 let processRegistry: Registry | null = null;
 
 /**
@@ -92,35 +124,23 @@ export class ServerMetrics {
     return `${own}\n${proc}`;
   }
 
+  /**
+   * The same metrics as `text()`, as prom-client's JSON (`getMetricsAsJSON()`): what the daemon's
+   * primary collects from each worker and sums with AggregatorRegistry.aggregate.
+   */
+  async json(): Promise<MetricsJson> {
+    return [...(await this.registry.getMetricsAsJSON()), ...(await processMetrics().getMetricsAsJSON())];
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }
 
   /** Serve GET /metrics over HTTP (the `metrics` option). */
-  listen(host: string, port: number): Promise<AddressInfo> {
-    const srv = http.createServer((req, res) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (path !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found: metrics are at /metrics\n');
-        return;
-      }
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('Method not allowed\n');
-        return;
-      }
-      this.text().then(
-        (body) => res.writeHead(200, { 'content-type': this.contentType }).end(req.method === 'HEAD' ? undefined : body),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
-      );
-    });
-    return new Promise((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ host, port }, () => {
-        srv.off('error', reject);
-        this.httpServer = srv;
-        resolve(srv.address() as AddressInfo);
-      });
-    });
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const srv = await serveMetrics(host, port, () => this.text(), this.contentType);
+    this.httpServer = srv;
+    return srv.address() as AddressInfo;
   }
 
   address(): AddressInfo | null {

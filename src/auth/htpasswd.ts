@@ -10,9 +10,10 @@
  * file is read and the user is treated as having no password at all (no login). Entries of
  * schemes this module does not know ($1$, $5$, $6$...) are treated the same way.
  *
- * The file gives passwords only. Home, letters, overrides and messages come from the `users`
- * option, or for users not listed there from `defaultHome` and `defaultPerm`. So a change to
- * the file affects the next login; a session already open keeps its permissions.
+ * The file gives passwords only. Home, letters, overrides, messages and limits come from the
+ * `users` option, or for users not listed there from `defaultHome`, `defaultPerm` and
+ * `defaultLimits`. So a change to the file affects the next login; a session already open keeps
+ * its permissions.
  *
  * Reloading: the file and its directory are watched (editors and `htpasswd` replace the file
  * by renaming a new one over it, which a watch on the old file alone would miss). Changes are
@@ -33,9 +34,10 @@ import { ConfigError } from '../config/errors';
 import { bcryptCost, dummyBcrypt, looksLikeBcrypt, verifyBcrypt } from './bcrypt';
 import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors';
 import { authLogger, type AuthLogger } from './log';
+import { checkLimits } from './limits';
 import { validatePerm } from './perms';
 import { checkHome, makeProfile, profileHasPerm, type OverrideConfig, type UserProfile } from './profile';
-import type { Authorizer, ClientInfo, PermLetter } from './types';
+import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT, DEFAULT_PERM } from './virtual';
 
 /** Settings for one user of the file. */
@@ -47,6 +49,8 @@ export interface HtpasswdUserOptions {
   overrides?: OverrideConfig[];
   msgLogin?: string;
   msgQuit?: string;
+  /** Sessions, bandwidth and disk quota; each a non-negative integer, 0 or absent for none. Replaces defaultLimits as a whole. */
+  limits?: UserLimits;
 }
 
 export interface HtpasswdAuthorizerOptions {
@@ -58,6 +62,8 @@ export interface HtpasswdAuthorizerOptions {
   defaultHome?: (user: string) => string;
   /** Letters of users without their own `perm`. Default 'elr'. */
   defaultPerm?: string;
+  /** Limits of users without their own `limits` (listed in `users` or not). Default none. */
+  defaultLimits?: UserLimits;
   /** Watch the file and reload it when it changes. Default true. */
   watch?: boolean;
   /** Seconds to wait after the last change before reloading. Default 0.1. */
@@ -258,6 +264,7 @@ export class HtpasswdAuthorizer extends EventEmitter implements Authorizer {
   private readonly derived = new Map<string, UserProfile>();
   private readonly defaultHome: ((user: string) => string) | undefined;
   private readonly defaultPerm: string;
+  private readonly defaultLimits: Readonly<UserLimits>;
   private readonly log: AuthLogger;
   private readonly reloadDelayMs: number;
   private chain: Promise<unknown> = Promise.resolve();
@@ -273,18 +280,19 @@ export class HtpasswdAuthorizer extends EventEmitter implements Authorizer {
     this.file = path.resolve(options.file);
     this.log = authLogger(options.logger);
     this.defaultPerm = validatePerm(options.defaultPerm ?? DEFAULT_PERM, 'defaultPerm');
+    this.defaultLimits = checkLimits(options.defaultLimits, 'defaultLimits');
     if (options.defaultHome !== undefined && typeof options.defaultHome !== 'function') {
       throw new ConfigError('defaultHome', 'a function (user) => absolute path');
     }
     this.defaultHome = options.defaultHome;
     const users: unknown = options.users ?? {};
     if (typeof users !== 'object' || users === null || Array.isArray(users)) {
-      throw new ConfigError('users', 'an object { [name]: { home, perm, overrides, msgLogin, msgQuit } }');
+      throw new ConfigError('users', 'an object { [name]: { home, perm, overrides, msgLogin, msgQuit, limits } }');
     }
     for (const [name, u] of Object.entries(users as Record<string, unknown>)) {
       const key = `users.${name}`;
       if (typeof u !== 'object' || u === null) throw new ConfigError(key, 'an object { home, perm, ... }');
-      this.configured.set(name, makeProfile(u as HtpasswdUserOptions, key, this.defaultPerm));
+      this.configured.set(name, makeProfile(u as HtpasswdUserOptions, key, this.defaultPerm, this.defaultLimits));
     }
     this.reloadDelayMs = checkNumber(options.reloadDelay, 0.1, 'reloadDelay', 0, 60) * 1000;
     const watch = options.watch ?? true;
@@ -376,13 +384,23 @@ export class HtpasswdAuthorizer extends EventEmitter implements Authorizer {
     return this.profileOf(user)?.msgQuit ?? DEFAULT_MSG_QUIT;
   }
 
+  /** The user's limits (only the non-zero ones): their own, else defaultLimits; none for a user without a profile. */
+  getLimits(user: string): UserLimits {
+    return { ...this.profileOf(user)?.limits };
+  }
+
   /** A configured user's profile, or one made from the defaults for a user in the file. */
   private profileOf(user: string): UserProfile | undefined {
     const p = this.configured.get(user) ?? this.derived.get(user);
     if (p !== undefined || this.defaultHome === undefined || !this.table.has(user)) return p;
     let made: UserProfile;
     try {
-      made = makeProfile({ home: checkHome(this.defaultHome(user), 'defaultHome(user)'), perm: this.defaultPerm }, 'defaultHome');
+      made = makeProfile(
+        { home: checkHome(this.defaultHome(user), 'defaultHome(user)'), perm: this.defaultPerm },
+        'defaultHome',
+        DEFAULT_PERM,
+        this.defaultLimits,
+      );
     } catch (err) {
       this.log.error({ err, user }, 'defaultHome failed for this user');
       return undefined;

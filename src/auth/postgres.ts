@@ -1,8 +1,9 @@
 /**
  * Users in PostgreSQL, through a `pg` connection pool. The tables are described in
  * conf/ftpdlib-schema.sql: `users` (name, password_hash, home, perm, msg_login, msg_quit,
- * enabled) and `perm_overrides` (user_name, directory, perm, recursive). One parameterised
- * query per database read fetches a user's row with its overrides.
+ * enabled, and the nullable limits max_sessions, read_limit, write_limit, quota_bytes,
+ * quota_files: NULL or 0 for no limit) and `perm_overrides` (user_name, directory, perm,
+ * recursive). One parameterised query per database read fetches a user's row with its overrides.
  *
  * Passwords are `$scrypt$` hashes as password.ts writes them (hashPassword), or bcrypt
  * (`$2y$`/`$2a$`/`$2b$`, cost 4 to 17). Anything else in password_hash is logged and the user
@@ -13,9 +14,9 @@
  *   password or a database error is never cached.
  * - A login within `cacheTtl` seconds of the row being read reuses it, and the password is
  *   still checked against it; after that, the row is read again.
- * - getHomeDir, hasPerm, getPerms and the messages never query the database. They answer from
- *   the row read for that user's latest successful login, however old, so an open session keeps
- *   working through a database outage. A change in the tables reaches a user's sessions when
+ * - getHomeDir, hasPerm, getPerms, getLimits and the messages never query the database. They
+ *   answer from the row read for that user's latest successful login, however old, so an open
+ *   session keeps working through a database outage. A change in the tables reaches a user's sessions when
  *   that user next logs in after the TTL (and then reaches all of that user's open sessions).
  * - The cache holds at most `cacheMax` rows, least recently used dropped first. A dropped
  *   user's open sessions get no permissions (fail closed) until that user logs in again.
@@ -33,7 +34,7 @@ import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors'
 import { authLogger, type AuthLogger } from './log';
 import { DEFAULT_SCRYPT, formatPasswordHash, parsePasswordHash, verifyPassword, type ScryptParams } from './password';
 import { makeProfile, profileHasPerm, type UserProfile } from './profile';
-import type { Authorizer, ClientInfo, PermLetter } from './types';
+import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT } from './virtual';
 
 export interface PostgresAuthorizerOptions {
@@ -84,6 +85,12 @@ interface JoinedRow {
   msg_login: string | null;
   msg_quit: string | null;
   enabled: boolean | null;
+  /** integer columns come as numbers, bigint ones as strings (pg's default for int8). */
+  max_sessions: number | string | null;
+  read_limit: number | string | null;
+  write_limit: number | string | null;
+  quota_bytes: number | string | null;
+  quota_files: number | string | null;
   o_directory: string | null;
   o_perm: string | null;
   o_recursive: boolean | null;
@@ -115,6 +122,12 @@ function parseSecret(stored: unknown): Secret | { reason: string } {
   const p = parsePasswordHash(stored);
   if (p.ok) return { scheme: 'scrypt', hash: stored, params: p.value.params };
   return { reason: `password_hash is neither a $scrypt$ nor a bcrypt hash (${p.reason})` };
+}
+
+/** A limit column as checkLimits takes it: NULL left out, an int8 string made a number (an unsafe one fails the check). */
+function limitColumn(v: number | string | null): unknown {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : v;
 }
 
 function verifySecret(secret: Secret, plain: string): Promise<boolean> {
@@ -151,6 +164,7 @@ export class PostgresAuthorizer implements Authorizer {
     const overrides = tableName(options.tables?.overrides, 'perm_overrides', 'tables.overrides');
     this.query =
       'SELECT u.password_hash, u.home, u.perm, u.msg_login, u.msg_quit, u.enabled, ' +
+      'u.max_sessions, u.read_limit, u.write_limit, u.quota_bytes, u.quota_files, ' +
       'o.directory AS o_directory, o.perm AS o_perm, o.recursive AS o_recursive ' +
       `FROM ${users} u LEFT JOIN ${overrides} o ON o.user_name = u.name ` +
       'WHERE u.name = $1 ORDER BY o.directory';
@@ -250,6 +264,11 @@ export class PostgresAuthorizer implements Authorizer {
     return this.profileOf(user)?.msgQuit ?? DEFAULT_MSG_QUIT;
   }
 
+  /** The limits of the user's cached row (only the non-zero ones); none for a user not in the cache. */
+  getLimits(user: string): UserLimits {
+    return { ...this.profileOf(user)?.limits };
+  }
+
   private profileOf(user: string): UserProfile | undefined {
     const c = this.cache.get(user);
     if (c === undefined) return undefined;
@@ -298,6 +317,13 @@ export class PostgresAuthorizer implements Authorizer {
           perm: r.perm ?? '',
           msgLogin: r.msg_login,
           msgQuit: r.msg_quit,
+          limits: {
+            maxSessions: limitColumn(r.max_sessions),
+            readLimit: limitColumn(r.read_limit),
+            writeLimit: limitColumn(r.write_limit),
+            quotaBytes: limitColumn(r.quota_bytes),
+            quotaFiles: limitColumn(r.quota_files),
+          },
           overrides: rows
             .filter((o) => o.o_directory !== null)
             .map((o) => ({ path: o.o_directory, perm: o.o_perm, recursive: o.o_recursive ?? false })),

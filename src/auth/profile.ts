@@ -1,12 +1,13 @@
 /**
  * What an authorizer knows about a user once the password is settled: home, letters,
- * overrides and messages. The htpasswd and PostgreSQL authorizers both build these, from
+ * overrides, messages and limits. The htpasswd and PostgreSQL authorizers both build these, from
  * options and from table rows, and answer the Authorizer getters from them.
  */
 import * as path from 'node:path';
 import { ConfigError } from '../config/errors';
+import { NO_LIMITS, checkLimits } from './limits';
 import { effectivePerms, isPermLetter, validateOverrideDir, validatePerm, type PermOverride } from './perms';
-import type { PermLetter } from './types';
+import type { PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT, DEFAULT_PERM } from './virtual';
 
 export interface UserProfile {
@@ -15,6 +16,8 @@ export interface UserProfile {
   readonly overrides: readonly PermOverride[];
   readonly msgLogin: string;
   readonly msgQuit: string;
+  /** Only the non-zero limits; empty for none. */
+  readonly limits: Readonly<UserLimits>;
 }
 
 /** An override as options and config files give it. */
@@ -60,11 +63,15 @@ export function checkOverrides(list: unknown, key: string): PermOverride[] {
   return [...byDir.values()];
 }
 
-/** Build a frozen profile, checking every field; errors name `key.<field>`. */
+/**
+ * Build a frozen profile, checking every field; errors name `key.<field>`. Without `limits`
+ * (undefined) the profile gets `defaultLimits` (already checked by the caller).
+ */
 export function makeProfile(
-  fields: { home: unknown; perm?: unknown; overrides?: unknown; msgLogin?: unknown; msgQuit?: unknown },
+  fields: { home: unknown; perm?: unknown; overrides?: unknown; msgLogin?: unknown; msgQuit?: unknown; limits?: unknown },
   key: string,
   defaultPerm = DEFAULT_PERM,
+  defaultLimits: Readonly<UserLimits> = NO_LIMITS,
 ): UserProfile {
   return Object.freeze({
     home: checkHome(fields.home, `${key}.home`),
@@ -72,6 +79,7 @@ export function makeProfile(
     overrides: Object.freeze(checkOverrides(fields.overrides, `${key}.overrides`)),
     msgLogin: optionalString(fields.msgLogin, DEFAULT_MSG_LOGIN, `${key}.msgLogin`),
     msgQuit: optionalString(fields.msgQuit, DEFAULT_MSG_QUIT, `${key}.msgQuit`),
+    limits: fields.limits === undefined ? defaultLimits : checkLimits(fields.limits, `${key}.limits`),
   });
 }
 

@@ -37,6 +37,9 @@
  * The server must run as root (euid 0), or the constructor throws ConfigError: the
  * shadow file is root's, and acting as other users needs CAP_SETUID/CAP_SETGID.
  *
+ * Limits (sessions, bandwidth, disk quota): `limits` for every user, `userLimits` for some
+ * by name (replacing `limits` as a whole); anonymous takes userLimits.anonymous, else limits.
+ *
  * Differences from pyftpdlib: expiry and locking are checked (pyftpdlib's crypt
  * comparison alone let an empty hash in); the comparison is constant-time; file
  * access is per thread instead of seteuid around each call (which in Node would
@@ -50,8 +53,9 @@ import type { FileSystem, FileSystemFactory } from '../fs/types';
 import { unixAddon, unixAddonReason, errnoName, type SystemUser, type UnixAddon } from '../native/unix';
 import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors';
 import { authLogger, type AuthLogger } from './log';
+import { checkLimits, NO_LIMITS } from './limits';
 import { isPermLetter, validatePerm } from './perms';
-import { READ_PERMS, type Authorizer, type ClientInfo, type PermLetter } from './types';
+import { READ_PERMS, type Authorizer, type ClientInfo, type PermLetter, type UserLimits } from './types';
 import { ANONYMOUS, DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT } from './virtual';
 
 export const UNIX_DEFAULT_PERM = 'elradfmwMT';
@@ -75,6 +79,10 @@ export interface UnixAuthorizerOptions {
   globalPerm?: string;
   msgLogin?: string;
   msgQuit?: string;
+  /** Sessions, bandwidth and disk quota of every user; each a non-negative integer, 0 or absent for none. */
+  limits?: UserLimits;
+  /** Limits of these users (system names, or "anonymous"), instead of `limits`. */
+  userLimits?: { [name: string]: UserLimits };
   /** A bunyan-like logger for refusals (never passwords). Default: quiet. */
   logger?: AuthLogger;
 }
@@ -168,6 +176,8 @@ export class UnixAuthorizer implements Authorizer {
   private readonly anonymousPerm: string;
   private readonly msgLogin: string;
   private readonly msgQuit: string;
+  private readonly limits: Readonly<UserLimits>;
+  private readonly userLimits = new Map<string, Readonly<UserLimits>>();
   private readonly log: AuthLogger;
   /** Who each user logged in as, refreshed at every login; bounded by the system's users. */
   private readonly accounts = new Map<string, Account>();
@@ -200,6 +210,15 @@ export class UnixAuthorizer implements Authorizer {
     this.anonymousPerm = [...this.perm].filter((c) => READ_PERMS.includes(c)).join('');
     this.msgLogin = optionalString(options.msgLogin, DEFAULT_MSG_LOGIN, 'msgLogin');
     this.msgQuit = optionalString(options.msgQuit, DEFAULT_MSG_QUIT, 'msgQuit');
+    this.limits = checkLimits(options.limits, 'limits');
+    const userLimits: unknown = options.userLimits ?? {};
+    if (typeof userLimits !== 'object' || userLimits === null || Array.isArray(userLimits)) {
+      throw new ConfigError('userLimits', 'an object { [user name]: limits }');
+    }
+    for (const [name, l] of Object.entries(userLimits as Record<string, unknown>)) {
+      if (!plausibleName(name)) throw new ConfigError(`userLimits.${name}`, 'limits under a system user name');
+      this.userLimits.set(name, checkLimits(l, `userLimits.${name}`));
+    }
 
     // As pyftpdlib: every named user must exist, and allowed users need a valid shell.
     const shells = requireValidShell && allowed ? readShellsSync() : undefined;
@@ -286,6 +305,12 @@ export class UnixAuthorizer implements Authorizer {
 
   getMsgQuit(_user: string): string {
     return this.msgQuit;
+  }
+
+  /** userLimits' entry for the user, else `limits` (only the non-zero ones); none for a user who has not logged in. */
+  getLimits(user: string): UserLimits {
+    if (!this.accounts.has(user)) return { ...NO_LIMITS };
+    return { ...(this.userLimits.get(user) ?? this.limits) };
   }
 
   async hasUser(user: string): Promise<boolean> {

@@ -28,7 +28,8 @@ import {
   type ScryptParams,
 } from './password';
 import { effectivePerms, isPermLetter, validateOverrideDir, validatePerm, type PermOverride } from './perms';
-import { USER_LIMIT_KEYS, type Authorizer, type ClientInfo, type PermLetter, type UserLimits } from './types';
+import { checkLimits } from './limits';
+import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 
 export const DEFAULT_PERM = 'elr';
 export const DEFAULT_MSG_LOGIN = 'Login successful.';
@@ -77,22 +78,6 @@ function sha256(s: string): Buffer {
 
 function isAbsoluteHome(p: unknown): p is string {
   return typeof p === 'string' && p.length > 0 && !p.includes('\0') && path.isAbsolute(p);
-}
-
-/** Check a limits object: known keys only, each a non-negative integer; 0 and absent keys are dropped. */
-function checkLimits(value: unknown, key: string): Readonly<UserLimits> {
-  if (value === undefined) return Object.freeze({});
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError(key, `a mapping { ${USER_LIMIT_KEYS.join(', ')} }`);
-  }
-  const out: UserLimits = {};
-  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    if (!(USER_LIMIT_KEYS as readonly string[]).includes(k)) throw new ConfigError(`${key}.${k}`, `one of ${USER_LIMIT_KEYS.join(', ')}`);
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ConfigError(`${key}.${k}`, 'a non-negative integer (0 for no limit)');
-    if (v > 0) out[k as keyof UserLimits] = v;
-  }
-  return Object.freeze(out);
 }
 
 function optionalString(value: unknown, fallback: string, key: string): string {

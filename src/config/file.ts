@@ -86,6 +86,8 @@ export interface HtpasswdAuthorizerConfig {
   /** Home of users without an entry in `users`: an absolute path where `{user}` stands for the name. */
   defaultHome?: string;
   defaultPerm: string;
+  /** Limits of users without their own `limits`. */
+  defaultLimits?: UserLimits;
   watch: boolean;
   reloadDelay: number;
 }
@@ -322,6 +324,7 @@ const HTPASSWD_USER: ObjectNode = {
     overrides: { node: OVERRIDES },
     msgLogin: { node: STRING },
     msgQuit: { node: STRING },
+    limits: { node: LIMITS },
   },
 };
 
@@ -330,6 +333,7 @@ const HTPASSWD_FIELDS: Record<keyof Omit<HtpasswdAuthorizerOptions, 'logger'>, F
   users: { node: { kind: 'map', of: HTPASSWD_USER }, default: {} },
   defaultHome: { node: PATH },
   defaultPerm: { node: STRING, default: 'elr' },
+  defaultLimits: { node: LIMITS },
   watch: { node: BOOL, default: true },
   reloadDelay: { node: num(0, 60), default: 0.1 },
 };
@@ -890,6 +894,7 @@ export function buildAuthorizer(cfg: LoadedConfig, logger?: Logger, opts: { watc
               }
             : undefined,
           defaultPerm: a.defaultPerm,
+          defaultLimits: a.defaultLimits,
           watch: opts.watch ?? a.watch,
           reloadDelay: a.reloadDelay,
           logger,

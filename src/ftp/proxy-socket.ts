@@ -19,6 +19,12 @@ export interface ProxiedPeer {
 export interface ReadProxyHeaderOptions {
   mode: ProxyProtocolMode;
   timeoutMs: number;
+  /**
+   * Give the bytes after the header to `onRest` instead of pushing them back, and stop the
+   * kernel reads at once, so that what follows stays in the socket (the daemon's primary hands
+   * the socket to a worker, with these bytes beside it).
+   */
+  onRest?: (rest: Buffer) => void;
 }
 
 /**
@@ -39,11 +45,13 @@ export function readProxyHeader(socket: net.Socket, opts: ReadProxyHeaderOptions
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.pause();
+      if (opts.onRest) stopReading(socket);
       if (err) {
         reject(err);
         return;
       }
-      if (rest && rest.length > 0) socket.unshift(rest);
+      if (opts.onRest) opts.onRest(rest ?? Buffer.alloc(0));
+      else if (rest && rest.length > 0) socket.unshift(rest);
       resolve(header!);
     };
     const onData = (chunk: Buffer): void => {

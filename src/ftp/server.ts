@@ -14,7 +14,7 @@ import { TlsManager } from './tls';
 import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './proxy-protocol';
 import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOptions } from './proxy-socket';
 import { ServerMetrics } from '../metrics';
-import { UserLimitsTracker } from './user-limits';
+import { UserLimitsTracker, type SessionCounter } from './user-limits';
 
 /** What events carry about the session that caused them. */
 export interface SessionInfo {
@@ -36,6 +36,20 @@ export interface FtpServerEvents {
   incompleteFileSent: [path: string, info: TransferInfo, session: SessionInfo];
   incompleteFileReceived: [path: string, info: TransferInfo, session: SessionInfo];
   error: [err: Error];
+}
+
+/** How acceptConnection takes a connection. */
+export interface AcceptOptions {
+  /** Implicit FTPS: the TLS handshake comes first. */
+  implicitTls?: boolean;
+  /**
+   * Set when the PROXY header was already read (the daemon's primary reads it before its per-IP
+   * limit): the client it names, or null for a header that names none (LOCAL, UNKNOWN). The
+   * server then reads no header itself.
+   */
+  proxied?: ProxiedPeer | null;
+  /** With `proxied`: the bytes read after the header, given to the session first. */
+  head?: Buffer;
 }
 
 /** Answer 421 and close. A socket left paused by a header read is resumed, to read the peer's FIN and close. */
@@ -179,9 +193,22 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     return this.stats.text();
   }
 
+  /** The same metrics as `metrics()`, as prom-client's JSON (the daemon's primary sums its workers' with it). */
+  metricsJSON(): Promise<import('../metrics').MetricsJson> {
+    return this.stats.json();
+  }
+
   /** This server's metrics registry (prom-client), to merge into an embedder's own. */
   get metricsRegistry(): import('prom-client').Registry {
     return this.stats.registry;
+  }
+
+  /**
+   * Count logged-in sessions for maxSessions with `counter`, shared with other processes (the
+   * daemon's workers ask their primary), instead of in this server alone; null: alone again.
+   */
+  useSessionCounter(counter: SessionCounter | null): void {
+    this.ctx.userLimits.useSessionCounter(counter);
   }
 
   /** The metrics endpoint's address (with the metrics option, after listen()), or null. */
@@ -365,7 +392,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    * `listen()` is not needed. Resolves once the connection no longer counts: its session ended,
    * or it was refused, or its handshake failed.
    */
-  acceptConnection(socket: net.Socket, opts: { implicitTls?: boolean } = {}): Promise<void> {
+  acceptConnection(socket: net.Socket, opts: AcceptOptions = {}): Promise<void> {
     const implicitTls = opts.implicitTls === true;
     if (implicitTls && !this.tls) {
       socket.destroy();
@@ -378,7 +405,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       this.on('disconnect', (s) => map.get(`${s.remoteAddress} ${s.remotePort}`)?.());
     }
     const map = this.handedOver;
-    const key = `${socket.remoteAddress ?? ''} ${socket.remotePort ?? 0}`;
+    // A session's events name the client the PROXY header gave: the key must too.
+    const peer = opts.proxied ?? null;
+    const key = peer ? `${peer.remoteAddress} ${peer.remotePort}` : `${socket.remoteAddress ?? ''} ${socket.remotePort ?? 0}`;
     return new Promise((resolve) => {
       const done = (): void => {
         if (map.get(key) === done) map.delete(key);
@@ -388,7 +417,17 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       map.set(key, done);
       // A refused connection, a failed handshake or a plain session ends with the raw socket.
       socket.once('close', done);
-      this.onConnection(socket, implicitTls);
+      if (opts.proxied === undefined) {
+        this.onConnection(socket, implicitTls);
+        return;
+      }
+      // The header was read by whoever accepted the connection: never read one again.
+      if (this.closing) {
+        socket.end(formatReply(421, 'Server shutting down.'));
+        return;
+      }
+      if (opts.head && opts.head.length > 0) socket.unshift(opts.head);
+      this.admit(socket, implicitTls, peer);
     });
   }
 }

@@ -554,11 +554,22 @@ export class Session {
 
   /**
    * Count this session as one of `user`'s (maxSessions) and keep `limits` for it.
-   * False, with nothing changed, when the user already has maxSessions sessions.
+   * False, with nothing changed, when the user already has maxSessions sessions. Synchronous
+   * unless the server counts sessions with a shared SessionCounter (the daemon's workers).
    */
-  takeLoginSlot(user: string, limits: Readonly<UserLimits>): boolean {
-    const release = this.ctx.userLimits.login(user, limits.maxSessions ?? 0);
+  takeLoginSlot(user: string, limits: Readonly<UserLimits>): boolean | Promise<boolean> {
+    const release = this.ctx.userLimits.acquireLogin(user, limits.maxSessions ?? 0);
+    if (release instanceof Promise) return release.then((r) => this.keepLoginSlot(r, limits));
+    return this.keepLoginSlot(release, limits);
+  }
+
+  private keepLoginSlot(release: (() => void) | null, limits: Readonly<UserLimits>): boolean {
     if (!release) return false;
+    // Closed while a shared counter answered: nothing will log this session out.
+    if (this.closed) {
+      release();
+      return false;
+    }
     this.loginSlot?.();
     this.loginSlot = release;
     this.limits = limits;

@@ -66,8 +66,18 @@ export async function measureUsage(fs: FileSystem): Promise<DiskUsage> {
   return usage;
 }
 
+/**
+ * Where logged-in sessions are counted against maxSessions when more than this process serves the
+ * users (the daemon's workers ask their primary). Without one, the tracker counts them itself.
+ */
+export interface SessionCounter {
+  /** Count a session of `user` unless it has `max` already (0: no limit). Resolves to its release, or null when refused. */
+  acquire(user: string, max: number): Promise<(() => void) | null>;
+}
+
 export class UserLimitsTracker {
   private readonly users = new Map<string, UserEntry>();
+  private counter: SessionCounter | null = null;
 
   constructor(
     private readonly measure: (fs: FileSystem) => Promise<DiskUsage> = measureUsage,
@@ -97,6 +107,28 @@ export class UserLimitsTracker {
       e.sessions -= 1;
       this.dropIfIdle(e);
     };
+  }
+
+  /** Count sessions with `counter` (shared with other processes) from now on; null: in this process again. */
+  useSessionCounter(counter: SessionCounter | null): void {
+    this.counter = counter;
+  }
+
+  /**
+   * A login of `user` as `login()` counts it, or, with a SessionCounter, as that counter decides
+   * (the session is counted here too, for the entry's life). Synchronous without a counter.
+   */
+  acquireLogin(user: string, max: number): (() => void) | null | Promise<(() => void) | null> {
+    const counter = this.counter;
+    if (!counter) return this.login(user, max);
+    return counter.acquire(user, max).then((shared) => {
+      if (!shared) return null;
+      const local = this.login(user, 0)!;
+      return () => {
+        local();
+        shared();
+      };
+    });
   }
 
   /** Count a transfer of `user` in `direction` until `end()`. */

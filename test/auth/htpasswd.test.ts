@@ -6,8 +6,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import bcrypt from 'bcryptjs';
-import { HtpasswdAuthorizer, apr1Crypt, type AuthLogger } from '../../src/auth';
-import { READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
+import { ConfigError, HtpasswdAuthorizer, apr1Crypt, type AuthLogger } from '../../src/auth';
+import { ConfigFileError, buildAuthorizer, loadConfigFile } from '../../src/config/file';
+import { LIMITED_LIMITS, READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
 
 const CLIENT = { address: '127.0.0.1', port: 40000 };
 
@@ -74,16 +75,27 @@ registerLoginSuite(test, 'htpasswd', async (t, homes) => {
   const file = path.join(dir, 'users.htpasswd');
   // reader: bcrypt as htpasswd -B writes it ($2y$); writer: apr1 (htpasswd -m).
   const readerHash = bcrypt.hashSync('reader-pw', 4).replace(/^\$2b\$/, '$2y$');
-  fs.writeFileSync(file, `# test users\nreader:${readerHash}\nwriter:${apr1Crypt('writer-pw', 'w1s2a3l4')}\n`);
+  fs.writeFileSync(
+    file,
+    `# test users\nreader:${readerHash}\nwriter:${apr1Crypt('writer-pw', 'w1s2a3l4')}\nlimited:${sha('limited-pw')}\n`,
+  );
   const a = new HtpasswdAuthorizer({
     file,
-    users: { reader: { home: homes.reader, perm: READER_PERM, msgLogin: READER_MSG, overrides: [UPLOADS_OVERRIDE] } },
+    users: {
+      reader: { home: homes.reader, perm: READER_PERM, msgLogin: READER_MSG, overrides: [UPLOADS_OVERRIDE] },
+      limited: { home: homes.limited, perm: READER_PERM, limits: LIMITED_LIMITS },
+    },
     // writer has no entry in users: home and letters come from the defaults.
     defaultHome: (user) => (user === 'writer' ? homes.writer : '/nonexistent'),
     defaultPerm: WRITER_PERM,
   });
   t.teardown(() => a.close());
-  return { authorizer: a, reader: { name: 'reader', password: 'reader-pw' }, writer: { name: 'writer', password: 'writer-pw' } };
+  return {
+    authorizer: a,
+    reader: { name: 'reader', password: 'reader-pw' },
+    writer: { name: 'writer', password: 'writer-pw' },
+    limited: { name: 'limited', password: 'limited-pw' },
+  };
 });
 
 test('apr1Crypt gives what openssl passwd -apr1 gives', (t) => {
@@ -234,4 +246,64 @@ test('a user in the file without a home cannot log in, and the getters answer fo
   t.false(a.hasPerm('here', 'w', '/ro/deep/x'));
   t.is(a.getPerms('homeless'), '');
   t.throws(() => a.getHomeDir('homeless'), { instanceOf: Error, message: /Unknown user/ });
+});
+
+test('limits: a user\'s own, else defaultLimits (also for users only in the file); checked like virtual users\' limits', (t) => {
+  const { a } = make(t, `own:${sha('pw')}\nlisted:${sha('pw')}\nfileonly:${sha('pw')}\n`, {
+    users: {
+      own: { home: '/srv/own', limits: { maxSessions: 1, writeLimit: 0, quotaFiles: 10 } },
+      listed: { home: '/srv/listed' },
+    },
+    defaultLimits: { maxSessions: 4, quotaBytes: 1000 },
+  });
+  // 0 means no limit and is dropped; a user's limits replace the defaults as a whole.
+  t.deepEqual(a.getLimits('own'), { maxSessions: 1, quotaFiles: 10 });
+  t.deepEqual(a.getLimits('listed'), { maxSessions: 4, quotaBytes: 1000 });
+  t.deepEqual(a.getLimits('fileonly'), { maxSessions: 4, quotaBytes: 1000 }, 'home from defaultHome, limits from defaultLimits');
+  t.deepEqual(a.getLimits('nobody'), {});
+
+  const file = path.join(tempDir(t), 'h');
+  fs.writeFileSync(file, '');
+  const keyOf = (opts: Partial<ConstructorParameters<typeof HtpasswdAuthorizer>[0]>): unknown =>
+    (t.throws(() => new HtpasswdAuthorizer({ file, watch: false, ...opts } as never), { instanceOf: ConfigError }) as ConfigError).key;
+  t.is(keyOf({ users: { u: { home: '/h', limits: { maxSessions: -1 } } } }), 'users.u.limits.maxSessions');
+  t.is(keyOf({ users: { u: { home: '/h', limits: { quota: 1 } as never } } }), 'users.u.limits.quota');
+  t.is(keyOf({ defaultLimits: { readLimit: 1.5 } }), 'defaultLimits.readLimit');
+  t.is(keyOf({ defaultLimits: [] as never }), 'defaultLimits');
+});
+
+test('limits in the config file: users.<name>.limits and defaultLimits; a bad value names its line', (t) => {
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'users.htpasswd'), `alice:${sha('pw')}\nbob:${sha('pw')}\n`);
+  const file = path.join(dir, 'f.yaml');
+  const yaml = (aliceLimits: string, defaults: string): string =>
+    'authorizer:\n' +
+    '  type: htpasswd\n' +
+    '  file: users.htpasswd\n' +
+    '  watch: false\n' +
+    '  users:\n' +
+    '    alice:\n' +
+    `      home: ${dir}\n` +
+    '      limits:\n' +
+    aliceLimits +
+    `  defaultHome: ${dir}\n` +
+    '  defaultLimits:\n' +
+    defaults;
+  fs.writeFileSync(file, yaml('        maxSessions: 2\n        quotaBytes: 1048576\n', '        maxSessions: 7\n'));
+  const built = buildAuthorizer(loadConfigFile(file), undefined, { watch: false });
+  t.teardown(() => built.close());
+  t.deepEqual(built.authorizer.getLimits?.('alice'), { maxSessions: 2, quotaBytes: 1048576 });
+  t.deepEqual(built.authorizer.getLimits?.('bob'), { maxSessions: 7 });
+
+  fs.writeFileSync(file, yaml('        maxSessions: -2\n', '        maxSessions: 7\n'));
+  let err = t.throws(() => loadConfigFile(file), { instanceOf: ConfigFileError }) as ConfigFileError;
+  t.is(err.issues.length, 1, JSON.stringify(err.issues));
+  t.is(err.issues[0].path, 'authorizer.users.alice.limits.maxSessions');
+  t.is(err.issues[0].line, 9);
+
+  fs.writeFileSync(file, yaml('        maxSessions: 2\n', '        sessions: 7\n'));
+  err = t.throws(() => loadConfigFile(file), { instanceOf: ConfigFileError }) as ConfigFileError;
+  t.is(err.issues.length, 1, JSON.stringify(err.issues));
+  t.is(err.issues[0].path, 'authorizer.defaultLimits.sessions');
+  t.is(err.issues[0].line, 12);
 });

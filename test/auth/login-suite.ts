@@ -2,9 +2,10 @@
  * One set of login and permission tests, registered once per authorizer (virtual, htpasswd,
  * PostgreSQL), all through a real server on loopback and the raw line client.
  *
- * Each authorizer's setup gets two fresh homes and must provide:
+ * Each authorizer's setup gets three fresh homes and must provide:
  * - `reader`: letters 'elr', an override 'elrw' on /uploads (not recursive), msgLogin READER_MSG;
- * - `writer`: letters 'elradfmwMT'.
+ * - `writer`: letters 'elradfmwMT';
+ * - `limited`: letters 'elr' and the limits LIMITED_LIMITS (from the authorizer's getLimits).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +19,8 @@ export const READER_MSG = 'Welcome, reader.';
 export const READER_PERM = 'elr';
 export const WRITER_PERM = 'elradfmwMT';
 export const UPLOADS_OVERRIDE = { path: '/uploads', perm: 'elrw', recursive: false };
+export const LIMITED_MAX_SESSIONS = 2;
+export const LIMITED_LIMITS = { maxSessions: LIMITED_MAX_SESSIONS };
 
 export interface Credentials {
   name: string;
@@ -28,22 +31,30 @@ export interface SuiteSetup {
   authorizer: Authorizer;
   reader: Credentials;
   writer: Credentials;
+  limited: Credentials;
 }
 
-export type SetupFn = (t: ExecutionContext, homes: { reader: string; writer: string }) => Promise<SuiteSetup>;
+export interface Homes {
+  reader: string;
+  writer: string;
+  limited: string;
+}
+
+export type SetupFn = (t: ExecutionContext, homes: Homes) => Promise<SuiteSetup>;
 
 interface Env {
   s: TestServer;
   setup: SuiteSetup;
-  homes: { reader: string; writer: string };
+  homes: Homes;
 }
 
 async function prepare(t: ExecutionContext, setupFn: SetupFn): Promise<Env> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-auth-'));
   t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
-  const homes = { reader: path.join(base, 'reader'), writer: path.join(base, 'writer') };
+  const homes = { reader: path.join(base, 'reader'), writer: path.join(base, 'writer'), limited: path.join(base, 'limited') };
   fs.mkdirSync(path.join(homes.reader, 'uploads'), { recursive: true });
   fs.mkdirSync(homes.writer);
+  fs.mkdirSync(homes.limited);
   const setup = await setupFn(t, homes);
   const s = await startServer(t, { authorizer: setup.authorizer });
   return { s, setup, homes };
@@ -132,5 +143,31 @@ export function registerLoginSuite(test: TestFn, label: string, setupFn: SetupFn
     t.is((await c.cmd('STOR /uploads/deeper/x.txt')).code, 550, 'not recursive');
     t.is((await c.cmd('DELE /uploads/in.txt')).code, 550, "'d' is not in the override");
     c.close();
+  });
+
+  test(`${label}: maxSessions from the authorizer: the N+1th login gets 530`, async (t) => {
+    const env = await prepare(t, setupFn);
+    const { limited, writer } = env.setup;
+    const open: LineClient[] = [];
+    t.teardown(() => open.forEach((c) => c.close()));
+    for (let i = 0; i < LIMITED_MAX_SESSIONS; i++) open.push(await loggedIn(env, limited));
+    // Asked after a login: some authorizers only know a user's limits once the user has logged in.
+    t.deepEqual(await env.setup.authorizer.getLimits?.(limited.name), LIMITED_LIMITS);
+    const extra = await LineClient.open(env.s.port);
+    open.push(extra);
+    t.is((await extra.cmd(`USER ${limited.name}`)).code, 331);
+    const refused = await extra.cmd(`PASS ${limited.password}`);
+    t.is(refused.code, 530);
+    t.is(refused.text, 'Too many sessions for this user.');
+    t.is((await extra.cmd('NOOP')).code, 200, 'the connection stays');
+    // Another user is not counted against it.
+    const w = await loggedIn(env, writer);
+    open.push(w);
+    t.is((await w.cmd('PWD')).code, 257);
+    // A QUIT frees a slot.
+    t.is((await open[0].cmd('QUIT')).code, 221);
+    await open[0].whenClosed();
+    await extra.login(limited.name, limited.password);
+    t.is((await extra.cmd('PWD')).code, 257);
   });
 }

@@ -16,7 +16,7 @@ import { PostgresAuthorizer, hashPassword, type PostgresAuthorizerOptions } from
 import { LineClient } from '../helpers/line-client';
 import { startPostgres, loadSchema, type PgServer } from '../helpers/postgres';
 import { startServer } from '../helpers/server';
-import { READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
+import { LIMITED_MAX_SESSIONS, READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
 
 const FAST = { ln: 4, r: 8, p: 1 };
 const CLIENT = { address: '127.0.0.1', port: 40000 };
@@ -229,9 +229,55 @@ test.serial('the schema refuses plain-text passwords, unknown letters and relati
   t.deepEqual(await db().query('SELECT * FROM perm_overrides WHERE user_name = $1', [name]), [], 'overrides go with their user');
 });
 
+test.serial('limits come from the row read at login (bigint columns too); getLimits never queries; the schema refuses negatives', async (t) => {
+  let now = 20_000_000;
+  const a = authorizer(t, { cacheTtl: 5, clock: () => now });
+  const queries = countQueries(a);
+  const name = unique('limits');
+  await addUser(name, await hashPassword('pw', FAST), '/srv/limits');
+  await db().query('UPDATE users SET max_sessions = 3, write_limit = 0, quota_bytes = $2, quota_files = 100 WHERE name = $1', [
+    name,
+    String(2 ** 40),
+  ]);
+  t.deepEqual(a.getLimits(name), {}, 'nothing known before a login');
+  t.true(await accepts(a, name, 'pw'));
+  t.is(queries.count, 1);
+  // NULL and 0 are no limit; an int8 comes back from pg as a string and is made a number.
+  t.deepEqual(a.getLimits(name), { maxSessions: 3, quotaBytes: 2 ** 40, quotaFiles: 100 });
+  await db().query('UPDATE users SET max_sessions = NULL, read_limit = 65536 WHERE name = $1', [name]);
+  t.deepEqual(a.getLimits(name), { maxSessions: 3, quotaBytes: 2 ** 40, quotaFiles: 100 }, 'the cached row answers');
+  t.is(queries.count, 1, 'getLimits does not query');
+  now += 6_000;
+  t.true(await accepts(a, name, 'pw'));
+  t.deepEqual(a.getLimits(name), { readLimit: 65536, quotaBytes: 2 ** 40, quotaFiles: 100 });
+  t.is(queries.count, 2);
+
+  for (const column of ['max_sessions', 'read_limit', 'write_limit', 'quota_bytes', 'quota_files']) {
+    await t.throwsAsync(db().query(`UPDATE users SET ${column} = -1 WHERE name = $1`, [name]), undefined, column);
+  }
+});
+
+test.serial('the schema file upgrades a users table made before the limit columns, and may be loaded twice', async (t) => {
+  const sql = fs.readFileSync(path.join(__dirname, '..', '..', 'conf', 'ftpdlib-schema.sql'), 'utf8');
+  await db().query(
+    'CREATE SCHEMA before_limits; CREATE TABLE before_limits.users (name text PRIMARY KEY, password_hash text NOT NULL, ' +
+      "home text NOT NULL, perm text NOT NULL DEFAULT 'elr', msg_login text, msg_quit text, enabled boolean NOT NULL DEFAULT true, " +
+      'created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())',
+  );
+  await db().query(`INSERT INTO before_limits.users (name, password_hash, home) VALUES ('old', $1, '/srv/old')`, [await hashPassword('pw', FAST)]);
+  for (let i = 0; i < 2; i++) await db().query(`SET search_path TO before_limits; ${sql}`);
+  await db().query("UPDATE before_limits.users SET quota_files = 9 WHERE name = 'old'");
+  await t.throwsAsync(db().query("UPDATE before_limits.users SET quota_files = -9 WHERE name = 'old'"), undefined, 'the CHECK came too');
+  const a = authorizer(t, { tables: { users: 'before_limits.users', overrides: 'before_limits.perm_overrides' } });
+  t.true(await accepts(a, 'old', 'pw'));
+  t.deepEqual(a.getLimits('old'), { quotaFiles: 9 });
+  await loadSchema(db());
+});
+
 registerLoginSuite(test, 'postgres', async (_t, homes) => {
   const reader = unique('reader');
   const writer = unique('writer');
+  const limited = unique('limited');
   await addUser(reader, await hashPassword('reader-pw', FAST), homes.reader, { perm: READER_PERM, msgLogin: READER_MSG });
   await db().query('INSERT INTO perm_overrides (user_name, directory, perm, recursive) VALUES ($1, $2, $3, $4)', [
     reader,
@@ -241,9 +287,13 @@ registerLoginSuite(test, 'postgres', async (_t, homes) => {
   ]);
   // bcrypt is accepted alongside $scrypt$.
   await addUser(writer, bcrypt.hashSync('writer-pw', 4).replace(/^\$2b\$/, '$2y$'), homes.writer, { perm: WRITER_PERM });
+  // The other limit columns stay NULL: no limit.
+  await addUser(limited, await hashPassword('limited-pw', FAST), homes.limited);
+  await db().query('UPDATE users SET max_sessions = $2 WHERE name = $1', [limited, LIMITED_MAX_SESSIONS]);
   return {
     authorizer: authorizer(_t),
     reader: { name: reader, password: 'reader-pw' },
     writer: { name: writer, password: 'writer-pw' },
+    limited: { name: limited, password: 'limited-pw' },
   };
 });

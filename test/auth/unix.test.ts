@@ -57,7 +57,7 @@ interface SysUser {
 
 const tag = randomBytes(3).toString('hex');
 const made: string[] = [];
-const users: Record<'alice' | 'bob' | 'locked' | 'noshell' | 'expired' | 'sys', SysUser> = {} as never;
+const users: Record<'alice' | 'bob' | 'locked' | 'noshell' | 'expired' | 'sys' | 'quota', SysUser> = {} as never;
 
 function sh(cmd: string, args: string[], input?: string): string {
   return execFileSync(cmd, args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
@@ -89,6 +89,7 @@ if (canRun) {
     addUser('expired');
     sh('chage', ['-E', '0', users.expired.name]);
     addUser('sys', { system: true });
+    addUser('quota');
     const { alice, bob } = users;
     // In alice's home: a file of bob's she may not read, a directory of root's she may not write.
     fs.writeFileSync(path.join(alice.home, 'bobs-secret.txt'), 'SECRET');
@@ -312,6 +313,54 @@ test('anonymous maps to a system user, read-only, acting as that user', async (t
   t.is(await loginCode(t, none.s, 'anonymous', 'x'), 530, 'no anonymousUser, no anonymous');
 });
 
+test('limits.maxSessions applies to every system user: the second login of one gets 530, another user still logs in', async (t) => {
+  const { s, auth } = await serve(t, { limits: { maxSessions: 1 } });
+  const first = await LineClient.open(s.port);
+  t.teardown(() => first.close());
+  await first.login(users.alice.name, users.alice.password);
+  t.deepEqual(auth.getLimits(users.alice.name), { maxSessions: 1 });
+  const second = await LineClient.open(s.port);
+  t.teardown(() => second.close());
+  t.is((await second.cmd(`USER ${users.alice.name}`)).code, 331);
+  const refused = await second.cmd(`PASS ${users.alice.password}`);
+  t.is(refused.code, 530);
+  t.is(refused.text, 'Too many sessions for this user.');
+  t.is((await second.cmd('NOOP')).code, 200, 'the connection stays');
+  t.is(await loginCode(t, s, users.bob.name, users.bob.password), 230, 'counted per user');
+  t.is((await first.cmd('QUIT')).code, 221);
+  await first.whenClosed();
+  await second.login(users.alice.name, users.alice.password);
+  t.is((await second.cmd('PWD')).code, 257);
+});
+
+test('userLimits.quotaBytes for one system user: the STOR crossing it gets 552 and keeps what fits', async (t) => {
+  const { quota } = users;
+  // What the home holds already (the skeleton's dotfiles) counts against the quota.
+  let used = 0;
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isFile()) used += fs.lstatSync(p).size;
+      else if (e.isDirectory()) walk(p);
+    }
+  };
+  walk(quota.home);
+  const { s, auth } = await serve(t, { limits: { maxSessions: 5 }, userLimits: { [quota.name]: { quotaBytes: used + 100 } } });
+  const c = await LineClient.open(s.port);
+  t.teardown(() => c.close());
+  await c.login(quota.name, quota.password);
+  t.deepEqual(auth.getLimits(quota.name), { quotaBytes: used + 100 }, 'userLimits replace limits');
+  const r = await upload(c, 'STOR over.bin', randomBytes(1000));
+  t.true([125, 150].includes(r.first.code), String(r.first.code));
+  t.is(r.final?.code, 552);
+  t.is(r.final?.text, 'Quota exceeded.');
+  const made = fs.statSync(path.join(quota.home, 'over.bin'));
+  t.is(made.size, 100);
+  t.is(made.uid, quota.uid, 'written as the user');
+  t.is((await upload(c, 'STOR more.bin', 'x')).first.code, 552, 'at the quota: refused before any 150');
+  t.false(fs.existsSync(path.join(quota.home, 'more.bin')));
+});
+
 test('construction: ConfigError for bad options and for a server not running as root', (t) => {
   const code = (fn: () => unknown): string | undefined => (t.throws(fn) as { code?: string } | undefined)?.code;
   t.is(code(() => new UnixAuthorizer({ allowedUsers: ['root'], rejectedUsers: ['root'] })), 'FTPD_ERR_CONFIG');
@@ -319,6 +368,10 @@ test('construction: ConfigError for bad options and for a server not running as 
   t.is(code(() => new UnixAuthorizer({ allowedUsers: [users.noshell.name] })), 'FTPD_ERR_CONFIG', 'allowed user without a valid shell');
   t.is(code(() => new UnixAuthorizer({ anonymousUser: 'root' })), 'FTPD_ERR_CONFIG');
   t.is(code(() => new UnixAuthorizer({ globalPerm: 'elrX' })), 'FTPD_ERR_CONFIG');
+  const keyOf = (opts: unknown): string | undefined => (t.throws(() => new UnixAuthorizer(opts as UnixAuthorizerOptions), { instanceOf: ConfigError }) as ConfigError).key;
+  t.is(keyOf({ limits: { maxSessions: -1 } }), 'limits.maxSessions');
+  t.is(keyOf({ userLimits: { [users.alice.name]: { quota: 1 } } }), `userLimits.${users.alice.name}.quota`);
+  t.is(keyOf({ userLimits: [] }), 'userLimits');
   const real = process.geteuid;
   process.geteuid = () => 1000;
   try {

@@ -1,11 +1,14 @@
 // server.workers: a primary that listens and hands connections to worker processes.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { Client, FTPError, enterPassiveModeIPv4 } from 'basic-ftp';
+import { startHaproxy } from '../helpers/haproxy';
+import { LineClient } from '../helpers/line-client';
 import { eventually, login, startDaemon, tmpDir, type Cli } from './_daemon';
 
 type Daemon = Cli & { port: number };
@@ -266,4 +269,142 @@ test('lockout counts failures over all workers: the ban holds whichever worker a
   t.is(await attempt('pw'), 530, 'on the other worker too');
   await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 4, 'four sessions logged');
   t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort());
+});
+
+test('maxSessions holds across 2 workers: the 3rd login of a user with 2 sessions gets 530; after a QUIT a login works', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.mkdirSync(path.join(dir, 'home'), { recursive: true });
+  fs.writeFileSync(
+    file,
+    `server: { host: 127.0.0.1, port: 0, authFailedTimeout: 0, workers: 2 }\n` +
+      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n` +
+      `    - { name: alice, password: pw, home: home, perm: elradfmw, limits: { maxSessions: 2 } }\n` +
+      `logging: { level: info }\n`,
+  );
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const a = await login(t, d.port, 'alice', 'pw');
+  const b = await login(t, d.port, 'alice', 'pw');
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'one session on each worker');
+
+  // The third login, whichever worker serves it, is refused; its connection stays.
+  const c = new Client(10_000);
+  t.teardown(() => c.close());
+  const err = await c.access({ host: '127.0.0.1', port: d.port, user: 'alice', password: 'pw' }).then(
+    () => null,
+    (e: FTPError) => e,
+  );
+  t.is(err?.code, 530);
+  t.regex(err?.message ?? '', /Too many sessions for this user/);
+  c.close();
+
+  await a.send('QUIT');
+  a.close();
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length >= 2, 'the QUIT session ended');
+  // The release reaches the primary right after the session's logout: a new login gets in.
+  let ok = false;
+  for (let attempt = 0; attempt < 50 && !ok; attempt++) {
+    const e = new Client(10_000);
+    t.teardown(() => e.close());
+    ok = await e.access({ host: '127.0.0.1', port: d.port, user: 'alice', password: 'pw' }).then(
+      () => true,
+      () => false,
+    );
+    if (!ok) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.true(ok, 'a login after the QUIT works');
+  t.deepEqual((await b.list()).map((f) => f.name), [], 'the other session still works');
+});
+
+test('metrics with 2 workers: the primary serves /metrics, the sum of both workers', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2, metrics: { port: 0 }');
+  const content = crypto.randomBytes(100_000);
+  fs.writeFileSync(path.join(dir, 'home', 'f.bin'), content);
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const mport = Number((await d.waitFor('stderr', /metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics/))[1]);
+
+  const failed = new Client(10_000);
+  t.teardown(() => failed.close());
+  const err = await failed.access({ host: '127.0.0.1', port: d.port, user: 'alice', password: 'wrong' }).then(
+    () => null,
+    (e: FTPError) => e,
+  );
+  t.is(err?.code, 530);
+  const a = await login(t, d.port, 'alice', 'pw');
+  const b = await login(t, d.port, 'alice', 'pw');
+  t.true((await download(b, 'f.bin')).equals(content));
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 3, 'three sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'sessions on both workers');
+
+  const body = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: mport, path: '/metrics' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`status ${res.statusCode}`))));
+      })
+      .on('error', reject);
+  });
+  const sample = (series: string): number | undefined => {
+    const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+  t.is(sample('ftpdlib_sessions_total'), 3);
+  t.is(sample('ftpdlib_logins_total{result="ok"}'), 2);
+  t.is(sample('ftpdlib_logins_total{result="failed"}'), 1);
+  t.is(sample('ftpdlib_sent_bytes_total'), content.length);
+  t.is(sample('ftpdlib_transfers_total{command="RETR",result="ok"}'), 1);
+  t.is(sample('ftpdlib_transfer_duration_seconds_count{command="RETR"}'), 1);
+  t.true((sample('ftpdlib_sessions_open') ?? 0) >= 2, 'the two logged-in sessions are open');
+  t.truthy(body.match(/^process_resident_memory_bytes /m), 'the workers’ process metrics, summed');
+  a.close();
+  b.close();
+});
+
+test('PROXY protocol with 2 workers behind HAProxy: maxConnectionsPerIp 1 counts each real client', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, "workers: 2, maxConnectionsPerIp: 1, proxyProtocol: v2, trustedProxies: ['127.0.0.1']");
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const hp = await startHaproxy(t, { backendPort: d.port, send: 'v2' });
+  const open = async (from: string): Promise<LineClient> => {
+    const c = await LineClient.connect(hp.port, '127.0.0.1', from);
+    t.teardown(() => c.close());
+    return c;
+  };
+
+  const first = await open('127.0.0.2');
+  t.is((await first.read())?.code, 220);
+  // A login: the worker got the session with the bytes after the header, and read no header again.
+  await first.login('alice', 'pw');
+  const second = await open('127.0.0.2');
+  const refused = await second.read();
+  t.is(refused?.code, 421);
+  t.regex(refused?.text ?? '', /Too many connections from the same IP address/);
+  const other = await open('127.0.0.3');
+  t.is((await other.read())?.code, 220);
+  await other.login('alice', 'pw');
+
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
+  const connected = records(d).filter((r) => r.msg === 'connected');
+  t.deepEqual(connected.map((r) => String(r.remote).split(':')[0]).sort(), ['127.0.0.2', '127.0.0.3'], 'sessions of the real clients');
+  t.deepEqual(distinctPids(connected), [...pids].sort(), 'one on each worker');
+
+  // The end of the session is found (by the client the header named) and reported: its place is free again.
+  t.is((await first.cmd('QUIT')).code, 221);
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length >= 1, 'the session ended');
+  let again: number | undefined;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const c = await open('127.0.0.2');
+    again = (await c.read())?.code;
+    c.close();
+    if (again === 220) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(again, 220);
 });

@@ -60,7 +60,9 @@ export const pass: CommandDescriptor = {
       }
     }
     // Nothing awaits from the slot to the login itself: two logins cannot both take the last slot.
-    if (!session.takeLoginSlot(user, limits)) {
+    // (A shared counter answers later; it decides alone, so the same holds.)
+    const slot = session.takeLoginSlot(user, limits);
+    if (!(typeof slot === 'boolean' ? slot : await slot)) {
       session.pendingUser = null;
       session.state = 'auth';
       session.log.info({ user, maxSessions: limits.maxSessions }, 'login refused: too many sessions for this user');
