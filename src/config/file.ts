@@ -32,10 +32,12 @@ import { ReloadableAuthorizer } from './reloadable-authorizer';
 import { fromConfig, type UserConfig } from '../auth/virtual';
 import type { HtpasswdAuthorizerOptions, HtpasswdUserOptions } from '../auth/htpasswd';
 import type { PostgresAuthorizerOptions } from '../auth/postgres';
+import type { UnixAuthorizerOptions } from '../auth/unix';
 import { withLockout, type LockoutOptions, type LockoutStore } from '../auth/lockout';
 import { SCRYPT_PREFIX } from '../auth/password';
 import type { Authorizer, UserLimits } from '../auth/types';
 import type { OverrideConfig } from '../auth/profile';
+import type { FileSystem, FileSystemFactory } from '../fs/types';
 
 // ---------------------------------------------------------------------------------------------
 // Types of a loaded config
@@ -117,7 +119,22 @@ export interface PostgresAuthorizerConfig {
   tables: { users: string; overrides: string };
 }
 
-export type AuthorizerConfig = VirtualAuthorizerConfig | HtpasswdAuthorizerConfig | PostgresAuthorizerConfig;
+/** System users (UnixAuthorizer): the daemon must run as root, sessions act as their user on the disk. */
+export interface UnixAuthorizerConfig {
+  type: 'unix';
+  allowedUsers?: string[];
+  rejectedUsers?: string[];
+  minUid: number;
+  requireValidShell: boolean;
+  anonymousUser?: string;
+  globalPerm: string;
+  msgLogin?: string;
+  msgQuit?: string;
+  limits?: UserLimits;
+  userLimits?: Record<string, UserLimits>;
+}
+
+export type AuthorizerConfig = VirtualAuthorizerConfig | HtpasswdAuthorizerConfig | PostgresAuthorizerConfig | UnixAuthorizerConfig;
 
 export type LockoutConfig = Required<Omit<LockoutOptions, 'store' | 'logger' | 'clock' | 'sleep'>>;
 
@@ -368,6 +385,20 @@ const POSTGRES_FIELDS: Record<keyof Omit<PostgresAuthorizerOptions, 'pool' | 'lo
   },
 };
 
+/** UnixAuthorizer's options; the defaults are its own (src/auth/unix.ts), shown by check-config. */
+const UNIX_FIELDS: Record<keyof Omit<UnixAuthorizerOptions, 'logger'>, Field> = {
+  allowedUsers: { node: { kind: 'list', of: NON_EMPTY } },
+  rejectedUsers: { node: { kind: 'list', of: NON_EMPTY } },
+  minUid: { node: int(0, 4294967295), default: 1000 },
+  requireValidShell: { node: BOOL, default: true },
+  anonymousUser: { node: NON_EMPTY },
+  globalPerm: { node: STRING, default: 'elradfmwMT' },
+  msgLogin: { node: STRING },
+  msgQuit: { node: STRING },
+  limits: { node: LIMITS },
+  userLimits: { node: { kind: 'map', of: LIMITS } },
+};
+
 const AUTHORIZER: SchemaNode = {
   kind: 'union',
   tag: 'type',
@@ -375,6 +406,7 @@ const AUTHORIZER: SchemaNode = {
     virtual: VIRTUAL,
     htpasswd: { kind: 'object', fields: HTPASSWD_FIELDS },
     postgres: { kind: 'object', fields: POSTGRES_FIELDS },
+    unix: { kind: 'object', fields: UNIX_FIELDS },
   },
 };
 
@@ -714,6 +746,13 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedC
     checkPasswords(auth, users, later);
     checkVirtualUsers(auth, users, later);
   }
+  if (isPlainObject(auth) && auth.type === 'unix') {
+    // Cheap checks UnixAuthorizer would make only when built (it needs root and the system's users).
+    if (Array.isArray(auth.allowedUsers) && Array.isArray(auth.rejectedUsers)) {
+      later.push(source.issue(['authorizer', 'rejectedUsers'], 'allowedUsers or rejectedUsers, not both'));
+    }
+    if (runAs) later.push(source.issue(['server', 'runAs'], 'not with authorizer type unix (it must stay root to read /etc/shadow and act as each user)'));
+  }
 
   if (issues.length || later.length) throw new ConfigFileError(tidy(issues, later));
   const cfg: LoadedConfig = {
@@ -921,15 +960,56 @@ export function buildAuthorizer(cfg: LoadedConfig, logger?: Logger, opts: { watc
         });
         return { authorizer: auth, close: () => auth.close() };
       }
+      case 'unix': {
+        // Loaded when used: the native addon is only needed for system users.
+        const { UnixAuthorizer } = require('../auth/unix') as typeof import('../auth/unix');
+        const auth = new UnixAuthorizer({
+          allowedUsers: a.allowedUsers,
+          rejectedUsers: a.rejectedUsers,
+          minUid: a.minUid,
+          requireValidShell: a.requireValidShell,
+          anonymousUser: a.anonymousUser,
+          globalPerm: a.globalPerm,
+          msgLogin: a.msgLogin,
+          msgQuit: a.msgQuit,
+          limits: a.limits,
+          userLimits: a.userLimits,
+          logger,
+        });
+        return { authorizer: auth, close: async () => {} };
+      }
     }
   } catch (err) {
+    // "authorizer: the server running as root ..." is about the whole section.
+    if (err instanceof ConfigError && err.key === 'authorizer') throw mapConfigError(cfg, new ConfigError('', expectedText(err)), ['authorizer'], a);
     if (err instanceof ConfigError) throw mapConfigError(cfg, err, ['authorizer'], a);
     throw err;
   }
 }
 
+/** What can give a session its filesystem (UnixAuthorizer: one acting as the user). */
+interface FileSystemProvider {
+  fileSystemFor(user: string, home: string): FileSystem | Promise<FileSystem>;
+}
+
+function providesFileSystem(a: Authorizer): a is Authorizer & FileSystemProvider {
+  return typeof (a as Partial<FileSystemProvider>).fileSystemFor === 'function';
+}
+
+/**
+ * For system users, the filesystem factory of the authorizer in force (the reload point hides
+ * fileSystemFor, so it is asked of the concrete authorizer inside it, the one that checked the login).
+ */
+function unixFileSystem(reloadable: ReloadableAuthorizer): FileSystemFactory {
+  return (user, home) => {
+    const current = reloadable.inner;
+    if (!providesFileSystem(current)) throw new Error('the authorizer in force gives no per-user filesystem');
+    return current.fileSystemFor(user, home);
+  };
+}
+
 export interface BuiltConfig {
-  /** What to give FtpServer: the file's server options, the authorizer and the logger. */
+  /** What to give FtpServer: the file's server options, the authorizer and the logger (and, for unix, the per-user filesystem). */
   options: FtpServerOptions;
   /** The reload point: `reloadUsers` swaps the authorizer inside it. */
   authorizer: ReloadableAuthorizer;
@@ -970,12 +1050,20 @@ export function buildFromConfig(cfg: LoadedConfig, opts: BuildOptions = {}): Bui
     }
   }
   const pending = new Set<Promise<void>>();
+  // System users act as themselves on the disk; without this factory they would act as root.
+  const unix = cfg.authorizer.type === 'unix';
   return {
-    options: { ...cfg.server, authorizer, logger },
+    options: { ...cfg.server, authorizer, logger, ...(unix ? { fileSystem: unixFileSystem(reloadable) } : {}) },
     authorizer: reloadable,
     logger,
     log,
     async reloadUsers(next: LoadedConfig): Promise<void> {
+      // The server's filesystem factory is fixed at start: switching to or from system users needs a restart.
+      if ((next.authorizer.type === 'unix') !== unix) {
+        const message = `changing to or from type unix needs a restart (running: ${unix ? 'unix' : 'not unix'})`;
+        const prov = provenance.get(next);
+        throw new ConfigFileError([prov ? prov.main.issue(['authorizer', 'type'], message) : { file: next.file, line: 0, path: 'authorizer.type', message }]);
+      }
       const fresh = buildAuthorizer(next, logger, { watch: opts.watch });
       reloadable.swap(fresh.authorizer);
       const old = inner;

@@ -21,6 +21,9 @@ import { codeOf, fsContract, getFile, putFile } from '../helpers/fs-contract';
 import { LineClient } from '../helpers/line-client';
 import { startServer, type TestServer } from '../helpers/server';
 import { fetch, upload } from '../commands/_support';
+import bunyan from 'bunyan';
+import { buildFromConfig, loadConfigFile } from '../../src/config/file';
+import { LockoutAuthorizer } from '../../src/auth/lockout';
 
 const isRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
 const hasUseradd = ((): boolean => {
@@ -246,6 +249,39 @@ test('acting as the user: STOR and MKD create entries owned by the user', async 
   const dir = fs.statSync(path.join(users.alice.home, 'made-by-alice'));
   t.is(dir.uid, users.alice.uid);
   t.is(dir.gid, users.alice.gid);
+});
+
+test('type: unix in the config file: the built options log a system user in, and a STOR is owned by that user', async (t) => {
+  const { alice } = users;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-unix-config-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.writeFileSync(
+    file,
+    [
+      'authorizer:',
+      '  type: unix',
+      `  allowedUsers: [${alice.name}]`,
+      '  globalPerm: elradfmw',
+      '  msgLogin: Welcome from the config file.',
+      'lockout: { maxFailures: 5, delayBase: 0 }',
+      '',
+    ].join('\n'),
+  );
+  const built = buildFromConfig(loadConfigFile(file), { logger: bunyan.createLogger({ name: 'test', streams: [] }) });
+  t.teardown(() => built.close());
+  // Lockout and the reload point are still in the chain; the per-user filesystem came with them.
+  t.true(built.options.authorizer instanceof LockoutAuthorizer);
+  t.is(typeof built.options.fileSystem, 'function');
+  const s = await startServer(t, built.options);
+  const c = await client(t, s, alice);
+  await c.uploadFrom(Readable.from([Buffer.from('via the config file')]), 'from-config.txt');
+  const st = fs.statSync(path.join(alice.home, 'from-config.txt'));
+  t.is(st.uid, alice.uid);
+  t.is(st.gid, alice.gid);
+  t.is(fs.readFileSync(path.join(alice.home, 'from-config.txt'), 'utf8'), 'via the config file');
+  // allowedUsers came through too: bob is refused.
+  t.is(await loginCode(t, s, users.bob.name, users.bob.password), 530);
 });
 
 test('acting as the user: a file of another user with mode 600 cannot be RETR\'d, though the server is root', async (t) => {

@@ -103,6 +103,59 @@ test('SIGHUP reloads the users file and the certificate: a new user can log in, 
   await t.notThrowsAsync(login(t, d.port, 'bob', 'pw-bob'));
 });
 
+test('SIGHUP during a rate-limited download: the download completes whole with 226, and the new user can log in', async (t) => {
+  const dir = tmpDir(t);
+  fs.mkdirSync(path.join(dir, 'home'));
+  const content = crypto.randomBytes(512 * 1024);
+  fs.writeFileSync(path.join(dir, 'home', 'big.bin'), content);
+  fs.writeFileSync(path.join(dir, 'users.yaml'), users('alice'));
+  // 256 KiB/s: the 512 KiB download takes about two seconds; the reload happens in its first moments.
+  const file = writeConfig(
+    dir,
+    `server: { host: 127.0.0.1, port: 0, authFailedTimeout: 0, writeLimit: 262144 }\n` +
+      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  usersFile: users.yaml\n` +
+      `logging: { level: info }\n`,
+  );
+  const d = await startDaemon(t, ['--config', file]);
+  const refused = await t.throwsAsync(login(t, d.port, 'bob', 'pw-bob'));
+  t.is((refused as FTPError).code, 530);
+
+  const c = await login(t, d.port, 'alice', 'pw-alice');
+  const hash = crypto.createHash('sha256');
+  let received = 0;
+  let firstChunk!: () => void;
+  const started = new Promise<void>((resolve) => (firstChunk = resolve));
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      received += chunk.length;
+      firstChunk();
+      cb();
+    },
+  });
+  let done = false;
+  const download = c.downloadTo(sink, 'big.bin').finally(() => (done = true));
+  await started;
+
+  fs.writeFileSync(path.join(dir, 'users.yaml'), users('alice', 'bob'));
+  process.kill(d.pid, 'SIGHUP');
+  await d.waitFor('stdout', /configuration reloaded/);
+  t.false(done, 'the download was still running when the reload was done');
+  t.true(received < content.length);
+
+  const reply = await download;
+  t.is(reply.code, 226);
+  t.is(received, content.length);
+  t.is(hash.digest('hex'), crypto.createHash('sha256').update(content).digest('hex'), 'the whole file arrived');
+
+  const bob = await login(t, d.port, 'bob', 'pw-bob');
+  t.deepEqual(
+    (await bob.list()).map((f) => f.name),
+    ['big.bin'],
+  );
+  t.notRegex(d.stdout(), /reload refused/);
+});
+
 test('--config with -p and -D overriding the file; SIGUSR2 reopens logging.file after it was moved away', async (t) => {
   const dir = tmpDir(t);
   fs.mkdirSync(path.join(dir, 'home'));

@@ -232,7 +232,7 @@ logging:
   const ldap = issuesOf(t, () => loadConfigFile(write(dir, 'h.yaml', 'authorizer:\n  type: ldap\n')));
   t.is(ldap[0].path, 'authorizer.type');
   t.is(ldap[0].line, 2);
-  t.is(ldap[0].message, 'expected virtual | htpasswd | postgres, got "ldap"');
+  t.is(ldap[0].message, 'expected virtual | htpasswd | postgres | unix, got "ldap"');
 });
 
 test('virtual users: plain text only with allowPlaintextPasswords; hashes, letters, homes and duplicates checked with lines', async (t) => {
@@ -442,6 +442,91 @@ test('postgres: built without connecting, closed cleanly; bad ssl files are repo
   const built = buildFromConfig(ok, { logger: quiet });
   await built.close();
   t.pass();
+});
+
+test('unix: a valid section parses with its defaults; bad options are reported with their lines', (t) => {
+  const dir = tmpDir(t);
+  const ok = loadConfigFile(write(dir, 'f.yaml', `
+authorizer:
+  type: unix
+  allowedUsers: [alice, bob]
+  anonymousUser: nobody
+  msgLogin: Hi.
+  limits: { maxSessions: 2, writeLimit: 1048576 }
+  userLimits:
+    alice: { quotaBytes: 1000 }
+`));
+  t.deepEqual(ok.authorizer, {
+    type: 'unix',
+    allowedUsers: ['alice', 'bob'],
+    anonymousUser: 'nobody',
+    msgLogin: 'Hi.',
+    limits: { maxSessions: 2, writeLimit: 1048576 },
+    userLimits: { alice: { quotaBytes: 1000 } },
+    minUid: 1000,
+    requireValidShell: true,
+    globalPerm: 'elradfmwMT',
+  });
+  t.deepEqual(configuredHomes(ok), []);
+
+  const file = write(dir, 'g.yaml', `
+authorizer:
+  type: unix
+  allowedUsers: alice
+  minUid: -1
+  requireValidShell: sometimes
+  anonymousUser: ""
+  userLimits:
+    bob: { quotaBytes: lots }
+  homeDir: /srv
+`);
+  const issues = issuesOf(t, () => loadConfigFile(file));
+  t.is(at(t, issues, 'authorizer.allowedUsers').line, 3);
+  t.is(at(t, issues, 'authorizer.allowedUsers').message, 'expected a list of non-empty strings, got "alice"');
+  t.is(at(t, issues, 'authorizer.minUid').line, 4);
+  t.is(at(t, issues, 'authorizer.minUid').message, 'expected an integer from 0 to 4294967295, got -1');
+  t.is(at(t, issues, 'authorizer.requireValidShell').line, 5);
+  t.is(at(t, issues, 'authorizer.anonymousUser').line, 6);
+  t.is(at(t, issues, 'authorizer.userLimits.bob.quotaBytes').line, 8);
+  t.is(at(t, issues, 'authorizer.homeDir').line, 9);
+  t.regex(at(t, issues, 'authorizer.homeDir').message, /^unknown key/);
+
+  const both = issuesOf(t, () =>
+    loadConfigFile(write(dir, 'h.yaml', 'server:\n  runAs: { user: nobody, group: nogroup }\nauthorizer:\n  type: unix\n  allowedUsers: [a]\n  rejectedUsers: [b]\n')),
+  );
+  t.is(at(t, both, 'authorizer.rejectedUsers').line, 6);
+  t.is(at(t, both, 'authorizer.rejectedUsers').message, 'allowedUsers or rejectedUsers, not both');
+  t.is(at(t, both, 'server.runAs').line, 2);
+});
+
+test('unix: built with the per-user filesystem, or an error naming the section when it cannot be', async (t) => {
+  const dir = tmpDir(t);
+  const file = write(dir, 'f.yaml', 'authorizer:\n  type: unix\n  globalPerm: elr\nlockout: { maxFailures: 2 }\n');
+  const cfg = loadConfigFile(file);
+  let built: ReturnType<typeof buildFromConfig>;
+  try {
+    built = buildFromConfig(cfg, { logger: quiet });
+  } catch (err) {
+    // Not root, or no addon: the whole section is named, at its line.
+    t.true(err instanceof ConfigFileError, String(err));
+    const issue = (err as ConfigFileError).issues[0];
+    t.is(issue.path, 'authorizer');
+    t.is(issue.line, 1);
+    t.notRegex(issue.message, /^authorizer:/);
+    return;
+  }
+  t.true(built.options.authorizer instanceof LockoutAuthorizer);
+  t.true(built.authorizer instanceof ReloadableAuthorizer);
+  t.is(typeof built.options.fileSystem, 'function');
+  // The server takes the options as they are.
+  t.notThrows(() => new FtpServer(built.options));
+  // A reload keeps system users; switching to another type needs a restart.
+  await built.reloadUsers(loadConfigFile(file));
+  const err = await t.throwsAsync(built.reloadUsers(loadConfigFile(write(dir, 'g.yaml', PLAIN_USERS))));
+  t.true(err instanceof ConfigFileError);
+  t.is((err as ConfigFileError).issues[0].path, 'authorizer.type');
+  t.is((err as ConfigFileError).issues[0].line, 2);
+  await built.close();
 });
 
 test('lockout wraps the reloadable authorizer; the reload point swaps users under it', async (t) => {
