@@ -13,6 +13,7 @@ export { VirtualAuthorizer, hashPassword, verifyPassword } from './auth';
 export type { FileSystem, FileHandle, FileStat, DirEntry, OpenWriteOptions, FileSystemFactory } from './fs/types';
 export { LocalFileSystem } from './fs/local';
 export { MemoryFileSystem } from './fs/memory';
+export { SubtreeFileSystem } from './fs/subtree';
 export { UnixAuthorizer, type UnixAuthorizerOptions } from './auth/unix';
 export { AsUserFileSystem, type FsUser } from './fs/as-user';
 export { JailError } from './fs/errors';

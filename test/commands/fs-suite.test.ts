@@ -1,9 +1,10 @@
-// One set of command tests, run against the local filesystem and the in-memory one.
+// One set of command tests, run against the local filesystem, the in-memory one, and a user's
+// folder of a shared in-memory one (SubtreeFileSystem).
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { Client, FTPError, FileType } from 'basic-ftp';
-import { MemoryFileSystem } from '../../src';
+import { MemoryFileSystem, SubtreeFileSystem } from '../../src';
 import { LineClient } from '../helpers/line-client';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { fetch, lines, parseMlsx, upload } from './_support';
@@ -20,6 +21,14 @@ const BACKENDS: Backend[] = [
     options: () => {
       const memfs = new MemoryFileSystem();
       return { fileSystem: () => memfs };
+    },
+  },
+  {
+    name: 'memory-subtree',
+    options: () => {
+      // Every user's home is a folder of one shared filesystem; another user's files sit beside it.
+      const shared = new MemoryFileSystem({ files: { [`/users/${USER}/`]: '', '/users/other/private.txt': 'not yours' } });
+      return { fileSystem: (user: string) => new SubtreeFileSystem(shared, `/users/${user}`) };
     },
   },
 ];
