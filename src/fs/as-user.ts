@@ -33,12 +33,12 @@ import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { ConfigError } from '../config/errors';
 import { FsOp, errnoName, unixAddon, unixAddonReason, type Creds, type RawStat, type UnixAddon } from '../native/unix';
-import { JailError, fsError } from './errors';
+import { fsError } from './errors';
+import { Jail } from './jail';
 import { kindOfMode } from './local';
-import { ftpBasename, ftpDirname, ftpIsWithin, resolveFtpPath } from './paths';
+import { ftpIsWithin } from './paths';
 import type { DirEntry, FileHandle, FileStat, FileSystem, OpenWriteOptions } from './types';
 
-const MAX_LINK_HOPS = 40;
 const READ_HIGH_WATER_MARK = 256 * 1024;
 const fdClose = promisify(fs.close);
 const fdTruncate = promisify(fs.ftruncate);
@@ -114,17 +114,11 @@ class AsUserFileHandle implements FileHandle {
   }
 }
 
-interface RealLocation {
-  real: string;
-  exists: boolean;
-}
 
 export class AsUserFileSystem implements FileSystem {
   private readonly creds: Creds;
   private readonly addon: UnixAddon;
-  private rootReal?: Promise<string>;
-  private rootPrefix = '';
-  private rootResolved = '';
+  private readonly jail: Jail;
 
   /**
    * `root`: absolute path of an existing directory (the user's home), resolved as the
@@ -145,6 +139,16 @@ export class AsUserFileSystem implements FileSystem {
     if (!Array.isArray(groups) || !groups.every(isId)) throw new ConfigError('fileSystem.user.groups', 'an array of group ids');
     this.addon = addon;
     this.creds = Object.freeze([user.uid, user.gid, ...groups]);
+    // The jail's system calls are made as the user too.
+    this.jail = new Jail(
+      root,
+      {
+        realpath: (local, ftpPath) => this.call<string>(FsOp.realpath, 'realpath', ftpPath, local),
+        isSymlink: async (local, ftpPath) => kindOfMode((await this.call<RawStat>(FsOp.lstat, 'lstat', ftpPath, local))[0]) === 'symlink',
+        readlink: (local, ftpPath) => this.call<string>(FsOp.readlink, 'readlink', ftpPath, local),
+      },
+      () => this.call<string>(FsOp.realpath, 'realpath', '/', root),
+    );
   }
 
   /** The uid and gid this filesystem acts as. */
@@ -159,146 +163,69 @@ export class AsUserFileSystem implements FileSystem {
     return r as T;
   }
 
-  private realRoot(): Promise<string> {
-    if (!this.rootReal) {
-      this.rootReal = this.call<string>(FsOp.realpath, 'realpath', '/', this.root).then((r) => {
-        this.rootResolved = r;
-        this.rootPrefix = r.endsWith(nodePath.sep) ? r : r + nodePath.sep;
-        return r;
-      });
-      this.rootReal.catch(() => {
-        this.rootReal = undefined;
-      });
-    }
-    return this.rootReal;
-  }
-
-  private inside(real: string): boolean {
-    return real === this.rootResolved || real.startsWith(this.rootPrefix);
-  }
-
-  private clean(path: string, syscall: string): string {
-    if (typeof path !== 'string' || path.includes('\0')) throw fsError('FTPD_ERR_BADNAME', syscall, String(path));
-    return resolveFtpPath('/', path);
-  }
-
-  private local(root: string, ftpPath: string): string {
-    if (ftpPath === '/') return root;
-    return root === '/' ? ftpPath : root + ftpPath;
-  }
-
-  /**
-   * Where `local` really is: its realpath when it exists; otherwise the real path of the
-   * deepest existing ancestor plus the missing tail, following a dangling symlink met at
-   * the first missing segment (creating through it would create its target).
-   */
-  private async locate(local: string, ftpPath: string, hops = 0): Promise<RealLocation> {
-    try {
-      return { real: await this.call<string>(FsOp.realpath, 'realpath', ftpPath, local), exists: true };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    const parent = nodePath.dirname(local);
-    if (parent === local) throw fsError('ENOENT', 'realpath', ftpPath);
-    const up = await this.locate(parent, ftpPath, hops);
-    const candidate = nodePath.join(up.real, nodePath.basename(local));
-    if (!up.exists) return { real: candidate, exists: false };
-    let st: RawStat;
-    try {
-      st = await this.call<RawStat>(FsOp.lstat, 'lstat', ftpPath, candidate);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { real: candidate, exists: false };
-      throw err;
-    }
-    if (kindOfMode(st[0]) !== 'symlink') return { real: candidate, exists: true };
-    if (hops >= MAX_LINK_HOPS) throw fsError('ELOOP', 'realpath', ftpPath);
-    const target = await this.call<string>(FsOp.readlink, 'readlink', ftpPath, candidate);
-    return this.locate(nodePath.resolve(up.real, target), ftpPath, hops + 1);
-  }
-
-  private async follow(ftpPath: string): Promise<RealLocation> {
-    const root = await this.realRoot();
-    if (ftpPath === '/') return { real: root, exists: true };
-    const loc = await this.locate(this.local(root, ftpPath), ftpPath);
-    if (!this.inside(loc.real)) throw new JailError(ftpPath);
-    return loc;
-  }
-
-  private async followExisting(ftpPath: string, syscall: string): Promise<string> {
-    const loc = await this.follow(ftpPath);
-    if (!loc.exists) throw fsError('ENOENT', syscall, ftpPath);
-    return loc.real;
-  }
-
-  /** The entry itself: its parent followed and checked, its last segment not followed. */
-  private async entry(ftpPath: string, syscall: string): Promise<string> {
-    const parent = await this.followExisting(ftpDirname(ftpPath), syscall);
-    return nodePath.join(parent, ftpBasename(ftpPath));
-  }
-
   async resolve(path: string): Promise<string> {
-    return (await this.follow(this.clean(path, 'resolve'))).real;
+    return (await this.jail.follow(this.jail.clean(path, 'resolve'))).real;
   }
 
   async stat(path: string): Promise<FileStat> {
-    const p = this.clean(path, 'stat');
-    const real = await this.followExisting(p, 'stat');
+    const p = this.jail.clean(path, 'stat');
+    const real = await this.jail.followExisting(p, 'stat');
     return toFileStat(await this.call<RawStat>(FsOp.stat, 'stat', p, real));
   }
 
   async lstat(path: string): Promise<FileStat> {
-    const p = this.clean(path, 'lstat');
-    const real = p === '/' ? await this.realRoot() : await this.entry(p, 'lstat');
+    const p = this.jail.clean(path, 'lstat');
+    const real = p === '/' ? await this.jail.realRoot() : await this.jail.entry(p, 'lstat');
     return toFileStat(await this.call<RawStat>(FsOp.lstat, 'lstat', p, real));
   }
 
   /** The entries with their lstat, read and stat'd as the user in one call. */
   async readdir(path: string): Promise<DirEntry[]> {
-    const p = this.clean(path, 'scandir');
-    const dir = await this.followExisting(p, 'scandir');
+    const p = this.jail.clean(path, 'scandir');
+    const dir = await this.jail.followExisting(p, 'scandir');
     const [names, stats] = await this.call<[string[], RawStat[]]>(FsOp.readdir, 'scandir', p, dir);
     return names.map((name, i) => ({ name, stat: toFileStat(stats[i]) }));
   }
 
   async mkdir(path: string): Promise<void> {
-    const p = this.clean(path, 'mkdir');
+    const p = this.jail.clean(path, 'mkdir');
     if (p === '/') throw fsError('EEXIST', 'mkdir', p);
-    await this.call(FsOp.mkdir, 'mkdir', p, await this.entry(p, 'mkdir'), null, 0o777);
+    await this.call(FsOp.mkdir, 'mkdir', p, await this.jail.entry(p, 'mkdir'), null, 0o777);
   }
 
   async rmdir(path: string): Promise<void> {
-    const p = this.clean(path, 'rmdir');
+    const p = this.jail.clean(path, 'rmdir');
     if (p === '/') throw fsError('EPERM', 'rmdir', p);
-    await this.call(FsOp.rmdir, 'rmdir', p, await this.entry(p, 'rmdir'));
+    await this.call(FsOp.rmdir, 'rmdir', p, await this.jail.entry(p, 'rmdir'));
   }
 
   /** A directory gives EISDIR (the addon turns unlink's EPERM/EACCES on one into it). */
   async unlink(path: string): Promise<void> {
-    const p = this.clean(path, 'unlink');
+    const p = this.jail.clean(path, 'unlink');
     if (p === '/') throw fsError('EPERM', 'unlink', p);
-    await this.call(FsOp.unlink, 'unlink', p, await this.entry(p, 'unlink'));
+    await this.call(FsOp.unlink, 'unlink', p, await this.jail.entry(p, 'unlink'));
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const src = this.clean(from, 'rename');
-    const dst = this.clean(to, 'rename');
+    const src = this.jail.clean(from, 'rename');
+    const dst = this.jail.clean(to, 'rename');
     if (src === '/' || dst === '/') throw fsError('EPERM', 'rename', src === '/' ? src : dst);
     if (dst !== src && ftpIsWithin(src, dst)) throw fsError('EINVAL', 'rename', dst);
-    const [realSrc, realDst] = await Promise.all([this.entry(src, 'rename'), this.entry(dst, 'rename')]);
+    const [realSrc, realDst] = await Promise.all([this.jail.entry(src, 'rename'), this.jail.entry(dst, 'rename')]);
     await this.call(FsOp.rename, 'rename', src, realSrc, realDst);
   }
 
   /** Set the modification time, leaving the access time alone (only the owner may). */
   async setMtime(path: string, mtime: Date): Promise<void> {
-    const p = this.clean(path, 'utime');
+    const p = this.jail.clean(path, 'utime');
     const ms = mtime instanceof Date ? mtime.getTime() : NaN;
     if (!Number.isFinite(ms)) throw fsError('EINVAL', 'utime', p);
-    await this.call(FsOp.setMtime, 'utime', p, await this.followExisting(p, 'utime'), null, ms);
+    await this.call(FsOp.setMtime, 'utime', p, await this.jail.followExisting(p, 'utime'), null, ms);
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    const p = this.clean(path, 'chmod');
-    await this.call(FsOp.chmod, 'chmod', p, await this.followExisting(p, 'chmod'), null, mode & 0o7777);
+    const p = this.jail.clean(path, 'chmod');
+    await this.call(FsOp.chmod, 'chmod', p, await this.jail.followExisting(p, 'chmod'), null, mode & 0o7777);
   }
 
   /**
@@ -307,8 +234,8 @@ export class AsUserFileSystem implements FileSystem {
    * anything else with EPERM, as LocalFileSystem does.
    */
   async openRead(path: string, offset: number): Promise<FileHandle> {
-    const p = this.clean(path, 'open');
-    const real = await this.followExisting(p, 'open');
+    const p = this.jail.clean(path, 'open');
+    const real = await this.jail.followExisting(p, 'open');
     const [fd, st] = await this.call<[number, RawStat]>(FsOp.open, 'open', p, real, null, fs.constants.O_RDONLY, 0);
     return new AsUserFileHandle(this.addon, fd, Math.max(0, offset || 0), st[1]);
   }
@@ -318,9 +245,9 @@ export class AsUserFileSystem implements FileSystem {
    * it): append starts at the size the open saw. Same refusals as openRead.
    */
   async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
-    const p = this.clean(path, 'open');
+    const p = this.jail.clean(path, 'open');
     if (p === '/') throw fsError('EISDIR', 'open', p);
-    const loc = await this.follow(p);
+    const loc = await this.jail.follow(p);
     const append = options.append === true;
     const offset = append ? 0 : Math.max(0, options.offset ?? 0);
     let flags = fs.constants.O_WRONLY | fs.constants.O_CREAT;

@@ -3,15 +3,15 @@ import { constants as C, promises as fsp, createReadStream, createWriteStream, f
 import type { Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { JailError, fsError } from './errors';
-import { ftpBasename, ftpDirname, ftpIsWithin, resolveFtpPath } from './paths';
+import { fsError } from './errors';
+import { Jail, type JailProbe } from './jail';
+import { ftpIsWithin } from './paths';
 import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
 import type { JailedFs, JailedStat } from '../native';
 
 /** How many lstat calls readdir keeps in flight at once. */
 const READDIR_CONCURRENCY = 64;
-/** Symlink hops followed while resolving a dangling link, as the kernel's ELOOP limit. */
-const MAX_LINK_HOPS = 40;
+/** File read chunks on the stream path. */
 const READ_HIGH_WATER_MARK = 1024 * 1024;
 /**
  * Bytes a file write stream buffers before it asks the socket feeding it to wait.
@@ -78,10 +78,6 @@ function jailedFileStat(st: JailedStat): FileStat {
 }
 
 /** Where a path really is, and whether something exists there. */
-interface RealLocation {
-  real: string;
-  exists: boolean;
-}
 
 function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
@@ -233,138 +229,57 @@ function realpathShared(root: string): Promise<string> {
   return real;
 }
 
+/** The jail's system calls, made by the server itself. */
+const LOCAL_PROBE: JailProbe = {
+  realpath: (local) => fsp.realpath(local),
+  isSymlink: async (local) => (await fsp.lstat(local)).isSymbolicLink(),
+  readlink: (local) => fsp.readlink(local),
+};
+
 export class LocalFileSystem implements FileSystem {
-  private rootReal?: Promise<string>;
-  /** Real root with a trailing separator, once known. */
-  private rootPrefix = '';
-  private rootResolved = '';
+  private readonly jail: Jail;
 
   /** `root` must be an absolute path to an existing directory; it is realpath'd on first use. */
   constructor(readonly root: string) {
     if (!nodePath.isAbsolute(root)) throw new TypeError(`LocalFileSystem root must be absolute: ${root}`);
+    this.jail = new Jail(root, LOCAL_PROBE, () => realpathShared(root));
   }
 
   /** Build a filesystem and check its root now (exists, is a directory). */
   static async create(root: string): Promise<LocalFileSystem> {
     const lfs = new LocalFileSystem(root);
-    const real = await lfs.realRoot();
+    const real = await lfs.jail.realRoot();
     const st = await fsp.stat(real);
     if (!st.isDirectory()) throw fsError('ENOTDIR', 'stat', root);
     return lfs;
   }
 
-  private realRoot(): Promise<string> {
-    if (!this.rootReal) {
-      this.rootReal = realpathShared(this.root).then((r) => {
-        this.rootResolved = r;
-        this.rootPrefix = r.endsWith(nodePath.sep) ? r : r + nodePath.sep;
-        return r;
-      });
-      // A failed realpath (root missing) is retried on the next call.
-      this.rootReal.catch(() => {
-        this.rootReal = undefined;
-      });
-    }
-    return this.rootReal;
-  }
-
-  private inside(real: string): boolean {
-    return real === this.rootResolved || real.startsWith(this.rootPrefix);
-  }
-
-  /** Validate and re-normalise an FTP path. */
-  private clean(path: string, syscall: string): string {
-    if (path.includes('\0')) throw fsError('FTPD_ERR_BADNAME', syscall, path);
-    return resolveFtpPath('/', path);
-  }
-
-  /** Local (unresolved) location of a normalised FTP path. */
-  private local(root: string, ftpPath: string): string {
-    if (ftpPath === '/') return root;
-    return root === '/' ? ftpPath : root + ftpPath;
-  }
-
-  /**
-   * Real location of `local`: realpath when it exists; otherwise the real
-   * path of the deepest existing ancestor plus the missing tail, following a
-   * dangling symlink met at the first missing segment.
-   */
-  private async locate(local: string, hops = 0): Promise<RealLocation> {
-    try {
-      return { real: await fsp.realpath(local), exists: true };
-    } catch (err) {
-      if (errCode(err) !== 'ENOENT') throw err;
-    }
-    const parent = nodePath.dirname(local);
-    if (parent === local) throw fsError('ENOENT', 'realpath', local);
-    const up = await this.locate(parent, hops);
-    const candidate = nodePath.join(up.real, nodePath.basename(local));
-    if (!up.exists) return { real: candidate, exists: false };
-    let st: Stats;
-    try {
-      st = await fsp.lstat(candidate);
-    } catch (err) {
-      if (errCode(err) === 'ENOENT') return { real: candidate, exists: false };
-      throw err;
-    }
-    if (!st.isSymbolicLink()) return { real: candidate, exists: true }; // appeared meanwhile
-    // A dangling symlink: creating through it would create its target.
-    if (hops >= MAX_LINK_HOPS) throw fsError('ELOOP', 'realpath', local);
-    const target = await fsp.readlink(candidate);
-    return this.locate(nodePath.resolve(up.real, target), hops + 1);
-  }
-
-  /** Follow-check: where `ftpPath` really leads, refused when outside the root. */
-  private async follow(ftpPath: string): Promise<RealLocation> {
-    const root = await this.realRoot();
-    if (ftpPath === '/') return { real: root, exists: true };
-    const loc = await this.locate(this.local(root, ftpPath));
-    if (!this.inside(loc.real)) throw new JailError(ftpPath);
-    return loc;
-  }
-
-  /** Like follow, for an operation that needs the path to exist. */
-  private async followExisting(ftpPath: string, syscall: string): Promise<string> {
-    const loc = await this.follow(ftpPath);
-    if (!loc.exists) throw fsError('ENOENT', syscall, ftpPath);
-    return loc.real;
-  }
-
-  /**
-   * Entry-check: the real path of the entry itself (its parent resolved and
-   * checked, its last segment not followed). `ftpPath` must not be "/".
-   */
-  private async entry(ftpPath: string, syscall: string): Promise<string> {
-    const parent = await this.followExisting(ftpDirname(ftpPath), syscall);
-    return nodePath.join(parent, ftpBasename(ftpPath));
-  }
-
   async resolve(path: string): Promise<string> {
-    return (await this.follow(this.clean(path, 'resolve'))).real;
+    return (await this.jail.follow(this.jail.clean(path, 'resolve'))).real;
   }
 
   async stat(path: string): Promise<FileStat> {
-    const p = this.clean(path, 'stat');
+    const p = this.jail.clean(path, 'stat');
     const ops = jailedFs();
     // The root itself is one stat of the cached real root either way.
     if (ops && p !== '/') {
       // realpath + stat in one pool round trip.
-      const r = await ops.stat(await this.realRoot(), p.slice(1));
+      const r = await ops.stat(await this.jail.realRoot(), p.slice(1));
       if (r && 'stat' in r) return jailedFileStat(r.stat);
       if (r) throw fsError(r.code, 'stat', p);
     }
-    return toFileStat(await fsp.stat(await this.followExisting(p, 'stat')));
+    return toFileStat(await fsp.stat(await this.jail.followExisting(p, 'stat')));
   }
 
   async lstat(path: string): Promise<FileStat> {
-    const p = this.clean(path, 'lstat');
-    const real = p === '/' ? await this.realRoot() : await this.entry(p, 'lstat');
+    const p = this.jail.clean(path, 'lstat');
+    const real = p === '/' ? await this.jail.realRoot() : await this.jail.entry(p, 'lstat');
     return toFileStat(await fsp.lstat(real));
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
-    const p = this.clean(path, 'scandir');
-    const dir = await this.followExisting(p, 'scandir');
+    const p = this.jail.clean(path, 'scandir');
+    const dir = await this.jail.followExisting(p, 'scandir');
     // Names only: every entry needs an lstat for size and mtime anyway, so
     // the dirent types of withFileTypes would add nothing.
     const names = await fsp.readdir(dir);
@@ -389,21 +304,21 @@ export class LocalFileSystem implements FileSystem {
   }
 
   async mkdir(path: string): Promise<void> {
-    const p = this.clean(path, 'mkdir');
+    const p = this.jail.clean(path, 'mkdir');
     if (p === '/') throw fsError('EEXIST', 'mkdir', p);
-    await fsp.mkdir(await this.entry(p, 'mkdir'));
+    await fsp.mkdir(await this.jail.entry(p, 'mkdir'));
   }
 
   async rmdir(path: string): Promise<void> {
-    const p = this.clean(path, 'rmdir');
+    const p = this.jail.clean(path, 'rmdir');
     if (p === '/') throw fsError('EPERM', 'rmdir', p);
-    await fsp.rmdir(await this.entry(p, 'rmdir'));
+    await fsp.rmdir(await this.jail.entry(p, 'rmdir'));
   }
 
   async unlink(path: string): Promise<void> {
-    const p = this.clean(path, 'unlink');
+    const p = this.jail.clean(path, 'unlink');
     if (p === '/') throw fsError('EPERM', 'unlink', p);
-    const real = await this.entry(p, 'unlink');
+    const real = await this.jail.entry(p, 'unlink');
     try {
       await fsp.unlink(real);
     } catch (err) {
@@ -417,24 +332,24 @@ export class LocalFileSystem implements FileSystem {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const src = this.clean(from, 'rename');
-    const dst = this.clean(to, 'rename');
+    const src = this.jail.clean(from, 'rename');
+    const dst = this.jail.clean(to, 'rename');
     if (src === '/' || dst === '/') throw fsError('EPERM', 'rename', src === '/' ? src : dst);
     if (dst !== src && ftpIsWithin(src, dst)) throw fsError('EINVAL', 'rename', dst);
-    const [realSrc, realDst] = await Promise.all([this.entry(src, 'rename'), this.entry(dst, 'rename')]);
+    const [realSrc, realDst] = await Promise.all([this.jail.entry(src, 'rename'), this.jail.entry(dst, 'rename')]);
     await fsp.rename(realSrc, realDst);
   }
 
   async setMtime(path: string, mtime: Date): Promise<void> {
-    const p = this.clean(path, 'utime');
-    const real = await this.followExisting(p, 'utime');
+    const p = this.jail.clean(path, 'utime');
+    const real = await this.jail.followExisting(p, 'utime');
     const st = await fsp.stat(real);
     await fsp.utimes(real, st.atime, mtime);
   }
 
   async chmod(path: string, mode: number): Promise<void> {
-    const p = this.clean(path, 'chmod');
-    await fsp.chmod(await this.followExisting(p, 'chmod'), mode & 0o7777);
+    const p = this.jail.clean(path, 'chmod');
+    await fsp.chmod(await this.jail.followExisting(p, 'chmod'), mode & 0o7777);
   }
 
   /**
@@ -443,14 +358,14 @@ export class LocalFileSystem implements FileSystem {
    * so a FIFO can never block a libuv thread in open(2).
    */
   async openRead(path: string, offset: number): Promise<FileHandle> {
-    const p = this.clean(path, 'open');
+    const p = this.jail.clean(path, 'open');
     const ops = jailedFs();
     if (ops && p !== '/') {
       // One pool round trip: resolved beneath the root, checked regular, opened.
-      const r = await ops.openRead(await this.realRoot(), p.slice(1));
+      const r = await ops.openRead(await this.jail.realRoot(), p.slice(1));
       if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size);
     }
-    const real = await this.followExisting(p, 'open');
+    const real = await this.jail.followExisting(p, 'open');
     const st = await fsp.stat(real);
     if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
     if (!st.isFile()) throw fsError('EPERM', 'open', p);
@@ -465,13 +380,13 @@ export class LocalFileSystem implements FileSystem {
    * non-regular file is refused as in openRead (EISDIR or EPERM).
    */
   async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
-    const p = this.clean(path, 'open');
+    const p = this.jail.clean(path, 'open');
     if (p === '/') throw fsError('EISDIR', 'open', p);
     const append = options.append === true;
     const offset = append ? 0 : Math.max(0, options.offset ?? 0);
     const ops = jailedFs();
     if (ops && !options.exclusive) {
-      const r = await ops.openWrite(await this.realRoot(), p.slice(1), !append && offset === 0);
+      const r = await ops.openWrite(await this.jail.realRoot(), p.slice(1), !append && offset === 0);
       if (r && 'fd' in r) {
         if (append) return new FdFileHandle(r.fd, ops, r.stat.size);
         if (offset > 0) {
@@ -485,7 +400,7 @@ export class LocalFileSystem implements FileSystem {
         return new FdFileHandle(r.fd, ops, offset);
       }
     }
-    const loc = await this.follow(p);
+    const loc = await this.jail.follow(p);
     let flags = C.O_WRONLY | C.O_CREAT;
     if (options.exclusive) flags |= C.O_EXCL;
     else if (!append && offset === 0) flags |= C.O_TRUNC;
