@@ -9,24 +9,85 @@ export interface Reply {
 }
 
 /**
+ * Parses FTP replies (multi-line included) out of control-connection text and hands them out
+ * in order: the part every test client shares, whatever socket feeds it.
+ */
+export class ReplyReader {
+  private buf = '';
+  private pending: string[] = [];
+  private readonly replies: Reply[] = [];
+  private waiters: Array<(r: Reply | null) => void> = [];
+  private ended = false;
+
+  constructor(private readonly onReply?: (r: Reply) => void) {}
+
+  /** Feed received text. */
+  feed(d: string): void {
+    this.buf += d;
+    let i: number;
+    while ((i = this.buf.indexOf('\r\n')) !== -1) {
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 2);
+      this.pending.push(line);
+      const m = /^(\d{3})([ -])/.exec(this.pending[0]);
+      if (!m) {
+        this.pending.shift();
+        continue;
+      }
+      const done = this.pending.length === 1 ? m[2] === ' ' : line.startsWith(`${m[1]} `);
+      if (done) {
+        const lines = this.pending;
+        this.pending = [];
+        const r = { code: Number(m[1]), lines, text: lines[lines.length - 1].slice(4) };
+        this.onReply?.(r);
+        const w = this.waiters.shift();
+        if (w) w(r);
+        else this.replies.push(r);
+      }
+    }
+  }
+
+  /** The connection is gone: waiting reads get null. */
+  end(): void {
+    this.ended = true;
+    for (const w of this.waiters.splice(0)) w(null);
+  }
+
+  /** The next reply, or null if the connection closed first. */
+  read(timeoutMs: number): Promise<Reply | null> {
+    const r = this.replies.shift();
+    if (r) return Promise.resolve(r);
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== waiter);
+        reject(new Error('timed out waiting for a reply'));
+      }, timeoutMs);
+      const waiter = (x: Reply | null): void => {
+        clearTimeout(timer);
+        resolve(x);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+/**
  * A raw control-connection client that sends exactly the bytes it is given
  * (split packets, pipelined commands, huge lines, Telnet IAC) and parses
  * replies, including multi-line ones.
  */
 export class LineClient {
-  private buf = '';
-  private readonly replies: Reply[] = [];
-  private waiters: Array<(r: Reply | null) => void> = [];
-  private pending: string[] = [];
+  private readonly reader = new ReplyReader();
   closed = false;
 
   private constructor(readonly socket: net.Socket) {
     socket.setEncoding('utf8');
-    socket.on('data', (d: string) => this.onData(d));
+    socket.on('data', (d: string) => this.reader.feed(d));
     socket.on('error', () => {});
     socket.on('close', () => {
       this.closed = true;
-      for (const w of this.waiters.splice(0)) w(null);
+      this.reader.end();
     });
   }
 
@@ -49,50 +110,9 @@ export class LineClient {
     return c;
   }
 
-  private onData(d: string): void {
-    this.buf += d;
-    let i: number;
-    while ((i = this.buf.indexOf('\r\n')) !== -1) {
-      const line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 2);
-      this.pending.push(line);
-      const first = this.pending[0];
-      const m = /^(\d{3})([ -])/.exec(first);
-      if (!m) {
-        this.pending.shift();
-        continue;
-      }
-      const done = this.pending.length === 1 ? m[2] === ' ' : line.startsWith(`${m[1]} `);
-      if (done) {
-        const lines = this.pending;
-        this.pending = [];
-        this.push({ code: Number(m[1]), lines, text: lines[lines.length - 1].slice(4) });
-      }
-    }
-  }
-
-  private push(r: Reply): void {
-    const w = this.waiters.shift();
-    if (w) w(r);
-    else this.replies.push(r);
-  }
-
   /** The next reply, or null if the connection closed first. */
   read(timeoutMs = 10000): Promise<Reply | null> {
-    const r = this.replies.shift();
-    if (r) return Promise.resolve(r);
-    if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== waiter);
-        reject(new Error('timed out waiting for a reply'));
-      }, timeoutMs);
-      const waiter = (x: Reply | null): void => {
-        clearTimeout(timer);
-        resolve(x);
-      };
-      this.waiters.push(waiter);
-    });
+    return this.reader.read(timeoutMs);
   }
 
   /** Send raw bytes as given. */

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import type { Reply } from './line-client';
+import { ReplyReader, type Reply } from './line-client';
 
 /**
  * Certificate material for the FTPS tests, made once per test file (per
@@ -96,12 +96,9 @@ export function pemFingerprint256(file: string): string {
  * deliberately do not resume) its session. It sends exactly what it is told.
  */
 export class FtpsControl {
-  private buf = '';
-  private pending: string[] = [];
-  private readonly replies: Reply[] = [];
-  private waiters: Array<(r: Reply | null) => void> = [];
   /** Every reply received, in order, plain and TLS. */
   readonly all: Reply[] = [];
+  private readonly reader = new ReplyReader((r) => this.all.push(r));
   closed = false;
   /** The latest resumable session the server gave us (TLS 1.3 tickets arrive after the handshake). */
   session: Buffer | null = null;
@@ -112,7 +109,7 @@ export class FtpsControl {
   }
 
   private attach(s: net.Socket): void {
-    s.on('data', (d: Buffer) => this.onData(d));
+    s.on('data', (d: Buffer) => this.reader.feed(d.toString('utf8')));
     s.on('error', () => {});
     s.on('close', () => this.onClose(s));
     if (s instanceof tls.TLSSocket) s.on('session', (sess: Buffer) => (this.session = sess));
@@ -121,7 +118,7 @@ export class FtpsControl {
   private onClose(s: net.Socket): void {
     if (s !== this.socket) return;
     this.closed = true;
-    for (const w of this.waiters.splice(0)) w(null);
+    this.reader.end();
     for (const w of this.closeWaiters.splice(0)) w();
   }
 
@@ -173,47 +170,9 @@ export class FtpsControl {
     this.attach(s);
   }
 
-  private onData(d: Buffer): void {
-    this.buf += d.toString('utf8');
-    let i: number;
-    while ((i = this.buf.indexOf('\r\n')) !== -1) {
-      const line = this.buf.slice(0, i);
-      this.buf = this.buf.slice(i + 2);
-      this.pending.push(line);
-      const m = /^(\d{3})([ -])/.exec(this.pending[0]);
-      if (!m) {
-        this.pending.shift();
-        continue;
-      }
-      const done = this.pending.length === 1 ? m[2] === ' ' : line.startsWith(`${m[1]} `);
-      if (done) {
-        const lines = this.pending;
-        this.pending = [];
-        const r = { code: Number(m[1]), lines, text: lines[lines.length - 1].slice(4) };
-        this.all.push(r);
-        const w = this.waiters.shift();
-        if (w) w(r);
-        else this.replies.push(r);
-      }
-    }
-  }
-
   /** The next reply, or null when the connection closed first. */
   read(timeoutMs = 15000): Promise<Reply | null> {
-    const r = this.replies.shift();
-    if (r) return Promise.resolve(r);
-    if (this.closed) return Promise.resolve(null);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((x) => x !== waiter);
-        reject(new Error('timed out waiting for a reply'));
-      }, timeoutMs);
-      const waiter = (x: Reply | null): void => {
-        clearTimeout(timer);
-        resolve(x);
-      };
-      this.waiters.push(waiter);
-    });
+    return this.reader.read(timeoutMs);
   }
 
   send(data: string | Buffer): void {
