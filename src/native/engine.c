@@ -102,6 +102,7 @@ struct job {
   uint64_t wake_ns;
   job_t *inbox_next;
   int registered;
+  int corked;      /* TCP_CORK set by start (send jobs); cleared in drop_job_fds */
   int64_t off;          /* file offset of the next byte to move */
   uint64_t moved;       /* file bytes delivered (send) or written (receive) */
   uint64_t consumed;    /* bytes taken from the source (file or socket) */
@@ -472,6 +473,12 @@ static void drop_job_fds(ioth_t *th, job_t *j) {
      * our dup alone would leave the registration (and this pointer) alive. */
     epoll_ctl(th->epfd, EPOLL_CTL_DEL, j->sock, NULL);
     j->registered = 0;
+  }
+  if (j->corked && j->sock >= 0) {
+    /* Push the tail now (and leave the caller's socket as it was, for a stream fallback). */
+    int zero = 0;
+    setsockopt(j->sock, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+    j->corked = 0;
   }
   close_fd(&j->sock);
   close_fd(&j->file);
@@ -847,8 +854,8 @@ static size_t clamp_size(int64_t v) {
  */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   engine_t *eng = get_engine(env);
-  size_t argc = 12;
-  napi_value argv[12];
+  size_t argc = 13;
+  napi_value argv[13];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t;
   if (argc < 12 || napi_typeof(env, argv[11], &t) != napi_ok || t != napi_function) {
@@ -868,6 +875,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   int rcvbuf = (int)arg_i64(env, argv[9], 0);
   bool want_progress = false;
   napi_get_value_bool(env, argv[10], &want_progress);
+  bool cork = false; /* optional 13th argument */
+  if (argc >= 13) napi_get_value_bool(env, argv[12], &cork);
   if (sock_in < 0 || file_in < 0 || offset < 0 || (dir != DIR_SEND && dir != DIR_RECV) || mech < 0 ||
       mech >= M_COUNT || !(bps >= 0)) {
     napi_throw_range_error(env, NULL, "start: bad argument");
@@ -905,6 +914,14 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   }
   /* splice(2) refuses O_APPEND files; pwrite at explicit offsets works either way. */
   if (dir == DIR_RECV && mech == M_SPLICE && (ffl & O_APPEND)) mech = M_COPY;
+  /* Send: TCP_CORK while the job runs, so every segment leaves full (nginx's tcp_nopush);
+   * the tail is pushed when the job uncorks at its end (drop_job_fds). Measured on loopback:
+   * sendfile of 1 GiB took 17% less server CPU and ran 25% faster corked (bench/RESULTS.md). */
+  int corked = 0;
+  if (cork && dir == DIR_SEND) {
+    int one = 1;
+    corked = setsockopt(sock, IPPROTO_TCP, TCP_CORK, &one, sizeof one) == 0;
+  }
   if (sndbuf > 0) setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (rcvbuf > 0) setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
@@ -936,6 +953,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   j->th = th;
   atomic_init(&j->cancel, 0);
   j->sock = sock;
+  j->corked = corked;
   j->file = file;
   j->dir = dir;
   j->mech = mech;

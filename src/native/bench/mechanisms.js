@@ -61,6 +61,7 @@ const sendCasesAll = [
   ['sendfile', { chunkSize: 1 * MiB }],
   ['sendfile', { chunkSize: 16 * MiB }],
   ['sendfile', { chunkSize: 16 * MiB, sendBufferSize: 4 * MiB }],
+  ['sendfile', { chunkSize: 16 * MiB, cork: false }],
   ['splice', { pipeSize: 64 * K, chunkSize: 64 * K }],
   ['splice', { pipeSize: 256 * K, chunkSize: 256 * K }],
   ['splice', { pipeSize: 1 * MiB, chunkSize: 1 * MiB }],
@@ -89,7 +90,8 @@ const recvCases = recvCasesAll.filter(keep);
 
 function label(mech, o) {
   return [mech, o.chunkSize && `chunk ${o.chunkSize / K}K`, o.pipeSize && `pipe ${o.pipeSize / K}K`,
-    o.sendBufferSize && `SO_SNDBUF ${o.sendBufferSize / K}K`, o.receiveBufferSize && `SO_RCVBUF ${o.receiveBufferSize / K}K`]
+    o.sendBufferSize && `SO_SNDBUF ${o.sendBufferSize / K}K`, o.receiveBufferSize && `SO_RCVBUF ${o.receiveBufferSize / K}K`,
+    o.cork === false && 'no cork']
     .filter(Boolean).join(', ');
 }
 
