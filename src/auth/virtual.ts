@@ -15,6 +15,7 @@
  *   of a KeyError; getHomeDir alone refuses, with AuthenticationFailedError.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { ConfigError } from '../config/errors';
 import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors';
@@ -72,8 +73,10 @@ interface UserRecord {
 /** Matches the start of crypt-style hashes of other schemes: $2b$, $6$, $argon2id$, $pbkdf2-sha256$... */
 const OTHER_HASH = /^\$[a-z0-9-]{1,32}\$/;
 
+// crypto.hash (Node 20.12+) hashes in one call, without a Hash object per login.
+const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'buffer') => Buffer }).hash;
 function sha256(s: string): Buffer {
-  return createHash('sha256').update(s, 'utf8').digest();
+  return oneShot ? oneShot('sha256', s, 'buffer') : createHash('sha256').update(s, 'utf8').digest();
 }
 
 function isAbsoluteHome(p: unknown): p is string {

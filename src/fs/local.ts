@@ -138,6 +138,15 @@ const keepOpen = (_fd: number, cb: (err?: NodeJS.ErrnoException | null) => void)
 const KEEP_FD_READ = { read: nodeFs.read, close: keepOpen };
 const KEEP_FD_WRITE = { write: nodeFs.write, writev: nodeFs.writev, close: keepOpen };
 
+function closeInline(fd: number): Promise<void> {
+  try {
+    nodeFs.closeSync(fd);
+    return Promise.resolve();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /**
  * A handle on a descriptor opened by the jailed native open. Same contract as
  * LocalFileHandle: streams use explicit positions and never close the
@@ -154,6 +163,8 @@ class FdFileHandle implements FileHandle {
     private readonly ops: JailedFs,
     readonly offset: number,
     readonly size?: number,
+    /** A read-only descriptor on a local filesystem: close(2) on the event loop (INLINE_CLOSE_FS). */
+    private readonly inlineClose = false,
   ) {}
 
   /** The descriptor number, or -1 once close() was called. */
@@ -179,9 +190,10 @@ class FdFileHandle implements FileHandle {
       this.descriptor = -1;
       const pending = this.streams.filter((s) => !s.closed);
       for (const s of pending) if (!s.destroyed) s.destroy();
+      const closeFd = (): Promise<void> => (this.inlineClose ? closeInline(fd) : this.ops.close(fd));
       this.closing = pending.length
-        ? Promise.all(pending.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))).then(() => this.ops.close(fd))
-        : this.ops.close(fd);
+        ? Promise.all(pending.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())))).then(closeFd)
+        : closeFd();
     }
     return this.closing;
   }
@@ -210,23 +222,57 @@ class FdFileHandle implements FileHandle {
  * NUL byte is refused with code FTPD_ERR_BADNAME.
  */
 /**
- * Every session of a user makes its own LocalFileSystem, and each would realpath the
- * same home at login. Sessions share the answer for a moment instead: a home that is
- * moved or re-linked is seen within ROOT_CACHE_MS. Bounded, so many homes cannot grow it.
+ * What a session needs to know of its root before serving it: the real path, whether it is
+ * a directory, and whether closing a read-only descriptor there can be done on the event
+ * loop (see INLINE_CLOSE_FS).
+ */
+interface RootInfo {
+  real: string;
+  isDir: boolean;
+  inlineClose: boolean;
+}
+
+/**
+ * Filesystems (statfs f_type, from linux/magic.h) on which close(2) of a read-only
+ * descriptor does no I/O and cannot wait: local disk and memory filesystems. Downloads from
+ * them close their file on the event loop, which saves a thread-pool round trip per file
+ * (two thread wake-ups, a completion and a promise). Anywhere else (NFS, FUSE, SMB, where a
+ * close may wait on a server) the close goes to the thread pool, as every write close does.
+ */
+const INLINE_CLOSE_FS = new Set([
+  0xef53, // ext2/3/4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x858458f6, // ramfs
+  0xf2f52010, // f2fs
+  0x2fc12fc1, // zfs
+  0x794c7630, // overlayfs (containers; its layers are local)
+  0xca451a4e, // bcachefs
+  0x3153464a, // jfs
+]);
+
+/**
+ * Every session of a user makes its own LocalFileSystem, and each would realpath and stat
+ * the same home at login. Sessions share the answer for a moment instead: a home that is
+ * moved, re-linked or removed is seen within ROOT_CACHE_MS. Bounded, so many homes cannot grow it.
  */
 const ROOT_CACHE_MS = 2000;
 const ROOT_CACHE_MAX = 1024;
-const rootCache = new Map<string, { real: Promise<string>; at: number }>();
+const rootCache = new Map<string, { info: Promise<RootInfo>; at: number }>();
 
-function realpathShared(root: string): Promise<string> {
+function rootInfoShared(root: string): Promise<RootInfo> {
   const now = Date.now();
   const hit = rootCache.get(root);
-  if (hit && now - hit.at < ROOT_CACHE_MS) return hit.real;
-  const real = fsp.realpath(root);
+  if (hit && now - hit.at < ROOT_CACHE_MS) return hit.info;
+  const info = fsp.realpath(root).then(async (real) => {
+    const [st, sfs] = await Promise.all([fsp.stat(real), fsp.statfs(real).catch(() => null)]);
+    return { real, isDir: st.isDirectory(), inlineClose: sfs !== null && INLINE_CLOSE_FS.has(Number(sfs.type)) };
+  });
   if (rootCache.size >= ROOT_CACHE_MAX) rootCache.clear();
-  rootCache.set(root, { real, at: now });
-  real.catch(() => rootCache.delete(root));
-  return real;
+  rootCache.set(root, { info, at: now });
+  info.catch(() => rootCache.delete(root));
+  return info;
 }
 
 /** The jail's system calls, made by the server itself. */
@@ -238,20 +284,35 @@ const LOCAL_PROBE: JailProbe = {
 
 export class LocalFileSystem implements FileSystem {
   private readonly jail: Jail;
+  private info?: Promise<RootInfo>;
 
   /** `root` must be an absolute path to an existing directory; it is realpath'd on first use. */
   constructor(readonly root: string) {
     if (!nodePath.isAbsolute(root)) throw new TypeError(`LocalFileSystem root must be absolute: ${root}`);
-    this.jail = new Jail(root, LOCAL_PROBE, () => realpathShared(root));
+    this.jail = new Jail(root, LOCAL_PROBE, async () => (await this.rootInfo()).real);
+  }
+
+  /** The root's facts, once per filesystem (a failure is retried on the next call). */
+  private rootInfo(): Promise<RootInfo> {
+    if (!this.info) {
+      this.info = rootInfoShared(this.root);
+      this.info.catch(() => {
+        this.info = undefined;
+      });
+    }
+    return this.info;
   }
 
   /** Build a filesystem and check its root now (exists, is a directory). */
   static async create(root: string): Promise<LocalFileSystem> {
     const lfs = new LocalFileSystem(root);
-    const real = await lfs.jail.realRoot();
-    const st = await fsp.stat(real);
-    if (!st.isDirectory()) throw fsError('ENOTDIR', 'stat', root);
+    await lfs.checkRoot();
     return lfs;
+  }
+
+  /** The root exists and is a directory (answered from a cache shared by sessions for 2 s). */
+  async checkRoot(): Promise<void> {
+    if (!(await this.rootInfo()).isDir) throw fsError('ENOTDIR', 'stat', '/');
   }
 
   async resolve(path: string): Promise<string> {
@@ -362,8 +423,9 @@ export class LocalFileSystem implements FileSystem {
     const ops = jailedFs();
     if (ops && p !== '/') {
       // One pool round trip: resolved beneath the root, checked regular, opened.
-      const r = await ops.openRead(await this.jail.realRoot(), p.slice(1));
-      if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size);
+      const info = await this.rootInfo();
+      const r = await ops.openRead(info.real, p.slice(1));
+      if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size, info.inlineClose);
     }
     const real = await this.jail.followExisting(p, 'open');
     const st = await fsp.stat(real);

@@ -90,6 +90,12 @@ export interface FileSystem {
   chmod(path: string, mode: number): Promise<void>;
   openRead(path: string, offset: number): Promise<FileHandle>;
   openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle>;
+  /**
+   * Optional: check that the root can be served (exists, is a directory). Called at each
+   * login; without it the server checks `stat('/')`. A filesystem may answer from a short
+   * cache, since a login is the hottest path of a busy server.
+   */
+  checkRoot?(): Promise<void>;
 }
 
 /** Builds the filesystem for one logged-in session. */

@@ -39,8 +39,12 @@ export const pass: CommandDescriptor = {
     const factory = session.options.fileSystem;
     const fs = factory ? await factory(user, home) : new LocalFileSystem(home);
     try {
-      const st = await fs.stat('/');
-      if (st.kind !== 'dir') throw new Error('home is not a directory');
+      if (fs.checkRoot) {
+        await fs.checkRoot();
+      } else {
+        const st = await fs.stat('/');
+        if (st.kind !== 'dir') throw new Error('home is not a directory');
+      }
     } catch (err) {
       session.log.error({ err, user, home }, 'home directory unavailable');
       session.pendingUser = null;
