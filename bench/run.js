@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain' };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -42,6 +42,7 @@ for (const a of argv) {
   else if (a.startsWith('--json=')) opt.json = path.resolve(a.slice(7));
   else if (a.startsWith('--rounds=')) opt.rounds = Math.max(1, Math.min(5, Number(a.slice(9)) || 1));
   else if (a === '--keep') opt.keep = true;
+  else if (a === '--no-warmup') opt.warmup = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
@@ -50,6 +51,7 @@ for (const a of argv) {
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
+    console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up pass each server gets first (cold JIT of the Node and Python servers)');
     process.exit(0);
   } else {
     console.error(`unknown option ${a} (try --help)`);
@@ -61,6 +63,8 @@ const CFG = opt.quick
   ? { retrBytes: 1024 * MiB, storBytes: 256 * MiB, tlsBytes: 256 * MiB, manyClients: 20, manyCount: 20, idle: 100, loginClients: 20, loginSeconds: 2, rounds: 1, clientTimeout: 60 }
   : { retrBytes: 2048 * MiB, storBytes: 2048 * MiB, tlsBytes: 1024 * MiB, manyClients: 100, manyCount: 10, idle: 500, loginClients: 20, loginSeconds: 5, rounds: 3, clientTimeout: 180 };
 if (opt.rounds) CFG.rounds = opt.rounds;
+/** Unmeasured warm-up per server and scenario (see main): passes are repeated for this long. */
+const WARMUP_SECONDS = 3;
 
 // ---------------------------------------------------------------- small helpers
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -965,6 +969,7 @@ const SCENARIOS = [
   },
   {
     key: 'many',
+    warmup: true,
     title: () => `${CFG.manyClients} clients x ${CFG.manyCount} RETR of 1 MiB (logged in once each), files/s`,
     better: 'files_per_s',
     async run(s) {
@@ -983,11 +988,13 @@ const SCENARIOS = [
   },
   {
     key: 'logins',
+    warmup: true,
     title: () => `${CFG.loginClients} clients looping connect/USER/PASS/QUIT for ${CFG.loginSeconds} s, logins/s`,
     better: 'logins_per_s',
-    async run(s) {
+    async run(s, round) {
       const c0 = treeCpu(s.pid);
-      const r = await runClient(['logins', ...common.args(s), '--clients', String(CFG.loginClients), '--seconds', String(CFG.loginSeconds)]);
+      const seconds = round === 0 ? Math.min(2, CFG.loginSeconds) : CFG.loginSeconds; // round 0: the warm-up pass
+      const r = await runClient(['logins', ...common.args(s), '--clients', String(CFG.loginClients), '--seconds', String(seconds)]);
       await sleep(300); // let the last session processes exit and be reaped (forking servers)
       const cpu = treeCpu(s.pid) - c0;
       if (r.error) return r;
@@ -1181,6 +1188,29 @@ async function main() {
 
   log(`\nrounds per scenario: ${CFG.rounds} (servers interleaved within each round; reported figure = the median round by the scenario's main metric)`);
   for (const sc of scenarios) {
+    if (sc.warmup && opt.warmup) {
+      // One unmeasured pass per server first: a server that has run for a while is what users
+      // meet, and a few hundred milliseconds of cold JIT (Node) or cold caches would otherwise
+      // decide these short scenarios. Forking servers gain nothing from it (a process per session).
+      for (const s of live().filter((x) => !!sc.tls === x.tls && !x.exited)) {
+        // Repeated until it has run WARMUP_SECONDS, the same time for every server.
+        const t0 = Date.now();
+        const passes = [];
+        do {
+          let r;
+          try {
+            r = await sc.run(s, 0);
+          } catch (e) {
+            r = { error: e.message };
+          }
+          passes.push(r);
+          if (r.error) break;
+        } while (Date.now() - t0 < WARMUP_SECONDS * 1000);
+        (s.warm = s.warm || {})[sc.key] = passes;
+        const shown = passes.map((r) => (r.error ? 'ERROR ' + r.error : num(r[sc.better], 0))).join(', ');
+        process.stdout.write(`  ${sc.key} warm-up ${s.name}: ${shown} (not counted)\n`);
+      }
+    }
     for (let round = 1; round <= CFG.rounds; round++) {
       for (const s of live().filter((x) => !!sc.tls === x.tls)) {
         if (s.exited) {
@@ -1206,6 +1236,9 @@ async function main() {
   for (const s of live()) await stopServer(s);
 
   log('\nnotes:');
+  log(opt.warmup
+    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), so the figures are those of running servers, not of a cold JIT; --no-warmup measures cold.`
+    : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
   log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS just before) / sessions, sampled 1 s after the last login; the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
@@ -1228,7 +1261,7 @@ async function main() {
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
       tls_client: anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
-      servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {} })),
+      servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {} })),
     };
     fs.writeFileSync(file, JSON.stringify(out, null, 2));
     log(`raw numbers written to ${file}`);
