@@ -876,7 +876,11 @@ const SCENARIOS = [
     async run(s) {
       await sleep(300);
       await settleGc(s);
-      const before = treePss(s.pid);
+      // The baseline is the server as it was before its first idle sessions, in every round: memory
+      // an allocator kept from an earlier round (Python's does) is still the process's memory.
+      const now = treePss(s.pid);
+      if (!s.idleBase) s.idleBase = now;
+      const before = s.idleBase;
       let sample = null;
       const r = await runClient(['idle', ...common.args(s), '--sessions', String(CFG.idle)], {
         stdinPipe: true,
@@ -973,13 +977,21 @@ const SCENARIOS = [
     title: () => `${CFG.manyClients} clients x ${CFG.manyCount} RETR of 1 MiB (logged in once each), files/s`,
     better: 'files_per_s',
     async run(s) {
+      // The Node servers' loop-delay monitor runs between two eld() calls only (it toggles):
+      // on once everyone is logged in, off with the report when the last file is in.
       let loop = null;
+      let monitoring = false;
       const { r, cpu } = await runMeasured(s, ['many', ...common.args(s), '--file', 'small.bin', '--clients', String(CFG.manyClients), '--count', String(CFG.manyCount)], {
-        beforeGo: () => eld(s), // reset the histogram once everyone is logged in
+        beforeGo: async () => {
+          monitoring = (await eld(s)) !== null;
+        },
         afterDone: async () => {
+          if (!monitoring) return;
+          monitoring = false;
           loop = await eld(s);
         },
       });
+      if (monitoring) await eld(s); // the client failed mid-way: turn the monitor off again
       if (r.error) return r;
       const want = CFG.manyClients * CFG.manyCount;
       if (r.files !== want) return { error: `${r.files}/${want} files, ${r.errors} errors: ${r.first_error}` };
@@ -1241,7 +1253,7 @@ async function main() {
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS just before) / sessions, sampled 1 s after the last login; the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled 1 s after the last login (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);

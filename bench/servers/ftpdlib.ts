@@ -6,8 +6,10 @@
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
 // module to load, default ../../src.)
 // Prints {"port": N} on stdout once listening. On SIGUSR2 (or a "eld" line on stdin) prints
-// {"eld": {p50, p99, max, mean (ms), count}} for perf_hooks.monitorEventLoopDelay and resets it.
-// A "gc" line on stdin runs a full GC (when started with --expose-gc) and prints {"gc": true}.
+// {"eld": {p50, p99, max, mean (ms), count}} for perf_hooks.monitorEventLoopDelay, resets it,
+// and turns the monitor on if it was off, off if it was on (it starts off).
+// A "gc" line on stdin runs a full GC (when started with --expose-gc) and prints {"gc": true};
+// "prof-start" / "prof-stop FILE" take a V8 CPU profile of what runs in between.
 import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
 
@@ -25,8 +27,11 @@ async function main(): Promise<void> {
   const tlsKey = arg('--tls-key');
   const impl = process.env.FTPDLIB_IMPL || path.join(__dirname, '..', '..', 'src');
 
+  // The monitor's 1 ms timer would wake the server a thousand times a second in every
+  // scenario (CPU and wake-ups counted against it); it runs only between two reports,
+  // which bench/run.js asks for around "many": a report turns it on if off, off if on.
   const eld = monitorEventLoopDelay({ resolution: 1 });
-  eld.enable();
+  let eldOn = false;
   const report = (): void => {
     // histogram values include the 1 ms sampling interval: subtract it to get the delay
     const ms = (ns: number): number => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100);
@@ -36,16 +41,41 @@ async function main(): Promise<void> {
       }) + '\n',
     );
     eld.reset();
+    eldOn = !eldOn;
+    if (eldOn) eld.enable();
+    else eld.disable();
   };
   process.on('SIGUSR2', report);
   process.stdin.setEncoding('utf8');
+  // For profiling by hand after a warm-up: "prof-start" on stdin starts the V8 CPU profiler,
+  // "prof-stop FILE" writes a .cpuprofile (open it in Chrome DevTools) and prints {"prof": FILE}.
+  let prof: import('inspector').Session | null = null;
   process.stdin.on('data', (d: string) => {
+    if (d.startsWith('prof-start')) {
+      // eslint-disable-next-line @typescript-eslint/no-var-requires
+      const { Session } = require('inspector') as typeof import('inspector');
+      prof = new Session();
+      prof.connect();
+      prof.post('Profiler.enable', () => prof!.post('Profiler.start'));
+      return;
+    }
+    if (d.startsWith('prof-stop') && prof) {
+      const file = d.slice('prof-stop'.length).trim() || `ftpdlib-${process.pid}.cpuprofile`;
+      const p = prof;
+      prof = null;
+      p.post('Profiler.stop', (err, res) => {
+        if (!err) require('fs').writeFileSync(file, JSON.stringify(res.profile));
+        p.disconnect();
+        process.stdout.write(JSON.stringify({ prof: err ? null : file }) + '\n');
+      });
+      return;
+    }
     if (d.includes('eld')) report();
     if (d.includes('gc')) {
       // full collection (node --expose-gc) so the runner's PSS samples are not GC timing noise
       const g = (globalThis as { gc?: () => void }).gc;
       if (g) g();
-      process.stdout.write(JSON.stringify({ gc: !!g }) + '\n');
+      process.stdout.write(JSON.stringify({ gc: !!g, mem: process.memoryUsage() }) + '\n');
     }
   });
   process.stdin.on('error', () => {});

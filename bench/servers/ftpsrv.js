@@ -22,12 +22,17 @@ const fs = require('fs');
 const FtpSrv = require(path.join(modDir, 'ftp-srv'));
 const bunyan = require(path.join(modDir, 'bunyan'));
 
+// The monitor's 1 ms timer would wake the server a thousand times a second in every
+// scenario; it runs only between two SIGUSR2 (bench/run.js sends them around "many").
 const eld = monitorEventLoopDelay({ resolution: 1 });
-eld.enable();
+let eldOn = false;
 process.on('SIGUSR2', () => {
   const ms = (ns) => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100); // minus the 1 ms sampling interval
   process.stdout.write(JSON.stringify({ eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count } }) + '\n');
   eld.reset();
+  eldOn = !eldOn;
+  if (eldOn) eld.enable();
+  else eld.disable();
 });
 
 const server = new FtpSrv({

@@ -465,13 +465,15 @@ export class Session {
             if (bytes !== t.bytes) lastMove = Date.now();
             t.bytes = bytes;
           },
+          finish: opts.direction === 'send',
         },
         (engine) => {
           t.engine = engine;
         },
       );
       t.bytes = result.bytes;
-      if (opts.direction === 'send') await endSocket(socket);
+      // A download ends with a FIN (socket.end), unless the engine already sent it.
+      if (opts.direction === 'send' && !result.finished) await endSocket(socket);
     } catch (err) {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;

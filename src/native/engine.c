@@ -103,6 +103,7 @@ struct job {
   job_t *inbox_next;
   int registered;
   int corked;      /* TCP_CORK set by start (send jobs); cleared in drop_job_fds */
+  int fin;         /* send: shutdown(SHUT_WR) when the file is all sent (the FIN goes out at once) */
   int64_t off;          /* file offset of the next byte to move */
   uint64_t moved;       /* file bytes delivered (send) or written (receive) */
   uint64_t consumed;    /* bytes taken from the source (file or socket) */
@@ -486,6 +487,9 @@ static void drop_job_fds(ioth_t *th, job_t *j) {
 }
 
 static int finish(ioth_t *th, job_t *j, int kind, int err, int op) {
+  /* The end of a download: FIN now (it also pushes a corked tail), before the main thread
+   * even hears of it. A failure here (the client already left) changes nothing. */
+  if (kind == MSG_OK && j->fin && j->sock >= 0) shutdown(j->sock, SHUT_WR);
   drop_job_fds(th, j);
   all_unlink(th, j);
   post_msg(th, j, kind, err, op); /* last touch of j on this thread */
@@ -854,8 +858,8 @@ static size_t clamp_size(int64_t v) {
  */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   engine_t *eng = get_engine(env);
-  size_t argc = 13;
-  napi_value argv[13];
+  size_t argc = 14;
+  napi_value argv[14];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t;
   if (argc < 12 || napi_typeof(env, argv[11], &t) != napi_ok || t != napi_function) {
@@ -877,6 +881,8 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[10], &want_progress);
   bool cork = false; /* optional 13th argument */
   if (argc >= 13) napi_get_value_bool(env, argv[12], &cork);
+  bool fin = false; /* optional 14th: send, on success shutdown(SHUT_WR) before reporting */
+  if (argc >= 14) napi_get_value_bool(env, argv[13], &fin);
   if (sock_in < 0 || file_in < 0 || offset < 0 || (dir != DIR_SEND && dir != DIR_RECV) || mech < 0 ||
       mech >= M_COUNT || !(bps >= 0)) {
     napi_throw_range_error(env, NULL, "start: bad argument");
@@ -954,6 +960,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   atomic_init(&j->cancel, 0);
   j->sock = sock;
   j->corked = corked;
+  j->fin = fin && dir == DIR_SEND;
   j->file = file;
   j->dir = dir;
   j->mech = mech;

@@ -101,6 +101,7 @@ interface Addon {
     wantProgress: boolean,
     cb: Callback,
     cork?: boolean,
+    fin?: boolean,
   ): number;
   cancel(id: number): boolean;
   stats(): EngineStats & { threads: number };
@@ -319,7 +320,10 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
       signal.removeEventListener('abort', onAbort);
       if (kind === KIND_OK) {
         const result: NativeTransferResult = { bytes, path: p };
-        if (send) result.sizeAtStart = sizeAtStart;
+        if (send) {
+          result.sizeAtStart = sizeAtStart;
+          if (req.finish === true) result.finished = true; // the engine shut the write side down
+        }
         resolve(result);
         return;
       }
@@ -357,6 +361,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
         typeof onProgress === 'function',
         cb,
         opts.cork,
+        send && req.finish === true,
       );
     } catch (err) {
       const e = err as Error;

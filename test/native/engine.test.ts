@@ -226,6 +226,66 @@ test.serial('send 100 MiB at an offset with each mechanism', async (t) => {
   fs.unlinkSync(file);
 });
 
+test.serial('finish: the engine sends the FIN itself, so the peer sees the end while JS still holds the socket', async (t) => {
+  for (const mech of SEND_MECHS) {
+    for (const size of [0, 1, 1000, 64 * KiB + 1, 3 * MiB + 7]) {
+      const { file, data } = writeRandom(`fin-${mech}-${size}.bin`, size);
+      const { server: s, client: c } = await pair();
+      const chunks: Buffer[] = [];
+      c.on('data', (d: Buffer) => chunks.push(d));
+      const ended = once(c, 'end');
+      const fd = fs.openSync(file, 'r');
+      try {
+        const res = await engine.run(request('send', s, fd, 0, { finish: true, native: { sendMechanism: mech } }));
+        t.true(res.finished, `${mech} ${size}: reported finished`);
+        // JS neither ended nor closed its socket: the end of stream can only come from the engine.
+        t.false(s.destroyed);
+        t.false(s.writableEnded);
+        await ended;
+        t.is(sha(Buffer.concat(chunks)), sha(data), `${mech} ${size}: every byte (a corked tail included) before the FIN`);
+      } finally {
+        fs.closeSync(fd);
+        c.destroy();
+        s.destroy();
+      }
+    }
+  }
+});
+
+test.serial('without finish the engine sends no FIN, and the caller can still write after it', async (t) => {
+  const { file, data } = writeRandom('nofin.bin', 1000);
+  const { server: s, client: c } = await pair();
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const all = new Promise<void>((resolve) =>
+    c.on('data', (d: Buffer) => {
+      chunks.push(d);
+      got += d.length;
+      if (got >= data.length) resolve();
+    }),
+  );
+  let ended = false;
+  c.on('end', () => {
+    ended = true;
+  });
+  const fd = fs.openSync(file, 'r');
+  try {
+    const res = await engine.run(request('send', s, fd, 0));
+    t.not(res.finished, true);
+    await all;
+    t.false(ended, 'no FIN came without finish');
+    t.is(sha(Buffer.concat(chunks)), sha(data));
+    // The caller can still write on it (a stream path after the engine, or its own end).
+    s.end(Buffer.from('tail'));
+    await once(c, 'end');
+    t.is(Buffer.concat(chunks).subarray(1000).toString(), 'tail');
+  } finally {
+    fs.closeSync(fd);
+    c.destroy();
+    s.destroy();
+  }
+});
+
 test.serial('files beyond 4 GiB: send from near the end of a sparse file, receive past 4 GiB', async (t) => {
   const file = path.join(dir, 'sparse.bin');
   const size = 4.5 * GiB;

@@ -35,12 +35,19 @@ export interface TransferRequest {
   throttle?: Throttle;
   /** Called with the running total of file bytes moved, at most every ~100 ms. */
   onProgress?: (bytes: number) => void;
+  /**
+   * Send: the engine may end the socket's write side (FIN) itself once the file is all sent,
+   * and then says so in TransferResult.finished. Otherwise the caller ends the socket.
+   */
+  finish?: boolean;
 }
 
 export interface TransferResult {
   /** File bytes moved (read from the file on send, written to it on receive). */
   bytes: number;
   path: TransferPath;
+  /** Send with `finish`: the FIN is already sent; the caller only closes the socket. */
+  finished?: boolean;
 }
 
 /**
