@@ -163,7 +163,7 @@ class FdFileHandle implements FileHandle {
     private readonly ops: JailedFs,
     readonly offset: number,
     readonly size?: number,
-    /** A read-only descriptor on a local filesystem: close(2) on the event loop (INLINE_CLOSE_FS). */
+    /** A read-only descriptor on a local filesystem: close(2) on the event loop (LOCAL_FS). */
     private readonly inlineClose = false,
   ) {}
 
@@ -223,23 +223,27 @@ class FdFileHandle implements FileHandle {
  */
 /**
  * What a session needs to know of its root before serving it: the real path, whether it is
- * a directory, and whether closing a read-only descriptor there can be done on the event
- * loop (see INLINE_CLOSE_FS).
+ * a directory, and whether it is on a local filesystem (LOCAL_FS).
  */
 interface RootInfo {
   real: string;
   isDir: boolean;
-  inlineClose: boolean;
+  /** A local disk or memory filesystem (LOCAL_FS). */
+  local: boolean;
 }
 
 /**
- * Filesystems (statfs f_type, from linux/magic.h) on which close(2) of a read-only
- * descriptor does no I/O and cannot wait: local disk and memory filesystems. Downloads from
- * them close their file on the event loop, which saves a thread-pool round trip per file
- * (two thread wake-ups, a completion and a promise). Anywhere else (NFS, FUSE, SMB, where a
- * close may wait on a server) the close goes to the thread pool, as every write close does.
+ * Filesystems (statfs f_type, from linux/magic.h) on which some file operations can run on
+ * the event loop without ever waiting on a disk or a network:
+ * - close(2) of a read-only descriptor does no I/O: downloads close their file at once, which
+ *   saves a thread-pool round trip per file (two thread wake-ups, a completion, a promise);
+ * - a lookup answered from the kernel's caches (openat2 RESOLVE_CACHED, see the addon's
+ *   fsopCached), then fstat or a read-only open of the regular file it found, do no I/O
+ *   either: RETR's open and SIZE/MDTM/MLST's stat skip the pool when the path is cached.
+ * Anywhere else (NFS, FUSE, SMB, where a close, an open or a getattr may wait on a server)
+ * these go to the thread pool, as every write does.
  */
-const INLINE_CLOSE_FS = new Set([
+const LOCAL_FS = new Set([
   0xef53, // ext2/3/4
   0x58465342, // xfs
   0x9123683e, // btrfs
@@ -267,7 +271,7 @@ function rootInfoShared(root: string): Promise<RootInfo> {
   if (hit && now - hit.at < ROOT_CACHE_MS) return hit.info;
   const info = fsp.realpath(root).then(async (real) => {
     const [st, sfs] = await Promise.all([fsp.stat(real), fsp.statfs(real).catch(() => null)]);
-    return { real, isDir: st.isDirectory(), inlineClose: sfs !== null && INLINE_CLOSE_FS.has(Number(sfs.type)) };
+    return { real, isDir: st.isDirectory(), local: sfs !== null && LOCAL_FS.has(Number(sfs.type)) };
   });
   if (rootCache.size >= ROOT_CACHE_MAX) rootCache.clear();
   rootCache.set(root, { info, at: now });
@@ -324,8 +328,12 @@ export class LocalFileSystem implements FileSystem {
     const ops = jailedFs();
     // The root itself is one stat of the cached real root either way.
     if (ops && p !== '/') {
-      // realpath + stat in one pool round trip.
-      const r = await ops.stat(await this.jail.realRoot(), p.slice(1));
+      const info = await this.rootInfo();
+      // Answered from the kernel's caches on the spot when it can (local filesystems only)...
+      const c = info.local ? ops.statCached(info.real, p.slice(1)) : null;
+      if (c) return jailedFileStat(c.stat);
+      // ...else realpath + stat in one pool round trip.
+      const r = await ops.stat(info.real, p.slice(1));
       if (r && 'stat' in r) return jailedFileStat(r.stat);
       if (r) throw fsError(r.code, 'stat', p);
     }
@@ -424,8 +432,10 @@ export class LocalFileSystem implements FileSystem {
     if (ops && p !== '/') {
       // One pool round trip: resolved beneath the root, checked regular, opened.
       const info = await this.rootInfo();
+      const c = info.local ? ops.openReadCached(info.real, p.slice(1)) : null;
+      if (c) return new FdFileHandle(c.fd, ops, offset, c.stat.size, true);
       const r = await ops.openRead(info.real, p.slice(1));
-      if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size, info.inlineClose);
+      if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size, info.local);
     }
     const real = await this.jail.followExisting(p, 'open');
     const st = await fsp.stat(real);

@@ -1141,6 +1141,9 @@ struct open_how {
 #define RESOLVE_NO_MAGICLINKS 0x02
 #define RESOLVE_BENEATH 0x08
 #endif
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
 
 typedef struct {
   napi_async_work work;
@@ -1152,6 +1155,19 @@ typedef struct {
   struct stat st;
   int have_st;
 } fsop_t;
+
+static int openat2_how(int dirfd, const char *rel, int flags, int mode, uint64_t resolve) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
+  how.resolve = resolve;
+  long r;
+  do {
+    r = syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+  } while (r < 0 && errno == EINTR);
+  return (int)r;
+}
 
 static int openat2_beneath(int dirfd, const char *rel, int flags, int mode) {
   struct open_how how;
@@ -1334,6 +1350,84 @@ static char *arg_str(napi_env env, napi_value v) {
   return s;
 }
 
+/*
+ * fsopCached(op, root, rel) -> [fd, mode, size, mtimeMs, uid, gid, nlink, dev, ino] or undefined.
+ *
+ * The same FSOP_STAT / FSOP_READ as fsop, done at once on the calling (event loop) thread,
+ * but only when no step can wait on a disk or a network: every lookup is made with
+ * RESOLVE_CACHED (Linux 5.12+), which fails with EAGAIN instead of reading a directory
+ * from disk. Anything but a plain success (not cached, missing, not a regular file for
+ * READ, a symlink leaving the root, an old kernel) answers undefined, and the caller
+ * queues the ordinary fsop, whose answer is authoritative. The caller uses this only on
+ * local filesystems, where opening a cached regular file read-only and fstat do no I/O
+ * (on NFS or FUSE an open or a getattr may call the server even with a cached path).
+ * fd is -1 for FSOP_STAT.
+ */
+static int cached_works = 1;
+static napi_value js_fsop_cached(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || !cached_works) return NULL;
+  int op = (int)arg_i64(env, argv[0], -1);
+  if (op != FSOP_STAT && op != FSOP_READ) return NULL;
+  char *root = arg_str(env, argv[1]);
+  char *rel = arg_str(env, argv[2]);
+  napi_value out = NULL;
+  int rootfd = -1, pfd = -1, fd = -1;
+  struct stat pst, st;
+  const uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+  if (!root || !rel || !rel[0] || rel[0] == '/' || root[0] != '/') goto done;
+  rootfd = openat2_how(AT_FDCWD, root, O_PATH | O_DIRECTORY, 0, RESOLVE_CACHED);
+  if (rootfd < 0) {
+    if (errno == EINVAL || errno == ENOSYS || errno == E2BIG) cached_works = 0; /* no RESOLVE_CACHED here */
+    goto done;
+  }
+  pfd = openat2_how(rootfd, rel, O_PATH, 0, beneath);
+  if (pfd < 0 || fstat(pfd, &pst) < 0) goto done;
+  if (op == FSOP_STAT) {
+    st = pst;
+  } else {
+    if (!S_ISREG(pst.st_mode)) goto done;
+    fd = openat2_how(rootfd, rel, O_RDONLY | O_NOCTTY, 0, beneath);
+    if (fd < 0) goto done;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != pst.st_dev || st.st_ino != pst.st_ino) {
+      close(fd); /* replaced meanwhile: let the pool path decide */
+      fd = -1;
+      goto done;
+    }
+  }
+  {
+    double v[9] = {
+      (double)fd,
+      (double)st.st_mode,
+      (double)st.st_size,
+      (double)st.st_mtim.tv_sec * 1e3 + (double)st.st_mtim.tv_nsec / 1e6,
+      (double)st.st_uid,
+      (double)st.st_gid,
+      (double)st.st_nlink,
+      (double)st.st_dev,
+      (double)st.st_ino,
+    };
+    if (napi_create_array_with_length(env, 9, &out) != napi_ok) {
+      out = NULL;
+      if (fd >= 0) close(fd);
+      goto done;
+    }
+    for (uint32_t i = 0; i < 9; i++) {
+      napi_value x;
+      napi_create_double(env, v[i], &x);
+      napi_set_element(env, out, i, x);
+    }
+  }
+done:
+  if (pfd >= 0) close(pfd);
+  if (rootfd >= 0) close(rootfd);
+  free(root);
+  free(rel);
+  return out;
+}
+
 /* fsop(op, root, rel, flags, mode, cb) -> undefined; see above. */
 static napi_value js_fsop(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -1418,6 +1512,7 @@ NAPI_MODULE_INIT() {
     {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},
     {"socketReset", NULL, js_socket_reset, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"fsopCached", NULL, js_fsop_cached, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

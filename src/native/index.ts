@@ -109,6 +109,7 @@ interface Addon {
   setOobInline(fd: number): boolean;
   socketReset(fd: number): boolean;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
+  fsopCached?(op: number, root: string, rel: string): number[] | undefined;
 }
 
 type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
@@ -417,6 +418,13 @@ export interface JailedFs {
   openWrite(root: string, rel: string, truncate: boolean): Promise<JailedResult>;
   /** Close a descriptor off the event loop. */
   close(fd: number): Promise<void>;
+  /**
+   * stat and openRead at once on the calling thread, only when every lookup is answered from
+   * the kernel's caches (openat2 RESOLVE_CACHED): the result, or null when the caller must
+   * use the pool versions above. For local filesystems only (see LocalFileSystem).
+   */
+  statCached(root: string, rel: string): { fd: number; stat: JailedStat } | null;
+  openReadCached(root: string, rel: string): { fd: number; stat: JailedStat } | null;
 }
 
 const FSOP_STAT = 0;
@@ -446,6 +454,14 @@ function jailed(op: number, root: string, rel: string, flags: number): Promise<J
   });
 }
 
+const noCache = process.env.FTPDLIB_NO_CACHED_OPEN === '1';
+function cached(op: number, root: string, rel: string): { fd: number; stat: JailedStat } | null {
+  if (noCache || !openat2Works || typeof addon?.fsopCached !== 'function') return null;
+  const v = addon.fsopCached(op, root, rel);
+  if (!v) return null;
+  return { fd: v[0], stat: { mode: v[1], size: v[2], mtimeMs: v[3], uid: v[4], gid: v[5], nlink: v[6], dev: v[7], ino: v[8] } };
+}
+
 export const jailedFs: JailedFs | null =
   addon && typeof addon.fsop === 'function' && process.env.FTPDLIB_NO_OPENAT2 !== '1'
     ? {
@@ -459,5 +475,7 @@ export const jailedFs: JailedFs | null =
               else reject(Object.assign(new Error(`close: ${getSystemErrorName(-errno)}`), { code: getSystemErrorName(-errno), syscall: 'close' }));
             });
           }),
+        statCached: (root, rel) => cached(FSOP_STAT, root, rel),
+        openReadCached: (root, rel) => cached(FSOP_READ, root, rel),
       }
     : null;

@@ -14,6 +14,7 @@ import {
   configureNative,
   engineStats,
   findPackageRoot,
+  jailedFs,
   nativeEngine,
   reason,
   setOobInline,
@@ -284,6 +285,41 @@ test.serial('without finish the engine sends no FIN, and the caller can still wr
     c.destroy();
     s.destroy();
   }
+});
+
+test.serial('cached stat/open on the event loop: the pool answers for everything but a plain success', async (t) => {
+  const ops = jailedFs!;
+  const root = fs.mkdtempSync(path.join(dir, 'cached-'));
+  const outside = fs.mkdtempSync(path.join(dir, 'outside-'));
+  fs.writeFileSync(path.join(root, 'f.txt'), 'hello');
+  fs.mkdirSync(path.join(root, 'sub'));
+  fs.writeFileSync(path.join(outside, 'secret'), 'x');
+  fs.symlinkSync(path.join(outside, 'secret'), path.join(root, 'abs-out'));
+  fs.symlinkSync('../' + path.basename(outside) + '/secret', path.join(root, 'rel-out'));
+  fs.symlinkSync('f.txt', path.join(root, 'in-link'));
+  fs.statSync(path.join(root, 'f.txt')); // now in the dentry cache
+
+  const before = openFds();
+  const r = ops.openReadCached(root, 'f.txt');
+  t.truthy(r, 'a cached regular file opens on the spot');
+  t.is(fs.readFileSync(r!.fd, 'utf8'), 'hello');
+  t.is(r!.stat.size, 5);
+  fs.closeSync(r!.fd);
+  const pool = await ops.stat(root, 'f.txt');
+  const st = ops.statCached(root, 'f.txt');
+  t.deepEqual(st!.stat, pool && 'stat' in pool ? pool.stat : null, 'the same fstat as the pool path');
+  // A symlink inside the root: followed on the spot when the kernel can in its cached walk
+  // (it may not: then the pool path opens it). Either way it is the same file.
+  const link = ops.openReadCached(root, 'in-link') ?? (await ops.openRead(root, 'in-link'));
+  t.true(link !== null && 'fd' in link && link.stat.ino === st!.stat.ino, 'a symlink inside the root reaches its file');
+  if (link && 'fd' in link) fs.closeSync(link.fd);
+  // Everything else is left to the pool path (which answers ENOENT, EISDIR, the jail...).
+  for (const rel of ['missing', 'sub', 'abs-out', 'rel-out', '../' + path.basename(outside) + '/secret']) {
+    t.is(ops.openReadCached(root, rel), null, `openReadCached ${rel}`);
+  }
+  for (const rel of ['missing', 'abs-out', 'rel-out']) t.is(ops.statCached(root, rel), null, `statCached ${rel}`);
+  t.truthy(ops.statCached(root, 'sub'), 'stat of a directory is a plain success');
+  t.is(openFds(), before, 'no descriptor left behind');
 });
 
 test.serial('files beyond 4 GiB: send from near the end of a sparse file, receive past 4 GiB', async (t) => {
