@@ -46,6 +46,7 @@ for (const a of argv) {
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
+    console.log('--quick: smaller sizes, one round, 1 s warm-ups, and only the plain scenarios unless --scenarios says otherwise');
     console.log('servers: ftpdlib-sendfile ftpdlib-stream pyftpdlib vsftpd proftpd pure-ftpd ftp-srv');
     console.log('         and their FTPS instances ftpdlib-tls pyftpdlib-tls vsftpd-tls proftpd-tls pure-ftpd-tls ftp-srv-tls');
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
@@ -60,11 +61,11 @@ for (const a of argv) {
 }
 
 const CFG = opt.quick
-  ? { retrBytes: 1024 * MiB, storBytes: 256 * MiB, tlsBytes: 256 * MiB, manyClients: 20, manyCount: 20, idle: 100, loginClients: 20, loginSeconds: 2, rounds: 1, clientTimeout: 60 }
+  ? { retrBytes: 512 * MiB, storBytes: 128 * MiB, tlsBytes: 128 * MiB, manyClients: 20, manyCount: 20, idle: 100, loginClients: 20, loginSeconds: 1, rounds: 1, clientTimeout: 60 }
   : { retrBytes: 2048 * MiB, storBytes: 2048 * MiB, tlsBytes: 1024 * MiB, manyClients: 100, manyCount: 10, idle: 500, loginClients: 20, loginSeconds: 5, rounds: 3, clientTimeout: 180 };
 if (opt.rounds) CFG.rounds = opt.rounds;
 /** Unmeasured warm-up per server and scenario (see main): passes are repeated for this long. */
-const WARMUP_SECONDS = 3;
+const WARMUP_SECONDS = opt.quick ? 1 : 3;
 
 // ---------------------------------------------------------------- small helpers
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -887,11 +888,14 @@ const SCENARIOS = [
         onLine: (j, ch) => {
           if (j.ready === undefined) return;
           // let forked sessions settle, then sample, then tell the client to QUIT
-          setTimeout(async () => {
-            await settleGc(s);
-            sample = treePss(s.pid);
-            ch.stdin.end('quit\n');
-          }, 1000);
+          setTimeout(
+            async () => {
+              await settleGc(s);
+              sample = treePss(s.pid);
+              ch.stdin.end('quit\n');
+            },
+            opt.quick ? 300 : 1000,
+          );
         },
       });
       if (r.error) return r;
@@ -1126,7 +1130,13 @@ async function main() {
     return;
   }
 
-  const scenarios = opt.scenarios ? SCENARIOS.filter((sc) => opt.scenarios.includes(sc.key)) : SCENARIOS;
+  // --quick alone runs the plain scenarios (the FTPS ones start a second set of servers and
+  // need a minute more): --quick --scenarios=tls or =plain,tls for those.
+  const scenarios = opt.scenarios
+    ? SCENARIOS.filter((sc) => opt.scenarios.includes(sc.key))
+    : opt.quick
+      ? SCENARIOS.filter((sc) => !sc.tls)
+      : SCENARIOS;
   if (!scenarios.length) {
     log(`--scenarios matched no scenario; known: ${SCENARIOS.map((sc) => sc.key).join(', ')} (or plain, tls)`);
     return;
