@@ -109,6 +109,16 @@ function freePort() {
 }
 
 // ---------------------------------------------------------------- /proc accounting
+/** The machine's CPU time so far (clock ticks), and the part stolen by the hypervisor. */
+function cpuTimes() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    return { total: f.reduce((a, b) => a + b, 0), steal: f[7] || 0 };
+  } catch {
+    return null;
+  }
+}
+
 // CPU of a server = own CPU (utime+stime, see ownCpu) + cutime+cstime summed over the root process and every live
 // descendant. A session process that exits and is reaped moves its whole time (own + its reaped
 // children) into its parent's cutime/cstime, so the sum is conserved across forks and exits and
@@ -1122,6 +1132,7 @@ async function main() {
   fs.mkdirSync(path.join(BENCH, 'data'), { recursive: true });
   log(`# ftpdlib benchmark (${opt.quick ? 'quick' : 'full'}): ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${os.release()}, node ${process.version}`);
   const load0 = os.loadavg();
+  const stat0 = cpuTimes();
   if (load0[0] > 0.5 * os.cpus().length) log(`WARNING: load average ${load0.map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores before the run: other work competes for the CPU and the figures will be noisy`);
 
   const cerr = buildClient();
@@ -1271,6 +1282,11 @@ async function main() {
   }
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
+  const stat1 = cpuTimes();
+  const steal = stat0 && stat1 && stat1.total > stat0.total ? ((stat1.steal - stat0.steal) / (stat1.total - stat0.total)) * 100 : null;
+  if (steal !== null) {
+    log(`- CPU steal during the run: ${steal.toFixed(1)}% of the machine's CPU time went to other virtual machines on the host (/proc/stat); every server lost it alike, as rounds are interleaved, but absolute figures drop with it`);
+  }
   log(`total time ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   if (opt.json) {
@@ -1280,6 +1296,7 @@ async function main() {
       mode: opt.quick ? 'quick' : 'full',
       config: CFG,
       loadavg: { before: load0, after: os.loadavg() },
+      cpu_steal_pct: steal,
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
       tls_client: anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
