@@ -98,16 +98,26 @@ interface SendOutcome {
   got: Buffer;
 }
 
-/** Sends `file` from `offset` through the engine; the client collects everything until EOF. */
-async function sendFile(file: string, offset: number, native?: NativeOptions): Promise<SendOutcome> {
+/**
+ * Sends `file` from `offset` through the engine; the client collects everything until EOF.
+ * With `finish` the engine must end the stream itself: the socket is not ended here, and
+ * `settled` sees the result and the socket as the engine left them.
+ */
+async function sendFile(
+  file: string,
+  offset: number,
+  native?: NativeOptions,
+  opts: { finish?: boolean; settled?: (res: NativeTransferResult, s: net.Socket) => void } = {},
+): Promise<SendOutcome> {
   const { server: s, client: c } = await pair();
   const chunks: Buffer[] = [];
   c.on('data', (d: Buffer) => chunks.push(d));
   const ended = once(c, 'end');
   const fd = fs.openSync(file, 'r');
   try {
-    const res = (await engine.run(request('send', s, fd, offset, { native }))) as NativeTransferResult;
-    s.end();
+    const res = (await engine.run(request('send', s, fd, offset, { native, finish: opts.finish }))) as NativeTransferResult;
+    opts.settled?.(res, s);
+    if (!opts.finish) s.end();
     await ended;
     return { res, got: Buffer.concat(chunks) };
   } finally {
@@ -231,24 +241,16 @@ test.serial('finish: the engine sends the FIN itself, so the peer sees the end w
   for (const mech of SEND_MECHS) {
     for (const size of [0, 1, 1000, 64 * KiB + 1, 3 * MiB + 7]) {
       const { file, data } = writeRandom(`fin-${mech}-${size}.bin`, size);
-      const { server: s, client: c } = await pair();
-      const chunks: Buffer[] = [];
-      c.on('data', (d: Buffer) => chunks.push(d));
-      const ended = once(c, 'end');
-      const fd = fs.openSync(file, 'r');
-      try {
-        const res = await engine.run(request('send', s, fd, 0, { finish: true, native: { sendMechanism: mech } }));
-        t.true(res.finished, `${mech} ${size}: reported finished`);
-        // JS neither ended nor closed its socket: the end of stream can only come from the engine.
-        t.false(s.destroyed);
-        t.false(s.writableEnded);
-        await ended;
-        t.is(sha(Buffer.concat(chunks)), sha(data), `${mech} ${size}: every byte (a corked tail included) before the FIN`);
-      } finally {
-        fs.closeSync(fd);
-        c.destroy();
-        s.destroy();
-      }
+      const { got } = await sendFile(file, 0, { sendMechanism: mech }, {
+        finish: true,
+        settled: (res, s) => {
+          t.true(res.finished, `${mech} ${size}: reported finished`);
+          // JS neither ended nor closed its socket: the end of stream can only come from the engine.
+          t.false(s.destroyed);
+          t.false(s.writableEnded);
+        },
+      });
+      t.is(sha(got), sha(data), `${mech} ${size}: every byte (a corked tail included) before the FIN`);
     }
   }
 });
