@@ -19,6 +19,8 @@ export interface ServerContext {
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
   transfer(req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult>;
   onSessionClosed(session: Session): void;
+  /** The passive range is exhausted: every session closes the listener it kept between transfers. */
+  dropSparePassives(): void;
   /** Keep TCP urgent data in-band on a control socket, when the native addon can. */
   setOobInline(socket: import('node:net').Socket): void;
   emitLogin(session: Session, user: string): void;

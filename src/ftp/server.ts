@@ -106,6 +106,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
       onSessionClosed: (s) => this.onSessionClosed(s),
+      dropSparePassives: () => {
+        for (const s of this.sessions) s.dropSparePassive();
+      },
       setOobInline,
       emitLogin: (s, user) => this.emit('login', user, info(s)),
       emitLoginFailed: (s, user) => this.emit('loginFailed', user, info(s)),

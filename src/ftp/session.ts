@@ -8,6 +8,7 @@ import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
+import { closePassiveListener, type SparePassive } from './data/passive';
 import { ABORTED_BY_CLIENT, TransferError, type TransferPath, type TransferResult } from './data/transfer';
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
@@ -381,6 +382,40 @@ export class Session {
 
   // ---- data connections and transfers ---------------------------------------
 
+  private spare: { listener: SparePassive; timer: NodeJS.Timeout } | null = null;
+
+  /**
+   * Keep a passive listener whose connection came, for this session's next PASV/EPSV: a
+   * client fetching many files then costs no listen, bind and close per file. Not kept when
+   * the session is closing, or when more than half of a passive port range is in use (ports
+   * are then given back at once, as before); dropped after SPARE_PASSIVE_MS unused.
+   */
+  keepSparePassive(listener: SparePassive): boolean {
+    if (this.closed) return false;
+    const pool = this.ctx.portPool;
+    if (pool && pool.used * 2 > pool.size) return false;
+    this.dropSparePassive();
+    const timer = setTimeout(() => this.dropSparePassive(), SPARE_PASSIVE_MS);
+    timer.unref();
+    this.spare = { listener, timer };
+    return true;
+  }
+
+  /** The kept listener, handed over (it is the caller's from now on), or null. */
+  takeSparePassive(): SparePassive | null {
+    const sp = this.spare;
+    if (!sp) return null;
+    this.spare = null;
+    clearTimeout(sp.timer);
+    return sp.listener;
+  }
+
+  /** Close the kept listener, if any (its port goes back to the pool at once). */
+  dropSparePassive(): void {
+    const sp = this.takeSparePassive();
+    if (sp) closePassiveListener(sp.server, sp.port, this.ctx.portPool);
+  }
+
   setDataChannel(ch: DataChannel | null): void {
     this.dataChannel?.close();
     this.dataChannel = ch;
@@ -639,6 +674,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    this.dropSparePassive();
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.transferAbort?.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
     this.transfer?.abort.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
@@ -662,6 +698,9 @@ export class Session {
   }
 }
 
+
+/** How long a session keeps its last passive listener for a next PASV/EPSV (keepSparePassive). */
+const SPARE_PASSIVE_MS = 5000;
 
 /** End a socket we wrote to and wait until the FIN is queued after the data. */
 function endSocket(socket: net.Socket): Promise<void> {

@@ -11,6 +11,28 @@ export interface PassiveProxyOptions {
   read: ReadProxyHeaderOptions;
 }
 
+/**
+ * A listener a session keeps between transfers (PassiveOptions.keep): the next PASV/EPSV of
+ * that session on the same local address answers with the same port instead of opening,
+ * binding and closing a listener per file. While kept, connections to it are closed at once.
+ */
+export interface SparePassive {
+  readonly server: net.Server;
+  readonly port: number;
+  readonly host: string;
+}
+
+/** The channel a listener currently accepts for; none while it is kept spare. */
+const OWNER = Symbol('passiveOwner');
+type OwnedServer = net.Server & { [OWNER]?: PassiveChannel | null };
+
+/** Close a listener and give its port back to the pool at once (its 'close' waits for accepted sockets). */
+export function closePassiveListener(server: net.Server, port: number, pool: PortPool | null): void {
+  (server as OwnedServer)[OWNER] = null;
+  if (server.listening) server.close();
+  pool?.release(port, server);
+}
+
 export interface PassiveOptions {
   /** Local address of the control connection: the listener binds there. */
   localAddress: string;
@@ -28,6 +50,12 @@ export interface PassiveOptions {
    * clients start the handshake before they send RETR/STOR.
    */
   prepare: (socket: net.Socket) => Promise<net.Socket>;
+  /**
+   * Offered the listener once its connection came (or the channel closed without one): true
+   * if the session keeps it for its next PASV/EPSV (then the session closes it later), false
+   * to close it now. Without it, the listener closes.
+   */
+  keep?: (spare: SparePassive) => boolean;
 }
 
 /**
@@ -40,23 +68,43 @@ export class PassiveChannel implements DataChannel {
   private ready: Promise<net.Socket> | null = null;
   private waiter: ((ready: Promise<net.Socket>) => void) | null = null;
   private closed = false;
+  /** The listener was handed on (kept by the session, or closed). */
+  private released = false;
 
   private constructor(
     private readonly server: net.Server,
     readonly port: number,
     private readonly opts: PassiveOptions,
   ) {
-    server.on('connection', (s) => this.onConnection(s));
-    server.on('error', (err) => opts.log.warn({ err }, 'passive listener error'));
+    (server as OwnedServer)[OWNER] = this;
   }
 
-  /** Open a listener; resolves null when the passive port range is exhausted. */
-  static async create(opts: PassiveOptions): Promise<PassiveChannel | null> {
-    const server = net.createServer({ pauseOnConnect: true, noDelay: false });
+  /**
+   * Open a listener, or take `spare` (a listener this session kept) when it still listens on
+   * the same local address; resolves null when the passive port range is exhausted.
+   */
+  static async create(opts: PassiveOptions, spare: SparePassive | null = null): Promise<PassiveChannel | null> {
     const host = plainAddress(opts.localAddress);
+    if (spare) {
+      if (spare.host === host && spare.server.listening) return new PassiveChannel(spare.server, spare.port, opts);
+      closePassiveListener(spare.server, spare.port, opts.pool);
+    }
+    const server = net.createServer({ pauseOnConnect: true, noDelay: false });
     const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
     if (port === null) return null;
     server.unref();
+    const log = opts.log;
+    server.on('connection', (s) => {
+      const owner = (server as OwnedServer)[OWNER];
+      if (owner) {
+        owner.onConnection(s);
+      } else {
+        // Kept between transfers: no PASV is waiting for this connection.
+        s.on('error', () => {});
+        s.destroy();
+      }
+    });
+    server.on('error', (err) => log.warn({ err }, 'passive listener error'));
     return new PassiveChannel(server, port, opts);
   }
 
@@ -103,8 +151,8 @@ export class PassiveChannel implements DataChannel {
     this.socket = s;
     this.ready = this.opts.prepare(s);
     this.ready.catch(() => {}); // reported through open()
-    // One connection per channel: stop listening, which also frees the port.
-    this.stopListening();
+    // One connection per channel: the listener takes no more for it (kept or closed).
+    this.release();
     if (this.waiter) this.waiter(this.ready);
   }
 
@@ -132,14 +180,21 @@ export class PassiveChannel implements DataChannel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.stopListening();
+    this.release();
     this.socket?.destroy();
     this.ready?.then((s) => s.destroy(), () => {});
   }
 
-  /** Close the listener and hand its port back to the pool at once: the next PASV may need it. */
-  private stopListening(): void {
-    if (this.server.listening) this.server.close();
-    this.opts.pool?.release(this.port, this.server);
+  /**
+   * Hand the listener on, once: to the session (opts.keep) or closed, with its port given back
+   * to the pool at once (the next PASV may need it).
+   */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    const server = this.server as OwnedServer;
+    if (server[OWNER] === this) server[OWNER] = null;
+    if (server.listening && this.opts.keep?.({ server, port: this.port, host: plainAddress(this.opts.localAddress) })) return;
+    closePassiveListener(server, this.port, this.opts.pool);
   }
 }

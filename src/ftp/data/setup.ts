@@ -3,7 +3,7 @@ import { FtpError } from '../errors';
 import type { Session } from '../session';
 import { ActiveChannel } from './active';
 import { plainAddress } from './channel';
-import { PassiveChannel, type PassiveProxyOptions } from './passive';
+import { PassiveChannel, type PassiveOptions, type PassiveProxyOptions, type SparePassive } from './passive';
 import type { ResolvedOptions } from '../../config/options';
 import { trustMatcher } from '../proxy-protocol';
 
@@ -26,7 +26,7 @@ function dataProxy(o: ResolvedOptions): PassiveProxyOptions | null {
 export async function openPassive(session: Session): Promise<PassiveChannel> {
   session.setDataChannel(null);
   const o = session.options;
-  const ch = await PassiveChannel.create({
+  const opts: PassiveOptions = {
     localAddress: session.localAddress,
     peerAddress: session.remoteAddress,
     permitForeignAddresses: o.permitForeignAddresses,
@@ -35,7 +35,14 @@ export async function openPassive(session: Session): Promise<PassiveChannel> {
     pool: session.ctx.portPool,
     log: session.log,
     prepare: (raw) => session.prepareDataSocket(raw),
-  });
+    keep: (spare: SparePassive) => session.keepSparePassive(spare),
+  };
+  let ch = await PassiveChannel.create(opts, session.takeSparePassive());
+  if (!ch && session.ctx.portPool) {
+    // Listeners kept idle between transfers hold ports too: take them back, then try again.
+    session.ctx.dropSparePassives();
+    ch = await PassiveChannel.create(opts);
+  }
   if (!ch) {
     session.log.warn('passive port range exhausted');
     throw new FtpError(425, "Can't open passive connection: no free port in the passive range.");
