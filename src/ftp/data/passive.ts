@@ -51,9 +51,9 @@ export interface PassiveOptions {
    */
   prepare: (socket: net.Socket) => Promise<net.Socket>;
   /**
-   * Offered the listener once its connection came (or the channel closed without one): true
-   * if the session keeps it for its next PASV/EPSV (then the session closes it later), false
-   * to close it now. Without it, the listener closes.
+   * Offered the listener once its connection came: true if the session keeps it for its next
+   * PASV/EPSV (then the session closes it later), false to close it now. A channel closed
+   * before any connection came always closes its listener.
    */
   keep?: (spare: SparePassive) => boolean;
 }
@@ -152,7 +152,7 @@ export class PassiveChannel implements DataChannel {
     this.ready = this.opts.prepare(s);
     this.ready.catch(() => {}); // reported through open()
     // One connection per channel: the listener takes no more for it (kept or closed).
-    this.release();
+    this.release(true);
     if (this.waiter) this.waiter(this.ready);
   }
 
@@ -180,21 +180,23 @@ export class PassiveChannel implements DataChannel {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.release();
+    // Without a connection, a late one may still be on its way here: close the listener (as
+    // always), so that it is refused rather than taken by this session's next PASV.
+    this.release(this.socket !== null);
     this.socket?.destroy();
     this.ready?.then((s) => s.destroy(), () => {});
   }
 
   /**
-   * Hand the listener on, once: to the session (opts.keep) or closed, with its port given back
-   * to the pool at once (the next PASV may need it).
+   * Hand the listener on, once: to the session (opts.keep, when `offer` and the session wants
+   * it) or closed, with its port given back to the pool at once (the next PASV may need it).
    */
-  private release(): void {
+  private release(offer: boolean): void {
     if (this.released) return;
     this.released = true;
     const server = this.server as OwnedServer;
     if (server[OWNER] === this) server[OWNER] = null;
-    if (server.listening && this.opts.keep?.({ server, port: this.port, host: plainAddress(this.opts.localAddress) })) return;
+    if (offer && server.listening && this.opts.keep?.({ server, port: this.port, host: plainAddress(this.opts.localAddress) })) return;
     closePassiveListener(server, this.port, this.opts.pool);
   }
 }
