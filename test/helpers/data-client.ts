@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { LineClient, connectData, type Reply } from './line-client';
 import { waitForNoSessions } from './server';
 
@@ -260,4 +261,38 @@ export function nextEvent<T extends unknown[]>(
  */
 export function settleSessionsOnTeardown(t: { teardown(fn: () => Promise<void>): void }, server: { sessionCount: number } & Parameters<typeof waitForNoSessions>[0]): void {
   t.teardown(() => waitForNoSessions(server));
+}
+
+/** A sparse file far larger than any socket buffer: a RETR of it is still running when the test acts. */
+export function sparse(root: string, name: string, size = 2 * 1024 ** 3): void {
+  const fd = fs.openSync(path.join(root, name), 'w');
+  fs.ftruncateSync(fd, size);
+  fs.closeSync(fd);
+}
+
+/** Resolves once the socket has bytes to read (without consuming the stream). */
+export function firstBytes(s: net.Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once('readable', () => resolve());
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Prepare a data connection (`mode`), send `line` (RETR, STOR...), check the preliminary
+ * 150/125, and return the data socket (its errors are the test's to observe through the replies).
+ */
+export async function startTransfer(
+  t: { true: (v: boolean, message?: string) => void },
+  c: LineClient,
+  mode: DataMode,
+  line: string,
+): Promise<net.Socket> {
+  const plan = await prepareData(c, mode);
+  c.send(`${line}\r\n`);
+  const pre = await c.read();
+  t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
+  const data = await plan.socket();
+  data.on('error', () => {});
+  return data;
 }

@@ -1,8 +1,7 @@
 import test from 'ava';
 import * as fs from 'node:fs';
-import type * as net from 'node:net';
 import * as path from 'node:path';
-import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+import { firstBytes, loggedIn, nextEvent, prepareData, randomContent, retr, sha256, sparse, startTransfer } from '../helpers/data-client';
 import { MATRIX, transferRecords } from '../helpers/matrix';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer } from '../helpers/server';
@@ -10,20 +9,7 @@ import type { TransferInfo } from '../../src';
 
 /** ABOR while a transfer runs: plain, during STOR, and Python ftplib's urgent-data ABOR. */
 
-/** A sparse file far larger than any socket buffer: a RETR of it is still running when we ABOR. */
-function sparse(root: string, name: string, size = 2 * 1024 ** 3): void {
-  const fd = fs.openSync(path.join(root, name), 'w');
-  fs.ftruncateSync(fd, size);
-  fs.closeSync(fd);
-}
 
-/** Resolves once the socket has bytes to read (without consuming the stream). */
-function firstBytes(s: net.Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    s.once('readable', () => resolve());
-    s.once('error', reject);
-  });
-}
 
 for (const row of MATRIX) {
   row.test('ABOR during a RETR: 426 then 226, and the session keeps working', async (t) => {
@@ -32,12 +18,7 @@ for (const row of MATRIX) {
     fs.writeFileSync(path.join(s.root, 'small.bin'), randomContent(1000));
     const c = await loggedIn(s.port, USER, PASS);
     const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileSent');
-    const plan = await prepareData(c, row.mode);
-    c.send('RETR big.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'RETR big.bin');
     await firstBytes(data);
     c.send('ABOR\r\n');
     const r1 = await c.read();
@@ -64,12 +45,7 @@ for (const row of MATRIX) {
     const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileReceived');
     let completeFired = false;
     s.server.on('fileReceived', () => (completeFired = true));
-    const plan = await prepareData(c, row.mode);
-    c.send('STOR up.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'STOR up.bin');
     // Far more than the loopback socket buffers hold: once written, the server has read most of it.
     const body = randomContent(32 * 1024 * 1024);
     await new Promise<void>((resolve, reject) => data.write(body, (err) => (err ? reject(err) : resolve())));

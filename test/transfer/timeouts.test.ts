@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { USER, PASS, startServer } from '../helpers/server';
-import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+import { loggedIn, nextEvent, randomContent, retr, sha256, startTransfer } from '../helpers/data-client';
 import { MATRIX, engineProbe, transferRecords } from '../helpers/matrix';
 import type { TransferInfo } from '../../src';
 
@@ -29,12 +29,7 @@ for (const row of MATRIX) {
     const s = await startServer(t, { useSendfile: row.useSendfile, dataTimeout: 0.5 });
     const c = await loggedIn(s.port, USER, PASS);
     const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileReceived', 10000);
-    const plan = await prepareData(c, row.mode);
-    c.send('STOR stalled.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'STOR stalled.bin');
     const part = randomContent(10000);
     await new Promise<void>((resolve, reject) => data.write(part, (err) => (err ? reject(err) : resolve())));
     // ...and then nothing more: the client hangs.
@@ -54,12 +49,7 @@ for (const row of MATRIX) {
     const s = await startServer(t, { useSendfile: row.useSendfile, dataTimeout: 0.5 });
     fs.writeFileSync(path.join(s.root, 'big.bin'), randomContent(64 * 1024 * 1024));
     const c = await loggedIn(s.port, USER, PASS);
-    const plan = await prepareData(c, row.mode);
-    c.send('RETR big.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'RETR big.bin');
     data.pause(); // never read: the socket buffers fill and nothing moves
     const fin = await c.read(10000);
     t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { LineClient } from '../helpers/line-client';
-import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+import { firstBytes, loggedIn, nextEvent, prepareData, randomContent, retr, sha256, sparse, startTransfer } from '../helpers/data-client';
 import { MATRIX, transferRecords } from '../helpers/matrix';
 import { PASS, USER, openFds, startServer, waitForNoSessions } from '../helpers/server';
 import type { TransferInfo } from '../../src';
@@ -15,18 +15,7 @@ import { explain, run } from '../helpers/run';
  * the fd counts of the soak belong to this file's tests alone.
  */
 
-function sparse(root: string, name: string, size = 2 * 1024 ** 3): void {
-  const fd = fs.openSync(path.join(root, name), 'w');
-  fs.ftruncateSync(fd, size);
-  fs.closeSync(fd);
-}
 
-function firstBytes(s: net.Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    s.once('readable', () => resolve());
-    s.once('error', reject);
-  });
-}
 
 function closed(s: net.Socket): Promise<void> {
   return s.destroyed && s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
@@ -39,12 +28,7 @@ for (const row of MATRIX) {
     fs.writeFileSync(path.join(s.root, 'small.bin'), randomContent(999));
     const c = await loggedIn(s.port, USER, PASS);
     const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileSent');
-    const plan = await prepareData(c, row.mode);
-    c.send('RETR big.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'RETR big.bin');
     await firstBytes(data);
     data.destroy(); // unread bytes pending: the kernel answers with a reset
     const fin = await c.read();
@@ -65,12 +49,7 @@ for (const row of MATRIX) {
     const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileReceived', 5000);
     let complete = false;
     s.server.on('fileReceived', () => (complete = true));
-    const plan = await prepareData(c, row.mode);
-    c.send('STOR cut.bin\r\n');
-    const pre = await c.read();
-    t.true(pre?.code === 150 || pre?.code === 125, `${pre?.code} ${pre?.text}`);
-    const data = await plan.socket();
-    data.on('error', () => {});
+    const data = await startTransfer(t, c, row.mode, 'STOR cut.bin');
     const body = randomContent(16 * 1024 * 1024);
     await new Promise<void>((resolve, reject) => data.write(body, (err) => (err ? reject(err) : resolve())));
     data.resetAndDestroy();
