@@ -74,6 +74,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly implicitServer: net.Server | null = null;
   private readonly tls: TlsManager | null;
   private readonly sessions = new Set<Session>();
+  /** Listeners with SO_OOBINLINE set, which their accepted sockets inherit (Linux). */
+  private readonly oobListeners = new Set<net.Server>();
   private readonly perIp = new Map<string, number>();
   private readonly ctx: ServerContext;
   private closing: Promise<void> | null = null;
@@ -109,7 +111,11 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       dropSparePassives: () => {
         for (const s of this.sessions) s.dropSparePassive();
       },
-      setOobInline,
+      // A socket accepted by a listener that has SO_OOBINLINE has it too: no call per connection.
+      setOobInline: (socket) => {
+        const from = (socket as { server?: net.Server }).server;
+        if (!from || !this.oobListeners.has(from)) setOobInline(socket);
+      },
       emitLogin: (s, user) => this.emit('login', user, info(s)),
       emitLoginFailed: (s, user) => this.emit('loginFailed', user, info(s)),
       emitLogout: (s, user) => this.emit('logout', user, info(s)),
@@ -182,6 +188,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       if (host === '::' && (err as NodeJS.ErrnoException).code === 'EAFNOSUPPORT') await once('0.0.0.0');
       else throw err;
     }
+    // Linux copies a listener's socket flags to the sockets it accepts (other systems may not).
+    if (process.platform === 'linux' && setOobInline(server)) this.oobListeners.add(server);
   }
 
   /** The control listener's address. */
@@ -340,7 +348,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.sessions.add(session);
     if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
     session.log.info({ implicitTls }, 'connected');
-    this.emit('connect', info(session));
+    if (this.listenerCount('connect') > 0) this.emit('connect', info(session));
     session.start();
   }
 
@@ -354,7 +362,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     if (!this.sessions.delete(s)) return;
     this.release(s.remoteAddress);
     s.log.info('disconnected');
-    this.emit('disconnect', info(s));
+    if (this.listenerCount('disconnect') > 0) this.emit('disconnect', info(s));
   }
 
   /**

@@ -57,7 +57,6 @@ export class Session {
   readonly log: Logger;
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly localAddress: string;
   /** The client as a trusted proxy's PROXY header named it; remoteAddress/remotePort are its. */
   readonly proxied: ProxiedPeer | null;
 
@@ -123,7 +122,7 @@ export class Session {
     this.proxied = proxied;
     this.remoteAddress = proxied?.remoteAddress ?? socket.remoteAddress ?? '';
     this.remotePort = proxied?.remotePort ?? socket.remotePort ?? 0;
-    this.localAddress = socket.localAddress ?? '';
+    this.raw = socket;
     this.log = ctx.log.child(
       { session: this.id, remote: `${this.remoteAddress}:${this.remotePort}`, ...(proxied ? { proxy: proxied.proxyAddress } : {}) },
       true,
@@ -136,6 +135,16 @@ export class Session {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
     socket.on('close', () => this.onClose());
+  }
+
+  /** The accepted socket, under any TLS; its local address is looked up when first needed. */
+  private readonly raw: net.Socket;
+  private local: string | undefined;
+
+  /** The server's address on this connection (PASV, EPSV, STAT). */
+  get localAddress(): string {
+    this.local ??= this.raw.localAddress ?? '';
+    return this.local;
   }
 
   /** The control socket (TLS after AUTH TLS). */
@@ -660,7 +669,7 @@ export class Session {
     if (this.closed) return;
     this.socket.end();
     // A client that never reads must not keep the socket: destroy after a short grace.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.closeTimer = setTimeout(() => this.socket.destroy(), 2000).unref();
     this.shutdown();
   }
 
@@ -682,10 +691,12 @@ export class Session {
   }
 
   private closeHandled = false;
+  private closeTimer: NodeJS.Timeout | null = null;
 
   private onClose(): void {
     if (this.closeHandled) return;
     this.closeHandled = true;
+    if (this.closeTimer) clearTimeout(this.closeTimer);
     this.shutdown();
     this.ctx.onSessionClosed(this);
     for (const w of this.closeWaiters.splice(0)) w();

@@ -638,10 +638,12 @@ test.serial('setOobInline works on sockets and refuses other descriptors', async
 test.serial('with SO_OOBINLINE an urgent ABOR (Python ftplib style) keeps its last byte', async (t) => {
   // ftplib sends b"ABOR\r\n" with MSG_OOB: the urgent pointer marks the LF,
   // which a socket without SO_OOBINLINE takes out of the stream.
-  const read = async (inline: boolean): Promise<string> => {
+  // 'listener': set on the listening socket only, which the server relies on (Linux copies it to accepted sockets).
+  const read = async (inline: 'socket' | 'listener' | 'none'): Promise<string> => {
     const srv = net.createServer({ pauseOnConnect: true });
     srv.listen(0, '127.0.0.1');
     await once(srv, 'listening');
+    if (inline === 'listener') t.true(setOobInline((srv as unknown as { _handle: { fd: number } })._handle.fd));
     const p = spawn('python3', [
       '-c',
       'import socket,sys; s=socket.create_connection(("127.0.0.1", int(sys.argv[1]))); ' +
@@ -649,7 +651,7 @@ test.serial('with SO_OOBINLINE an urgent ABOR (Python ftplib style) keeps its la
       String((srv.address() as net.AddressInfo).port),
     ]);
     const [s] = (await once(srv, 'connection')) as [net.Socket];
-    if (inline) t.true(setOobInline((s as unknown as { _handle: { fd: number } })._handle.fd));
+    if (inline === 'socket') t.true(setOobInline((s as unknown as { _handle: { fd: number } })._handle.fd));
     let text = '';
     s.setEncoding('latin1');
     s.on('data', (d: string) => (text += d));
@@ -660,8 +662,9 @@ test.serial('with SO_OOBINLINE an urgent ABOR (Python ftplib style) keeps its la
     await once(p, 'close');
     return text;
   };
-  t.is(await read(true), 'ABOR\r\n');
-  t.is(await read(false), 'ABOR\r');
+  t.is(await read('socket'), 'ABOR\r\n');
+  t.is(await read('listener'), 'ABOR\r\n', 'an accepted socket inherits the listener\'s SO_OOBINLINE');
+  t.is(await read('none'), 'ABOR\r');
 });
 
 test.serial('configuration is checked, per request and engine-wide', async (t) => {

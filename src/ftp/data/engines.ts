@@ -54,9 +54,12 @@ export async function selectEngine(
   return streamEngine.run(req);
 }
 
-/** SO_OOBINLINE on a control socket (Python ftplib's urgent ABOR), when the addon is loaded. */
-export function setOobInline(socket: object): void {
+/**
+ * SO_OOBINLINE on a control socket (Python ftplib's urgent ABOR), or on a listener, whose
+ * accepted sockets inherit it (Linux copies socket flags to the accepted socket). True when set.
+ */
+export function setOobInline(socket: object): boolean {
   const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
   const set = loadNative().setOobInline;
-  if (set && typeof fd === 'number' && fd >= 0) set(fd);
+  return !!set && typeof fd === 'number' && fd >= 0 && set(fd);
 }
