@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -43,6 +43,7 @@ for (const a of argv) {
   else if (a.startsWith('--rounds=')) opt.rounds = Math.max(1, Math.min(5, Number(a.slice(9)) || 1));
   else if (a === '--keep') opt.keep = true;
   else if (a === '--no-warmup') opt.warmup = false;
+  else if (a === '--no-arena-max') opt.arenaMax = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
@@ -53,6 +54,7 @@ for (const a of argv) {
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up pass each server gets first (cold JIT of the Node and Python servers)');
+    console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
   } else {
     console.error(`unknown option ${a} (try --help)`);
@@ -718,6 +720,12 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+// The Node servers run with glibc's malloc limited to 2 arenas, as conf/ftpdlib.service runs the
+// daemon: V8's compiler threads otherwise each keep an arena of freed memory (2-3 MB here, which
+// "idle" charged to the sessions; no measurable CPU cost, src/native/bench/RESULTS.md). ftp-srv
+// gets the same; --no-arena-max runs both with glibc's default (8 arenas per core).
+const NODE_SERVER_ENV = { MALLOC_ARENA_MAX: '2' };
+
 async function startServer(def, index, common) {
   const s = { name: def.name, def, ours: !!def.ours, tls: !!def.tls, results: {} };
   if (def.tls && common.tls.reason) {
@@ -754,7 +762,7 @@ async function startServer(def, index, common) {
   s.logFile = logFile;
   const proc = spawn(p.cmd, p.args, {
     cwd: ROOT,
-    env: { ...process.env, ...(p.env || {}) },
+    env: { ...process.env, ...(def.node && opt.arenaMax ? NODE_SERVER_ENV : {}), ...(p.env || {}) },
     // stdin: vsftpd reports config errors on fd 0; pure-ftpd takes a socket on fd 0 for inetd
     // mode, so the others get /dev/null there (the Node/Python wrappers get a pipe)
     stdio: [p.stdinLog ? logFd : p.ready === 'json' ? 'pipe' : 'ignore', p.ready === 'json' ? 'pipe' : logFd, logFd],
@@ -1280,6 +1288,9 @@ async function main() {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
     log('- FTPS MB/s = bytes / (curl time_total - time_pretransfer), i.e. from EPSV to the 226. Server CPU = process-tree CPU from just before curl starts to just after it exits, and curl CPU = its getrusage (bash `times`), each minus the cost of a curl session that RETRs a 1 KiB file (login, 2 TLS handshakes, QUIT; the "session setup" column: server = mean of 5, curl = median of 5), to approximate the transfer alone like the plain tables. A session of a forking server reaches the parent cutime in 10 ms clock ticks, so the FTPS CPU figures carry +-10 ms per transfer. curl is single-threaded and does the client side of TLS in the same core budget: when curl CPU% is near 100 the client, not the server, is the limit.');
   }
+  log(opt.arenaMax
+    ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
+    : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
   const stat1 = cpuTimes();
