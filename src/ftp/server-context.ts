@@ -13,7 +13,7 @@ export interface ServerContext {
   readonly portPool: PortPool | null;
   /** TLS material, when FTPS is configured. */
   readonly tls: TlsManager | null;
-  readonly defaultMlstFacts: readonly string[];
+  readonly defaultMlstFacts: ReadonlySet<string>;
   /** Per-user sessions, transfers and disk usage, for UserLimits. */
   readonly userLimits: UserLimitsTracker;
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */

@@ -103,7 +103,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       options: this.options,
       log: this.log,
       portPool: pool,
-      defaultMlstFacts: DEFAULT_MLST_FACTS,
+      defaultMlstFacts: new Set(DEFAULT_MLST_FACTS),
       userLimits: new UserLimitsTracker(),
       transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
@@ -347,7 +347,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     const session = new Session(this.ctx, socket, implicitTls, peer);
     this.sessions.add(session);
     if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
-    session.log.info({ implicitTls }, 'connected');
+    if (this.log.info()) session.log.info({ implicitTls }, 'connected');
     if (this.listenerCount('connect') > 0) this.emit('connect', info(session));
     session.start();
   }
@@ -361,7 +361,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private onSessionClosed(s: Session): void {
     if (!this.sessions.delete(s)) return;
     this.release(s.remoteAddress);
-    s.log.info('disconnected');
+    if (this.log.info()) s.log.info('disconnected');
     if (this.listenerCount('disconnect') > 0) this.emit('disconnect', info(s));
   }
 

@@ -54,7 +54,6 @@ let nextId = 1;
  */
 export class Session {
   readonly id: number;
-  readonly log: Logger;
   readonly remoteAddress: string;
   readonly remotePort: number;
   /** The client as a trusted proxy's PROXY header named it; remoteAddress/remotePort are its. */
@@ -78,7 +77,8 @@ export class Session {
   dataChannel: DataChannel | null = null;
   epsvAll = false;
   quitPending = false;
-  mlstFacts: Set<string>;
+  /** The MLST/MLSD facts shown (OPTS MLST replaces the set; sessions share the default one). */
+  mlstFacts: ReadonlySet<string>;
   transfer: ActiveTransfer | null = null;
   /** Abort controller of the transfer command being run, set before its transfer starts. */
   transferAbort: AbortController | null = null;
@@ -123,12 +123,8 @@ export class Session {
     this.remoteAddress = proxied?.remoteAddress ?? socket.remoteAddress ?? '';
     this.remotePort = proxied?.remotePort ?? socket.remotePort ?? 0;
     this.raw = socket;
-    this.log = ctx.log.child(
-      { session: this.id, remote: `${this.remoteAddress}:${this.remotePort}`, ...(proxied ? { proxy: proxied.proxyAddress } : {}) },
-      true,
-    );
     this.framer = new CommandFramer({ maxLineLength: ctx.options.maxLineLength, encoding: ctx.options.encoding });
-    this.mlstFacts = new Set(ctx.defaultMlstFacts);
+    this.mlstFacts = ctx.defaultMlstFacts;
     socket.setNoDelay(ctx.options.tcpNoDelay);
     // Python's ftplib sends ABOR with MSG_OOB: keep the urgent byte in the stream.
     ctx.setOobInline(socket);
@@ -145,6 +141,35 @@ export class Session {
   get localAddress(): string {
     this.local ??= this.raw.localAddress ?? '';
     return this.local;
+  }
+
+  private logger: Logger | null = null;
+  private logUser: string | null = null;
+
+  /**
+   * This session's logger, a child of the server's naming the session, the client and, once
+   * logged in, the user. Made when first used: a server that logs nothing never makes one.
+   */
+  get log(): Logger {
+    if (!this.logger) {
+      const p = this.proxied;
+      this.logger = this.ctx.log.child(
+        {
+          session: this.id,
+          remote: `${this.remoteAddress}:${this.remotePort}`,
+          ...(p ? { proxy: p.proxyAddress } : {}),
+          ...(this.logUser !== null ? { user: this.logUser } : {}),
+        },
+        true,
+      );
+    }
+    return this.logger;
+  }
+
+  /** Name `user` in this session's log records from now on (after a login). */
+  logAs(user: string): void {
+    if (this.logger) this.logger = this.logger.child({ user }, true);
+    else this.logUser = user;
   }
 
   /** The control socket (TLS after AUTH TLS). */
@@ -265,14 +290,14 @@ export class Session {
     } catch (err) {
       const r = toReply(err);
       if (!isExpected(err)) this.log.error({ err, cmd: ev.verb }, 'command failed');
-      else this.log.debug({ err, cmd: ev.verb }, 'command refused');
+      else if (this.ctx.log.debug()) this.log.debug({ err, cmd: ev.verb }, 'command refused');
       this.reply(r.code, r.text);
       if (r.code === 421) this.close();
     } finally {
       // An AUTH refused anywhere (even by dispatch's argument check) releases the held input.
       if (ev.verb === 'AUTH') this.cancelTlsPending();
     }
-    if (this.log.info()) {
+    if (this.ctx.log.info()) {
       this.log.info(
         { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
         'command',
@@ -573,7 +598,7 @@ export class Session {
   }
 
   private logTransfer(info: TransferInfo, failure: unknown): void {
-    if (!this.log.info()) return;
+    if (!this.ctx.log.info()) return;
     const rate = info.seconds > 0 ? Math.round(info.bytes / info.seconds) : info.bytes;
     const rec = {
       transfer: info.verb,

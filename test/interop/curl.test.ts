@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { fileDigest, randomContent, settleSessionsOnTeardown, sha256 } from '../helpers/data-client';
 import { transferRecords } from '../helpers/matrix';
 import { explain, run } from '../helpers/run';
-import { startServer, type TestServer } from '../helpers/server';
+import { startServer, USER, type TestServer } from '../helpers/server';
 
 /** curl as a subprocess against an in-process server; every file moved is hash-checked. */
 
@@ -64,6 +64,12 @@ for (const [name, flags] of MODES) {
         ['STOR', body.length, 'ok'],
       ],
     );
+    // Each record names the session, the client's address and the logged-in user.
+    for (const r of transferRecords(s)) {
+      t.is(typeof r.session, 'number');
+      t.regex(String(r.remote), /^127\.0\.0\.1:\d+$/);
+      t.is(r.user, USER);
+    }
   });
 }
 

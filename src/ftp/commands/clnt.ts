@@ -7,7 +7,7 @@ export const clnt: CommandDescriptor = {
   login: false,
   arg: 'optional',
   handle({ session, arg }) {
-    session.log.debug({ client: arg.slice(0, 100) }, 'client name');
+    if (session.ctx.log.debug()) session.log.debug({ client: arg.slice(0, 100) }, 'client name');
     session.reply(200, 'Noted.');
   },
 };

@@ -79,7 +79,7 @@ export const pass: CommandDescriptor = {
     session.cwd = '/';
     session.state = 'ready';
     session.loginAttempts = 0;
-    (session as { log: typeof session.log }).log = session.log.child({ user }, true);
+    session.logAs(user);
     session.reply(230, msg);
     session.ctx.emitLogin(session, user);
     if ((limits.quotaBytes ?? 0) > 0 || (limits.quotaFiles ?? 0) > 0) {

@@ -93,7 +93,6 @@ export class PassiveChannel implements DataChannel {
     const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
     if (port === null) return null;
     server.unref();
-    const log = opts.log;
     server.on('connection', (s) => {
       const owner = (server as OwnedServer)[OWNER];
       if (owner) {
@@ -104,7 +103,7 @@ export class PassiveChannel implements DataChannel {
         s.destroy();
       }
     });
-    server.on('error', (err) => log.warn({ err }, 'passive listener error'));
+    server.on('error', (err) => opts.log.warn({ err }, 'passive listener error'));
     return new PassiveChannel(server, port, opts);
   }
 

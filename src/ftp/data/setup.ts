@@ -33,7 +33,9 @@ export async function openPassive(session: Session): Promise<PassiveChannel> {
     proxy: dataProxy(o),
     connectTimeoutMs: o.dataConnectTimeout * 1000,
     pool: session.ctx.portPool,
-    log: session.log,
+    get log() {
+      return session.log; // made only if the listener has something to report
+    },
     prepare: (raw) => session.prepareDataSocket(raw),
     keep: (spare: SparePassive) => session.keepSparePassive(spare),
   };
