@@ -53,7 +53,7 @@ for (const a of argv) {
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
-    console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up pass each server gets first (cold JIT of the Node and Python servers)');
+    console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
   } else {
@@ -68,6 +68,8 @@ const CFG = opt.quick
 if (opt.rounds) CFG.rounds = opt.rounds;
 /** Unmeasured warm-up per server and scenario (see main): passes are repeated for this long. */
 const WARMUP_SECONDS = opt.quick ? 1 : 3;
+// unmeasured pass before each measured round of the warmed scenarios
+const ROUND_WARMUP_SECONDS = opt.quick ? 0.5 : 1;
 
 // ---------------------------------------------------------------- small helpers
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -1027,7 +1029,8 @@ const SCENARIOS = [
     better: 'logins_per_s',
     async run(s, round) {
       const c0 = treeCpu(s.pid);
-      const seconds = round === 0 ? Math.min(2, CFG.loginSeconds) : CFG.loginSeconds; // round 0: the warm-up pass
+      // round 0: the first warm-up pass; -1: the pass right before a measured round
+      const seconds = round === 0 ? Math.min(2, CFG.loginSeconds) : round < 0 ? ROUND_WARMUP_SECONDS : CFG.loginSeconds;
       const r = await runClient(['logins', ...common.args(s), '--clients', String(CFG.loginClients), '--seconds', String(seconds)]);
       await sleep(300); // let the last session processes exit and be reaped (forking servers)
       const cpu = treeCpu(s.pid) - c0;
@@ -1258,6 +1261,20 @@ async function main() {
           s.results[sc.key] = s.results[sc.key] || { error: `server exited (${s.exited.code ?? s.exited.sig})` };
           continue;
         }
+        if (sc.warmup && opt.warmup) {
+          // And a short pass right before each measured round: the servers take turns, so each
+          // round would otherwise follow a wait while the others ran, and a V8 server that sat
+          // idle can lose its optimized code (src/native/bench/RESULTS.md, "Slower after idling").
+          const t0 = Date.now();
+          let r;
+          do {
+            try {
+              r = await sc.run(s, -1);
+            } catch (e) {
+              r = { error: e.message };
+            }
+          } while (!r.error && Date.now() - t0 < ROUND_WARMUP_SECONDS * 1000);
+        }
         let r;
         try {
           r = await sc.run(s, round);
@@ -1278,7 +1295,7 @@ async function main() {
 
   log('\nnotes:');
   log(opt.warmup
-    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), so the figures are those of running servers, not of a cold JIT; --no-warmup measures cold.`
+    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
