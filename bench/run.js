@@ -47,7 +47,7 @@ for (const a of argv) {
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
-    console.log('--quick: smaller sizes, one round, 1 s warm-ups, and only the plain scenarios unless --scenarios says otherwise');
+    console.log('--quick: smaller sizes, one round, only the 1 s warm-up right before it, and only the plain scenarios unless --scenarios says otherwise');
     console.log('servers: ftpdlib-sendfile ftpdlib-stream pyftpdlib vsftpd proftpd pure-ftpd ftp-srv');
     console.log('         and their FTPS instances ftpdlib-tls pyftpdlib-tls vsftpd-tls proftpd-tls pure-ftpd-tls ftp-srv-tls');
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
@@ -67,9 +67,9 @@ const CFG = opt.quick
   : { retrBytes: 2048 * MiB, storBytes: 2048 * MiB, tlsBytes: 1024 * MiB, manyClients: 100, manyCount: 10, idle: 500, loginClients: 20, loginSeconds: 5, rounds: 3, clientTimeout: 180 };
 if (opt.rounds) CFG.rounds = opt.rounds;
 /** Unmeasured warm-up per server and scenario (see main): passes are repeated for this long. */
-const WARMUP_SECONDS = opt.quick ? 1 : 3;
+const WARMUP_SECONDS = 3; // not in --quick runs, whose one round has the pass below only
 // unmeasured pass before each measured round of the warmed scenarios
-const ROUND_WARMUP_SECONDS = opt.quick ? 0.5 : 1;
+const ROUND_WARMUP_SECONDS = 1;
 
 // ---------------------------------------------------------------- small helpers
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -1232,7 +1232,7 @@ async function main() {
 
   log(`\nrounds per scenario: ${CFG.rounds} (servers interleaved within each round; reported figure = the median round by the scenario's main metric)`);
   for (const sc of scenarios) {
-    if (sc.warmup && opt.warmup) {
+    if (sc.warmup && opt.warmup && !opt.quick) {
       // One unmeasured pass per server first: a server that has run for a while is what users
       // meet, and a few hundred milliseconds of cold JIT (Node) or cold caches would otherwise
       // decide these short scenarios. Forking servers gain nothing from it (a process per session).
@@ -1295,7 +1295,7 @@ async function main() {
 
   log('\nnotes:');
   log(opt.warmup
-    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
+    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, ${opt.quick ? '' : `repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again `}for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
