@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { COMMANDS } from '../../src/ftp/commands';
 import { LineClient, readAll } from '../helpers/line-client';
-import { startServer } from '../helpers/server';
-import { activeListener, fetch, lines, loggedIn, parseMlsx, upload } from './_support';
+import { PASS, startServer, USER } from '../helpers/server';
+import { activeListener, fetch, lines, loggedIn, loginAs, parseMlsx, upload } from './_support';
 
 const MTIME = new Date(Date.UTC(2020, 0, 2, 3, 4, 5));
 const LIST_LINE = /^([-dl][-rwxsStT]{9}) +\d+ +\S+ +\S+ +(\d+) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d (\d\d:\d\d| \d{4}) (.+)$/;
@@ -512,6 +512,11 @@ test('OPTS UTF8 ON; OPTS MLST picks the facts MLSD and MLST show', async (t) => 
   t.true(feat.lines.some((l) => l.trim() === 'MLST type*;size*;modify;perm;unique;unix.mode;unix.uid;unix.gid;'));
   // Unknown facts are dropped.
   t.is((await c.cmd('OPTS MLST modify;bogus;')).text, 'MLST OPTS modify;');
+  // The choice is the session's own: another session still gets the default facts.
+  const other = await loginAs(t, s, USER, PASS);
+  const otherFeat = await other.cmd('FEAT');
+  t.true(otherFeat.lines.some((l) => l.trim() === 'MLST type*;size*;modify*;perm*;unique*;unix.mode*;unix.uid;unix.gid;'));
+  t.regex((await other.cmd('MLST a.txt')).lines[1], /^ type=file;size=5;modify=\d{14};perm=[a-z]+;unique=[^;]+;unix\.mode=0\d+; \/a\.txt$/);
 });
 
 test('HELP lists the commands; HELP verb shows its syntax; unknown verb 501', async (t) => {
