@@ -1019,7 +1019,7 @@ const SCENARIOS = [
       if (r.error) return r;
       const want = CFG.manyClients * CFG.manyCount;
       if (r.files !== want) return { error: `${r.files}/${want} files, ${r.errors} errors: ${r.first_error}` };
-      return { files_per_s: r.files_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop };
+      return { files_per_s: r.files_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, file_p50_ms: r.file_p50_ms, file_p99_ms: r.file_p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop };
     },
   },
   {
@@ -1082,7 +1082,7 @@ function printScenario(sc, servers) {
     stor: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
     'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
     'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
-    many: ['files/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms'],
+    many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms'],
     idle: ['KiB/session', 'vs best peer', 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
   }[sc.key];
@@ -1099,7 +1099,7 @@ function printScenario(sc, servers) {
         return [s.name, num(r.mbps), ratio(r.mbps), num(r.mb_per_cpu_s), num(r.server_cpu_pct), num(r.client_cpu_pct),
           `${num(s.tlsSetup.server_cpu_s * 1e3)}/${num(s.tlsSetup.curl_cpu_s * 1e3)}`, r.tls || '-'];
       case 'many':
-        return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-'];
+        return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.file_p50_ms, 2), num(r.file_p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-'];
       case 'idle':
         return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
       case 'logins':
@@ -1308,6 +1308,7 @@ async function main() {
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
+  log('- many: "RETR" latency = from sending RETR to reading the 226 (data connection already open); "file" latency = from sending EPSV (PASV where EPSV is refused) to the 226, connecting included: the whole download of one file.');
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
   const stat1 = cpuTimes();

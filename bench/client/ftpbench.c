@@ -369,7 +369,8 @@ static void mode_stor(void) {
 
 typedef struct {
   int idx;
-  double *lat;      /* many: K latencies */
+  double *lat;      /* many: K latencies, RETR sent to 226 */
+  double *cyc;      /* many: K latencies, EPSV/PASV sent to 226 (the whole file) */
   int done;         /* many: files ok; logins: count */
   int errors;
   long long bytes;
@@ -391,13 +392,14 @@ static void *many_worker(void *arg) {
   pthread_barrier_wait(&g_barrier); /* all logged in */
   pthread_barrier_wait(&g_b_go);    /* measured phase starts */
   for (int i = 0; ok && i < g_count; i++) {
-    double lat;
+    double lat, t = now_s();
     long long n = do_retr(&c, g_file, &lat);
     if (n < 0) {
       snprintf(w->err, sizeof w->err, "RETR: %s", c.last);
       w->errors++;
       break; /* control state is unknown now */
     }
+    w->cyc[w->done] = now_s() - t;
     w->lat[w->done++] = lat;
     w->bytes += n;
   }
@@ -443,6 +445,7 @@ static void mode_many(void) {
   for (int i = 0; i < C; i++) {
     w[i].idx = i;
     w[i].lat = calloc((size_t)g_count, sizeof(double));
+    w[i].cyc = calloc((size_t)g_count, sizeof(double));
     if (pthread_create(&th[i], &attr, many_worker, &w[i]) != 0) die("pthread_create");
   }
   pthread_barrier_wait(&g_barrier); /* everyone is logged in (or failed) */
@@ -461,16 +464,23 @@ static void mode_many(void) {
     if (w[i].errors && !*firsterr) firsterr = w[i].err;
   }
   double *all = calloc((size_t)total + 1, sizeof(double));
+  double *cyc = calloc((size_t)total + 1, sizeof(double));
   int k = 0;
   for (int i = 0; i < C; i++)
-    for (int j = 0; j < w[i].done; j++) all[k++] = w[i].lat[j];
+    for (int j = 0; j < w[i].done; j++, k++) {
+      all[k] = w[i].lat[j];
+      cyc[k] = w[i].cyc[j];
+    }
   qsort(all, (size_t)total, sizeof(double), cmp_double);
+  qsort(cyc, (size_t)total, sizeof(double), cmp_double);
   double s = t1 - t0;
   printf("{\"mode\":\"many\",\"clients\":%d,\"per_client\":%d,\"files\":%d,\"errors\":%d,\"bytes\":%lld,"
          "\"seconds\":%.6f,\"files_per_s\":%.1f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+         "\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f,"
          "\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f,\"first_error\":\"%s\"}\n",
          C, g_count, total, errors, bytes, s, total / s, bytes / s / 1e6, pct(all, total, 50) * 1e3,
-         pct(all, total, 99) * 1e3, total ? all[total - 1] * 1e3 : 0, c1 - c0, (c1 - c0) / s * 100, json_esc(firsterr, (char[256]){0}, 256));
+         pct(all, total, 99) * 1e3, total ? all[total - 1] * 1e3 : 0, pct(cyc, total, 50) * 1e3, pct(cyc, total, 99) * 1e3,
+         c1 - c0, (c1 - c0) / s * 100, json_esc(firsterr, (char[256]){0}, 256));
   sync_point("done");
   pthread_barrier_wait(&g_b_quit);
   for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
