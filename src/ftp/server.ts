@@ -62,6 +62,9 @@ function info(s: Session): SessionInfo {
   return { id: s.id, remoteAddress: s.remoteAddress, remotePort: s.remotePort, user: s.user };
 }
 
+/** After the last transfer of a drain ends, how long before the sessions get their 421. */
+const DRAIN_SETTLE_MS = 250;
+
 /**
  * An FTP server. Build it with options (checked once, here), `listen()`,
  * and `close()` to drain. The library never exits the process, installs
@@ -379,9 +382,17 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       [this.server, this.implicitServer].map((srv) => (srv ? new Promise<void>((resolve) => srv.close(() => resolve())) : undefined)),
     );
     const deadline = Date.now() + this.options.closeGracePeriod * 1000;
-    while ([...this.sessions].some((s) => s.transfer) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    // A transfer command still opening its file or data connection counts as running too.
+    const busy = (): boolean => [...this.sessions].some((s) => s.transfer || s.transferAbort);
+    let waited = false;
+    while (busy() && Date.now() < deadline) {
+      waited = true;
+      await sleep(50);
     }
+    // A client whose transfer just ended reads its 226 and the end of the data before the 421:
+    // a 421 in the same instant makes some clients (basic-ftp) fail a download that arrived whole.
+    if (waited) await sleep(Math.max(0, Math.min(DRAIN_SETTLE_MS, deadline - Date.now())));
     const all = [...this.sessions];
     for (const s of all) {
       s.reply(421, 'Server shutting down.');

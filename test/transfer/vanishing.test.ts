@@ -2,6 +2,8 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from 'basic-ftp';
 import { LineClient } from '../helpers/line-client';
 import { firstBytes, loggedIn, nextEvent, prepareData, randomContent, retr, sha256, sparse, startTransfer } from '../helpers/data-client';
 import { MATRIX, transferRecords } from '../helpers/matrix';
@@ -181,3 +183,32 @@ test.serial('server.close() resolves only once every session is gone (sessionCou
   }
   t.is(leftovers, 0, `close() resolved with a session still counted in ${leftovers} of 20 runs`);
 });
+
+for (const useSendfile of [true, false]) {
+  test.serial(`server.close() during a download: basic-ftp gets the whole file, then the session closes (${useSendfile ? 'native' : 'stream'})`, async (t) => {
+    // 512 KiB/s for 384 KiB: close() comes with the first bytes and must wait for the rest;
+    // the 421 that follows must not reach the client before it has read its 226.
+    const s = await startServer(t, { useSendfile, writeLimit: 512 * 1024, closeGracePeriod: 20 });
+    const body = randomContent(384 * 1024);
+    fs.writeFileSync(path.join(s.root, 'f.bin'), body);
+    const c = new Client(20000);
+    t.teardown(() => c.close());
+    await c.access({ host: '127.0.0.1', port: s.port, user: USER, password: PASS });
+    const chunks: Buffer[] = [];
+    let closing: Promise<void> | null = null;
+    await c.downloadTo(
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          chunks.push(chunk);
+          closing ??= s.server.close();
+          cb();
+        },
+      }),
+      'f.bin',
+    );
+    t.truthy(closing, 'close() was called during the transfer');
+    t.is(sha256(Buffer.concat(chunks)), sha256(body), 'the whole file arrived');
+    await closing;
+    t.is(s.server.sessionCount, 0);
+  });
+}
