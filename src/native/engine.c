@@ -1169,27 +1169,35 @@ static int openat2_how(int dirfd, const char *rel, int flags, int mode, uint64_t
   return (int)r;
 }
 
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+
 static int openat2_beneath(int dirfd, const char *rel, int flags, int mode) {
-  struct open_how how;
-  memset(&how, 0, sizeof how);
-  how.flags = (uint64_t)(flags | O_CLOEXEC);
-  how.mode = (flags & O_CREAT) ? (uint64_t)mode : 0;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-  long r;
-  do {
-    r = syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
-  } while (r < 0 && errno == EINTR);
-  return (int)r;
+  return openat2_how(dirfd, rel, flags, mode, BENEATH);
 }
 
-/* Open `rel` (already known to be the regular file `want`) with `flags`; -errno on failure. */
-static int reopen_same(int rootfd, const char *rel, int flags, int mode, const struct stat *want, struct stat *got) {
-  int fd = openat2_beneath(rootfd, rel, flags | O_NOCTTY, mode);
+/*
+ * Opens of what should be a regular file add O_NONBLOCK, which a regular file ignores: a FIFO
+ * swapped in after the check would otherwise make open(2) wait for its other end, holding a
+ * pool thread (or, for fsopCached, the event loop). Cleared once the fd is known regular.
+ */
+static void clear_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+/*
+ * Open `rel` (already known to be the regular file `want`) with `flags`, resolved with
+ * BENEATH plus `resolve` (RESOLVE_CACHED for fsopCached); -errno on failure.
+ */
+static int reopen_same(int rootfd, const char *rel, int flags, int mode, uint64_t resolve, const struct stat *want,
+                       struct stat *got) {
+  int fd = openat2_how(rootfd, rel, flags | O_NOCTTY | O_NONBLOCK, mode, BENEATH | resolve);
   if (fd < 0) return -errno;
   if (fstat(fd, got) < 0 || !S_ISREG(got->st_mode) || got->st_dev != want->st_dev || got->st_ino != want->st_ino) {
     close(fd); /* replaced meanwhile */
     return -ESTALE;
   }
+  clear_nonblock(fd);
   return fd;
 }
 
@@ -1244,13 +1252,14 @@ static void fsop_execute(napi_env env, void *data) {
     } else if (r->op == FSOP_WRITE && e == ENOENT && (r->flags & O_CREAT) && !(r->flags & O_EXCL)) {
       /* A new file: create it (through a dangling link, its target is created,
        * as long as it stays beneath the root). Then it must be a regular file. */
-      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | (r->flags & O_TRUNC), r->mode);
+      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (r->flags & O_TRUNC), r->mode);
       if (fd < 0) {
-        r->err = errno;
+        r->err = errno == ENXIO ? EPERM : errno; /* ENXIO: a FIFO with no reader appeared there */
       } else if (fstat(fd, &r->st) < 0 || !S_ISREG(r->st.st_mode)) {
         r->err = EPERM;
         close(fd);
       } else {
+        clear_nonblock(fd);
         r->fd = fd;
         r->have_st = 1;
         r->err = 0;
@@ -1283,7 +1292,7 @@ static void fsop_execute(napi_env env, void *data) {
   }
   /* It exists: no O_CREAT, so a file removed meanwhile is not made anew here. */
   int flags = r->op == FSOP_READ ? O_RDONLY : O_WRONLY | (r->flags & O_TRUNC);
-  int fd = reopen_same(rootfd, r->rel, flags, r->mode, &pst, &r->st);
+  int fd = reopen_same(rootfd, r->rel, flags, r->mode, 0, &pst, &r->st);
   close(rootfd);
   if (fd < 0) {
     r->err = -fd;
@@ -1376,7 +1385,7 @@ static napi_value js_fsop_cached(napi_env env, napi_callback_info info) {
   napi_value out = NULL;
   int rootfd = -1, pfd = -1, fd = -1;
   struct stat pst, st;
-  const uint64_t beneath = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+  const uint64_t beneath = BENEATH | RESOLVE_CACHED;
   if (!root || !rel || !rel[0] || rel[0] == '/' || root[0] != '/') goto done;
   rootfd = openat2_how(AT_FDCWD, root, O_PATH | O_DIRECTORY, 0, RESOLVE_CACHED);
   if (rootfd < 0) {
@@ -1389,11 +1398,9 @@ static napi_value js_fsop_cached(napi_env env, napi_callback_info info) {
     st = pst;
   } else {
     if (!S_ISREG(pst.st_mode)) goto done;
-    fd = openat2_how(rootfd, rel, O_RDONLY | O_NOCTTY, 0, beneath);
-    if (fd < 0) goto done;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != pst.st_dev || st.st_ino != pst.st_ino) {
-      close(fd); /* replaced meanwhile: let the pool path decide */
-      fd = -1;
+    fd = reopen_same(rootfd, rel, O_RDONLY, 0, RESOLVE_CACHED, &pst, &st);
+    if (fd < 0) {
+      fd = -1; /* not cached, or replaced meanwhile: let the pool path decide */
       goto done;
     }
   }
