@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -45,6 +45,7 @@ for (const a of argv) {
   else if (a === '--no-warmup') opt.warmup = false;
   else if (a === '--no-arena-max') opt.arenaMax = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
+  else if (a === '--no-memory-trim') opt.memoryTrim = false;
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
     console.log('--quick: smaller sizes, one round, only the 1 s warm-up right before it, and only the plain scenarios unless --scenarios says otherwise');
@@ -53,6 +54,7 @@ for (const a of argv) {
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
+    console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 (it never gives freed malloc memory back to the kernel)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
@@ -502,6 +504,8 @@ function ftpdlibImpl() {
   };
 }
 
+const trimArgs = () => (opt.memoryTrim ? [] : ['--memory-trim-delay', '0']);
+
 const SERVERS = [
   {
     name: 'ftpdlib-sendfile',
@@ -510,7 +514,7 @@ const SERVERS = [
     prepare(ctx) {
       const impl = ctx.ftpdlibImpl;
       if (impl.reason) return impl;
-      return { note: impl.how, ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--auth', opt.ftpdlibAuth]), env: impl.env, ready: 'json' };
+      return { note: impl.how, ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--auth', opt.ftpdlibAuth, ...trimArgs()]), env: impl.env, ready: 'json' };
     },
   },
   {
@@ -521,7 +525,7 @@ const SERVERS = [
       const impl = ctx.ftpdlibImpl;
       if (impl.reason) return impl;
       const tls = ctx.tls ? ['--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key] : [];
-      return { ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--stream', '--auth', opt.ftpdlibAuth, ...tls]), env: impl.env, ready: 'json' };
+      return { ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--stream', '--auth', opt.ftpdlibAuth, ...trimArgs(), ...tls]), env: impl.env, ready: 'json' };
     },
   },
   {
@@ -895,7 +899,9 @@ const SCENARIOS = [
     better: 'kib_per_session',
     lowerIsBetter: true,
     async run(s) {
-      await sleep(300);
+      // The server has been idle for 1 s before its baseline, as the sessions are before their
+      // sample: ftpdlib gives freed memory back after 0.5 s without activity (memoryTrimDelay).
+      await sleep(1000);
       await settleGc(s);
       // The baseline is the server as it was before its first idle sessions, in every round: memory
       // an allocator kept from an earlier round (Python's does) is still the process's memory.
@@ -914,7 +920,7 @@ const SCENARIOS = [
               sample = treePss(s.pid);
               ch.stdin.end('quit\n');
             },
-            opt.quick ? 300 : 1000,
+            1000,
           );
         },
       });
@@ -1299,7 +1305,7 @@ async function main() {
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled 1 s after the last login (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled 1 s after the last login, the baseline 1 s after the server last did anything (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
@@ -1308,6 +1314,9 @@ async function main() {
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
+  log(opt.memoryTrim
+    ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), as a deployed server does; --no-memory-trim turns that off.'
+    : '- ftpdlib runs with memoryTrimDelay 0 (--no-memory-trim): it never gives freed malloc memory back.');
   log('- many: "RETR" latency = from sending RETR to reading the 226 (data connection already open); "file" latency = from sending EPSV (PASV where EPSV is refused) to the 226, connecting included: the whole download of one file.');
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);

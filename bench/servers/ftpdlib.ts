@@ -1,6 +1,7 @@
 // ftpdlib under benchmark, run as its own process so its CPU and PSS can be measured:
 //   node -r ts-node/register/transpile-only bench/servers/ftpdlib.ts --port 0 --root DIR [--stream]
 //        [--pasv 50000-50999] [--auth scrypt|plain] [--tls-cert FILE --tls-key FILE]
+//        [--memory-trim-delay SECONDS]  (the server's memoryTrimDelay; 0 = never trim)
 // --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
 // (tlsControlRequired, tlsDataRequired); TLS transfers always take the stream path.
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
@@ -96,6 +97,7 @@ async function main(): Promise<void> {
     authorizer: auth,
     useSendfile: !stream,
     passivePorts: [pasvMin, pasvMax],
+    ...(arg('--memory-trim-delay', '') !== '' ? { memoryTrimDelay: Number(arg('--memory-trim-delay', '')) } : {}),
     ...(tlsCert ? { tls: { certFile: tlsCert, keyFile: tlsKey || tlsCert }, tlsControlRequired: true, tlsDataRequired: true } : {}),
   });
   await server.listen();

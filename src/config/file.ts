@@ -239,6 +239,7 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   readLimit: { node: ANY },
   writeLimit: { node: ANY },
   closeGracePeriod: { node: ANY },
+  memoryTrimDelay: { node: ANY },
   tls: { node: { kind: 'object', fields: TLS_FIELDS, expected: 'a mapping { certFile, keyFile, caFile, ... }' } },
   tlsControlRequired: { node: ANY },
   tlsDataRequired: { node: ANY },

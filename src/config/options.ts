@@ -59,6 +59,11 @@ export interface FtpServerOptions {
   writeLimit?: number;
   /** Seconds close() lets transfers finish before closing sessions with 421. Default 10. */
   closeGracePeriod?: number;
+  /**
+   * Seconds without a session starting or ending or a transfer ending, after which the memory
+   * malloc freed is given back to the kernel (glibc's malloc_trim; at most every 5 s). Default 0.5. 0 = never.
+   */
+  memoryTrimDelay?: number;
   /** A bunyan logger. Default: a logger that writes nothing. */
   logger?: Logger;
   /** FTPS: certificate and key files. Without it, AUTH TLS is refused and FEAT does not offer it. */
@@ -157,6 +162,7 @@ export const DEFAULTS = {
   readLimit: 0,
   writeLimit: 0,
   closeGracePeriod: 10,
+  memoryTrimDelay: 0.5,
   tlsControlRequired: false,
   tlsDataRequired: false,
   tlsRequireSessionReuse: true,
@@ -275,6 +281,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     readLimit: int('readLimit', o.readLimit, 0, Number.MAX_SAFE_INTEGER),
     writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),
     closeGracePeriod: num('closeGracePeriod', o.closeGracePeriod, 0, 3600),
+    memoryTrimDelay: num('memoryTrimDelay', o.memoryTrimDelay, 0, 3600),
     logger: (o.logger as Logger | undefined) ?? null,
     tls: o.tls === undefined ? null : checkTls(o.tls),
     tlsControlRequired: bool('tlsControlRequired', o.tlsControlRequired),

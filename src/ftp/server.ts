@@ -3,7 +3,8 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
-import { nativeStatus, selectEngine, setOobInline } from './data/engines';
+import { nativeStatus, selectEngine, setOobInline, trimMemory } from './data/engines';
+import { MemoryTrimmer } from './memory-trim';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
@@ -85,6 +86,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   /** With proxyProtocol: who may send a header, and how it is read. */
   private readonly proxy: { trusted: (address: string) => boolean; read: ReadProxyHeaderOptions } | null;
   private readonly stats: ServerMetrics;
+  /** Gives freed malloc memory back after a burst (memoryTrimDelay); null when off or not Linux. */
+  private readonly trimmer: MemoryTrimmer | null;
 
   constructor(options: FtpServerOptions) {
     super();
@@ -98,6 +101,14 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
             read: { mode: this.options.proxyProtocol, timeoutMs: this.options.proxyProtocolTimeout * 1000 },
           };
     this.stats = new ServerMetrics(this);
+    this.trimmer =
+      this.options.memoryTrimDelay > 0 && process.platform === 'linux'
+        ? new MemoryTrimmer(this.options.memoryTrimDelay * 1000, trimMemory, (result, ms) => {
+            // -1: not glibc, -2: no addon. Nothing to trim with: stop trying.
+            if (result < 0) this.trimmer?.stop();
+            if (this.log.debug()) this.log.debug({ result, ms: Math.round(ms * 1000) / 1000 }, 'memory trimmed');
+          })
+        : null;
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
     const useNative = this.options.useSendfile;
     this.tls = this.options.tls ? new TlsManager(this.options.tls, this.options.tlsRequireSessionReuse) : null;
@@ -126,12 +137,18 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         const name =
           direction === 'send' ? (i.ok ? 'fileSent' : 'incompleteFileSent') : i.ok ? 'fileReceived' : 'incompleteFileReceived';
         this.emit(name, i.path, i, info(s));
+        this.trimmer?.note();
       },
     };
     this.server = net.createServer({ noDelay: this.options.tcpNoDelay }, (socket) => this.onConnection(socket, false));
     if (this.options.implicitTlsPort !== null) {
       this.implicitServer = net.createServer({ noDelay: this.options.tcpNoDelay }, (socket) => this.onConnection(socket, true));
     }
+  }
+
+  /** How many times this server gave freed memory back to the kernel (memoryTrimDelay). */
+  get memoryTrims(): number {
+    return this.trimmer?.trims ?? 0;
   }
 
   /** Number of open control connections. */
@@ -171,6 +188,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       'listening',
     );
     if (this.options.useSendfile && !native.available) this.log.warn({ reason: native.reason }, 'zero-copy engine unavailable; using streams');
+    // What start-up freed (module loading, configuration) goes back too, once it is quiet.
+    this.trimmer?.note();
     return addr;
   }
 
@@ -349,6 +368,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private startSession(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
     const session = new Session(this.ctx, socket, implicitTls, peer);
     this.sessions.add(session);
+    this.trimmer?.note();
     if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
     if (this.log.info()) session.log.info({ implicitTls }, 'connected');
     if (this.listenerCount('connect') > 0) this.emit('connect', info(session));
@@ -363,6 +383,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private onSessionClosed(s: Session): void {
     if (!this.sessions.delete(s)) return;
+    this.trimmer?.note();
     this.release(s.remoteAddress);
     if (this.log.info()) s.log.info('disconnected');
     if (this.listenerCount('disconnect') > 0) this.emit('disconnect', info(s));
@@ -401,6 +422,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     await Promise.all(all.map((s) => s.whenClosed()));
     await listenerClosed;
     await this.stats.close();
+    this.trimmer?.stop();
     this.log.info('closed');
   }
 

@@ -44,6 +44,9 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #if !defined(_FILE_OFFSET_BITS) || _FILE_OFFSET_BITS != 64
 #error "build with _FILE_OFFSET_BITS=64 (see binding.gyp)"
@@ -1074,6 +1077,24 @@ static napi_value js_set_oob_inline(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * trimMemory() -> 1 if glibc gave memory back to the kernel, 0 if it had none to give, -1
+ * where there is no malloc_trim (another C library). malloc_trim(0) releases the free
+ * pages inside every arena (madvise DONTNEED), not only the top of the heap: after a burst
+ * of connections the short-lived 64 KiB read buffers leave free holes between long-lived
+ * handles, resident until then.
+ */
+static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  int r = -1;
+#if defined(__GLIBC__)
+  r = malloc_trim(0);
+#endif
+  napi_value v;
+  napi_create_int32(env, r, &v);
+  return v;
+}
+
+/*
  * socketReset(fd) -> boolean: the peer reset the connection (TCP state CLOSE, or a
  * pending socket error). libuv can report a reset that arrives with the last data as a
  * plain end of stream; checked when 'end' arrives (state CLOSE_WAIT after a clean FIN),
@@ -1518,6 +1539,7 @@ NAPI_MODULE_INIT() {
     {"configure", NULL, js_configure, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},
     {"socketReset", NULL, js_socket_reset, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsopCached", NULL, js_fsop_cached, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -108,6 +108,7 @@ interface Addon {
   configure(threads: number): number;
   setOobInline(fd: number): boolean;
   socketReset(fd: number): boolean;
+  trimMemory?(): number;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
   fsopCached?(op: number, root: string, rel: string): number[] | undefined;
 }
@@ -209,6 +210,14 @@ export function setOobInline(fd: number): boolean {
 export function socketReset(socket: { _handle?: { fd?: unknown } | null }): boolean {
   const fd = socket._handle?.fd;
   return addon !== null && typeof fd === 'number' && fd >= 0 && addon.socketReset(fd);
+}
+
+/**
+ * Give the free memory inside malloc's arenas back to the kernel (glibc's malloc_trim(0)).
+ * 1: some was given back, 0: none was free, -1: not glibc, -2: the addon is not loaded.
+ */
+export function trimMemory(): number {
+  return addon?.trimMemory ? addon.trimMemory() : -2;
 }
 
 /** Change the engine's defaults; returns the settings now in effect. */

@@ -7,6 +7,7 @@ interface NativeModule {
   available: boolean;
   reason: string;
   setOobInline?: (fd: number) => boolean;
+  trimMemory?: () => number;
 }
 
 let native: NativeModule | null = null;
@@ -62,4 +63,10 @@ export function setOobInline(socket: object): boolean {
   const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
   const set = loadNative().setOobInline;
   return !!set && typeof fd === 'number' && fd >= 0 && set(fd);
+}
+
+/** malloc_trim(0) through the addon; see src/native/index.ts. -2 without the addon. */
+export function trimMemory(): number {
+  const trim = loadNative().trimMemory;
+  return trim ? trim() : -2;
 }
