@@ -1056,13 +1056,21 @@ const SCENARIOS = [
   },
 ];
 
-// The reported round: the median by the scenario's main metric (with an even count, the worse of
-// the two middle rounds); rounds that failed only count when all failed.
+/**
+ * The reported round: the median by the scenario's main metric (with an even count, the worse
+ * of the two middle rounds), a failed round counting as the worst: a server that failed most of its
+ * rounds has failed the scenario (one clean round out of three is not its figure), and one that
+ * failed a minority gets the worse of its other two.
+ */
 function medianRound(list, sc) {
-  const ok = list.filter((r) => !r.error);
-  if (!ok.length) return list[list.length - 1];
-  const sorted = [...ok].sort((a, b) => (sc.lowerIsBetter ? b[sc.better] - a[sc.better] : a[sc.better] - b[sc.better]));
-  return sorted[Math.floor((sorted.length - 1) / 2)];
+  const ranked = [...list].sort((a, b) => {
+    if (a.error || b.error) return (a.error ? 1 : 0) - (b.error ? 1 : 0);
+    return sc.lowerIsBetter ? a[sc.better] - b[sc.better] : b[sc.better] - a[sc.better];
+  });
+  const failed = list.filter((r) => r.error).length;
+  const m = ranked[Math.floor(ranked.length / 2)];
+  if (m.error && failed < list.length) return { ...m, error: `${m.error} (failed ${failed} of ${list.length} rounds)` };
+  return m;
 }
 
 // ---------------------------------------------------------------- output
@@ -1245,7 +1253,7 @@ async function main() {
     }
   }
 
-  log(`\nrounds per scenario: ${CFG.rounds} (servers interleaved within each round; reported figure = the median round by the scenario's main metric)`);
+  log(`\nrounds per scenario: ${CFG.rounds} (servers interleaved within each round; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
   for (const sc of scenarios) {
     if (sc.warmup && opt.warmup && !opt.quick) {
       // One unmeasured pass per server first: a server that has run for a while is what users
