@@ -63,6 +63,9 @@ function info(s: Session): SessionInfo {
   return { id: s.id, remoteAddress: s.remoteAddress, remotePort: s.remotePort, user: s.user };
 }
 
+/** An 'error' listener that keeps a socket's error from throwing; one function for every socket. */
+const ignore = (): void => {};
+
 /** After the last transfer of a drain ends, how long before the sessions get their 421. */
 const DRAIN_SETTLE_MS = 250;
 
@@ -263,7 +266,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   private onConnection(socket: net.Socket, implicitTls: boolean): void {
-    socket.on('error', () => {});
+    socket.on('error', ignore);
     if (this.closing) {
       socket.end(formatReply(421, 'Server shutting down.'));
       return;

@@ -45,6 +45,10 @@ export interface TransferInfo {
   ok: boolean;
 }
 
+/** On a control socket: the session it serves (see Session.listenTo). */
+const kSession = Symbol('ftpdlib.session');
+type ControlSocket = net.Socket & { [kSession]?: Session };
+
 let nextId = 1;
 
 /**
@@ -128,9 +132,30 @@ export class Session {
     socket.setNoDelay(ctx.options.tcpNoDelay);
     // Python's ftplib sends ABOR with MSG_OOB: keep the urgent byte in the stream.
     ctx.setOobInline(socket);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.log.debug({ err }, 'control connection error'));
-    socket.on('close', () => this.onClose());
+    this.listenTo(socket);
+  }
+
+  /**
+   * The control socket's listeners. They are the same three functions for every session (each
+   * finds its session on the socket): an idle session holds no closure of its own for them.
+   */
+  private listenTo(socket: net.Socket): void {
+    (socket as ControlSocket)[kSession] = this;
+    socket.on('data', Session.onSocketData);
+    socket.on('error', Session.onSocketError);
+    socket.on('close', Session.onSocketClose);
+  }
+
+  private static onSocketData(this: ControlSocket, chunk: Buffer): void {
+    this[kSession]!.onData(chunk);
+  }
+
+  private static onSocketError(this: ControlSocket, err: Error): void {
+    this[kSession]!.log.debug({ err }, 'control connection error');
+  }
+
+  private static onSocketClose(this: ControlSocket): void {
+    this[kSession]!.onClose();
   }
 
   /** The accepted socket, under any TLS; its local address is looked up when first needed. */
@@ -322,9 +347,7 @@ export class Session {
       const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
       this.control = s;
       this.secure = true;
-      s.on('data', (chunk: Buffer) => this.onData(chunk));
-      s.on('error', (err) => this.log.debug({ err }, 'control connection error'));
-      s.on('close', () => this.onClose());
+      this.listenTo(s);
       this.log.info({ protocol: s.getProtocol(), cipher: s.getCipher()?.name }, 'control connection secured');
     } catch (err) {
       this.log.info({ err }, 'control TLS handshake failed');
@@ -380,13 +403,18 @@ export class Session {
       // Re-arm the one timer (every command touches it twice): no new Timeout each time.
       if (this.idleTimer) this.idleTimer.refresh();
       else {
-        this.idleTimer = setTimeout(() => this.onIdle(), secs * 1000);
+        // One function for every session's timer, the session as its argument: no closure each.
+        this.idleTimer = setTimeout(Session.idleFired, secs * 1000, this);
         this.idleTimer.unref();
       }
     } else if (this.idleTimer) {
       clearTimeout(this.idleTimer);
       this.idleTimer = null;
     }
+  }
+
+  private static idleFired(session: Session): void {
+    session.onIdle();
   }
 
   private onIdle(): void {
