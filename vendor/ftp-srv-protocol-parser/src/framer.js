@@ -34,6 +34,7 @@ const BAD_UTF8 = { code: 501, reason: 'Syntax error: command line is not valid U
 
 const DEFAULT_MAX = 8192;
 const INITIAL_CAPACITY = 256;
+const EMPTY = Buffer.alloc(0);
 
 function errorEvent(e) {
   return { type: 'error', code: e.code, reason: e.reason };
@@ -60,8 +61,11 @@ class CommandFramer {
     this._max = max;
     this._encoding = encoding;
     this._fallback = fallback;
-    // The line buffer grows by doubling up to maxLineLength and never beyond.
-    this._buf = Buffer.allocUnsafe(Math.min(max, INITIAL_CAPACITY));
+    // The line buffer holds only lines that span chunks (or need Telnet removal): whole lines
+    // are decoded in place. It is allocated when first needed, so a connection that only ever
+    // sends whole lines (nearly all clients) never has one, then grows by doubling up to
+    // maxLineLength and never beyond.
+    this._buf = EMPTY;
     this.reset();
   }
 
@@ -218,7 +222,7 @@ class CommandFramer {
 
   _reserve(size) {
     if (size <= this._buf.length) return;
-    let cap = this._buf.length * 2;
+    let cap = Math.max(this._buf.length * 2, INITIAL_CAPACITY);
     while (cap < size) cap *= 2;
     const next = Buffer.allocUnsafe(Math.min(cap, this._max));
     this._buf.copy(next, 0, 0, this._len);
