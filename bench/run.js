@@ -905,8 +905,8 @@ const SCENARIOS = [
     better: 'kib_per_session',
     lowerIsBetter: true,
     async run(s) {
-      // The server has been idle for 1 s before its baseline, as the sessions are before their
-      // sample: ftpdlib gives freed memory back after 0.5 s without activity (memoryTrimDelay).
+      // The server has been quiet for IDLE_QUIET_MS before its baseline, as the sessions are
+      // before their sample: ftpdlib gives freed memory back after 0.5 s without activity.
       await sleep(IDLE_QUIET_MS);
       // And up for IDLE_SETTLE_S: V8 shrinks a Node server's heap about 8 s after start-up
       // (its memory reducer). The servers start together and take turns, so without this the
