@@ -898,6 +898,48 @@ const IDLE_SETTLE_S = 12;
 
 const common = { args: (s) => ['--port', String(s.port), '--user', 'bench', '--pass', 'bench'] };
 
+/**
+ * Opens CFG.idle logged-in sessions on `s`; once they are quiet, a full GC (Node servers) and
+ * the tree's PSS, which `after` gets (and may act on) before the sessions QUIT.
+ */
+function openIdle(s, after) {
+  return runClient(['idle', ...common.args(s), '--sessions', String(CFG.idle)], {
+    stdinPipe: true,
+    onLine: (j, ch) => {
+      if (j.ready === undefined) return;
+      // let forked sessions settle, then sample, then tell the client to QUIT
+      setTimeout(
+        async () => {
+          await settleGc(s);
+          await after(treePss(s.pid));
+          ch.stdin.end('quit\n');
+        },
+        IDLE_QUIET_MS,
+      );
+    },
+  });
+}
+
+/**
+ * After the idle rounds (it would raise an allocator's high-water mark under the rounds'
+ * shared baseline): CFG.idle sessions, then CFG.idle more while the first stay open. The
+ * second batch's PSS per session is what one more session costs once the server has grown
+ * for the first: V8's one-time growth in a server's first burst (young generation, compiled
+ * code) is not in it.
+ */
+async function idleNext(s) {
+  let next = null;
+  let failure = null;
+  const r = await openIdle(s, async (first) => {
+    const r2 = await openIdle(s, async (second) => {
+      next = (second.kb - first.kb) / CFG.idle;
+    });
+    if (r2.error || r2.ready !== CFG.idle) failure = r2.error || `${r2.ready}/${CFG.idle} more sessions opened: ${r2.first_error}`;
+  });
+  if (r.error || r.ready !== CFG.idle) failure ??= r.error || `${r.ready}/${CFG.idle} sessions opened: ${r.first_error}`;
+  return failure ? { error: failure } : { kib_per_session: next };
+}
+
 const SCENARIOS = [
   {
     key: 'idle',
@@ -920,20 +962,8 @@ const SCENARIOS = [
       if (!s.idleBase) s.idleBase = now;
       const before = s.idleBase;
       let sample = null;
-      const r = await runClient(['idle', ...common.args(s), '--sessions', String(CFG.idle)], {
-        stdinPipe: true,
-        onLine: (j, ch) => {
-          if (j.ready === undefined) return;
-          // let forked sessions settle, then sample, then tell the client to QUIT
-          setTimeout(
-            async () => {
-              await settleGc(s);
-              sample = treePss(s.pid);
-              ch.stdin.end('quit\n');
-            },
-            IDLE_QUIET_MS,
-          );
-        },
+      const r = await openIdle(s, async (at) => {
+        sample = at;
       });
       if (r.error) return r;
       if (!sample) return { error: 'no sample' };
@@ -1108,7 +1138,7 @@ function printScenario(sc, servers) {
     'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
     'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
     many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms'],
-    idle: ['KiB/session', 'vs best peer', 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
+    idle: ['KiB/session', 'vs best peer', `next ${CFG.idle}: KiB/session`, 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
   }[sc.key];
   const rows = ran.map((s) => {
@@ -1126,7 +1156,7 @@ function printScenario(sc, servers) {
       case 'many':
         return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.file_p50_ms, 2), num(r.file_p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-'];
       case 'idle':
-        return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
+        return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), s.idleNext ? (s.idleNext.error ? 'ERROR' : num(s.idleNext.kib_per_session, 1)) : '-', num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
       case 'logins':
         return [s.name, num(r.logins_per_s), ratio(r.logins_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.cpu_ms_per_login, 2), num(r.client_cpu_pct)];
       default:
@@ -1312,6 +1342,18 @@ async function main() {
         process.stdout.write(`  ${sc.key} round ${round} ${s.name}: ${r.error ? 'ERROR ' + r.error : num(r[sc.better], sc.key === 'idle' ? 1 : 0)}\n`);
       }
     }
+    if (sc.key === 'idle' && !opt.quick) {
+      for (const s of live().filter((x) => !x.tls && !x.exited)) {
+        await sleep(IDLE_QUIET_MS);
+        try {
+          s.idleNext = await idleNext(s);
+        } catch (e) {
+          s.idleNext = { error: e.message };
+        }
+        const n = s.idleNext;
+        process.stdout.write(`  idle next ${CFG.idle} ${s.name}: ${n.error ? 'ERROR ' + n.error : num(n.kib_per_session, 1)}\n`);
+      }
+    }
     printScenario(sc, servers);
   }
   if (wantTls) printTlsSummary(servers);
@@ -1324,7 +1366,7 @@ async function main() {
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each of the two samples. Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each sample.' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);

@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     authorizer: auth,
     useSendfile: !stream,
     passivePorts: [pasvMin, pasvMax],
+    maxConnections: 5000, // the idle scenario opens 1,000 sessions from one address
     ...(arg('--memory-trim-delay', '') !== '' ? { memoryTrimDelay: Number(arg('--memory-trim-delay', '')) } : {}),
     ...(tlsCert ? { tls: { certFile: tlsCert, keyFile: tlsKey || tlsCert }, tlsControlRequired: true, tlsDataRequired: true } : {}),
   });
