@@ -1399,7 +1399,7 @@ async function main() {
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
       tls_client: anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
-      servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {} })),
+      servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {}, idle_next: s.idleNext || null })),
     };
     fs.writeFileSync(file, JSON.stringify(out, null, 2));
     log(`raw numbers written to ${file}`);
