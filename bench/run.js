@@ -881,26 +881,22 @@ async function eld(s) {
   return j && j.eld ? j.eld : null;
 }
 
-// Node servers (ftpdlib, ftp-srv): a full GC before a PSS sample, so the figure is retained memory
-async function settleGc(s) {
-  if (!s.def.node || s.exited || !s.proc.stdin) return;
-  s.lines = s.lines.filter((j) => j.gc === undefined);
-  s.proc.stdin.write('gc\n');
-  await Promise.race([nextLine(s), sleep(3000)]);
-  await sleep(200);
-}
-
 // ---------------------------------------------------------------- scenarios
-/** How long a server has been quiet when its idle samples are taken (more than ftpdlib's 0.5 s memoryTrimDelay). */
-const IDLE_QUIET_MS = opt.quick ? 600 : 1000;
+/**
+ * How long a server has been quiet when its idle samples are taken: past ftpdlib's memoryTrimDelay
+ * (0.5 s) and the malloc trim that follows its heap reduction 0.25 s later (full runs; --quick
+ * samples before that trim). No server is forced to collect garbage first: each is measured as
+ * it holds its memory when nothing happens, as a deployed one does (src/native/bench/RESULTS.md).
+ */
+const IDLE_QUIET_MS = opt.quick ? 600 : 1500;
 /** Seconds a server is up before its first idle baseline (not with --quick). */
 const IDLE_SETTLE_S = 12;
 
 const common = { args: (s) => ['--port', String(s.port), '--user', 'bench', '--pass', 'bench'] };
 
 /**
- * Opens CFG.idle logged-in sessions on `s`; once they are quiet, a full GC (Node servers) and
- * the tree's PSS, which `after` gets (and may act on) before the sessions QUIT.
+ * Opens CFG.idle logged-in sessions on `s`; once they have been quiet for IDLE_QUIET_MS, the
+ * tree's PSS, which `after` gets (and may act on) before the sessions QUIT.
  */
 function openIdle(s, after) {
   return runClient(['idle', ...common.args(s), '--sessions', String(CFG.idle)], {
@@ -910,7 +906,6 @@ function openIdle(s, after) {
       // let forked sessions settle, then sample, then tell the client to QUIT
       setTimeout(
         async () => {
-          await settleGc(s);
           await after(treePss(s.pid));
           ch.stdin.end('quit\n');
         },
@@ -955,7 +950,6 @@ const SCENARIOS = [
       // first Node server's baseline came before that shrink and the others' after it: its
       // sessions then looked cheaper by several KiB each (src/native/bench/RESULTS.md).
       if (!s.idleBase && !opt.quick) await sleep(Math.max(0, IDLE_SETTLE_S * 1000 - (Date.now() - s.spawnedAt)));
-      await settleGc(s);
       // The baseline is the server as it was before its first idle sessions, in every round: memory
       // an allocator kept from an earlier round (Python's does) is still the process's memory.
       const now = treePss(s.pid);
@@ -1366,7 +1360,7 @@ async function main() {
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); the Node servers (ftpdlib, ftp-srv) run with --expose-gc and get a full GC before each sample.' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);

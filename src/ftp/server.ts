@@ -3,8 +3,8 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
-import { nativeStatus, selectEngine, setOobInline, trimMemory } from './data/engines';
-import { MemoryTrimmer } from './memory-trim';
+import { nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
+import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
@@ -106,11 +106,19 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.stats = new ServerMetrics(this);
     this.trimmer =
       this.options.memoryTrimDelay > 0 && process.platform === 'linux'
-        ? new MemoryTrimmer(this.options.memoryTrimDelay * 1000, trimMemory, (result, ms) => {
-            // -1: not glibc, -2: no addon. Nothing to trim with: stop trying.
-            if (result < 0) this.trimmer?.stop();
-            if (this.log.debug()) this.log.debug({ result, ms: Math.round(ms * 1000) / 1000 }, 'memory trimmed');
-          })
+        ? new MemoryTrimmer(
+            this.options.memoryTrimDelay * 1000,
+            trimMemory,
+            (result, ms, heap) => {
+              // result -1: not glibc, -2: no addon; heap -2: no heap addon. Nothing to trim with: stop trying.
+              if (result < 0 && heap === -2) this.trimmer?.stop();
+              if (this.log.debug()) {
+                this.log.debug({ result, ms: Math.round(ms * 1000) / 1000, heapRoom: heap >= 0 ? heap : undefined }, 'memory trimmed');
+              }
+            },
+            undefined,
+            { reduce: reduceHeap, settleMs: HEAP_SETTLE_MS },
+          )
         : null;
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
     const useNative = this.options.useSendfile;
@@ -152,6 +160,11 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   /** How many times this server gave freed memory back to the kernel (memoryTrimDelay). */
   get memoryTrims(): number {
     return this.trimmer?.trims ?? 0;
+  }
+
+  /** How many times this server asked V8 to shrink its heap once quiet (memoryTrimDelay, src/native/heap.ts). */
+  get heapReductions(): number {
+    return this.trimmer?.heapReductions ?? 0;
   }
 
   /** Number of open control connections. */

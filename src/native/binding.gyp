@@ -12,6 +12,14 @@
       "configurations": {
         "Release": { "cflags!": ["-O3"], "cflags": ["-O2"] }
       }
+    },
+    # V8's memory-pressure call (heap.cc, src/native/heap.ts): its own addon because it uses
+    # V8's C++ API, so a build or load failure here costs only that call, not the engine.
+    {
+      "target_name": "ftpdlib_heap",
+      "sources": ["heap.cc"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_cc": ["-O2", "-Wall", "-Wextra", "-fvisibility=hidden"]
     }
   ],
   # System users (src/native/unix.c, for src/auth/unix.ts and src/fs/as-user.ts): a second

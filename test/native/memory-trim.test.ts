@@ -3,12 +3,16 @@ import { Client } from 'basic-ftp';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import * as v8 from 'node:v8';
 import { available } from '../../src/native/index';
+import { MIN_HEAP_SLACK, MIN_HEAP_SLACK_RATIO, heapAddonStatus, heapRoom, reduceHeap, worthAsking } from '../../src/native/heap';
+import { HEAP_SETTLE_MS, MIN_TRIM_INTERVAL_MS } from '../../src/ftp/memory-trim';
 import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
 
 // memoryTrimDelay: after sessions and transfers pause, the server gives the memory malloc freed
-// back to the kernel (glibc's malloc_trim through the addon). These tests watch it happen, or
-// not, through the server's debug log and its counter, around real sessions.
+// back to the kernel (glibc's malloc_trim through the addon), after asking V8 to shrink its heap
+// when that holds room (src/native/heap.ts). These tests watch it happen, or not, through the
+// server's debug log, its counters and V8's heap statistics, around real sessions.
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const trimmed = (records: Array<Record<string, unknown>>) => records.filter((r) => r.msg === 'memory trimmed');
@@ -38,22 +42,23 @@ async function oneSession(port: number, server: Parameters<typeof waitForNoSessi
 test.serial('after sessions end and the server is quiet, it trims once, and keeps serving', async (t) => {
   const s = await startServer(t, { memoryTrimDelay: 0.1 });
   fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(256 * 1024, 7));
-  // The trim that follows listen(), 0.1 s later (a timer, so possibly late on a busy machine).
+  // The trim that follows listen(), 0.1 s later (a timer, so possibly late on a busy machine; and
+  // 0.25 s later still if this process's heap had room to give back first).
   const first = Date.now() + 3000;
   while (s.server.memoryTrims === 0 && Date.now() < first) await sleep(20);
   t.is(s.server.memoryTrims, 1, 'one trim once the fresh server was quiet');
   await Promise.all([oneSession(s.port, s.server), oneSession(s.port, s.server), oneSession(s.port, s.server)]);
-  t.is(s.server.memoryTrims, 1, 'no trim within the 5 s interval after the last one');
   if (!available) {
-    // Without the addon there is nothing to trim with: the first attempt says so and the server stops trying.
-    await sleep(5500);
+    // Without the addons there is nothing to trim with: the first attempt says so and the server stops trying.
+    await sleep(MIN_TRIM_INTERVAL_MS + 1000);
     t.is(s.server.memoryTrims, 1);
-    t.deepEqual(trimmed(s.records).map((r) => r.result), [-2]);
+    t.is(s.server.heapReductions, 0);
+    t.deepEqual(trimmed(s.records).map((r) => [r.result, r.heapRoom]), [[-2, undefined]]);
     return;
   }
-  // The next trim waits for the 5 s interval since the first; poll for it.
-  const deadline = Date.now() + 8000;
-  while (s.server.memoryTrims === 1 && Date.now() < deadline) await sleep(100);
+  // The next trim waits for the quiet period and for the minimum interval since the first; poll for it.
+  const deadline = Date.now() + MIN_TRIM_INTERVAL_MS + 6000;
+  while (s.server.memoryTrims === 1 && Date.now() < deadline) await sleep(50);
   t.is(s.server.memoryTrims, 2, 'the sessions and transfers ending led to one more trim');
   const recs = trimmed(s.records);
   t.is(recs.length, 2);
@@ -62,7 +67,95 @@ test.serial('after sessions end and the server is quiet, it trims once, and keep
     t.true(r.result === 0 || r.result === 1, `result ${String(r.result)}`);
     t.true(typeof r.ms === 'number' && r.ms >= 0);
   }
+  // Checks are MIN_TRIM_INTERVAL_MS apart at least; a trim runs at its check or HEAP_SETTLE_MS after it.
+  const gap = (recs[1].time as Date).getTime() - (recs[0].time as Date).getTime();
+  t.true(gap >= MIN_TRIM_INTERVAL_MS - HEAP_SETTLE_MS - 20, `trims ${gap} ms apart`);
   t.is(await oneSession(s.port, s.server), 256 * 1024, 'a session after the trim downloads the whole file');
+});
+
+/** V8's young generation in this thread: [committed capacity, resident bytes]. */
+function youngGeneration(): { size: number; physical: number } {
+  const sp = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+  if (!sp) throw new Error('no new_space in v8.getHeapSpaceStatistics()');
+  return { size: sp.space_size, physical: sp.physical_space_size };
+}
+
+/**
+ * What a burst of sessions does to V8: objects that live past a few young collections make V8
+ * double its young generation, which stays resident after they are gone.
+ */
+function growYoungGeneration(): number {
+  let keep: Array<{ a: number; b: string; c: number[] }> | null = [];
+  for (let i = 0; i < 300000; i++) keep.push({ a: i, b: `x${i}`, c: [i] });
+  const n = keep.length;
+  keep = null;
+  return n;
+}
+
+test.serial('after a burst grew V8\'s young generation, the quiet server has V8 give it back', async (t) => {
+  const s = await startServer(t, { memoryTrimDelay: 0.1 });
+  fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(64 * 1024, 7));
+  // Let the trim after listen() pass, so the next one is the sessions' (at least 2 s later).
+  const first = Date.now() + 3000;
+  while (s.server.memoryTrims === 0 && Date.now() < first) await sleep(20);
+  const reductionsBefore = s.server.heapReductions;
+  t.is(growYoungGeneration(), 300000);
+  const grown = youngGeneration();
+  t.true(grown.physical > 4 << 20, `young generation resident ${grown.physical} B after the burst`);
+  t.is(await oneSession(s.port, s.server), 64 * 1024);
+  if (!heapAddonStatus().available) {
+    // Without the heap addon (FTPDLIB_NO_NATIVE=1, or it failed to load) the server cannot ask.
+    await sleep(MIN_TRIM_INTERVAL_MS + 1000);
+    t.is(s.server.heapReductions, reductionsBefore);
+    t.is(reduceHeap(), -2);
+    return;
+  }
+  const deadline = Date.now() + MIN_TRIM_INTERVAL_MS + 6000;
+  while (s.server.heapReductions === reductionsBefore && Date.now() < deadline) await sleep(50);
+  t.is(s.server.heapReductions, reductionsBefore + 1, 'one request to V8 once quiet');
+  // The collection it starts is incremental: poll until the young generation is back to its first size.
+  const shrunk = Date.now() + 5000;
+  while (youngGeneration().physical > 1 << 20 && Date.now() < shrunk) await sleep(20);
+  const after = youngGeneration();
+  t.true(after.physical <= 1 << 20, `young generation resident ${after.physical} B once quiet (was ${grown.physical})`);
+  // The malloc trim follows HEAP_SETTLE_MS after the request, and logs the room V8 had.
+  const logged = Date.now() + 3000;
+  while (!trimmed(s.records).some((r) => r.heapRoom !== undefined) && Date.now() < logged) await sleep(20);
+  const rec = trimmed(s.records).find((r) => r.heapRoom !== undefined);
+  t.true(typeof rec?.heapRoom === 'number' && rec.heapRoom >= MIN_HEAP_SLACK, `the trim's log line gives the room V8 had: ${String(rec?.heapRoom)}`);
+  t.is(await oneSession(s.port, s.server), 64 * 1024, 'and the server keeps serving');
+});
+
+test.serial('reduceHeap() asks only when V8 holds room to give back', async (t) => {
+  if (!heapAddonStatus().available) {
+    t.is(reduceHeap(), -2);
+    return;
+  }
+  growYoungGeneration();
+  const room = heapRoom();
+  t.true(room.room > 4 << 20, `room ${room.room} B after the burst`);
+  t.true(reduceHeap() > 4 << 20, 'asked, with the room it saw');
+  // V8 ignores the request while a collection of its own is marking (the burst may have started
+  // one); the server then asks once more after HEAP_SETTLE_MS, and so does this test.
+  let shrunk = Date.now() + 1000;
+  while (youngGeneration().physical > 1 << 20 && Date.now() < shrunk) await sleep(20);
+  if (youngGeneration().physical > 1 << 20) {
+    t.true(reduceHeap() >= 0, 'asked again');
+    shrunk = Date.now() + 5000;
+    while (youngGeneration().physical > 1 << 20 && Date.now() < shrunk) await sleep(20);
+  }
+  t.true(youngGeneration().physical <= 1 << 20, `young generation resident ${youngGeneration().physical} B`);
+  t.true(heapRoom().room < room.room / 2, 'most of the room is gone');
+});
+
+test('the rule for asking: at least 512 KiB of room, and 5% of the old generation in use', (t) => {
+  t.is(MIN_HEAP_SLACK, 512 * 1024);
+  t.false(worthAsking(MIN_HEAP_SLACK - 1, 0));
+  t.true(worthAsking(MIN_HEAP_SLACK, 0));
+  t.true(worthAsking(MIN_HEAP_SLACK, 10 << 20), '10 MiB in use: 512 KiB is 5%');
+  t.false(worthAsking(MIN_HEAP_SLACK, 20 << 20), '20 MiB in use: 1 MiB needed');
+  t.true(worthAsking(1 << 20, 20 << 20));
+  t.is(MIN_HEAP_SLACK_RATIO, 0.05);
 });
 
 test.serial('memoryTrimDelay 0: never trims', async (t) => {

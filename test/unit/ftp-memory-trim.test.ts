@@ -77,6 +77,82 @@ test('stop() cancels a pending trim and ignores later activity', async (t) => {
   t.is(trimmer.trims, 0);
 });
 
+/** A trimmer whose heap reducer answers `room` (then `later` on the next calls) and records when it was asked. */
+function withHeap(quietMs: number, room: number, settleMs: number, later = -1) {
+  const events: string[] = [];
+  const reported: Array<[number, number]> = [];
+  const trimmer = new MemoryTrimmer(
+    quietMs,
+    () => {
+      events.push('trim');
+      return 1;
+    },
+    (r, _ms, heap) => reported.push([r, heap]),
+    0,
+    {
+      reduce: () => {
+        events.push('reduce');
+        return events.filter((e) => e === 'reduce').length === 1 ? room : later;
+      },
+      settleMs,
+    },
+  );
+  return { trimmer, events, reported };
+}
+
+test('with room in the heap: asks V8 first, and the malloc trim follows once the collection had time', async (t) => {
+  const { trimmer, events, reported } = withHeap(50, 4 << 20, 300);
+  t.teardown(() => trimmer.stop());
+  trimmer.note();
+  const deadline = Date.now() + 2000;
+  while (!events.includes('reduce') && Date.now() < deadline) await sleep(5);
+  const asked = Date.now();
+  t.deepEqual(events, ['reduce'], 'the heap is asked first; the trim waits');
+  t.is(trimmer.heapReductions, 1);
+  t.is(trimmer.trims, 0);
+  while (!events.includes('trim') && Date.now() < deadline + 2000) await sleep(5);
+  t.deepEqual(events, ['reduce', 'reduce', 'trim'], 'the room is looked at again (gone now), then the trim');
+  t.true(Date.now() - asked >= 290, 'the trim ran the settle time after the heap was asked');
+  t.deepEqual(reported, [[1, 4 << 20]], 'the callback gets the trim result and the room the heap reported');
+  t.is(trimmer.heapReductions, 1);
+});
+
+test('room still there after the settle time (V8 was busy): asked once more, then the trim, never a third time', async (t) => {
+  const { trimmer, events } = withHeap(20, 4 << 20, 100, 3 << 20);
+  t.teardown(() => trimmer.stop());
+  trimmer.note();
+  const deadline = Date.now() + 3000;
+  while (!events.includes('trim') && Date.now() < deadline) await sleep(5);
+  t.deepEqual(events, ['reduce', 'reduce', 'trim']);
+  await sleep(300);
+  t.deepEqual(events, ['reduce', 'reduce', 'trim'], 'nothing noted since: nothing more');
+  t.is(trimmer.trims, 1);
+});
+
+test('too little room in the heap (-1) or no way to ask (-2): the malloc trim runs at once', async (t) => {
+  for (const room of [-1, -2]) {
+    const { trimmer, events, reported } = withHeap(20, room, 5000);
+    trimmer.note();
+    const deadline = Date.now() + 2000;
+    while (!events.includes('trim') && Date.now() < deadline) await sleep(5);
+    trimmer.stop();
+    t.deepEqual(events, ['reduce', 'trim'], `room ${room}`);
+    t.is(trimmer.heapReductions, 0);
+    t.deepEqual(reported, [[1, room]]);
+  }
+});
+
+test('stop() during the settle time: no trim follows the heap reduction', async (t) => {
+  const { trimmer, events } = withHeap(20, 4 << 20, 200);
+  trimmer.note();
+  const deadline = Date.now() + 2000;
+  while (!events.includes('reduce') && Date.now() < deadline) await sleep(5);
+  trimmer.stop();
+  await sleep(400);
+  t.deepEqual(events, ['reduce']);
+  t.is(trimmer.trims, 0);
+});
+
 for (const bad of [-1, 3601, Number.NaN, '1', null]) {
   test(`memoryTrimDelay ${String(bad)} is refused with a ConfigError naming the option`, (t) => {
     const err = t.throws(() => new FtpServer({ authorizer: new VirtualAuthorizer(), memoryTrimDelay: bad as number }));
