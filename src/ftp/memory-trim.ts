@@ -7,8 +7,11 @@ export const HEAP_SETTLE_MS = 250;
 
 /** Asks the JS heap to give memory back; see src/native/heap.ts. */
 export interface HeapReducer {
-  /** >= 0: asked (the heap's free room in bytes); -1: too little room to ask; -2: cannot ask here. */
-  reduce(): number;
+  /**
+   * >= 0: asked (the heap's free room in bytes); -1: too little room to ask; -2: cannot ask here.
+   * `again`: the second look, a settle time after a first request.
+   */
+  reduce(again?: boolean): number;
   /** Delay between asking and the malloc trim. */
   settleMs: number;
 }
@@ -28,7 +31,7 @@ export interface HeapReducer {
  * moment first asks V8 to collect with its footprint-reducing flag when its heap holds much
  * more than it uses, and the malloc trim follows `heap.settleMs` later, once that collection
  * (incremental, mostly on V8's own threads) has freed what it frees (V8 is asked a second time
- * then if the room is still there: it ignores a request while its own collection is marking).
+ * then if there is still room; see afterSettle).
  *
  * `note()` is called on each session start and end and each transfer end: it stores a
  * timestamp, and arms one timer if none is armed. The trim runs when nothing was noted for
@@ -96,14 +99,16 @@ export class MemoryTrimmer {
   }
 
   /**
-   * The malloc trim, settleMs after V8 was asked. V8 ignores the request while a collection it
-   * started itself is still marking; if the room is still there then, it is asked once more.
+   * The malloc trim, settleMs after V8 was asked. If there is still room then, V8 is asked once
+   * more first: it ignores a request while a collection it started itself is marking, and a
+   * second collection takes the emptied young generation down to one page (src/native/heap.ts).
    */
   private afterSettle(reducer: HeapReducer, heap: number, mayAskAgain: boolean): void {
     this.settle = setTimeout(() => {
       this.settle = null;
       if (this.stopped) return;
-      if (mayAskAgain && reducer.reduce() >= 0) {
+      if (mayAskAgain && reducer.reduce(true) >= 0) {
+        this.heapReductions++;
         this.afterSettle(reducer, heap, false);
         return;
       }

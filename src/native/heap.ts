@@ -48,20 +48,25 @@ export function heapAddonStatus(): { available: boolean; reason: string } {
   return { available: loaded.addon !== null, reason: loaded.reason };
 }
 
-/** What a footprint-reducing collection leaves of the young generation (its first size, 2 x 512 KiB). */
-const YOUNG_AFTER_REDUCE = 1 << 20;
+/**
+ * What footprint-reducing collections leave of the young generation resident: the first one
+ * shrinks it to its first size (2 x 512 KiB), a second one, with it empty, to one page.
+ */
+export const YOUNG_AFTER_REDUCE = [1 << 20, 256 << 10] as const;
 
 /**
- * What V8 could give back: the young generation beyond its first size (once quiet, what is in
- * it is mostly garbage, and a reducing collection empties and shrinks it), plus the other
- * spaces' resident bytes beyond their used ones. `used` is the old generation's used bytes.
+ * What V8 could give back: the young generation beyond what a reducing collection leaves of it
+ * (once quiet, what is in it is mostly garbage), plus the other spaces' resident bytes beyond
+ * their used ones. `again`: as seen by a second collection, after a first. `used` is the old
+ * generation's used bytes.
  */
-export function heapRoom(): { room: number; used: number } {
+export function heapRoom(again = false): { room: number; used: number } {
+  const youngLeft = YOUNG_AFTER_REDUCE[again ? 1 : 0];
   let room = 0;
   let used = 0;
   for (const s of v8.getHeapSpaceStatistics()) {
     if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') {
-      room += s.space_name === 'new_space' ? Math.max(0, s.physical_space_size - YOUNG_AFTER_REDUCE) : s.physical_space_size;
+      room += s.space_name === 'new_space' ? Math.max(0, s.physical_space_size - youngLeft) : s.physical_space_size;
     } else {
       room += Math.max(0, s.physical_space_size - s.space_used_size);
       used += s.space_used_size;
@@ -75,11 +80,14 @@ export function heapRoom(): { room: number; used: number } {
  * sends a moderate memory-pressure notification: V8 starts an incremental mark-compact that
  * reduces its footprint, mostly on its own threads, and this returns at once. Returns the
  * room seen when it asked, -1 when there was too little room to ask, -2 without the addon.
+ * `again` (the trimmer, once the first collection had time): V8 ignored the first request
+ * because a collection of its own was marking, or a second one can take the emptied young
+ * generation down to a page, as V8's own memory reducer does with up to three.
  */
-export function reduceHeap(): number {
+export function reduceHeap(again = false): number {
   loaded ??= load();
   if (!loaded.addon) return -2;
-  const { room, used } = heapRoom();
+  const { room, used } = heapRoom(again);
   if (!worthAsking(room, used)) return -1;
   return loaded.addon.memoryPressure(1) ? room : -2;
 }

