@@ -60,8 +60,10 @@ export interface FtpServerOptions {
   /** Seconds close() lets transfers finish before closing sessions with 421. Default 10. */
   closeGracePeriod?: number;
   /**
-   * Seconds without a session starting or ending or a transfer ending, after which the memory
-   * malloc freed is given back to the kernel (glibc's malloc_trim; at most every 5 s). Default 0.5. 0 = never.
+   * Seconds without a session starting or ending or a transfer ending, after which the memory a
+   * burst left behind is given back to the kernel: V8 is asked to shrink its heap if it holds
+   * much more than it uses (src/native/heap.ts), then malloc's free memory is trimmed (glibc's
+   * malloc_trim); at most every 2 s. Default 0.5. 0 = never.
    */
   memoryTrimDelay?: number;
   /** A bunyan logger. Default: a logger that writes nothing. */

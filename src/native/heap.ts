@@ -21,7 +21,7 @@ interface HeapAddon {
 
 const ADDON_FILE = path.join('src', 'native', 'build', 'Release', 'ftpdlib_heap.node');
 
-/** Below this much room (committed minus used), a collection is not worth asking for. */
+/** Below this much room to give back (heapRoom()), a collection is not worth asking for. */
 export const MIN_HEAP_SLACK = 512 << 10;
 /** ...nor below this share of the old generation in use (a large heap keeps proportionally more room). */
 export const MIN_HEAP_SLACK_RATIO = 0.05;

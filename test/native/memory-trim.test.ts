@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Client } from 'basic-ftp';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,7 +7,7 @@ import * as v8 from 'node:v8';
 import { available } from '../../src/native/index';
 import { MIN_HEAP_SLACK, MIN_HEAP_SLACK_RATIO, heapAddonStatus, heapRoom, reduceHeap, worthAsking } from '../../src/native/heap';
 import { HEAP_SETTLE_MS, MIN_TRIM_INTERVAL_MS } from '../../src/ftp/memory-trim';
-import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
+import { PASS, USER, startServer, waitForNoSessions, type TestServer } from '../helpers/server';
 
 // memoryTrimDelay: after sessions and transfers pause, the server gives the memory malloc freed
 // back to the kernel (glibc's malloc_trim through the addon), after asking V8 to shrink its heap
@@ -39,13 +39,21 @@ async function oneSession(port: number, server: Parameters<typeof waitForNoSessi
   return bytes;
 }
 
-test.serial('after sessions end and the server is quiet, it trims once, and keeps serving', async (t) => {
+/**
+ * A server with memoryTrimDelay 0.1 and a file of `size` bytes, once the trim that follows
+ * listen() has run: 0.1 s later (a timer, so possibly late on a busy machine; and 0.25 s later
+ * still if this process's heap had room to give back first).
+ */
+async function quietServer(t: ExecutionContext, size: number): Promise<TestServer> {
   const s = await startServer(t, { memoryTrimDelay: 0.1 });
-  fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(256 * 1024, 7));
-  // The trim that follows listen(), 0.1 s later (a timer, so possibly late on a busy machine; and
-  // 0.25 s later still if this process's heap had room to give back first).
+  fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(size, 7));
   const first = Date.now() + 3000;
   while (s.server.memoryTrims === 0 && Date.now() < first) await sleep(20);
+  return s;
+}
+
+test.serial('after sessions end and the server is quiet, it trims once, and keeps serving', async (t) => {
+  const s = await quietServer(t, 256 * 1024);
   t.is(s.server.memoryTrims, 1, 'one trim once the fresh server was quiet');
   await Promise.all([oneSession(s.port, s.server), oneSession(s.port, s.server), oneSession(s.port, s.server)]);
   if (!available) {
@@ -93,11 +101,9 @@ function growYoungGeneration(): number {
 }
 
 test.serial('after a burst grew V8\'s young generation, the quiet server has V8 give it back', async (t) => {
-  const s = await startServer(t, { memoryTrimDelay: 0.1 });
-  fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(64 * 1024, 7));
-  // Let the trim after listen() pass, so the next one is the sessions' (at least 2 s later).
-  const first = Date.now() + 3000;
-  while (s.server.memoryTrims === 0 && Date.now() < first) await sleep(20);
+  // The trim after listen() has passed, so the next one is the sessions' (at least 2 s later).
+  const s = await quietServer(t, 64 * 1024);
+  t.is(s.server.memoryTrims, 1);
   const reductionsBefore = s.server.heapReductions;
   t.is(growYoungGeneration(), 300000);
   const grown = youngGeneration();
