@@ -14,7 +14,8 @@
       }
     },
     # V8's memory-pressure call (heap.cc, src/native/heap.ts): its own addon because it uses
-    # V8's C++ API, so a build or load failure here costs only that call, not the engine.
+    # V8's C++ API, tied to the Node.js it was built for; if it fails to load, only that call
+    # is lost, not the engine.
     {
       "target_name": "ftpdlib_heap",
       "sources": ["heap.cc"],
