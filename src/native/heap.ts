@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
-import { findPackageRoot } from './index';
+import { loadAddon } from './index';
 
 /**
  * Asking V8 to give back the memory its heap holds but does not use (src/native/heap.cc).
@@ -26,25 +25,11 @@ export const MIN_HEAP_SLACK = 512 << 10;
 /** ...nor below this share of the old generation in use (a large heap keeps proportionally more room). */
 export const MIN_HEAP_SLACK_RATIO = 0.05;
 
-function load(): { addon: HeapAddon | null; reason: string } {
-  if (process.env.FTPDLIB_NO_NATIVE === '1') return { addon: null, reason: 'disabled by FTPDLIB_NO_NATIVE=1' };
-  const root = findPackageRoot(__dirname);
-  if (!root) return { addon: null, reason: 'package root (package.json named ftpdlib) not found' };
-  const file = path.join(root, ADDON_FILE);
-  if (!fs.existsSync(file)) return { addon: null, reason: `not built (${file} missing; run npm run build:native)` };
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return { addon: require(file) as HeapAddon, reason: `loaded from ${file}` };
-  } catch (err) {
-    return { addon: null, reason: `failed to load ${file}: ${(err as Error).message}` };
-  }
-}
-
 let loaded: { addon: HeapAddon | null; reason: string } | undefined;
 
 /** Whether the heap addon is usable here, and why (or why not). */
 export function heapAddonStatus(): { available: boolean; reason: string } {
-  loaded ??= load();
+  loaded ??= loadAddon<HeapAddon>(ADDON_FILE);
   return { available: loaded.addon !== null, reason: loaded.reason };
 }
 
@@ -85,7 +70,7 @@ export function heapRoom(again = false): { room: number; used: number } {
  * generation down to a page, as V8's own memory reducer does with up to three.
  */
 export function reduceHeap(again = false): number {
-  loaded ??= load();
+  loaded ??= loadAddon<HeapAddon>(ADDON_FILE);
   if (!loaded.addon) return -2;
   const { room, used } = heapRoom(again);
   if (!worthAsking(room, used)) return -1;

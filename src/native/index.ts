@@ -165,20 +165,30 @@ export function findPackageRoot(from: string = __dirname): string | null {
   }
 }
 
-function load(): { addon: Addon | null; reason: string } {
+/**
+ * One of the addons built in src/native/build/Release (`file` relative to the package root),
+ * or null with the reason: FTPDLIB_NO_NATIVE=1, no package root, not built, or failed to load.
+ */
+export function loadAddon<T>(file: string): { addon: T | null; reason: string } {
   if (process.env.FTPDLIB_NO_NATIVE === '1') return { addon: null, reason: 'disabled by FTPDLIB_NO_NATIVE=1' };
-  if (process.platform !== 'linux') return { addon: null, reason: `no native engine on ${process.platform}` };
   const root = findPackageRoot();
   if (!root) return { addon: null, reason: 'package root (package.json named ftpdlib) not found' };
-  const file = path.join(root, ADDON_FILE);
-  if (!fs.existsSync(file)) return { addon: null, reason: `not built (${file} missing; run npm run build:native)` };
+  const full = path.join(root, file);
+  if (!fs.existsSync(full)) return { addon: null, reason: `not built (${full} missing; run npm run build:native)` };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const addon = require(file) as Addon;
-    return { addon, reason: `native engine loaded from ${file}` };
+    return { addon: require(full) as T, reason: `loaded from ${full}` };
   } catch (err) {
-    return { addon: null, reason: `failed to load ${file}: ${(err as Error).message}` };
+    return { addon: null, reason: `failed to load ${full}: ${(err as Error).message}` };
   }
+}
+
+function load(): { addon: Addon | null; reason: string } {
+  if (process.env.FTPDLIB_NO_NATIVE !== '1' && process.platform !== 'linux') {
+    return { addon: null, reason: `no native engine on ${process.platform}` };
+  }
+  const r = loadAddon<Addon>(ADDON_FILE);
+  return r.addon ? { addon: r.addon, reason: `native engine ${r.reason}` } : r;
 }
 
 const loaded = load();
