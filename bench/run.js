@@ -54,7 +54,7 @@ for (const a of argv) {
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
-    console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 (it never gives freed malloc memory back to the kernel)');
+    console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 and heapReduceDelay 0 (it never gives freed memory back to the kernel)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
@@ -504,7 +504,7 @@ function ftpdlibImpl() {
   };
 }
 
-const trimArgs = () => (opt.memoryTrim ? [] : ['--memory-trim-delay', '0']);
+const trimArgs = () => (opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']);
 
 const SERVERS = [
   {
@@ -883,21 +883,23 @@ async function eld(s) {
 
 // ---------------------------------------------------------------- scenarios
 /**
- * How long a server has been quiet when its idle samples are taken: past ftpdlib's memoryTrimDelay
- * (0.5 s) and the malloc trim that follows its heap reduction 0.25 s later (full runs; --quick
- * samples before that trim). No server is forced to collect garbage first: each is measured as
- * it holds its memory when nothing happens, as a deployed one does (src/native/bench/RESULTS.md).
+ * How long a server has been quiet when its idle samples are taken (full runs): past ftpdlib's
+ * heapReduceDelay (5 s), the two settle steps and the malloc trim that follow it, so the figure
+ * is that of a server left idle, as deployed ones are; the same wait for every server. --quick
+ * samples after 0.6 s: past ftpdlib's memoryTrimDelay (0.5 s, malloc trim) but before V8 is
+ * asked. No server is forced to collect garbage first: each is measured as it holds its memory
+ * when nothing happens (src/native/bench/RESULTS.md).
  */
-const IDLE_QUIET_MS = opt.quick ? 600 : 1500;
+const IDLE_QUIET_MS = opt.quick ? 600 : 6500;
 /** Seconds a server is up before its first idle baseline (not with --quick). */
 const IDLE_SETTLE_S = 12;
 /**
  * How long a server has been quiet before its first idle baseline (full runs): past ftpdlib's
- * memoryTrimDelay, the 2 s its trimmer leaves between two trims and its settle steps, so a trim
- * deferred by that interval (after the start-up probe's login) has run. With 1.5 s one run's
- * stream server had its baseline taken before it and came out at -7.3 KiB per session.
+ * heap sequence after the start-up probe's login, and past the 2 s its trimmer leaves between
+ * two malloc trims (with 1.5 s one run's stream server had its baseline taken before a trim
+ * that interval had deferred, and came out at -7.3 KiB per session).
  */
-const IDLE_BASE_QUIET_MS = opt.quick ? IDLE_QUIET_MS : 3000;
+const IDLE_BASE_QUIET_MS = opt.quick ? IDLE_QUIET_MS : 7000;
 
 const common = { args: (s) => ['--port', String(s.port), '--user', 'bench', '--pass', 'bench'] };
 
@@ -949,8 +951,8 @@ const SCENARIOS = [
     better: 'kib_per_session',
     lowerIsBetter: true,
     async run(s) {
-      // The server has been quiet for IDLE_QUIET_MS before its baseline, as the sessions are
-      // before their sample: ftpdlib gives freed memory back after 0.5 s without activity.
+      // The server has been quiet before its baseline, as the sessions are before their sample:
+      // ftpdlib gives freed memory back after 0.5 s (malloc) and 5 s (V8) without activity.
       await sleep(s.idleBase ? IDLE_QUIET_MS : IDLE_BASE_QUIET_MS);
       // And up for IDLE_SETTLE_S: V8 shrinks a Node server's heap about 8 s after start-up
       // (its memory reducer). The servers start together and take turns, so without this the
@@ -1367,7 +1369,7 @@ async function main() {
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay, heapReduceDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
@@ -1377,8 +1379,8 @@ async function main() {
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
   log(opt.memoryTrim
-    ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), as a deployed server does; --no-memory-trim turns that off.'
-    : '- ftpdlib runs with memoryTrimDelay 0 (--no-memory-trim): it never gives freed malloc memory back.');
+    ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'
+    : '- ftpdlib runs with memoryTrimDelay 0 and heapReduceDelay 0 (--no-memory-trim): it never gives freed memory back.');
   log('- many: "RETR" latency = from sending RETR to reading the 226 (data connection already open); "file" latency = from sending EPSV (PASV where EPSV is refused) to the 226, connecting included: the whole download of one file.');
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many".`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);

@@ -1,7 +1,8 @@
 // ftpdlib under benchmark, run as its own process so its CPU and PSS can be measured:
 //   node -r ts-node/register/transpile-only bench/servers/ftpdlib.ts --port 0 --root DIR [--stream]
 //        [--pasv 50000-50999] [--auth scrypt|plain] [--tls-cert FILE --tls-key FILE]
-//        [--memory-trim-delay SECONDS]  (the server's memoryTrimDelay; 0 = never trim)
+//        [--memory-trim-delay SECONDS] [--heap-reduce-delay SECONDS]  (the server's memoryTrimDelay
+//        and heapReduceDelay; 0 = never)
 // --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
 // (tlsControlRequired, tlsDataRequired); TLS transfers always take the stream path.
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
@@ -10,6 +11,7 @@
 // {"eld": {p50, p99, max, mean (ms), count}} for perf_hooks.monitorEventLoopDelay, resets it,
 // and turns the monitor on if it was off, off if it was on (it starts off).
 // A "gc" line on stdin runs a full GC (when started with --expose-gc) and prints {"gc": true};
+// a "stats" line prints {"stats": {memoryTrims, heapReductions, spaces: {name: [size, used, resident] KiB}}};
 // "prof-start" / "prof-stop FILE" take a V8 CPU profile of what runs in between.
 import * as path from 'path';
 import { monitorEventLoopDelay } from 'perf_hooks';
@@ -18,6 +20,9 @@ function arg(name: string, dflt?: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+let server: any = null;
 
 async function main(): Promise<void> {
   const port = Number(arg('--port', '0'));
@@ -71,6 +76,15 @@ async function main(): Promise<void> {
       });
       return;
     }
+    if (d.startsWith('stats')) {
+      const spaces: Record<string, number[]> = {};
+      for (const x of require('v8').getHeapSpaceStatistics() as Array<{ space_name: string; space_size: number; space_used_size: number; physical_space_size: number }>) {
+        if (x.physical_space_size > 0) spaces[x.space_name] = [x.space_size, x.space_used_size, x.physical_space_size].map((b) => Math.round(b / 1024));
+      }
+      const srv = server as { memoryTrims?: number; heapReductions?: number } | null;
+      process.stdout.write(JSON.stringify({ stats: { memoryTrims: srv?.memoryTrims ?? null, heapReductions: srv?.heapReductions ?? null, spaces } }) + '\n');
+      return;
+    }
     if (d.includes('eld')) report();
     if (d.includes('gc')) {
       // full collection (node --expose-gc) so the runner's PSS samples are not GC timing noise
@@ -91,7 +105,7 @@ async function main(): Promise<void> {
   // VirtualAuthorizer's default, which hashes it with scrypt
   const auth = arg('--auth', 'scrypt') === 'plain' ? new VirtualAuthorizer({ allowPlaintextPasswords: true }) : new VirtualAuthorizer();
   auth.addUser('bench', 'bench', root, { perm: 'elradfmwMT' });
-  const server = new FtpServer({
+  server = new FtpServer({
     host: '127.0.0.1',
     port,
     authorizer: auth,
@@ -99,6 +113,7 @@ async function main(): Promise<void> {
     passivePorts: [pasvMin, pasvMax],
     maxConnections: 5000, // the idle scenario opens 1,000 sessions from one address
     ...(arg('--memory-trim-delay', '') !== '' ? { memoryTrimDelay: Number(arg('--memory-trim-delay', '')) } : {}),
+    ...(arg('--heap-reduce-delay', '') !== '' ? { heapReduceDelay: Number(arg('--heap-reduce-delay', '')) } : {}),
     ...(tlsCert ? { tls: { certFile: tlsCert, keyFile: tlsKey || tlsCert }, tlsControlRequired: true, tlsDataRequired: true } : {}),
   });
   await server.listen();

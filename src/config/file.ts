@@ -240,6 +240,7 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   writeLimit: { node: ANY },
   closeGracePeriod: { node: ANY },
   memoryTrimDelay: { node: ANY },
+  heapReduceDelay: { node: ANY },
   tls: { node: { kind: 'object', fields: TLS_FIELDS, expected: 'a mapping { certFile, keyFile, caFile, ... }' } },
   tlsControlRequired: { node: ANY },
   tlsDataRequired: { node: ANY },

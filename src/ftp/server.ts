@@ -104,20 +104,20 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
             read: { mode: this.options.proxyProtocol, timeoutMs: this.options.proxyProtocolTimeout * 1000 },
           };
     this.stats = new ServerMetrics(this);
+    const trimMs = this.options.memoryTrimDelay * 1000;
+    const heapMs = this.options.heapReduceDelay * 1000;
     this.trimmer =
-      this.options.memoryTrimDelay > 0 && process.platform === 'linux'
+      (trimMs > 0 || heapMs > 0) && process.platform === 'linux'
         ? new MemoryTrimmer(
-            this.options.memoryTrimDelay * 1000,
+            trimMs,
             trimMemory,
             (result, ms, heap) => {
-              // result -1: not glibc, -2: no addon; heap -2: no heap addon. Nothing to trim with: stop trying.
-              if (result < 0 && heap === -2) this.trimmer?.stop();
               if (this.log.debug()) {
                 this.log.debug({ result, ms: Math.round(ms * 1000) / 1000, heapRoom: heap >= 0 ? heap : undefined }, 'memory trimmed');
               }
             },
             undefined,
-            { reduce: reduceHeap, settleMs: HEAP_SETTLE_MS },
+            heapMs > 0 ? { reduce: reduceHeap, settleMs: HEAP_SETTLE_MS, quietMs: heapMs } : null,
           )
         : null;
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;
@@ -162,7 +162,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     return this.trimmer?.trims ?? 0;
   }
 
-  /** How many times this server asked V8 to shrink its heap once quiet (memoryTrimDelay, src/native/heap.ts). */
+  /** How many times this server asked V8 to shrink its heap once quiet (heapReduceDelay, src/native/heap.ts). */
   get heapReductions(): number {
     return this.trimmer?.heapReductions ?? 0;
   }

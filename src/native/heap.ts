@@ -34,19 +34,19 @@ export function heapAddonStatus(): { available: boolean; reason: string } {
 }
 
 /**
- * What footprint-reducing collections leave of the young generation resident: the first one
- * shrinks it to its first size (2 x 512 KiB), a second one, with it empty, to one page.
+ * What footprint-reducing collections leave of the young generation resident: one page (the
+ * first shrinks it to its first size, 2 x 512 KiB; a second, with it empty, to one page).
  */
-export const YOUNG_AFTER_REDUCE = [1 << 20, 256 << 10] as const;
+export const YOUNG_AFTER_REDUCE = 256 << 10;
 
 /**
- * What V8 could give back: the young generation beyond what a reducing collection leaves of it
- * (once quiet, what is in it is mostly garbage), plus the other spaces' resident bytes beyond
- * their used ones. `again`: as seen by a second collection, after a first. `used` is the old
- * generation's used bytes.
+ * What V8 could give back: the young generation beyond what reducing collections leave of it
+ * (once quiet, what is in it is garbage), plus the other spaces' resident bytes beyond their
+ * used ones. `used` is the old generation's used bytes. (Garbage in the old generation, which
+ * the collection frees too, cannot be seen before it runs.)
  */
-export function heapRoom(again = false): { room: number; used: number } {
-  const youngLeft = YOUNG_AFTER_REDUCE[again ? 1 : 0];
+export function heapRoom(): { room: number; used: number } {
+  const youngLeft = YOUNG_AFTER_REDUCE;
   let room = 0;
   let used = 0;
   for (const s of v8.getHeapSpaceStatistics()) {
@@ -65,14 +65,15 @@ export function heapRoom(again = false): { room: number; used: number } {
  * sends a moderate memory-pressure notification: V8 starts an incremental mark-compact that
  * reduces its footprint, mostly on its own threads, and this returns at once. Returns the
  * room seen when it asked, -1 when there was too little room to ask, -2 without the addon.
- * `again` (the trimmer, once the first collection had time): V8 ignored the first request
- * because a collection of its own was marking, or a second one can take the emptied young
- * generation down to a page, as V8's own memory reducer does with up to three.
+ * The trimmer asks once more when there is still room once the first collection had time: V8
+ * ignores a request while a collection of its own is marking, and a second one takes the
+ * young generation the first left at its first size down to a page, as V8's own memory reducer
+ * does with up to three.
  */
-export function reduceHeap(again = false): number {
+export function reduceHeap(): number {
   loaded ??= loadAddon<HeapAddon>(ADDON_FILE);
   if (!loaded.addon) return -2;
-  const { room, used } = heapRoom(again);
+  const { room, used } = heapRoom();
   if (!worthAsking(room, used)) return -1;
   return loaded.addon.memoryPressure(1) ? room : -2;
 }

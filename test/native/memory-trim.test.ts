@@ -6,13 +6,14 @@ import { Writable } from 'node:stream';
 import * as v8 from 'node:v8';
 import { available } from '../../src/native/index';
 import { MIN_HEAP_SLACK, MIN_HEAP_SLACK_RATIO, heapAddonStatus, heapRoom, reduceHeap, worthAsking } from '../../src/native/heap';
-import { HEAP_SETTLE_MS, MIN_TRIM_INTERVAL_MS } from '../../src/ftp/memory-trim';
+import { MIN_TRIM_INTERVAL_MS } from '../../src/ftp/memory-trim';
 import { PASS, USER, startServer, waitForNoSessions, type TestServer } from '../helpers/server';
 
 // memoryTrimDelay: after sessions and transfers pause, the server gives the memory malloc freed
-// back to the kernel (glibc's malloc_trim through the addon), after asking V8 to shrink its heap
-// when that holds room (src/native/heap.ts). These tests watch it happen, or not, through the
-// server's debug log, its counters and V8's heap statistics, around real sessions.
+// back to the kernel (glibc's malloc_trim through the addon); heapReduceDelay: after a longer
+// pause it asks V8 to shrink its heap when that holds room (src/native/heap.ts). These tests
+// watch it happen, or not, through the server's debug log, its counters and V8's heap
+// statistics, around real sessions.
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const trimmed = (records: Array<Record<string, unknown>>) => records.filter((r) => r.msg === 'memory trimmed');
@@ -40,12 +41,11 @@ async function oneSession(port: number, server: Parameters<typeof waitForNoSessi
 }
 
 /**
- * A server with memoryTrimDelay 0.1 and a file of `size` bytes, once the trim that follows
- * listen() has run: 0.1 s later (a timer, so possibly late on a busy machine; and 0.25 s later
- * still if this process's heap had room to give back first).
+ * A server with memoryTrimDelay 0.1, the given heapReduceDelay, and a file of `size` bytes, once
+ * the trim that follows listen() has run: 0.1 s later (a timer, so possibly late on a busy machine).
  */
-async function quietServer(t: ExecutionContext, size: number): Promise<TestServer> {
-  const s = await startServer(t, { memoryTrimDelay: 0.1 });
+async function quietServer(t: ExecutionContext, size: number, heapReduceDelay: number): Promise<TestServer> {
+  const s = await startServer(t, { memoryTrimDelay: 0.1, heapReduceDelay });
   fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(size, 7));
   const first = Date.now() + 3000;
   while (s.server.memoryTrims === 0 && Date.now() < first) await sleep(20);
@@ -53,7 +53,7 @@ async function quietServer(t: ExecutionContext, size: number): Promise<TestServe
 }
 
 test.serial('after sessions end and the server is quiet, it trims once, and keeps serving', async (t) => {
-  const s = await quietServer(t, 256 * 1024);
+  const s = await quietServer(t, 256 * 1024, 0);
   t.is(s.server.memoryTrims, 1, 'one trim once the fresh server was quiet');
   await Promise.all([oneSession(s.port, s.server), oneSession(s.port, s.server), oneSession(s.port, s.server)]);
   if (!available) {
@@ -75,9 +75,10 @@ test.serial('after sessions end and the server is quiet, it trims once, and keep
     t.true(r.result === 0 || r.result === 1, `result ${String(r.result)}`);
     t.true(typeof r.ms === 'number' && r.ms >= 0);
   }
-  // Checks are MIN_TRIM_INTERVAL_MS apart at least; a trim runs at its check or HEAP_SETTLE_MS after it.
+  // Malloc trims are MIN_TRIM_INTERVAL_MS apart at least (log times have millisecond steps).
   const gap = (recs[1].time as Date).getTime() - (recs[0].time as Date).getTime();
-  t.true(gap >= MIN_TRIM_INTERVAL_MS - HEAP_SETTLE_MS - 20, `trims ${gap} ms apart`);
+  t.true(gap >= MIN_TRIM_INTERVAL_MS - 20, `trims ${gap} ms apart`);
+  t.is(s.server.heapReductions, 0, 'heapReduceDelay 0: V8 never asked');
   t.is(await oneSession(s.port, s.server), 256 * 1024, 'a session after the trim downloads the whole file');
 });
 
@@ -101,9 +102,8 @@ function growYoungGeneration(): number {
 }
 
 test.serial('after a burst grew V8\'s young generation, the quiet server has V8 give it back', async (t) => {
-  // The trim after listen() has passed, so the next one is the sessions' (at least 2 s later).
-  const s = await quietServer(t, 64 * 1024);
-  t.is(s.server.memoryTrims, 1);
+  // The trim after listen() has passed; V8 is asked 0.3 s after the session ends.
+  const s = await quietServer(t, 64 * 1024, 0.3);
   const reductionsBefore = s.server.heapReductions;
   t.is(growYoungGeneration(), 300000);
   const grown = youngGeneration();
@@ -124,7 +124,7 @@ test.serial('after a burst grew V8\'s young generation, the quiet server has V8 
   while (youngGeneration().physical > 1 << 20 && Date.now() < shrunk) await sleep(20);
   const after = youngGeneration();
   t.true(after.physical <= 1 << 20, `young generation resident ${after.physical} B once quiet (was ${grown.physical})`);
-  // The malloc trim follows HEAP_SETTLE_MS after the request, and logs the room V8 had.
+  // A malloc trim follows the heap sequence (HEAP_SETTLE_MS after the last request), and logs the room V8 had.
   const logged = Date.now() + 3000;
   while (!trimmed(s.records).some((r) => r.heapRoom !== undefined) && Date.now() < logged) await sleep(20);
   const rec = trimmed(s.records).find((r) => r.heapRoom !== undefined);
@@ -164,11 +164,25 @@ test('the rule for asking: at least 512 KiB of room, and 5% of the old generatio
   t.is(MIN_HEAP_SLACK_RATIO, 0.05);
 });
 
-test.serial('memoryTrimDelay 0: never trims', async (t) => {
-  const s = await startServer(t, { memoryTrimDelay: 0 });
+test.serial('a short pause gives malloc memory back but does not ask V8 before heapReduceDelay (default 5 s)', async (t) => {
+  // Asking V8 costs the next burst its optimized code and young generation: not after 1 s of quiet.
+  const s = await startServer(t, { memoryTrimDelay: 0.1 });
+  fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(64 * 1024, 7));
+  const before = s.server.heapReductions;
+  t.is(growYoungGeneration(), 300000);
+  t.is(await oneSession(s.port, s.server), 64 * 1024);
+  await sleep(1000);
+  t.is(s.server.heapReductions, before, 'V8 not asked after 1 s of quiet, though its young generation grew');
+  if (available) t.true(s.server.memoryTrims >= 1, 'the malloc trim ran');
+});
+
+test.serial('memoryTrimDelay 0 and heapReduceDelay 0: never trims, never asks V8', async (t) => {
+  const s = await startServer(t, { memoryTrimDelay: 0, heapReduceDelay: 0 });
   fs.writeFileSync(path.join(s.root, 'f.bin'), Buffer.alloc(1024, 7));
+  growYoungGeneration();
   t.is(await oneSession(s.port, s.server), 1024);
   await sleep(700);
   t.is(s.server.memoryTrims, 0);
+  t.is(s.server.heapReductions, 0);
   t.deepEqual(trimmed(s.records), []);
 });

@@ -77,87 +77,152 @@ test('stop() cancels a pending trim and ignores later activity', async (t) => {
   t.is(trimmer.trims, 0);
 });
 
-/** A trimmer whose heap reducer answers `room` (then `later` on the next calls) and records when it was asked. */
-function withHeap(quietMs: number, room: number, settleMs: number, later = -1) {
+/**
+ * A trimmer whose malloc trim runs after `quietMs` and whose heap reducer (asked after
+ * `heapQuietMs`) answers `room` the first time and `later` afterwards; both record into `events`.
+ */
+function withHeap(o: { quietMs: number; heapQuietMs: number; room: number; settleMs: number; later?: number; trimResult?: number }) {
   const events: string[] = [];
   const reported: Array<[number, number]> = [];
+  const started = Date.now();
+  const at: Record<string, number[]> = { trim: [], reduce: [] };
   const trimmer = new MemoryTrimmer(
-    quietMs,
+    o.quietMs,
     () => {
       events.push('trim');
-      return 1;
+      at.trim.push(Date.now() - started);
+      return o.trimResult ?? 1;
     },
     (r, _ms, heap) => reported.push([r, heap]),
     0,
     {
       reduce: () => {
         events.push('reduce');
-        return events.filter((e) => e === 'reduce').length === 1 ? room : later;
+        at.reduce.push(Date.now() - started);
+        return at.reduce.length === 1 ? o.room : (o.later ?? -1);
       },
-      settleMs,
+      settleMs: o.settleMs,
+      quietMs: o.heapQuietMs,
     },
   );
-  return { trimmer, events, reported };
+  return { trimmer, events, reported, at };
 }
 
-test('with room in the heap: asks V8 first, and the malloc trim follows once the collection had time', async (t) => {
-  const { trimmer, events, reported } = withHeap(50, 4 << 20, 300);
-  t.teardown(() => trimmer.stop());
-  trimmer.note();
-  const deadline = Date.now() + 2000;
-  while (!events.includes('reduce') && Date.now() < deadline) await sleep(5);
-  const asked = Date.now();
-  t.deepEqual(events, ['reduce'], 'the heap is asked first; the trim waits');
-  t.is(trimmer.heapReductions, 1);
-  t.is(trimmer.trims, 0);
-  while (!events.includes('trim') && Date.now() < deadline + 2000) await sleep(5);
-  t.deepEqual(events, ['reduce', 'reduce', 'trim'], 'the room is looked at again (gone now), then the trim');
-  t.true(Date.now() - asked >= 290, 'the trim ran the settle time after the heap was asked');
-  t.deepEqual(reported, [[1, 4 << 20]], 'the callback gets the trim result and the room the heap reported');
-  t.is(trimmer.heapReductions, 1);
+async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await sleep(5);
+}
+
+test('the malloc trim runs at its own short delay; V8 is asked only after the longer one, then the trim again', async (t) => {
+  const h = withHeap({ quietMs: 50, heapQuietMs: 500, room: 4 << 20, settleMs: 200 });
+  t.teardown(() => h.trimmer.stop());
+  h.trimmer.note();
+  await waitFor(() => h.events.length >= 1);
+  t.deepEqual(h.events, ['trim'], 'the malloc trim first, on its own');
+  t.deepEqual(h.reported, [[1, -1]], 'a trim that ends no heap sequence reports -1 for the heap');
+  await sleep(200);
+  t.deepEqual(h.events, ['trim'], 'V8 not asked before the heap delay');
+  await waitFor(() => h.events.length >= 4);
+  t.deepEqual(h.events, ['trim', 'reduce', 'reduce', 'trim'], 'asked, looked at again (no room left now), then the trim');
+  t.true(h.at.reduce[0] >= 495, `V8 asked ${h.at.reduce[0]} ms after the last activity`);
+  t.true(h.at.trim[1] - h.at.reduce[0] >= 195, 'the second trim comes the settle time after the request');
+  t.deepEqual(h.reported[1], [1, 4 << 20], 'and reports the room V8 had');
+  t.is(h.trimmer.heapReductions, 1);
+  t.is(h.trimmer.trims, 2);
+  await sleep(700);
+  t.is(h.events.length, 4, 'nothing noted since: nothing more');
 });
 
 test('room still there after the settle time: asked once more, then the trim, never a third time', async (t) => {
-  const { trimmer, events } = withHeap(20, 4 << 20, 100, 3 << 20);
-  t.teardown(() => trimmer.stop());
-  trimmer.note();
-  const deadline = Date.now() + 3000;
-  while (!events.includes('trim') && Date.now() < deadline) await sleep(5);
-  t.deepEqual(events, ['reduce', 'reduce', 'trim']);
+  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: 4 << 20, settleMs: 100, later: 3 << 20 });
+  t.teardown(() => h.trimmer.stop());
+  h.trimmer.note();
+  await waitFor(() => h.events.length >= 4);
+  t.deepEqual(h.events, ['trim', 'reduce', 'reduce', 'trim']);
   await sleep(300);
-  t.deepEqual(events, ['reduce', 'reduce', 'trim'], 'nothing noted since: nothing more');
-  t.is(trimmer.trims, 1);
-  t.is(trimmer.heapReductions, 2);
+  t.deepEqual(h.events, ['trim', 'reduce', 'reduce', 'trim'], 'nothing noted since: nothing more');
+  t.is(h.trimmer.trims, 2);
+  t.is(h.trimmer.heapReductions, 2);
 });
 
-test('too little room in the heap (-1) or no way to ask (-2): the malloc trim runs at once', async (t) => {
+test('activity during the settle time ends the heap sequence: no second request and no trim while it lasts', async (t) => {
+  const h = withHeap({ quietMs: 50, heapQuietMs: 150, room: 4 << 20, settleMs: 100, later: 3 << 20 });
+  t.teardown(() => h.trimmer.stop());
+  h.trimmer.note();
+  await waitFor(() => h.events.includes('reduce'));
+  t.deepEqual(h.events, ['trim', 'reduce']);
+  // A burst right after V8 was asked: a note every 10 ms for 400 ms, past the settle time.
+  const end = Date.now() + 400;
+  while (Date.now() < end) {
+    h.trimmer.note();
+    await sleep(10);
+  }
+  t.deepEqual(h.events, ['trim', 'reduce'], 'neither the second request nor the trim ran during the burst');
+  // Quiet again: the trim after its delay, a new heap sequence after the heap delay.
+  await waitFor(() => h.events.length >= 3);
+  t.deepEqual(h.events, ['trim', 'reduce', 'trim']);
+  await waitFor(() => h.events.length >= 4);
+  t.deepEqual(h.events.slice(0, 4), ['trim', 'reduce', 'trim', 'reduce'], 'a new sequence once quiet for the heap delay');
+});
+
+test('too little room (-1): V8 is not asked, the malloc trims go on; no way to ask (-2): the heap step is dropped', async (t) => {
   for (const room of [-1, -2]) {
-    const { trimmer, events, reported } = withHeap(20, room, 5000);
-    trimmer.note();
-    const deadline = Date.now() + 2000;
-    while (!events.includes('trim') && Date.now() < deadline) await sleep(5);
-    trimmer.stop();
-    t.deepEqual(events, ['reduce', 'trim'], `room ${room}`);
-    t.is(trimmer.heapReductions, 0);
-    t.deepEqual(reported, [[1, room]]);
+    const h = withHeap({ quietMs: 20, heapQuietMs: 60, room, settleMs: 5000 });
+    h.trimmer.note();
+    await waitFor(() => h.events.length >= 2);
+    await sleep(100);
+    t.deepEqual(h.events, ['trim', 'reduce'], `room ${room}`);
+    t.is(h.trimmer.heapReductions, 0);
+    h.trimmer.note();
+    await waitFor(() => h.events.length >= (room === -1 ? 4 : 3));
+    await sleep(100);
+    t.deepEqual(h.events, room === -1 ? ['trim', 'reduce', 'trim', 'reduce'] : ['trim', 'reduce', 'trim'], `room ${room}, after more activity`);
+    h.trimmer.stop();
   }
 });
 
-test('stop() during the settle time: no trim follows the heap reduction', async (t) => {
-  const { trimmer, events } = withHeap(20, 4 << 20, 200);
-  trimmer.note();
-  const deadline = Date.now() + 2000;
-  while (!events.includes('reduce') && Date.now() < deadline) await sleep(5);
-  trimmer.stop();
-  await sleep(400);
-  t.deepEqual(events, ['reduce']);
-  t.is(trimmer.trims, 0);
+test('a malloc trim that cannot work (-1, -2) is not tried again; with the heap step gone too the trimmer stops', async (t) => {
+  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: -2, settleMs: 50, trimResult: -1 });
+  h.trimmer.note();
+  await waitFor(() => h.events.length >= 2);
+  await sleep(100);
+  t.deepEqual(h.events, ['trim', 'reduce']);
+  h.trimmer.note();
+  await sleep(200);
+  t.deepEqual(h.events, ['trim', 'reduce'], 'neither step is tried again');
+  t.deepEqual(h.reported, [[-1, -1]]);
 });
 
-for (const bad of [-1, 3601, Number.NaN, '1', null]) {
-  test(`memoryTrimDelay ${String(bad)} is refused with a ConfigError naming the option`, (t) => {
-    const err = t.throws(() => new FtpServer({ authorizer: new VirtualAuthorizer(), memoryTrimDelay: bad as number }));
-    t.is((err as { code?: string }).code, 'FTPD_ERR_CONFIG');
-    t.is((err as { key?: string }).key, 'memoryTrimDelay');
-  });
+test('a timer armed for the heap step is brought forward when a new pause makes the trim due first', async (t) => {
+  const h = withHeap({ quietMs: 50, heapQuietMs: 1000, room: -1, settleMs: 50 });
+  t.teardown(() => h.trimmer.stop());
+  h.trimmer.note();
+  await waitFor(() => h.events.length >= 1);
+  t.deepEqual(h.events, ['trim']);
+  await sleep(100); // the timer now waits for the heap step, ~850 ms away
+  const noted = Date.now();
+  h.trimmer.note();
+  await waitFor(() => h.events.length >= 2, 2000);
+  t.deepEqual(h.events, ['trim', 'trim']);
+  t.true(Date.now() - noted < 600, `the second trim ran ${Date.now() - noted} ms after the activity, not at the heap step's time`);
+});
+
+test('stop() during the settle time: no trim follows the heap reduction', async (t) => {
+  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: 4 << 20, settleMs: 200 });
+  h.trimmer.note();
+  await waitFor(() => h.events.includes('reduce'));
+  h.trimmer.stop();
+  await sleep(400);
+  t.deepEqual(h.events, ['trim', 'reduce']);
+  t.is(h.trimmer.trims, 1);
+});
+
+for (const key of ['memoryTrimDelay', 'heapReduceDelay'] as const) {
+  for (const bad of [-1, 3601, Number.NaN, '1', null]) {
+    test(`${key} ${String(bad)} is refused with a ConfigError naming the option`, (t) => {
+      const err = t.throws(() => new FtpServer({ authorizer: new VirtualAuthorizer(), [key]: bad as number }));
+      t.is((err as { code?: string }).code, 'FTPD_ERR_CONFIG');
+      t.is((err as { key?: string }).key, key);
+    });
+  }
 }

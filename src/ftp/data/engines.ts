@@ -71,20 +71,20 @@ export function trimMemory(): number {
   return trim ? trim() : -2;
 }
 
-let heapModule: { reduceHeap: (again?: boolean) => number } | null = null;
+let heapModule: { reduceHeap: () => number } | null = null;
 
 /**
  * Ask V8 to shrink its heap if it holds much more than it uses (src/native/heap.ts): >= 0 when
  * asked, -1 when there was too little room, -2 without the heap addon.
  */
-export function reduceHeap(again = false): number {
+export function reduceHeap(): number {
   if (!heapModule) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      heapModule = require('../../native/heap') as { reduceHeap: (again?: boolean) => number };
+      heapModule = require('../../native/heap') as { reduceHeap: () => number };
     } catch {
       heapModule = { reduceHeap: () => -2 };
     }
   }
-  return heapModule.reduceHeap(again);
+  return heapModule.reduceHeap();
 }
