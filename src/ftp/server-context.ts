@@ -1,4 +1,5 @@
 import type Logger from 'bunyan';
+import type { IdleWatch } from './data/idle-watch';
 import type { ResolvedOptions } from '../config/options';
 import type { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
@@ -16,6 +17,8 @@ export interface ServerContext {
   readonly defaultMlstFacts: ReadonlySet<string>;
   /** Per-user sessions, transfers and disk usage, for UserLimits. */
   readonly userLimits: UserLimitsTracker;
+  /** dataTimeout for every running transfer, one interval for all. */
+  readonly dataIdle: IdleWatch;
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
   transfer(req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult>;
   onSessionClosed(session: Session): void;

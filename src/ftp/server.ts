@@ -5,6 +5,7 @@ import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
 import { nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
+import { IdleWatch } from './data/idle-watch';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
@@ -130,6 +131,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       portPool: pool,
       defaultMlstFacts: new Set(DEFAULT_MLST_FACTS),
       userLimits: new UserLimitsTracker(),
+      dataIdle: new IdleWatch(),
       transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
       onSessionClosed: (s) => this.onSessionClosed(s),

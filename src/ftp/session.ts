@@ -10,6 +10,7 @@ import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import { closePassiveListener, type SparePassive } from './data/passive';
 import { ABORTED_BY_CLIENT, TransferError, type TransferPath, type TransferResult } from './data/transfer';
+import type { WatchedTransfer } from './data/idle-watch';
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
 import type { ServerContext } from './server-context';
@@ -396,10 +397,15 @@ export class Session {
 
   // ---- timers --------------------------------------------------------------
 
-  /** Restart the idle timer (a running transfer suspends it). */
+  /**
+   * Restart the idle timer. A running transfer suspends it: the timer stays armed meanwhile
+   * (onIdle ignores it then; no clear and new Timeout per transfer), and the transfer's end
+   * touches it again, which re-arms it even if it fired.
+   */
   touch(): void {
     const secs = this.options.timeout;
-    if (secs > 0 && !this.closed && !this.transfer) {
+    if (secs > 0 && !this.closed) {
+      if (this.transfer) return;
       // Re-arm the one timer (every command touches it twice): no new Timeout each time.
       if (this.idleTimer) this.idleTimer.refresh();
       else {
@@ -521,8 +527,7 @@ export class Session {
     let result: TransferResult | null = null;
     let failure: unknown = null;
     let socket: net.Socket | null = null;
-    let idleCheck: NodeJS.Timeout | undefined;
-    let lastMove = Date.now();
+    let watched: WatchedTransfer | null = null;
     let running: RunningTransfer | null = null;
     try {
       if (!channel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
@@ -531,22 +536,17 @@ export class Session {
       }
       if (abort.signal.aborted) throw new TransferError('Transfer aborted.', 'FTPD_ERR_ABORTED', 0, 'stream');
       this.transfer = t;
-      this.touch();
       this.reply(channel.connected ? 125 : 150, opts.preliminary);
       socket = await channel.open(abort.signal);
-      // Idle means no byte moved for dataTimeout. Not the socket's own timeout: the native
-      // engine moves bytes on a dup of the descriptor, which Node's socket never sees.
+      // Idle means no byte moved for dataTimeout (src/ftp/data/idle-watch.ts).
       const dataTimeoutMs = this.options.dataTimeout * 1000;
       if (dataTimeoutMs > 0) {
-        idleCheck = setInterval(
-          () => {
-            if (Date.now() - lastMove >= dataTimeoutMs) {
-              abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, 'stream'));
-            }
-          },
-          Math.min(1000, Math.max(10, dataTimeoutMs / 4)),
-        );
-        idleCheck.unref();
+        watched = {
+          lastMove: Date.now(),
+          limitMs: dataTimeoutMs,
+          expire: () => abort.abort(new TransferError('Data connection idle.', 'FTPD_ERR_DATA_TIMEOUT', t.bytes, 'stream')),
+        };
+        this.ctx.dataIdle.add(watched);
       }
       if (this.user) running = this.ctx.userLimits.beginTransfer(this.user, opts.direction);
       result = await this.ctx.transfer(
@@ -559,7 +559,7 @@ export class Session {
           signal: abort.signal,
           throttle: this.throttleFor(opts.direction, running?.sharedBy ?? 1),
           onProgress: (bytes) => {
-            if (bytes !== t.bytes) lastMove = Date.now();
+            if (bytes !== t.bytes && watched) watched.lastMove = Date.now();
             t.bytes = bytes;
           },
           finish: opts.direction === 'send',
@@ -576,7 +576,7 @@ export class Session {
       if (err instanceof TransferError) t.bytes = err.bytes;
     } finally {
       running?.end();
-      clearInterval(idleCheck);
+      if (watched) this.ctx.dataIdle.delete(watched);
       socket?.destroy();
       channel?.close();
       await opts.handle.close().catch((err) => this.log.warn({ err }, 'closing a file failed'));
