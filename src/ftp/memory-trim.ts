@@ -119,6 +119,7 @@ export class MemoryTrimmer {
     if (this.heapDue && now >= this.last + (this.heap as HeapReducer).quietMs) {
       this.heapDue = false;
       if (this.askHeap(now)) return; // the sequence goes on from its settle timer
+      if (this.stopped) return; // neither step can work here
     }
     if (this.trimDue && now >= Math.max(this.last + this.quietMs, this.lastTrim + this.minIntervalMs)) this.runTrim(-1);
     this.schedule();
@@ -173,6 +174,7 @@ export class MemoryTrimmer {
     if (r < 0) {
       // -1: not glibc, -2: no addon. Nothing to trim with: stop trying.
       this.trimOn = false;
+      this.trimDue = false;
       this.stopIfIdle();
     }
   }
