@@ -51,6 +51,14 @@ export interface NativeOptions {
 export interface NativeConfig extends Required<NativeOptions> {
   /** I/O threads (each with its own epoll). Takes effect only before the first transfer. */
   threads: number;
+  /**
+   * How much lower the I/O threads' scheduling priority is than the process's (nice, 0..19).
+   * Default 10: on a machine short of CPU the event loop, which answers every session's
+   * commands, gets a core before the threads moving file bytes; with CPU to spare it changes
+   * nothing (src/native/bench/RESULTS.md, "The I/O thread's priority"). Takes effect only
+   * before the first transfer.
+   */
+  ioNice: number;
 }
 
 /** A request may carry `native` to override the defaults for that transfer (benchmarks). */
@@ -73,6 +81,8 @@ export interface EngineStats {
   active: number;
   /** Transfers started since load. */
   jobs: number;
+  /** Kernel thread ids of the I/O threads started so far (/proc/self/task/ID). */
+  ioThreadIds: number[];
 }
 
 type Callback = (
@@ -105,7 +115,7 @@ interface Addon {
   ): number;
   cancel(id: number): boolean;
   stats(): EngineStats & { threads: number };
-  configure(threads: number): number;
+  configure(threads: number, ioNice?: number): number;
   setOobInline(fd: number): boolean;
   socketReset(fd: number): boolean;
   trimMemory?(): number;
@@ -147,6 +157,7 @@ const defaults: NativeConfig = {
   receiveBufferSize: 0,
   cork: true,
   threads: 1,
+  ioNice: 10,
 };
 
 /** The folder holding ftpdlib's package.json, walking up from `from`. */
@@ -193,7 +204,7 @@ function load(): { addon: Addon | null; reason: string } {
 
 const loaded = load();
 const addon = loaded.addon;
-if (addon) defaults.threads = addon.configure(0);
+if (addon) defaults.threads = addon.configure(0, defaults.ioNice);
 
 /** Whether the native engine is usable in this process. */
 export const available: boolean = addon !== null;
@@ -202,9 +213,9 @@ export const reason: string = loaded.reason;
 
 /** Counters proving which path ran. All zero when the engine is not available. */
 export function engineStats(): EngineStats {
-  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0 };
+  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0, ioThreadIds: [] };
   const s = addon.stats();
-  return { sendfile: s.sendfile, splice: s.splice, copy: s.copy, active: s.active, jobs: s.jobs };
+  return { sendfile: s.sendfile, splice: s.splice, copy: s.copy, active: s.active, jobs: s.jobs, ioThreadIds: s.ioThreadIds ?? [] };
 }
 
 /** Keep TCP urgent data in-band on a control socket (Python ftplib's ABOR). */
@@ -236,7 +247,15 @@ export function configureNative(opts: Partial<NativeConfig> = {}): Readonly<Nati
   if (opts.threads !== undefined && (!Number.isInteger(opts.threads) || opts.threads < 1 || opts.threads > 16)) {
     throw new RangeError('threads: an integer from 1 to 16 expected');
   }
+  if (opts.ioNice !== undefined && (!Number.isInteger(opts.ioNice) || opts.ioNice < 0 || opts.ioNice > 19)) {
+    throw new RangeError('ioNice: an integer from 0 to 19 expected');
+  }
   Object.assign(defaults, checked);
+  if (opts.ioNice !== undefined && (addon === null || addon.stats().threads === 0)) {
+    // Like the thread count, fixed once a thread has started.
+    addon?.configure(0, opts.ioNice);
+    defaults.ioNice = opts.ioNice;
+  }
   if (opts.threads !== undefined) {
     // The addon keeps its count once a thread has started.
     defaults.threads = addon ? addon.configure(opts.threads) : opts.threads;
