@@ -3,6 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import bunyan from 'bunyan';
+import { Client } from 'basic-ftp';
+import { Writable } from 'node:stream';
 import { FtpServer, VirtualAuthorizer, type FtpServerOptions } from '../../src';
 
 export const USER = 'demo';
@@ -92,4 +94,25 @@ export function waitForNoSessions(server: FtpServer, timeoutMs = 5000): Promise<
 /** Count this process's open file descriptors. */
 export function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** Log in as the demo user with basic-ftp, download `name` (binary), QUIT; the bytes received. */
+export async function downloadCount(port: number, name: string): Promise<number> {
+  const c = new Client(10000);
+  let bytes = 0;
+  try {
+    await c.access({ host: '127.0.0.1', port, user: USER, password: PASS });
+    await c.downloadTo(
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          cb();
+        },
+      }),
+      name,
+    );
+  } finally {
+    c.close();
+  }
+  return bytes;
 }

@@ -1,11 +1,9 @@
 import test from 'ava';
-import { Client } from 'basic-ftp';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { available, configureNative, engineStats } from '../../src/native/index';
-import { PASS, USER, startServer } from '../helpers/server';
+import { downloadCount, startServer } from '../helpers/server';
 
 // The engine's I/O threads run at a lower scheduling priority than the event loop (ioNice,
 // default 10), so on a machine short of CPU the loop answering every session's commands gets
@@ -18,26 +16,10 @@ function threadNice(id: number): number {
   return Number(fields[16]); // fields[0] is field 3 (state)
 }
 
-/** One binary download of `size` bytes with basic-ftp; the bytes received. */
+/** One binary download of a `size`-byte file with basic-ftp; the bytes received. */
 async function download(port: number, root: string, size: number): Promise<number> {
   fs.writeFileSync(path.join(root, 'f.bin'), Buffer.alloc(size, 3));
-  const c = new Client(10000);
-  let bytes = 0;
-  try {
-    await c.access({ host: '127.0.0.1', port, user: USER, password: PASS });
-    await c.downloadTo(
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          cb();
-        },
-      }),
-      'f.bin',
-    );
-  } finally {
-    c.close();
-  }
-  return bytes;
+  return downloadCount(port, 'f.bin');
 }
 
 // Serial, and first in this file: the engine (one per test worker) starts its I/O thread at the

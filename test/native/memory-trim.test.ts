@@ -1,13 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
-import { Client } from 'basic-ftp';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import * as v8 from 'node:v8';
 import { available } from '../../src/native/index';
 import { MIN_HEAP_SLACK, MIN_HEAP_SLACK_RATIO, heapAddonStatus, heapRoom, reduceHeap, worthAsking } from '../../src/native/heap';
 import { MIN_TRIM_INTERVAL_MS } from '../../src/ftp/memory-trim';
-import { PASS, USER, startServer, waitForNoSessions, type TestServer } from '../helpers/server';
+import { downloadCount, startServer, waitForNoSessions, type TestServer } from '../helpers/server';
 
 // memoryTrimDelay: after sessions and transfers pause, the server gives the memory malloc freed
 // back to the kernel (glibc's malloc_trim through the addon); heapReduceDelay: after a longer
@@ -20,22 +18,7 @@ const trimmed = (records: Array<Record<string, unknown>>) => records.filter((r) 
 
 /** A login, a download and a QUIT with basic-ftp; resolves once the server has closed the session. */
 async function oneSession(port: number, server: Parameters<typeof waitForNoSessions>[0]): Promise<number> {
-  const c = new Client(10000);
-  let bytes = 0;
-  try {
-    await c.access({ host: '127.0.0.1', port, user: USER, password: PASS });
-    await c.downloadTo(
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          bytes += chunk.length;
-          cb();
-        },
-      }),
-      'f.bin',
-    );
-  } finally {
-    c.close();
-  }
+  const bytes = await downloadCount(port, 'f.bin');
   await waitForNoSessions(server);
   return bytes;
 }
