@@ -95,12 +95,18 @@ export class MemoryTrimmer {
     this.settle = null;
   }
 
-  /** When the next step is due (performance.now() time), Infinity when none is. */
+  /** When the malloc trim is due (performance.now() time), Infinity when it is not. */
+  private trimAt(): number {
+    return this.trimDue ? Math.max(this.last + this.quietMs, this.lastTrim + this.minIntervalMs) : Number.POSITIVE_INFINITY;
+  }
+
+  /** When V8 is to be asked, Infinity when it is not. */
+  private heapAt(): number {
+    return this.heapDue ? this.last + (this.heap as HeapReducer).quietMs : Number.POSITIVE_INFINITY;
+  }
+
   private nextAt(): number {
-    let at = Number.POSITIVE_INFINITY;
-    if (this.trimDue) at = Math.max(this.last + this.quietMs, this.lastTrim + this.minIntervalMs);
-    if (this.heapDue) at = Math.min(at, this.last + (this.heap as HeapReducer).quietMs);
-    return at;
+    return Math.min(this.trimAt(), this.heapAt());
   }
 
   private schedule(): void {
@@ -116,12 +122,12 @@ export class MemoryTrimmer {
   private check(): void {
     this.timer = null;
     const now = performance.now();
-    if (this.heapDue && now >= this.last + (this.heap as HeapReducer).quietMs) {
+    if (now >= this.heapAt()) {
       this.heapDue = false;
       if (this.askHeap(now)) return; // the sequence goes on from its settle timer
       if (this.stopped) return; // neither step can work here
     }
-    if (this.trimDue && now >= Math.max(this.last + this.quietMs, this.lastTrim + this.minIntervalMs)) this.runTrim(-1);
+    if (now >= this.trimAt()) this.runTrim(-1);
     this.schedule();
   }
 

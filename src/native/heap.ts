@@ -46,12 +46,11 @@ export const YOUNG_AFTER_REDUCE = 256 << 10;
  * the collection frees too, cannot be seen before it runs.)
  */
 export function heapRoom(): { room: number; used: number } {
-  const youngLeft = YOUNG_AFTER_REDUCE;
   let room = 0;
   let used = 0;
   for (const s of v8.getHeapSpaceStatistics()) {
     if (s.space_name === 'new_space' || s.space_name === 'new_large_object_space') {
-      room += s.space_name === 'new_space' ? Math.max(0, s.physical_space_size - youngLeft) : s.physical_space_size;
+      room += s.space_name === 'new_space' ? Math.max(0, s.physical_space_size - YOUNG_AFTER_REDUCE) : s.physical_space_size;
     } else {
       room += Math.max(0, s.physical_space_size - s.space_used_size);
       used += s.space_used_size;
