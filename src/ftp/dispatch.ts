@@ -1,5 +1,5 @@
 import { sanitizeLine } from './parser';
-import { ABORTED_BY_CLIENT } from './data/transfer';
+import { ABORTED_BY_CLIENT, TransferAbort } from './data/transfer';
 import { FtpError } from './errors';
 import { COMMANDS } from './commands';
 import type { Session } from './session';
@@ -45,7 +45,7 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
 
 /** Run a transfer command with its abort controller in place, so ABOR can reach it from the start. */
 export async function dispatchTransfer(session: Session, verb: string, arg: string): Promise<void> {
-  const abort = new AbortController();
+  const abort = new TransferAbort();
   session.transferAbort = abort;
   session.abortAnswered = false;
   try {

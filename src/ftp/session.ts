@@ -8,8 +8,9 @@ import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
+import { SocketConnection, type DataConnection } from './data/connection';
 import { closePassiveListener, type SparePassive } from './data/passive';
-import { ABORTED_BY_CLIENT, TransferError, type TransferPath, type TransferResult } from './data/transfer';
+import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type TransferPath, type TransferResult } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
@@ -34,7 +35,7 @@ export interface ActiveTransfer {
   bytes: number;
   /** 'native' or 'stream' while it runs. */
   engine: 'native' | 'stream' | null;
-  readonly abort: AbortController;
+  readonly abort: TransferAbort;
 }
 
 export interface TransferInfo {
@@ -86,7 +87,7 @@ export class Session {
   mlstFacts: ReadonlySet<string>;
   transfer: ActiveTransfer | null = null;
   /** Abort controller of the transfer command being run, set before its transfer starts. */
-  transferAbort: AbortController | null = null;
+  transferAbort: TransferAbort | null = null;
   /** Set when the transfer answered an ABOR itself (426 + 226). */
   abortAnswered = false;
 
@@ -375,13 +376,13 @@ export class Session {
    * (started as soon as the connection arrives, since clients begin it before
    * sending RETR/STOR) and, by default, proof that it resumed our session.
    */
-  async prepareDataSocket(raw: net.Socket): Promise<net.Socket> {
+  async prepareDataSocket(raw: DataConnection): Promise<DataConnection> {
     if (this.prot !== 'P') return raw;
     const tlsm = this.ctx.tls;
     if (!tlsm) throw new FtpError(522, 'TLS is not available.');
     let s: tls.TLSSocket;
     try {
-      s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000, true);
+      s = await tlsm.accept(raw.socket, this.options.tlsHandshakeTimeout * 1000, true);
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
       throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');
@@ -392,7 +393,7 @@ export class Session {
       throw new FtpError(522, 'TLS session of the data connection must resume the control connection session.');
     }
     s.on('error', () => {});
-    return s;
+    return new SocketConnection(s);
   }
 
   // ---- timers --------------------------------------------------------------
@@ -514,7 +515,7 @@ export class Session {
   }): Promise<void> {
     const channel = this.dataChannel;
     this.dataChannel = null;
-    const abort = this.transferAbort ?? new AbortController();
+    const abort = this.transferAbort ?? new TransferAbort();
     const t: ActiveTransfer = {
       verb: opts.verb,
       path: opts.path,
@@ -526,7 +527,7 @@ export class Session {
     };
     let result: TransferResult | null = null;
     let failure: unknown = null;
-    let socket: net.Socket | null = null;
+    let conn: DataConnection | null = null;
     let watched: WatchedTransfer | null = null;
     let running: RunningTransfer | null = null;
     try {
@@ -537,7 +538,7 @@ export class Session {
       if (abort.signal.aborted) throw new TransferError('Transfer aborted.', 'FTPD_ERR_ABORTED', 0, 'stream');
       this.transfer = t;
       this.reply(channel.connected ? 125 : 150, opts.preliminary);
-      socket = await channel.open(abort.signal);
+      const c = (conn = await channel.open(abort.signal));
       // Idle means no byte moved for dataTimeout (src/ftp/data/idle-watch.ts).
       const dataTimeoutMs = this.options.dataTimeout * 1000;
       if (dataTimeoutMs > 0) {
@@ -552,8 +553,12 @@ export class Session {
       result = await this.ctx.transfer(
         {
           direction: opts.direction,
-          socket,
-          tls: socket instanceof tls.TLSSocket,
+          // A bare passive connection (./data/connection.ts) becomes a Socket only if an engine asks.
+          get socket() {
+            return c.socket;
+          },
+          fd: c.fd,
+          tls: c.tls,
           handle: opts.handle,
           ascii: opts.ascii,
           signal: abort.signal,
@@ -570,14 +575,14 @@ export class Session {
       );
       t.bytes = result.bytes;
       // A download ends with a FIN (socket.end), unless the engine already sent it.
-      if (opts.direction === 'send' && !result.finished) await endSocket(socket);
+      if (opts.direction === 'send' && !result.finished) await endSocket(c.socket);
     } catch (err) {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;
     } finally {
       running?.end();
       if (watched) this.ctx.dataIdle.delete(watched);
-      socket?.destroy();
+      conn?.destroy();
       channel?.close();
       await opts.handle.close().catch((err) => this.log.warn({ err }, 'closing a file failed'));
       this.transfer = null;

@@ -7,6 +7,7 @@ import {
   type TransferEngine,
   type TransferRequest,
   type TransferResult,
+  type TransferSignal,
 } from '../ftp/data/transfer';
 
 /**
@@ -181,7 +182,7 @@ function peerReset(socket: TransferRequest['socket']): boolean {
   return probe ? probe(raw) : false;
 }
 
-function aborted(signal: AbortSignal, bytes: number): TransferError {
+function aborted(signal: TransferSignal, bytes: number): TransferError {
   const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
   return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, 'stream');
 }

@@ -7,6 +7,7 @@ import {
   type TransferPath,
   type TransferRequest,
   type TransferResult,
+  type TransferSignal,
 } from '../ftp/data/transfer';
 
 /**
@@ -300,6 +301,7 @@ function checkOptions(o: NativeOptions): NativeOptions {
 }
 
 function socketFd(req: TransferRequest): number {
+  if (req.fd !== undefined && req.fd >= 0) return req.fd; // bare: never wrapped in a Socket
   const handle = (req.socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
@@ -309,6 +311,7 @@ function accepts(req: TransferRequest): boolean {
   if (!addon || req.ascii || req.tls) return false;
   const fd = req.handle.fd;
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return false;
+  if (req.fd !== undefined && req.fd >= 0) return true; // bare: JS never read or wrote a byte of it
   if (socketFd(req) < 0 || req.socket.destroyed) return false;
   // Bytes JS already holds would be skipped or reordered by a native move.
   if (req.direction === 'send' && req.socket.writableLength > 0) return false;
@@ -316,7 +319,7 @@ function accepts(req: TransferRequest): boolean {
   return true;
 }
 
-function abortedError(signal: AbortSignal, bytes: number, p: TransferPath): TransferError {
+function abortedError(signal: TransferSignal, bytes: number, p: TransferPath): TransferError {
   const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
   return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, p);
 }

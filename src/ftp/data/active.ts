@@ -1,6 +1,8 @@
 import * as net from 'node:net';
 import { FtpError } from '../errors';
 import { plainAddress, type DataChannel } from './channel';
+import { SocketConnection, type DataConnection } from './connection';
+import type { TransferSignal } from './transfer';
 
 export interface ActiveOptions {
   host: string;
@@ -9,7 +11,7 @@ export interface ActiveOptions {
   localAddress: string;
   connectTimeoutMs: number;
   /** Makes the connected socket ready (the TLS handshake under PROT P). */
-  prepare: (socket: net.Socket) => Promise<net.Socket>;
+  prepare: (conn: DataConnection) => Promise<DataConnection>;
 }
 
 /**
@@ -27,7 +29,7 @@ export class ActiveChannel implements DataChannel {
     return false;
   }
 
-  open(signal: AbortSignal): Promise<net.Socket> {
+  open(signal: TransferSignal): Promise<DataConnection> {
     if (this.closed || this.socket) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
       const local = plainAddress(this.opts.localAddress);
@@ -48,7 +50,7 @@ export class ActiveChannel implements DataChannel {
           s.destroy();
           reject(err);
         } else {
-          this.opts.prepare(s).then(resolve, reject);
+          this.opts.prepare(new SocketConnection(s)).then(resolve, reject);
         }
       };
       const onConnect = (): void => done(null);

@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net';
+import type { DataConnection } from './connection';
+import type { TransferSignal } from './transfer';
 
 /**
  * A data connection made ready by PASV/EPSV (passive) or PORT/EPRT (active).
@@ -9,10 +10,10 @@ export interface DataChannel {
   /** True once the peer's connection is in hand (passive: accepted early). */
   readonly connected: boolean;
   /**
-   * Resolve to a connected socket that has not been read from (paused), within
+   * Resolve to a connection that has not been read from (paused, or bare), within
    * the data-connect timeout; reject with an FtpError(425) otherwise.
    */
-  open(signal: AbortSignal): Promise<Socket>;
+  open(signal: TransferSignal): Promise<DataConnection>;
   /** Release everything (listener, socket). Safe to call more than once. */
   close(): void;
 }

@@ -2,8 +2,10 @@ import * as net from 'node:net';
 import type Logger from 'bunyan';
 import { FtpError } from '../errors';
 import { plainAddress, type DataChannel } from './channel';
+import { acceptBare, SocketConnection, type DataConnection } from './connection';
 import { listenAnyPort, type PortPool } from './ports';
 import { proxiedPeer, readProxyHeader, stopReading, type ReadProxyHeaderOptions } from '../proxy-socket';
+import type { TransferSignal } from './transfer';
 
 /** proxyProtocolData: connections from these proxies start with a PROXY header naming the client. */
 export interface PassiveProxyOptions {
@@ -49,7 +51,7 @@ export interface PassiveOptions {
    * soon as the connection arrives, not when the transfer command comes:
    * clients start the handshake before they send RETR/STOR.
    */
-  prepare: (socket: net.Socket) => Promise<net.Socket>;
+  prepare: (conn: DataConnection) => Promise<DataConnection>;
   /**
    * Offered the listener once its connection came: true if the session keeps it for its next
    * PASV/EPSV (then the session closes it later), false to close it now. A channel closed
@@ -60,13 +62,14 @@ export interface PassiveOptions {
 
 /**
  * A passive data channel: a listener that accepts one connection from the
- * client, paused so that no byte is read before a transfer engine takes it.
+ * client, paused so that no byte is read before a transfer engine takes it. Where Node
+ * allows it the connection is taken bare (./connection.ts): no Socket unless one is needed.
  */
 export class PassiveChannel implements DataChannel {
   readonly kind = 'passive';
-  private socket: net.Socket | null = null;
-  private ready: Promise<net.Socket> | null = null;
-  private waiter: ((ready: Promise<net.Socket>) => void) | null = null;
+  private conn: DataConnection | null = null;
+  private ready: Promise<DataConnection> | null = null;
+  private waiter: ((ready: Promise<DataConnection>) => void) | null = null;
   private closed = false;
   /** The listener was handed on (kept by the session, or closed). */
   private released = false;
@@ -93,37 +96,38 @@ export class PassiveChannel implements DataChannel {
     const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
     if (port === null) return null;
     server.unref();
-    server.on('connection', (s) => {
+    const onConnection = (c: DataConnection): void => {
       const owner = (server as OwnedServer)[OWNER];
-      if (owner) {
-        owner.onConnection(s);
-      } else {
-        // Kept between transfers: no PASV is waiting for this connection.
-        s.on('error', () => {});
-        s.destroy();
-      }
-    });
+      if (owner) owner.onConnection(c);
+      else c.destroy(); // kept between transfers: no PASV is waiting for this connection
+    };
+    if (!acceptBare(server, onConnection)) {
+      server.on('connection', (s) => {
+        s.on('error', () => {}); // errors surface through the transfer that owns the socket
+        onConnection(new SocketConnection(s));
+      });
+    }
     server.on('error', (err) => opts.log.warn({ err }, 'passive listener error'));
     return new PassiveChannel(server, port, opts);
   }
 
   get connected(): boolean {
-    return this.socket !== null;
+    return this.conn !== null;
   }
 
-  private onConnection(s: net.Socket): void {
-    s.on('error', () => {}); // errors surface through the transfer that owns the socket
-    if (this.socket || this.closed) {
-      s.destroy();
+  private onConnection(c: DataConnection): void {
+    if (this.conn || this.closed) {
+      c.destroy();
       return;
     }
     const proxy = this.opts.proxy;
-    if (proxy && proxy.trusted(s.remoteAddress ?? '')) {
+    if (proxy && proxy.trusted(c.remoteAddress ?? '')) {
       // The balancer relays the passive port too: the client is whom its header names.
+      const s = c.socket;
       readProxyHeader(s, proxy.read).then(
         (header) => {
           stopReading(s);
-          this.accept(s, proxiedPeer(header, s)?.remoteAddress ?? s.remoteAddress);
+          this.accept(c, proxiedPeer(header, s)?.remoteAddress ?? s.remoteAddress);
         },
         (err) => {
           this.opts.log.warn({ err, proxy: s.remoteAddress }, 'PROXY header refused on a data connection');
@@ -132,33 +136,33 @@ export class PassiveChannel implements DataChannel {
       );
       return;
     }
-    this.accept(s, s.remoteAddress);
+    this.accept(c, c.remoteAddress);
   }
 
   /** Take a connection from `from` (the client's address), unless it is foreign or one came first. */
-  private accept(s: net.Socket, from: string | undefined): void {
+  private accept(c: DataConnection, from: string | undefined): void {
     const remote = plainAddress(from);
-    if (this.socket || this.closed) {
-      s.destroy();
+    if (this.conn || this.closed) {
+      c.destroy();
       return;
     }
     if (!this.opts.permitForeignAddresses && remote !== plainAddress(this.opts.peerAddress)) {
       this.opts.log.warn({ remote, expected: this.opts.peerAddress }, 'refused data connection from a foreign address');
-      s.destroy();
+      c.destroy();
       return;
     }
-    this.socket = s;
-    this.ready = this.opts.prepare(s);
+    this.conn = c;
+    this.ready = this.opts.prepare(c);
     this.ready.catch(() => {}); // reported through open()
     // One connection per channel: the listener takes no more for it (kept or closed).
     this.release(true);
     if (this.waiter) this.waiter(this.ready);
   }
 
-  open(signal: AbortSignal): Promise<net.Socket> {
+  open(signal: TransferSignal): Promise<DataConnection> {
     if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
-      const done = (err: Error | null, ready?: Promise<net.Socket>): void => {
+      const done = (err: Error | null, ready?: Promise<DataConnection>): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         this.waiter = null;
@@ -181,9 +185,9 @@ export class PassiveChannel implements DataChannel {
     this.closed = true;
     // Without a connection, a late one may still be on its way here: close the listener (as
     // always), so that it is refused rather than taken by this session's next PASV.
-    this.release(this.socket !== null);
-    this.socket?.destroy();
-    this.ready?.then((s) => s.destroy(), () => {});
+    this.release(this.conn !== null);
+    this.conn?.destroy();
+    this.ready?.then((c) => c.destroy(), () => {});
   }
 
   /**

@@ -1,6 +1,59 @@
 import type { Socket } from 'node:net';
 import type { FileHandle } from '../../fs/types';
 
+/**
+ * What a transfer needs of an abort signal (AbortSignal fits): ABOR, timeouts and the server
+ * closing stop the transfer through it.
+ */
+export interface TransferSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/**
+ * AbortController's job for one transfer command, without an EventTarget: building the
+ * AbortSignal and adding and removing its listeners cost about 6% of the event loop's CPU per
+ * small download (src/native/bench/RESULTS.md). The controller is its own signal. Listeners
+ * run once, in the order added; one added after the abort is never called (as with AbortSignal).
+ */
+export class TransferAbort implements TransferSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  /** A removed listener leaves null in its slot, so that removing one while the abort runs skips it. */
+  private listeners: Array<(() => void) | null> | null = null;
+
+  get signal(): TransferSignal {
+    return this;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const l = this.listeners;
+    if (l) {
+      for (let i = 0; i < l.length; i++) {
+        const fn = l[i];
+        l[i] = null;
+        fn?.();
+      }
+    }
+    this.listeners = null;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.aborted) (this.listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const l = this.listeners;
+    const i = l ? l.indexOf(listener) : -1;
+    if (i >= 0) l![i] = null;
+  }
+}
+
 /** Which mechanism carried a transfer. */
 export type TransferPath = 'sendfile' | 'splice' | 'copy' | 'stream';
 
@@ -25,13 +78,20 @@ export interface Throttle {
 export interface TransferRequest {
   /** send: file → socket (RETR). receive: socket → file (STOR, APPE, STOU). */
   direction: 'send' | 'receive';
+  /**
+   * The data connection as a stream. For a passive connection taken bare (no Socket made at
+   * accept, src/ftp/data/connection.ts) reading this makes the Socket: an engine that can
+   * work on `fd` should check it first and then leave `socket` alone.
+   */
   socket: Socket;
+  /** The connection's descriptor when no stream wraps it (nothing buffered in JS); absent or -1 otherwise. */
+  fd?: number;
   /** True when the socket is a TLS socket (the engine must use streams then). */
   tls: boolean;
   handle: FileHandle;
   /** TYPE A: convert line endings (LF → CRLF on send, CRLF → LF on receive). */
   ascii: boolean;
-  signal: AbortSignal;
+  signal: TransferSignal;
   throttle?: Throttle;
   /** Called with the running total of file bytes moved, at most every ~100 ms. */
   onProgress?: (bytes: number) => void;

@@ -1,0 +1,144 @@
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { getSystemErrorName } from 'node:util';
+
+/**
+ * A connected data connection that JS has not read from. Either a `net.Socket` (active
+ * channels, TLS, PROXY headers, platforms without descriptors), or a passive connection taken
+ * bare from its listener: the accepted TCP handle and its descriptor, with no stream made for
+ * it. A zero-copy transfer then moves the bytes on the descriptor and the connection is closed
+ * without Node ever building a Socket, its two stream states and their listeners: about a
+ * fifth of the event loop's CPU per small download (src/native/bench/RESULTS.md).
+ */
+export interface DataConnection {
+  /** The stream. For a bare connection it is made on first use, and the connection is bare no longer. */
+  readonly socket: net.Socket;
+  /** The descriptor while the connection is bare (no stream wraps it); -1 otherwise. */
+  readonly fd: number;
+  readonly tls: boolean;
+  /** The peer's address as the socket reports it (IPv4-mapped form included). */
+  readonly remoteAddress: string | undefined;
+  /** Close it: the stream if one was made, else the handle. Safe to call more than once. */
+  destroy(): void;
+}
+
+/** A connection that is a stream from the start. */
+export class SocketConnection implements DataConnection {
+  readonly fd = -1;
+  readonly tls: boolean;
+
+  constructor(readonly socket: net.Socket) {
+    this.tls = socket instanceof tls.TLSSocket;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+}
+
+/** The TCP handle libuv accepted (Node's internal TCPWrap), as much of it as is used here. */
+interface TcpHandle {
+  readonly fd?: unknown;
+  getpeername(out: { address?: string }): number;
+  close(cb?: () => void): void;
+}
+
+/** What Node's listener handle calls for each accepted connection. */
+type OnConnection = (this: unknown, status: number, handle: TcpHandle | undefined) => void;
+
+let bareAccepted = 0;
+let bareWrapped = 0;
+
+/**
+ * Connections taken bare so far in this process, and how many of those a stream was made for
+ * later (TLS, streams, listings). For tests and diagnostics.
+ */
+export function bareStats(): { accepted: number; wrapped: number } {
+  return { accepted: bareAccepted, wrapped: bareWrapped };
+}
+
+/** A passive connection as libuv accepted it: no Socket until something asks for one. */
+export class BareConnection implements DataConnection {
+  readonly tls = false;
+  private handle: TcpHandle | null;
+  private made: net.Socket | null = null;
+  private peer: string | undefined | null = null;
+
+  constructor(
+    handle: TcpHandle,
+    private readonly server: net.Server,
+  ) {
+    this.handle = handle;
+    bareAccepted++;
+  }
+
+  get fd(): number {
+    const fd = this.handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  }
+
+  get remoteAddress(): string | undefined {
+    if (this.made) return this.made.remoteAddress;
+    if (this.peer === null) {
+      const out: { address?: string } = {};
+      this.peer = this.handle && this.handle.getpeername(out) === 0 ? out.address : undefined;
+    }
+    return this.peer;
+  }
+
+  get socket(): net.Socket {
+    if (!this.made) {
+      const handle = this.handle;
+      this.handle = null;
+      // What Node's own accept does with a handle on a listener made with pauseOnConnect.
+      const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
+      (s as net.Socket & { server?: net.Server }).server = this.server;
+      s.on('error', () => {}); // errors surface through the transfer that owns the socket
+      if (!handle) s.destroy(); // closed before anyone asked for the stream
+      this.made = s;
+      bareWrapped++;
+    }
+    return this.made;
+  }
+
+  destroy(): void {
+    if (this.made) {
+      this.made.destroy();
+      return;
+    }
+    const h = this.handle;
+    this.handle = null;
+    h?.close();
+  }
+}
+
+/**
+ * Take the connections of `server` (listening, made with pauseOnConnect) bare: `onBare` gets
+ * each one instead of the server making a Socket and emitting 'connection'. False, with
+ * nothing changed, when this Node does not expose what that needs (then 'connection' events
+ * come as usual); FTPDLIB_NO_BARE_ACCEPT=1 turns it off.
+ */
+export function acceptBare(server: net.Server, onBare: (conn: DataConnection) => void): boolean {
+  if (process.env.FTPDLIB_NO_BARE_ACCEPT === '1') return false;
+  const lh = (server as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
+  if (!lh || typeof lh.onconnection !== 'function') return false;
+  const nodeOwn = lh.onconnection;
+  lh.onconnection = function (status: number, handle: TcpHandle | undefined): void {
+    if (status < 0 || !handle) {
+      server.emit('error', Object.assign(new Error(`accept failed: ${getSystemErrorName(status)}`), { code: getSystemErrorName(status), syscall: 'accept' }));
+      return;
+    }
+    const fd = handle.fd;
+    if (typeof fd !== 'number' || fd < 0 || typeof handle.getpeername !== 'function' || typeof handle.close !== 'function') {
+      // No descriptor to hand over (not a platform with one): Node makes the Socket as usual.
+      nodeOwn.call(this, status, handle);
+      return;
+    }
+    onBare(new BareConnection(handle, server));
+  };
+  return true;
+}
