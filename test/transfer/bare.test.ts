@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bareStats } from '../../src/ftp/data/connection';
@@ -18,9 +18,13 @@ import { PASS, USER, openFds, startServer, waitForNoSessions } from '../helpers/
 
 const native = nativeStatus().available;
 
-test.serial('a binary RETR and STOR take the connection bare: no Socket made, bytes intact', async (t) => {
+/**
+ * A binary RETR and STOR of `size` bytes over passive connections, checked by hash and by the
+ * transfer log's engine; returns how the bare counters moved meanwhile.
+ */
+async function retrAndStor(t: ExecutionContext, size: number): Promise<{ accepted: number; wrapped: number }> {
   const s = await startServer(t);
-  const body = randomContent(256 * 1024 + 7);
+  const body = randomContent(size);
   fs.writeFileSync(path.join(s.root, 'f.bin'), body);
   const c = await loggedIn(s.port, USER, PASS);
   const before = bareStats();
@@ -31,14 +35,19 @@ test.serial('a binary RETR and STOR take the connection bare: no Socket made, by
   t.is(up.final?.code, 226);
   t.is(sha256(fs.readFileSync(path.join(s.root, 'up.bin'))), sha256(body));
   const after = bareStats();
-  t.is(after.accepted - before.accepted, 2, 'both data connections were taken bare');
-  // With the engine the bytes moved on the descriptor; without it (no addon) the stream path
-  // made a Socket for each.
-  t.is(after.wrapped - before.wrapped, native ? 0 : 2);
   const engines = s.records.filter((r) => r.transfer).map((r) => r.engine);
   // The engine receives with recv+pwrite ('copy') by default, or splice when configured.
   t.deepEqual(engines, native ? ['sendfile', 'copy'] : ['stream', 'stream']);
   await c.cmd('QUIT');
+  return { accepted: after.accepted - before.accepted, wrapped: after.wrapped - before.wrapped };
+}
+
+test.serial('a binary RETR and STOR take the connection bare: no Socket made, bytes intact', async (t) => {
+  const moved = await retrAndStor(t, 256 * 1024 + 7);
+  t.is(moved.accepted, 2, 'both data connections were taken bare');
+  // With the engine the bytes moved on the descriptor; without it (no addon) the stream path
+  // made a Socket for each.
+  t.is(moved.wrapped, native ? 0 : 2);
 });
 
 test.serial('listings and TYPE A downloads make a stream from the bare connection, with the same bytes', async (t) => {
@@ -64,22 +73,7 @@ test.serial('FTPDLIB_NO_BARE_ACCEPT=1: Node makes the Socket at accept, and tran
   t.teardown(() => {
     delete process.env.FTPDLIB_NO_BARE_ACCEPT;
   });
-  const s = await startServer(t);
-  const body = randomContent(100 * 1024 + 1);
-  fs.writeFileSync(path.join(s.root, 'f.bin'), body);
-  const c = await loggedIn(s.port, USER, PASS);
-  const before = bareStats();
-  const got = await retr(c, 'passive', 'RETR f.bin');
-  t.is(got.final?.code, 226);
-  t.is(got.digest.sha256, sha256(body));
-  const up = await stor(c, 'passive', 'STOR up.bin', body);
-  t.is(up.final?.code, 226);
-  t.is(sha256(fs.readFileSync(path.join(s.root, 'up.bin'))), sha256(body));
-  t.deepEqual(bareStats(), before, 'no connection was taken bare');
-  const engines = s.records.filter((r) => r.transfer).map((r) => r.engine);
-  // The engine receives with recv+pwrite ('copy') by default, or splice when configured.
-  t.deepEqual(engines, native ? ['sendfile', 'copy'] : ['stream', 'stream']);
-  await c.cmd('QUIT');
+  t.deepEqual(await retrAndStor(t, 100 * 1024 + 1), { accepted: 0, wrapped: 0 }, 'no connection was taken bare');
 });
 
 test.serial('a bare connection from a foreign address is refused and closed; the transfer then gets 425', async (t) => {
