@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -46,6 +46,13 @@ for (const a of argv) {
   else if (a === '--no-arena-max') opt.arenaMax = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
   else if (a === '--no-memory-trim') opt.memoryTrim = false;
+  else if (a.startsWith('--ftpdlib-io-nice=')) {
+    opt.ioNice = Number(a.slice(18));
+    if (!Number.isInteger(opt.ioNice) || opt.ioNice < 0 || opt.ioNice > 19) {
+      console.error('--ftpdlib-io-nice: an integer from 0 to 19 expected');
+      process.exit(2);
+    }
+  }
   else if (a === '--help' || a === '-h') {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
     console.log('--quick: smaller sizes, one round, only the 1 s warm-up right before it, and only the plain scenarios unless --scenarios says otherwise');
@@ -55,6 +62,7 @@ for (const a of argv) {
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
     console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 and heapReduceDelay 0 (it never gives freed memory back to the kernel)');
+    console.log('--ftpdlib-io-nice=N: run ftpdlib\'s engine I/O thread N nice steps below the process (configureNative ioNice; default: the library\'s, 10)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
@@ -504,7 +512,7 @@ function ftpdlibImpl() {
   };
 }
 
-const trimArgs = () => (opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']);
+const trimArgs = () => [...(opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']), ...(opt.ioNice === null ? [] : ['--io-nice', String(opt.ioNice)])];
 
 const SERVERS = [
   {
@@ -1378,6 +1386,7 @@ async function main() {
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
+  if (opt.ioNice !== null) log(`- ftpdlib's engine I/O thread runs ${opt.ioNice} nice steps below the process (--ftpdlib-io-nice; the library's default is 10).`);
   log(opt.memoryTrim
     ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'
     : '- ftpdlib runs with memoryTrimDelay 0 and heapReduceDelay 0 (--no-memory-trim): it never gives freed memory back.');

@@ -1075,9 +1075,9 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 
 /*
  * configure(threads[, ioNice]) -> threads in effect. Both only before the first job starts a
- * thread. ioNice (0..19, default 0): how much lower the I/O threads' scheduling priority is
- * than the thread that starts them (setpriority on their own thread id). Above 0, on a machine
- * short of CPU the event loop, which serves every session's commands, gets a core before the
+ * thread. ioNice (0..19, default 10): how much lower the I/O threads' scheduling priority is
+ * than the thread that starts them (setpriority on their own thread id). On a machine short of
+ * CPU the event loop, which serves every session's commands, then gets a core before the
  * threads moving file bytes (src/native/bench/RESULTS.md, "The I/O thread's priority").
  */
 static napi_value js_configure(napi_env env, napi_callback_info info) {
@@ -1548,7 +1548,7 @@ NAPI_MODULE_INIT() {
   eng->env = env;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   eng->nthreads = cpus >= 4 ? 2 : 1;
-  eng->io_nice = 0;
+  eng->io_nice = 10;
   for (int i = 0; i < MAX_THREADS; i++) {
     eng->th[i].eng = eng;
     eng->th[i].epfd = eng->th[i].evfd = eng->th[i].rpr = eng->th[i].rpw = -1;

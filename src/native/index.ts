@@ -54,11 +54,11 @@ export interface NativeConfig extends Required<NativeOptions> {
   threads: number;
   /**
    * How much lower the I/O threads' scheduling priority is than the process's (nice, 0..19).
-   * Default 0 (the same). A higher value gives the event loop, which answers every session's
-   * commands, a core before the threads moving file bytes when the CPU is short: a little
-   * less loop delay, but fewer files per second and slower transfers in the benchmark
-   * (src/native/bench/RESULTS.md, "The I/O thread's priority"). Takes effect only before
-   * the first transfer.
+   * Default 10: on a machine short of CPU the event loop, which answers every session's
+   * commands, gets a core before the threads moving file bytes (in the benchmark's "many",
+   * loop delay p99 about half that at 0, files/s the same, transfers a little slower); with
+   * CPU to spare it changes nothing (src/native/bench/RESULTS.md, "The I/O thread's
+   * priority"). Takes effect only before the first transfer.
    */
   ioNice: number;
 }
@@ -159,7 +159,7 @@ const defaults: NativeConfig = {
   receiveBufferSize: 0,
   cork: true,
   threads: 1,
-  ioNice: 0,
+  ioNice: 10,
 };
 
 /** The folder holding ftpdlib's package.json, walking up from `from`. */
