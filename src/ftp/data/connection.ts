@@ -68,10 +68,7 @@ export class BareConnection implements DataConnection {
   private made: net.Socket | null = null;
   private peer: string | undefined | null = null;
 
-  constructor(
-    handle: TcpHandle,
-    private readonly server: net.Server,
-  ) {
+  constructor(handle: TcpHandle) {
     this.handle = handle;
     bareAccepted++;
   }
@@ -96,7 +93,6 @@ export class BareConnection implements DataConnection {
       this.handle = null;
       // What Node's own accept does with a handle on a listener made with pauseOnConnect.
       const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
-      (s as net.Socket & { server?: net.Server }).server = this.server;
       s.on('error', () => {}); // errors surface through the transfer that owns the socket
       if (!handle) s.destroy(); // closed before anyone asked for the stream
       this.made = s;
@@ -129,7 +125,8 @@ export function acceptBare(server: net.Server, onBare: (conn: DataConnection) =>
   const nodeOwn = lh.onconnection;
   lh.onconnection = function (status: number, handle: TcpHandle | undefined): void {
     if (status < 0 || !handle) {
-      server.emit('error', Object.assign(new Error(`accept failed: ${getSystemErrorName(status)}`), { code: getSystemErrorName(status), syscall: 'accept' }));
+      const code = status < 0 ? getSystemErrorName(status) : 'EINVAL'; // (0 never comes without a handle)
+      server.emit('error', Object.assign(new Error(`accept failed: ${code}`), { code, syscall: 'accept' }));
       return;
     }
     const fd = handle.fd;
@@ -138,7 +135,7 @@ export function acceptBare(server: net.Server, onBare: (conn: DataConnection) =>
       nodeOwn.call(this, status, handle);
       return;
     }
-    onBare(new BareConnection(handle, server));
+    onBare(new BareConnection(handle));
   };
   return true;
 }
