@@ -629,11 +629,20 @@ static void *io_main(void *arg) {
       th->inbox = NULL;
       int stop = th->stop;
       pthread_mutex_unlock(&th->mu);
+      /* start() pushes at the head: turn the list round so jobs start in the order they came.
+         Newest first would make the first of a burst of requests wait for all the others. */
+      job_t *fifo = NULL;
       while (in) {
         job_t *next = in->inbox_next;
-        in->inbox_next = NULL;
-        adopt(th, in);
+        in->inbox_next = fifo;
+        fifo = in;
         in = next;
+      }
+      while (fifo) {
+        job_t *next = fifo->inbox_next;
+        fifo->inbox_next = NULL;
+        adopt(th, fifo);
+        fifo = next;
       }
       if (stop) break;
       if (atomic_exchange(&th->cancel_pending, 0)) {

@@ -597,6 +597,39 @@ test.serial('200 concurrent transfers in both directions all arrive intact, no f
   t.is(openFds(), fds);
 });
 
+test.serial('transfers handed over together start in the order they came, the first not behind the rest', async (t) => {
+  // A burst (100 clients sending RETR at once) reaches the I/O thread as one batch; started
+  // newest first, the first request of the burst waited for all the others to finish.
+  const { file } = writeRandom('order.bin', 4 * KiB);
+  const fd = fs.openSync(file, 'r');
+  const pairs = await Promise.all(Array.from({ length: 48 }, () => pair()));
+  try {
+    // Jobs go to the least loaded I/O thread: with none running and all handed over in one
+    // turn of the event loop, job i goes to thread i % threads. Each thread must run its own
+    // in order (across threads the order of completions is the kernel's).
+    t.is(engineStats().active, 0);
+    const threads = configureNative().threads;
+    const order: number[] = [];
+    const runs = pairs.map(({ server: s }, i) => engine.run(request('send', s, fd, 0)).then(() => order.push(i)));
+    await Promise.all(runs);
+    for (let k = 0; k < threads; k++) {
+      const mine = order.filter((i) => i % threads === k);
+      t.deepEqual(
+        mine,
+        [...mine].sort((a, b) => a - b),
+        `thread ${k} of ${threads}`,
+      );
+    }
+    t.is(order.length, pairs.length);
+  } finally {
+    fs.closeSync(fd);
+    for (const { server: s, client: c } of pairs) {
+      s.destroy();
+      c.destroy();
+    }
+  }
+});
+
 test.serial('a throttle paces the transfer; progress is reported along the way', async (t) => {
   const { file } = writeRandom('throttle.bin', MiB);
   const { server: s, client: c } = await pair();
