@@ -119,15 +119,27 @@ function shadowHash(name) {
   }
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+/**
+ * A free control port for server number `slot`, from 30000-32767: below the ephemeral range
+ * (32768+ here), where the client's thousands of connections draw their local ports, and above
+ * the passive ranges (20000-29999). A port taken from the ephemeral range (bind to 0, close) can
+ * be handed to one of those connections before the server binds it, and a readiness probe whose
+ * own local port happens to equal it connects to itself.
+ */
+function freePort(slot) {
+  const tryPort = (port) =>
+    new Promise((resolve) => {
+      const s = net.createServer();
+      s.on('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+  return (async () => {
+    for (let i = 0; i < 20; i++) {
+      const port = 30000 + ((slot * 20 + i) % 2768);
+      if (await tryPort(port)) return port;
+    }
+    throw new Error(`no free control port for server slot ${slot} in 30000-32767`);
+  })();
 }
 
 // ---------------------------------------------------------------- /proc accounting
@@ -759,7 +771,7 @@ async function startServer(def, index, common) {
   const ctx = {
     name: def.name,
     root: makeRoot(def.name, files, common.user),
-    port: await freePort(),
+    port: await freePort(def.tls ? 20 + tlsIndex : index),
     // below the ephemeral range (32768+): plain servers 20000-26999, FTPS instances 27000-29999
     pasv: def.tls ? [27000 + tlsIndex * 500, 27000 + tlsIndex * 500 + 499] : [20000 + index * 1000, 20000 + index * 1000 + 999],
     user: common.user,
@@ -835,12 +847,12 @@ async function startServer(def, index, common) {
       s.port = j.port;
     } else {
       s.port = ctx.port;
-      let ok = false;
-      while (!ok && !s.exited && Date.now() < deadline) {
-        ok = await banner(s.port);
-        if (!ok) await sleep(100);
+      let probe = { ok: false, why: 'not probed' };
+      while (!probe.ok && !s.exited && Date.now() < deadline) {
+        probe = await banner(s.port);
+        if (!probe.ok) await sleep(100);
       }
-      if (!ok) throw new Error('no 220 banner');
+      if (!probe.ok) throw new Error(`no 220 banner (last probe: ${probe.why})`);
     }
   } catch (e) {
     const tail = safeRead(logFile).trim().split('\n').slice(-4).join(' | ');
@@ -864,23 +876,24 @@ function nextLine(s) {
   return new Promise((r) => s.waiters.push(r));
 }
 
+/** Connects, reads the greeting: { ok, why } (why: what the last attempt saw, for the error). */
 function banner(port) {
   return new Promise((resolve) => {
     const c = net.connect(port, '127.0.0.1');
     let got = '';
-    const done = (v) => {
+    const done = (ok, why) => {
       c.destroy();
-      resolve(v);
+      resolve({ ok, why });
     };
-    c.setTimeout(2000, () => done(false));
+    c.setTimeout(2000, () => done(false, got ? `no 220 in ${JSON.stringify(got.slice(0, 80))}` : `connected (local port ${c.localPort}), nothing read in 2 s`));
     c.on('data', (d) => {
       got += d;
       if (/^220[ -]/.test(got)) {
         c.write('QUIT\r\n');
-        setTimeout(() => done(true), 20);
+        setTimeout(() => done(true, '220'), 20);
       }
     });
-    c.on('error', () => done(false));
+    c.on('error', (e) => done(false, e.code || e.message));
   });
 }
 
