@@ -496,7 +496,8 @@ static void drop_job_fds(ioth_t *th, job_t *j) {
 static int finish(ioth_t *th, job_t *j, int kind, int err, int op) {
   /* The end of a download: FIN now (it also pushes a corked tail), before the main thread
    * even hears of it. A failure here (the client already left) changes nothing. */
-  if (kind == MSG_OK && j->fin && j->sock >= 0) shutdown(j->sock, SHUT_WR);
+  if (kind == MSG_OK && j->fin && j->sock >= 0 && shutdown(j->sock, SHUT_WR) == 0)
+    j->corked = 0; /* the FIN pushed the tail, and no stream will write after it: no uncork */
   drop_job_fds(th, j);
   all_unlink(th, j);
   post_msg(th, j, kind, err, op); /* last touch of j on this thread */
@@ -510,6 +511,22 @@ static int switch_to_copy(ioth_t *th, job_t *j) {
   j->mech = M_COPY;
   j->copy_cap = j->chunk;
   return 0;
+}
+
+/*
+ * Wait for the socket: join epoll on the first wait. Edge-triggered, and adding an fd that is
+ * already ready queues its event at once, so nothing between the EAGAIN and here is lost.
+ */
+static int park_job(ioth_t *th, job_t *j) {
+  if (!j->registered) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (j->dir == DIR_SEND ? EPOLLOUT : EPOLLIN | EPOLLRDHUP) | EPOLLET;
+    ev.data.ptr = j;
+    if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, j->sock, &ev) < 0) return finish(th, j, MSG_ERROR, errno, OP_EPOLL);
+    j->registered = 1;
+  }
+  return STEP_PARK;
 }
 
 static int step(ioth_t *th, job_t *j) {
@@ -530,7 +547,7 @@ static int step(ioth_t *th, job_t *j) {
     if (r == -EINTR) continue;
     if (r == -EAGAIN) {
       maybe_progress(th, j, mono_ns());
-      return STEP_PARK;
+      return park_job(th, j);
     }
     if (r < 0) {
       int e = (int)-r;
@@ -555,7 +572,7 @@ static int step(ioth_t *th, job_t *j) {
     }
     if (full) {
       maybe_progress(th, j, mono_ns());
-      return STEP_PARK;
+      return park_job(th, j);
     }
     if (done >= budget) {
       maybe_progress(th, j, mono_ns());
@@ -572,18 +589,8 @@ static void adopt(ioth_t *th, job_t *j) {
     j->start_errno = ENOMEM;
     j->start_op = OP_ALLOC;
   }
-  if (!j->start_errno) {
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = (j->dir == DIR_SEND ? EPOLLOUT : EPOLLIN | EPOLLRDHUP) | EPOLLET;
-    ev.data.ptr = j;
-    if (epoll_ctl(th->epfd, EPOLL_CTL_ADD, j->sock, &ev) < 0) {
-      j->start_errno = errno;
-      j->start_op = OP_EPOLL;
-    } else {
-      j->registered = 1;
-    }
-  }
+  /* Not in epoll yet: most downloads of small files end in their first step, and a job
+   * joins epoll only when it must wait (park_job). */
   runq_push(th, j);
 }
 
