@@ -126,7 +126,7 @@ function shadowHash(name) {
  * be handed to one of those connections before the server binds it, and a readiness probe whose
  * own local port happens to equal it connects to itself.
  */
-function freePort(slot) {
+function freePort(slot, skip = 0) {
   const tryPort = (port) =>
     new Promise((resolve) => {
       const s = net.createServer();
@@ -134,7 +134,7 @@ function freePort(slot) {
       s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
   return (async () => {
-    for (let i = 0; i < 20; i++) {
+    for (let i = skip; i < 20; i++) {
       const port = 30000 + ((slot * 20 + i) % 2768);
       if (await tryPort(port)) return port;
     }
@@ -760,7 +760,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 // gets the same; --no-arena-max runs both with glibc's default (8 arenas per core).
 const NODE_SERVER_ENV = { MALLOC_ARENA_MAX: '2' };
 
-async function startServer(def, index, common) {
+async function startServer(def, index, common, attempt = 0) {
   const s = { name: def.name, def, ours: !!def.ours, tls: !!def.tls, results: {} };
   if (def.tls && common.tls.reason) {
     s.skip = common.tls.reason;
@@ -771,7 +771,7 @@ async function startServer(def, index, common) {
   const ctx = {
     name: def.name,
     root: makeRoot(def.name, files, common.user),
-    port: await freePort(def.tls ? 20 + tlsIndex : index),
+    port: await freePort(def.tls ? 20 + tlsIndex : index, attempt * 5),
     // below the ephemeral range (32768+): plain servers 20000-26999, FTPS instances 27000-29999
     pasv: def.tls ? [27000 + tlsIndex * 500, 27000 + tlsIndex * 500 + 499] : [20000 + index * 1000, 20000 + index * 1000 + 999],
     user: common.user,
@@ -857,6 +857,9 @@ async function startServer(def, index, common) {
   } catch (e) {
     const tail = safeRead(logFile).trim().split('\n').slice(-4).join(' | ');
     s.skip = `failed to start (${e.message}${s.exited ? `, exit ${s.exited.code ?? s.exited.sig}` : ''}): ${tail}`;
+    // Alive but not answering (pure-ftpd, now and then: every probe reset for 30 s) is worth
+    // one more start on another port; a server that exited said why and would do it again.
+    s.retryable = !s.exited;
     await stopServer(s);
     return s;
   }
@@ -1288,7 +1291,12 @@ async function main() {
   const ctx = { big, small, tlsBig, tiny, tls, user: unixUser('bench'), ftpdlibImpl: selected.some((d) => d.ours) ? ftpdlibImpl() : { reason: 'not selected' } };
   const servers = [];
   for (let i = 0; i < selected.length; i++) {
-    const s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx);
+    let s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx);
+    if (s.skip && s.retryable) {
+      log(`  ${s.name} ${s.skip}; starting it once more`);
+      s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx, 1);
+      if (!s.skip) s.note = [s.note, 'second start'].filter(Boolean).join(', ');
+    }
     servers.push(s);
     if (s.skip) log(`  skip ${s.name}: ${s.skip}`);
     else log(`  started ${s.name} pid ${s.pid} port ${s.port}${s.version ? ` (version ${s.version})` : ''}${s.note ? ` [${s.note}]` : ''}`);
