@@ -557,7 +557,10 @@ export class Session {
           get socket() {
             return c.socket;
           },
-          fd: c.fd,
+          // -1 once something made the Socket: only a still-bare descriptor skips the stream checks.
+          get fd() {
+            return c.fd;
+          },
           tls: c.tls,
           handle: opts.handle,
           ascii: opts.ascii,

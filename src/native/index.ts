@@ -57,9 +57,8 @@ export interface NativeConfig extends Required<NativeOptions> {
    * Default 10: on a machine short of CPU the event loop, which answers every session's
    * commands, gets a core before the threads moving file bytes (in the benchmark's "many",
    * loop delay p99 over 10 ms in 1 round of 9 against 6 of 9 at 0; files/s and RETR-to-226
-   * a little behind 0's); with
-   * CPU to spare it changes nothing (src/native/bench/RESULTS.md, "The I/O thread's
-   * priority"). Takes effect only before the first transfer.
+   * a little behind 0's); with CPU to spare it changes nothing (src/native/bench/RESULTS.md,
+   * "The I/O thread's priority"). Takes effect only before the first transfer.
    */
   ioNice: number;
 }
