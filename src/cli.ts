@@ -12,6 +12,7 @@ import { createDaemonLogger, type DaemonLogger } from './config/logging';
 import {
   ConfigFileError,
   buildFromConfig,
+  ENGINE_DEFAULTS,
   changedServerOptions,
   configuredHomes,
   explainServerError,
@@ -433,6 +434,16 @@ function lockoutSizing(l: LockoutConfig): { maxEntries: number; keepMs: number }
   return { maxEntries: l.maxEntries, keepMs: Math.max(l.window, l.banSeconds) * 1000 };
 }
 
+/**
+ * server.engine, before this process's first transfer starts an I/O thread: the priority and
+ * count of the zero-copy engine's I/O threads (process-wide, so the daemon's and not a server's).
+ */
+function applyEngine(cfg: LoadedConfig): void {
+  const e = { ...ENGINE_DEFAULTS, ...cfg.engine };
+  const native = require('./native') as typeof import('./native');
+  native.configureNative({ ioNice: e.ioNice, ...(e.ioThreads === 'auto' ? {} : { threads: e.ioThreads }) });
+}
+
 /** server.workers as a number of processes (auto: one per core). */
 function workerCount(cfg: LoadedConfig): number {
   return cfg.workers === 'auto' ? os.availableParallelism() : (cfg.workers ?? 1);
@@ -445,6 +456,7 @@ async function runWithConfig(file: string, args: Args): Promise<void> {
   // A worker runs this same command line, from here on without listening: the primary hands it connections.
   const worker = clusterModule().isClusterWorker();
   if (!worker && workerCount(cfg) > 1) return runPrimary(file, cfg, args);
+  applyEngine(cfg);
   prepareSelfSigned(cfg);
   // A worker's lockout counts live in the primary: one count and one ban over all workers.
   const lockoutStore = worker && cfg.lockout ? new (clusterModule().IpcLockoutStore)(lockoutSizing(cfg.lockout)) : undefined;

@@ -148,6 +148,17 @@ export interface DemoConfig {
   printLogin: boolean;
 }
 
+/** server.engine: the zero-copy engine's I/O threads, for the whole process (configureNative). */
+export interface EngineConfig {
+  /** Nice steps the I/O threads run below the process, 0..19. */
+  ioNice: number;
+  /** How many I/O threads; auto is the library's choice (1 below 4 CPUs, 2 from 4 up). */
+  ioThreads: number | 'auto';
+}
+
+/** What server.engine means when absent, or for a key it leaves out. */
+export const ENGINE_DEFAULTS: EngineConfig = { ioNice: 10, ioThreads: 'auto' };
+
 export interface LoadedConfig {
   /** Absolute path of the config file. */
   file: string;
@@ -155,6 +166,8 @@ export interface LoadedConfig {
   runAs?: RunAsConfig;
   /** server.workers: processes serving connections (the daemon only); absent means 1. */
   workers?: number | 'auto';
+  /** server.engine (the daemon only); absent means ENGINE_DEFAULTS. */
+  engine?: EngineConfig;
   authorizer: AuthorizerConfig;
   lockout?: LockoutConfig;
   logging: LoggingConfig;
@@ -268,7 +281,20 @@ const WORKERS: SchemaNode = {
   expected: 'an integer from 1 to 1024, or auto',
 };
 
-const SERVER: ObjectNode = { kind: 'object', fields: { ...SERVER_OPTION_FIELDS, runAs: { node: RUN_AS }, workers: { node: WORKERS } } };
+/** The zero-copy engine's I/O threads (server.engine): configureNative, in each serving process. */
+const ENGINE: ObjectNode = {
+  kind: 'object',
+  expected: 'a mapping { ioNice, ioThreads }',
+  fields: {
+    ioNice: { node: int(0, 19), default: ENGINE_DEFAULTS.ioNice },
+    ioThreads: {
+      node: { kind: 'alt', options: [int(1, 16), { kind: 'enum', values: ['auto'] }], expected: 'an integer from 1 to 16, or auto' },
+      default: ENGINE_DEFAULTS.ioThreads,
+    },
+  } satisfies Record<keyof EngineConfig, Field>,
+};
+
+const SERVER: ObjectNode = { kind: 'object', fields: { ...SERVER_OPTION_FIELDS, runAs: { node: RUN_AS }, workers: { node: WORKERS }, engine: { node: ENGINE } } };
 
 const OVERRIDE: ObjectNode = {
   kind: 'object',
@@ -723,6 +749,8 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedC
   delete server.runAs;
   const workers = server.workers as number | 'auto' | undefined;
   delete server.workers;
+  const engine = server.engine as EngineConfig | undefined;
+  delete server.engine;
   checkServerOptions(server, (key, message) => later.push(source.issue(['server', ...keyToPath(server, key)], message)));
 
   const users: UserOrigin[] = [];
@@ -762,6 +790,7 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): LoadedC
     server: server as ServerFileOptions,
     ...(runAs ? { runAs } : {}),
     ...(workers !== undefined ? { workers } : {}),
+    ...(engine !== undefined ? { engine } : {}),
     authorizer: value.authorizer as AuthorizerConfig,
     ...(value.lockout ? { lockout: value.lockout as LockoutConfig } : {}),
     logging: value.logging as LoggingConfig,
@@ -1140,6 +1169,7 @@ export function effectiveConfig(cfg: LoadedConfig, reveal = false): Record<strin
   }
   if (cfg.runAs) server.runAs = { ...cfg.runAs };
   server.workers = cfg.workers ?? 1;
+  server.engine = { ...ENGINE_DEFAULTS, ...cfg.engine };
   const out: Record<string, unknown> = { server, authorizer: structuredClone(cfg.authorizer) };
   if (cfg.lockout) out.lockout = { ...cfg.lockout };
   out.logging = { ...cfg.logging };

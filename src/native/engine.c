@@ -38,6 +38,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -600,6 +601,8 @@ static void *io_main(void *arg) {
   /* Bulk work yields to the event loop when both want a CPU (js_configure). Linux keeps a nice
      value per thread; raising one's own needs no privilege. */
   pid_t ktid = (pid_t)syscall(SYS_gettid);
+  /* A name for top -H, ps -L and /proc/PID/task/TID/comm (15 characters at most). */
+  prctl(PR_SET_NAME, "ftpdlib-io", 0, 0, 0);
   if (th->nice > 0) {
     errno = 0;
     int cur = getpriority(PRIO_PROCESS, (id_t)ktid);

@@ -1,0 +1,96 @@
+// server.engine in the config file: the daemon's zero-copy I/O threads, as the kernel sees them.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import test from 'ava';
+import { available } from '../../src/native/index';
+import { login, runCli, startDaemon, tmpDir } from './_daemon';
+
+/** The threads of `pid` named ftpdlib-io (the engine's I/O threads), with their nice values. */
+function ioThreads(pid: number): { tid: number; nice: number }[] {
+  const out: { tid: number; nice: number }[] = [];
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== 'ftpdlib-io') continue;
+      stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // field 19 (nice), counted after the command name: fields[0] is field 3 (state)
+    out.push({ tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) });
+  }
+  return out;
+}
+
+/** The nice value of the process's main thread. */
+function processNice(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+function config(dir: string, server: string): string {
+  fs.mkdirSync(path.join(dir, 'home'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'home', 'f.bin'), Buffer.alloc(512 * 1024, 7));
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.writeFileSync(
+    file,
+    `server: { host: 127.0.0.1, port: 0${server} }\n` +
+      'authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n' +
+      '  users:\n    - { name: alice, password: pw-alice, home: home, perm: elr }\n',
+  );
+  return file;
+}
+
+/** Downloads f.bin with basic-ftp; the bytes received. */
+async function download(t: Parameters<typeof login>[0], port: number): Promise<number> {
+  const c = await login(t, port, 'alice', 'pw-alice');
+  let n = 0;
+  await c.downloadTo(
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        n += chunk.length;
+        cb();
+      },
+    }),
+    'f.bin',
+  );
+  c.close();
+  return n;
+}
+
+test('without server.engine the daemon moves a download on one I/O thread named ftpdlib-io, 10 nice steps below itself', async (t) => {
+  t.true(available, 'the native engine is built here (npm install)');
+  const dir = tmpDir(t);
+  const d = await startDaemon(t, ['--config', config(dir, '')]);
+  t.deepEqual(ioThreads(d.pid), [], 'no I/O thread before the first transfer');
+  t.is(await download(t, d.port), 512 * 1024);
+  const threads = ioThreads(d.pid);
+  t.is(threads.length, 1, JSON.stringify(threads));
+  t.is(threads[0].nice, Math.min(19, processNice(d.pid) + 10));
+});
+
+test('server.engine { ioNice: 3, ioThreads: 2 }: two downloads at once run on two I/O threads, each 3 nice steps below the daemon', async (t) => {
+  t.true(available, 'the native engine is built here (npm install)');
+  const dir = tmpDir(t);
+  // 1 MiB/s per transfer: each 512 KiB download lasts about half a second, so the two overlap
+  // and the second goes to the idle thread.
+  const d = await startDaemon(t, ['--config', config(dir, ', writeLimit: 1048576, engine: { ioNice: 3, ioThreads: 2 }')]);
+  t.deepEqual(await Promise.all([download(t, d.port), download(t, d.port)]), [512 * 1024, 512 * 1024]);
+  const threads = ioThreads(d.pid);
+  t.is(threads.length, 2, JSON.stringify(threads));
+  for (const th of threads) t.is(th.nice, Math.min(19, processNice(d.pid) + 3), `thread ${th.tid}`);
+});
+
+test('check-config shows server.engine with its defaults, and refuses values out of range with their line', async (t) => {
+  const dir = tmpDir(t);
+  const good = await runCli(t, ['check-config', config(dir, ', engine: { ioThreads: 2 }')]);
+  t.is(good.code, 0, good.stderr);
+  t.regex(good.stdout, /\n {2}engine:\n {4}ioNice: 10\n {4}ioThreads: 2\n/);
+  const bad = path.join(dir, 'bad.yaml');
+  fs.writeFileSync(bad, 'server:\n  port: 0\n  engine:\n    ioNice: 20\n    ioThreads: many\nauthorizer: { type: virtual }\n');
+  const r = await runCli(t, ['check-config', bad]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /bad\.yaml:4: server\.engine\.ioNice: expected an integer from 0 to 19, got 20/);
+  t.regex(r.stderr, /bad\.yaml:5: server\.engine\.ioThreads: expected an integer from 1 to 16, or auto, got "?many"?/);
+});
