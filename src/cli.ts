@@ -610,6 +610,19 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
   });
 }
 
+/** The banner's line on how files move: the zero-copy engine and its I/O threads, or streams and why. */
+function transfersLine(cfg: LoadedConfig, server: FtpServer, cluster: boolean): string {
+  if (!server.options.useSendfile) return 'transfers: streams (useSendfile is off)';
+  const engines = require('./ftp/data/engines') as typeof import('./ftp/data/engines');
+  const native = engines.nativeStatus();
+  if (!native.available) return `transfers: streams (${native.reason})`;
+  // From server.engine, which applyEngine gave this process (or a primary's workers); auto is
+  // the library's own count, which nativeStatus reports until something sets another.
+  const e = { ...ENGINE_DEFAULTS, ...cfg.engine };
+  const threads = e.ioThreads === 'auto' ? (native.ioThreads ?? 1) : e.ioThreads;
+  return `transfers: zero-copy engine where it applies, ${threads} I/O thread${threads === 1 ? '' : 's'} at nice +${e.ioNice}${cluster ? ' in each worker' : ''}`;
+}
+
 /** `cluster`: the primary's facts when there are workers (its FtpServer only checked the options, it does not listen). */
 function printBanner(
   cfg: LoadedConfig,
@@ -636,6 +649,7 @@ function printBanner(
     const implicit = cluster ? (cluster.implicitPort !== null ? { port: cluster.implicitPort } : null) : server.implicitAddress();
     lines.push(`FTPS: explicit (AUTH TLS) with ${server.options.tls.certFile}${implicit ? `; implicit on port ${implicit.port}` : ''}`);
   }
+  lines.push(transfersLine(cfg, server, cluster !== undefined));
   const demoUser = cfg.demo?.printLogin ? homes.find((h) => h.plainPassword !== undefined) : undefined;
   const metrics = cluster ? cluster.metrics : server.metricsAddress();
   if (metrics) lines.push(`metrics: http://${urlHost(metrics.address)}:${metrics.port}/metrics`);

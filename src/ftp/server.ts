@@ -202,7 +202,13 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     const addr = this.address();
     const native = nativeStatus();
     this.log.info(
-      { address: addr.address, port: addr.port, engine: this.options.useSendfile && native.available ? 'native' : 'stream', nativeReason: native.reason },
+      {
+        address: addr.address,
+        port: addr.port,
+        engine: this.options.useSendfile && native.available ? 'native' : 'stream',
+        nativeReason: native.reason,
+        ...(this.options.useSendfile && native.available ? { ioThreads: native.ioThreads, ioNice: native.ioNice } : {}),
+      },
       'listening',
     );
     if (this.options.useSendfile && !native.available) this.log.warn({ reason: native.reason }, 'zero-copy engine unavailable; using streams');

@@ -59,10 +59,11 @@ async function download(t: Parameters<typeof login>[0], port: number): Promise<n
   return n;
 }
 
-test('without server.engine the daemon moves a download on one I/O thread named ftpdlib-io, 10 nice steps below itself', async (t) => {
+test('without server.engine the daemon says so at start and moves a download on one I/O thread named ftpdlib-io, 10 nice steps below itself', async (t) => {
   t.true(available, 'the native engine is built here (npm install)');
   const dir = tmpDir(t);
   const d = await startDaemon(t, ['--config', config(dir, '')]);
+  await d.waitFor('stderr', /^transfers: zero-copy engine where it applies, 1 I\/O thread at nice \+10$/m);
   t.deepEqual(ioThreads(d.pid), [], 'no I/O thread before the first transfer');
   t.is(await download(t, d.port), 512 * 1024);
   const threads = ioThreads(d.pid);
@@ -70,12 +71,13 @@ test('without server.engine the daemon moves a download on one I/O thread named 
   t.is(threads[0].nice, Math.min(19, processNice(d.pid) + 10));
 });
 
-test('server.engine { ioNice: 3, ioThreads: 2 }: two downloads at once run on two I/O threads, each 3 nice steps below the daemon', async (t) => {
+test('server.engine { ioNice: 3, ioThreads: 2 }: the start-up lines say so, and two downloads at once run on two I/O threads, each 3 nice steps below the daemon', async (t) => {
   t.true(available, 'the native engine is built here (npm install)');
   const dir = tmpDir(t);
   // 1 MiB/s per transfer: each 512 KiB download lasts about half a second, so the two overlap
   // and the second goes to the idle thread.
   const d = await startDaemon(t, ['--config', config(dir, ', writeLimit: 1048576, engine: { ioNice: 3, ioThreads: 2 }')]);
+  await d.waitFor('stderr', /^transfers: zero-copy engine where it applies, 2 I\/O threads at nice \+3$/m);
   t.deepEqual(await Promise.all([download(t, d.port), download(t, d.port)]), [512 * 1024, 512 * 1024]);
   const threads = ioThreads(d.pid);
   t.is(threads.length, 2, JSON.stringify(threads));
@@ -93,4 +95,12 @@ test('check-config shows server.engine with its defaults, and refuses values out
   t.is(r.code, 1);
   t.regex(r.stderr, /bad\.yaml:4: server\.engine\.ioNice: expected an integer from 0 to 19, got 20/);
   t.regex(r.stderr, /bad\.yaml:5: server\.engine\.ioThreads: expected an integer from 1 to 16, or auto, got "?many"?/);
+});
+
+test('--no-sendfile: the start-up lines say transfers use streams', async (t) => {
+  const dir = tmpDir(t);
+  const d = await startDaemon(t, ['--config', config(dir, ''), '--no-sendfile']);
+  await d.waitFor('stderr', /^transfers: streams \(useSendfile is off\)$/m);
+  t.is(await download(t, d.port), 512 * 1024);
+  t.deepEqual(ioThreads(d.pid), [], 'no I/O thread: the download went by streams');
 });

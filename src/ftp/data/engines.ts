@@ -8,6 +8,7 @@ interface NativeModule {
   reason: string;
   setOobInline?: (fd: number) => boolean;
   trimMemory?: () => number;
+  configureNative?: (opts: object) => { threads: number; ioNice: number };
 }
 
 let native: NativeModule | null = null;
@@ -25,9 +26,12 @@ function loadNative(): NativeModule {
   return native;
 }
 
-export function nativeStatus(): { available: boolean; reason: string } {
+export function nativeStatus(): { available: boolean; reason: string; ioThreads?: number; ioNice?: number } {
   const n = loadNative();
-  return { available: n.available && n.nativeEngine !== null, reason: n.reason };
+  const available = n.available && n.nativeEngine !== null;
+  // configureNative({}) changes nothing and returns the settings the I/O threads start with.
+  const io = available ? n.configureNative?.({}) : undefined;
+  return { available, reason: n.reason, ...(io ? { ioThreads: io.threads, ioNice: io.ioNice } : {}) };
 }
 
 /**
