@@ -12,9 +12,9 @@ import { createDaemonLogger, type DaemonLogger } from './config/logging';
 import {
   ConfigFileError,
   buildFromConfig,
-  ENGINE_DEFAULTS,
   changedServerOptions,
   configuredHomes,
+  engineConfig,
   explainServerError,
   formatEffectiveConfig,
   loadConfigFile,
@@ -439,7 +439,7 @@ function lockoutSizing(l: LockoutConfig): { maxEntries: number; keepMs: number }
  * count of the zero-copy engine's I/O threads (process-wide, so the daemon's and not a server's).
  */
 function applyEngine(cfg: LoadedConfig): void {
-  const e = { ...ENGINE_DEFAULTS, ...cfg.engine };
+  const e = engineConfig(cfg);
   const native = require('./native') as typeof import('./native');
   native.configureNative({ ioNice: e.ioNice, ...(e.ioThreads === 'auto' ? {} : { threads: e.ioThreads }) });
 }
@@ -618,7 +618,7 @@ function transfersLine(cfg: LoadedConfig, server: FtpServer, cluster: boolean): 
   if (!native.available) return `transfers: streams (${native.reason})`;
   // From server.engine, which applyEngine gave this process (or a primary's workers); auto is
   // the library's own count, which nativeStatus reports until something sets another.
-  const e = { ...ENGINE_DEFAULTS, ...cfg.engine };
+  const e = engineConfig(cfg);
   const threads = e.ioThreads === 'auto' ? (native.ioThreads ?? 1) : e.ioThreads;
   return `transfers: zero-copy engine where it applies, ${threads} I/O thread${threads === 1 ? '' : 's'} at nice +${e.ioNice}${cluster ? ' in each worker' : ''}`;
 }

@@ -156,8 +156,16 @@ export interface EngineConfig {
   ioThreads: number | 'auto';
 }
 
-/** What server.engine means when absent, or for a key it leaves out. */
+/**
+ * What server.engine means when absent, or for a key it leaves out: the library's own defaults
+ * (src/native configureNative; a test keeps the two equal without loading the addon here).
+ */
 export const ENGINE_DEFAULTS: EngineConfig = { ioNice: 10, ioThreads: 'auto' };
+
+/** server.engine with its defaults filled in. */
+export function engineConfig(cfg: LoadedConfig): EngineConfig {
+  return { ...ENGINE_DEFAULTS, ...cfg.engine };
+}
 
 export interface LoadedConfig {
   /** Absolute path of the config file. */
@@ -1169,7 +1177,7 @@ export function effectiveConfig(cfg: LoadedConfig, reveal = false): Record<strin
   }
   if (cfg.runAs) server.runAs = { ...cfg.runAs };
   server.workers = cfg.workers ?? 1;
-  server.engine = { ...ENGINE_DEFAULTS, ...cfg.engine };
+  server.engine = engineConfig(cfg);
   const out: Record<string, unknown> = { server, authorizer: structuredClone(cfg.authorizer) };
   if (cfg.lockout) out.lockout = { ...cfg.lockout };
   out.logging = { ...cfg.logging };

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import test from 'ava';
-import { available } from '../../src/native/index';
+import { ENGINE_DEFAULTS } from '../../src/config/file';
+import { available, configureNative } from '../../src/native/index';
 import { login, runCli, startDaemon, tmpDir } from './_daemon';
 
 /** The threads of `pid` named ftpdlib-io (the engine's I/O threads), with their nice values. */
@@ -84,7 +85,8 @@ test('server.engine { ioNice: 3, ioThreads: 2 }: the start-up lines say so, and 
   for (const th of threads) t.is(th.nice, Math.min(19, processNice(d.pid) + 3), `thread ${th.tid}`);
 });
 
-test('check-config shows server.engine with its defaults, and refuses values out of range with their line', async (t) => {
+test("check-config shows server.engine with its defaults (the library's), and refuses values out of range with their line", async (t) => {
+  t.is(ENGINE_DEFAULTS.ioNice, configureNative({}).ioNice, "the config file's default is configureNative's");
   const dir = tmpDir(t);
   const good = await runCli(t, ['check-config', config(dir, ', engine: { ioThreads: 2 }')]);
   t.is(good.code, 0, good.stderr);
