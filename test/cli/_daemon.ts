@@ -163,11 +163,5 @@ export async function login(t: ExecutionContext, port: number, user: string, pas
   return c;
 }
 
-/** Poll a condition on the filesystem (the daemon writes its log file synchronously, but from another process). */
-export async function eventually(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+// Poll a condition on the filesystem (the daemon writes its log file synchronously, but from another process).
+export { eventually } from '../helpers/server';

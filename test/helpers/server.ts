@@ -92,6 +92,15 @@ export function waitForNoSessions(server: FtpServer, timeoutMs = 5000): Promise<
 }
 
 /** Count this process's open file descriptors. */
+/** Poll `check` every 25 ms until it holds; throws `timed out: what` after `timeoutMs`. */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 export function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }

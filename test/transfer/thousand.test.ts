@@ -8,7 +8,7 @@ import { configureNative, engineStats } from '../../src/native/index';
 import { digestSocket, fileDigest, loggedIn, randomContent, sha256 } from '../helpers/data-client';
 import type { LineClient } from '../helpers/line-client';
 import { native } from '../helpers/matrix';
-import { PASS, USER, downloadCount, openFds, startServer, waitForNoSessions } from '../helpers/server';
+import { PASS, USER, downloadCount, eventually, openFds, startServer, waitForNoSessions } from '../helpers/server';
 
 const SESSIONS = 1000;
 const SIZE = 1024 * 1024;
@@ -32,14 +32,6 @@ async function inBatches<T, R>(items: T[], width: number, fn: (item: T, i: numbe
     }),
   );
   return out;
-}
-
-async function until(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 interface Job {
@@ -73,7 +65,7 @@ test('1,000 zero-copy transfers at once (500 RETR, 500 STOR of 1 MiB): all in th
     if (r.code !== 125) throw new Error(`session ${i}: ${r.code} ${r.text}`); // 125: the data connection was already open
     return { c, data, up };
   });
-  await until(() => engineStats().active === SESSIONS, `${SESSIONS} jobs in the engine (now ${engineStats().active})`);
+  await eventually(() => engineStats().active === SESSIONS, `${SESSIONS} jobs in the engine at once`, 60_000);
   t.is(engineStats().active, SESSIONS, 'every transfer is in the engine at once');
 
   // The event loop is not held by them: a new session logs in and is answered.
@@ -116,6 +108,6 @@ test('1,000 zero-copy transfers at once (500 RETR, 500 STOR of 1 MiB): all in th
   });
   await waitForNoSessions(s.server, 30_000);
   t.is(engineStats().active, 0);
-  await until(() => openFds() === fds, `descriptors back to ${fds} (now ${openFds()})`, 10_000).catch(() => undefined);
+  await eventually(() => openFds() === fds, `descriptors back to ${fds}`, 10_000).catch(() => undefined);
   t.is(openFds(), fds, 'no descriptor left');
 });
