@@ -58,7 +58,10 @@ export interface NativeConfig extends Required<NativeOptions> {
    * commands, gets a core before the threads moving file bytes (in the benchmark's "many",
    * loop delay p99 over 10 ms in 1 round of 9 against 6 of 9 at 0; files/s and RETR-to-226
    * a little behind 0's); with CPU to spare it changes nothing (src/native/bench/RESULTS.md,
-   * "The I/O thread's priority"). Takes effect only before the first transfer.
+   * "The I/O thread's priority"). Nice ranks threads within one scheduling group (a session's
+   * autogroup, a service's cgroup): where the process shares its group with busy processes, a
+   * 10 leaves transfers about a tenth of a core; use 0 there. Takes effect only before the
+   * first transfer.
    */
   ioNice: number;
 }

@@ -1,11 +1,11 @@
 // server.engine in the config file: the daemon's zero-copy I/O threads, as the kernel sees them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import test from 'ava';
 import { ENGINE_DEFAULTS } from '../../src/config/file';
 import { available, configureNative } from '../../src/native/index';
-import { login, runCli, startDaemon, tmpDir } from './_daemon';
+import { downloadCount } from '../helpers/server';
+import { runCli, startDaemon, tmpDir } from './_daemon';
 
 /** The threads of `pid` named ftpdlib-io (the engine's I/O threads), with their nice values. */
 function ioThreads(pid: number): { tid: number; nice: number }[] {
@@ -43,22 +43,8 @@ function config(dir: string, server: string): string {
   return file;
 }
 
-/** Downloads f.bin with basic-ftp; the bytes received. */
-async function download(t: Parameters<typeof login>[0], port: number): Promise<number> {
-  const c = await login(t, port, 'alice', 'pw-alice');
-  let n = 0;
-  await c.downloadTo(
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        n += chunk.length;
-        cb();
-      },
-    }),
-    'f.bin',
-  );
-  c.close();
-  return n;
-}
+/** Downloads f.bin as alice with basic-ftp; the bytes received. */
+const download = (port: number): Promise<number> => downloadCount(port, 'f.bin', 'alice', 'pw-alice');
 
 test('without server.engine the daemon says so at start and moves a download on one I/O thread named ftpdlib-io, 10 nice steps below itself', async (t) => {
   t.true(available, 'the native engine is built here (npm install)');
@@ -66,7 +52,7 @@ test('without server.engine the daemon says so at start and moves a download on 
   const d = await startDaemon(t, ['--config', config(dir, '')]);
   await d.waitFor('stderr', /^transfers: zero-copy engine where it applies, 1 I\/O thread at nice \+10$/m);
   t.deepEqual(ioThreads(d.pid), [], 'no I/O thread before the first transfer');
-  t.is(await download(t, d.port), 512 * 1024);
+  t.is(await download(d.port), 512 * 1024);
   const threads = ioThreads(d.pid);
   t.is(threads.length, 1, JSON.stringify(threads));
   t.is(threads[0].nice, Math.min(19, processNice(d.pid) + 10));
@@ -79,7 +65,7 @@ test('server.engine { ioNice: 3, ioThreads: 2 }: the start-up lines say so, and 
   // and the second goes to the idle thread.
   const d = await startDaemon(t, ['--config', config(dir, ', writeLimit: 1048576, engine: { ioNice: 3, ioThreads: 2 }')]);
   await d.waitFor('stderr', /^transfers: zero-copy engine where it applies, 2 I\/O threads at nice \+3$/m);
-  t.deepEqual(await Promise.all([download(t, d.port), download(t, d.port)]), [512 * 1024, 512 * 1024]);
+  t.deepEqual(await Promise.all([download(d.port), download(d.port)]), [512 * 1024, 512 * 1024]);
   const threads = ioThreads(d.pid);
   t.is(threads.length, 2, JSON.stringify(threads));
   for (const th of threads) t.is(th.nice, Math.min(19, processNice(d.pid) + 3), `thread ${th.tid}`);
@@ -103,6 +89,6 @@ test('--no-sendfile: the start-up lines say transfers use streams', async (t) =>
   const dir = tmpDir(t);
   const d = await startDaemon(t, ['--config', config(dir, ''), '--no-sendfile']);
   await d.waitFor('stderr', /^transfers: streams \(useSendfile is off\)$/m);
-  t.is(await download(t, d.port), 512 * 1024);
+  t.is(await download(d.port), 512 * 1024);
   t.deepEqual(ioThreads(d.pid), [], 'no I/O thread: the download went by streams');
 });

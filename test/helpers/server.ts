@@ -106,11 +106,11 @@ export function openFds(): number {
 }
 
 /** Log in as the demo user with basic-ftp, download `name` (binary), QUIT; the bytes received. */
-export async function downloadCount(port: number, name: string): Promise<number> {
+export async function downloadCount(port: number, name: string, user = USER, password = PASS): Promise<number> {
   const c = new Client(10000);
   let bytes = 0;
   try {
-    await c.access({ host: '127.0.0.1', port, user: USER, password: PASS });
+    await c.access({ host: '127.0.0.1', port, user, password });
     await c.downloadTo(
       new Writable({
         write(chunk: Buffer, _enc, cb) {
