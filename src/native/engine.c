@@ -1511,16 +1511,42 @@ done:
   return out;
 }
 
+/* Read `n` arguments into argv, the last of which must be a function: 0, or -1 with a TypeError thrown. */
+static int args_with_callback(napi_env env, napi_callback_info info, napi_value *argv, size_t n, const char *what) {
+  size_t argc = n;
+  napi_valuetype t;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= n && napi_typeof(env, argv[n - 1], &t) == napi_ok && t == napi_function) return 0;
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s: %zu arguments expected, the last a function", what, n);
+  napi_throw_type_error(env, NULL, msg);
+  return -1;
+}
+
+/*
+ * Queue `execute` on the libuv pool with `complete` after it, holding a reference to the
+ * callback `cb` in *ref. 0 when queued; otherwise -1, with nothing left behind but `data`,
+ * which the caller frees.
+ */
+static int queue_pool_work(napi_env env, const char *what, napi_value cb, napi_async_execute_callback execute,
+                           napi_async_complete_callback complete, void *data, napi_ref *ref, napi_async_work *work) {
+  napi_value name;
+  napi_create_string_utf8(env, what, NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, cb, 1, ref) == napi_ok &&
+      napi_create_async_work(env, NULL, name, execute, complete, data, work) == napi_ok &&
+      napi_queue_async_work(env, *work) == napi_ok)
+    return 0;
+  if (*ref) napi_delete_reference(env, *ref);
+  if (*work) napi_delete_async_work(env, *work);
+  *ref = NULL;
+  *work = NULL;
+  return -1;
+}
+
 /* fsop(op, root, rel, flags, mode, cb) -> undefined; see above. */
 static napi_value js_fsop(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  napi_valuetype t;
-  if (argc < 6 || napi_typeof(env, argv[5], &t) != napi_ok || t != napi_function) {
-    napi_throw_type_error(env, NULL, "fsop: 6 arguments expected, the last a function");
-    return NULL;
-  }
+  if (args_with_callback(env, info, argv, 6, "fsop") != 0) return NULL;
   fsop_t *r = calloc(1, sizeof *r);
   if (!r) {
     napi_throw_error(env, NULL, "fsop: out of memory");
@@ -1542,17 +1568,136 @@ static napi_value js_fsop(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "fsop: bad argument");
     return NULL;
   }
-  napi_value name;
-  napi_create_string_utf8(env, "ftpdlib:fsop", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_reference(env, argv[5], 1, &r->cb) != napi_ok ||
-      napi_create_async_work(env, NULL, name, fsop_execute, fsop_complete, r, &r->work) != napi_ok ||
-      napi_queue_async_work(env, r->work) != napi_ok) {
-    if (r->cb) napi_delete_reference(env, r->cb);
-    if (r->work) napi_delete_async_work(env, r->work);
+  if (queue_pool_work(env, "ftpdlib:fsop", argv[5], fsop_execute, fsop_complete, r, &r->cb, &r->work) != 0) {
     free(r->root);
     free(r->rel);
     free(r);
     napi_throw_error(env, NULL, "fsop: could not queue");
+    return NULL;
+  }
+  return NULL;
+}
+
+/*
+ * copyRange(infd, outfd, inOff, outOff, len, cb) copies up to `len` bytes from `infd` at
+ * `inOff` to `outfd` at `outOff`, file to file, on a libuv pool thread, for the server-side
+ * copy (SITE CPFR/CPTO). Neither descriptor's file position moves. It uses copy_file_range(2):
+ * the bytes stay in the kernel, and a filesystem that can (btrfs and XFS reflinks, NFS 4.2 and
+ * SMB server-side copy) shares extents or copies on the server instead. Where the kernel or
+ * the pair of filesystems refuses it (ENOSYS, EXDEV, EOPNOTSUPP, EINVAL), or where it reports
+ * no bytes at the start (some virtual filesystems do), it falls back to pread/pwrite through a
+ * 1 MiB buffer. It stops early at the end of the source.
+ * cb(errno, copied, via): errno 0 or positive; via 0 = copy_file_range, 1 = pread/pwrite.
+ * The caller asks for a bounded `len` per call (tens of MiB), so one copy never holds a pool
+ * thread for long.
+ */
+#define COPY_BUF (1 << 20)
+
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  int infd, outfd;
+  int64_t inoff, outoff, len, copied;
+  int err, via;
+} copyop_t;
+
+static int copy_by_rw(copyop_t *r) {
+  char *buf = malloc(COPY_BUF);
+  if (!buf) return ENOMEM;
+  int err = 0;
+  while (r->copied < r->len) {
+    size_t want = (size_t)(r->len - r->copied < COPY_BUF ? r->len - r->copied : COPY_BUF);
+    ssize_t n = pread(r->infd, buf, want, (off_t)(r->inoff + r->copied));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    if (n == 0) break;
+    ssize_t done = 0;
+    while (done < n) {
+      ssize_t w = pwrite(r->outfd, buf + done, (size_t)(n - done), (off_t)(r->outoff + r->copied + done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      done += w;
+    }
+    r->copied += done;
+    if (err) break;
+  }
+  free(buf);
+  return err;
+}
+
+static void copyop_execute(napi_env env, void *data) {
+  copyop_t *r = data;
+  r->err = 0;
+  r->via = 0;
+  while (r->copied < r->len) {
+    loff_t in = (loff_t)(r->inoff + r->copied), out = (loff_t)(r->outoff + r->copied);
+    int64_t left = r->len - r->copied;
+    ssize_t n = copy_file_range(r->infd, &in, r->outfd, &out, (size_t)(left > (1 << 30) ? (1 << 30) : left), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSYS || errno == EXDEV || errno == EOPNOTSUPP || errno == EINVAL) {
+        r->via = 1;
+        r->err = copy_by_rw(r);
+      } else {
+        r->err = errno;
+      }
+      return;
+    }
+    if (n == 0) {
+      /* The end of the source; or, before any byte, a filesystem that reports no data to
+       * copy_file_range: read/write decides which. */
+      if (r->copied == 0) {
+        r->via = 1;
+        r->err = copy_by_rw(r);
+      }
+      return;
+    }
+    r->copied += n;
+  }
+}
+
+static void copyop_complete(napi_env env, napi_status status, void *data) {
+  copyop_t *r = data;
+  napi_value cb = NULL, undef, argv[3];
+  if (napi_get_reference_value(env, r->cb, &cb) == napi_ok && cb) {
+    napi_get_undefined(env, &undef);
+    napi_create_int32(env, status == napi_ok ? r->err : ECANCELED, &argv[0]);
+    napi_create_double(env, (double)r->copied, &argv[1]);
+    napi_create_int32(env, r->via, &argv[2]);
+    napi_call_function(env, undef, cb, 3, argv, NULL);
+  }
+  napi_delete_reference(env, r->cb);
+  napi_delete_async_work(env, r->work);
+  free(r);
+}
+
+static napi_value js_copy_range(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (args_with_callback(env, info, argv, 6, "copyRange") != 0) return NULL;
+  copyop_t *r = calloc(1, sizeof *r);
+  if (!r) {
+    napi_throw_error(env, NULL, "copyRange: out of memory");
+    return NULL;
+  }
+  r->infd = (int)arg_i64(env, argv[0], -1);
+  r->outfd = (int)arg_i64(env, argv[1], -1);
+  r->inoff = arg_i64(env, argv[2], -1);
+  r->outoff = arg_i64(env, argv[3], -1);
+  r->len = arg_i64(env, argv[4], -1);
+  if (r->infd < 0 || r->outfd < 0 || r->inoff < 0 || r->outoff < 0 || r->len < 0) {
+    free(r);
+    napi_throw_range_error(env, NULL, "copyRange: bad argument");
+    return NULL;
+  }
+  if (queue_pool_work(env, "ftpdlib:copy", argv[5], copyop_execute, copyop_complete, r, &r->cb, &r->work) != 0) {
+    free(r);
+    napi_throw_error(env, NULL, "copyRange: could not queue");
     return NULL;
   }
   return NULL;
@@ -1598,6 +1743,7 @@ NAPI_MODULE_INIT() {
     {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsopCached", NULL, js_fsop_cached, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

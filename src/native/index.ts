@@ -126,6 +126,7 @@ interface Addon {
   trimMemory?(): number;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
   fsopCached?(op: number, root: string, rel: string): number[] | undefined;
+  copyRange?(infd: number, outfd: number, inOff: number, outOff: number, len: number, cb: (errno: number, copied: number, via: number) => void): void;
 }
 
 type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
@@ -523,4 +524,30 @@ export const jailedFs: JailedFs | null =
         statCached: (root, rel) => cached(FSOP_STAT, root, rel),
         openReadCached: (root, rel) => cached(FSOP_READ, root, rel),
       }
+    : null;
+
+/** How copyRange moved the bytes. */
+export type CopyVia = 'copy_file_range' | 'read/write';
+
+/**
+ * Copy up to `len` bytes from `infd` at `inOff` to `outfd` at `outOff` on a libuv pool
+ * thread: copy_file_range(2), so the bytes stay in the kernel (or the filesystem shares
+ * extents: btrfs and XFS reflinks, NFS 4.2 server-side copy), falling back to
+ * pread/pwrite through a 1 MiB buffer where the kernel or the pair of filesystems refuses
+ * it. Neither file position moves. Resolves with the bytes copied, fewer than `len` only at
+ * the end of the source. Keep `len` to tens of MiB so one call holds a pool thread briefly.
+ * Null when the addon is not loaded.
+ */
+export const copyRange: ((infd: number, outfd: number, inOff: number, outOff: number, len: number) => Promise<{ copied: number; via: CopyVia }>) | null =
+  addon && typeof addon.copyRange === 'function'
+    ? (infd, outfd, inOff, outOff, len) =>
+        new Promise((resolve, reject) => {
+          addon.copyRange!(infd, outfd, inOff, outOff, len, (errno, copied, via) => {
+            if (errno === 0) resolve({ copied, via: via === 0 ? 'copy_file_range' : 'read/write' });
+            else {
+              const code = getSystemErrorName(-errno);
+              reject(Object.assign(new Error(`copy: ${code}`), { code, syscall: via === 0 ? 'copy_file_range' : 'pwrite', copied }));
+            }
+          });
+        })
     : null;
