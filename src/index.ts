@@ -2,6 +2,7 @@
 export { FtpServer } from './ftp/server';
 export type { FtpServerEvents, SessionInfo } from './ftp/server';
 export type { TransferInfo } from './ftp/session';
+export type { CopyInfo } from './ftp/server-context';
 export type { FtpServerOptions, MetricsOptions } from './config/options';
 export { parseProxyHeader, ProxyHeaderError, type ProxyHeader, type ProxyProtocolMode } from './ftp/proxy-protocol';
 export { ConfigError } from './config/errors';

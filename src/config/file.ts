@@ -257,6 +257,7 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   maxLoginAttempts: { node: ANY },
   authFailedTimeout: { node: ANY },
   useSendfile: { node: ANY },
+  siteCopy: { node: ANY },
   readLimit: { node: ANY },
   writeLimit: { node: ANY },
   closeGracePeriod: { node: ANY },

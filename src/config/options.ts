@@ -53,6 +53,11 @@ export interface FtpServerOptions {
   authFailedTimeout?: number;
   /** Use the native zero-copy engine where it applies (binary, plain sockets, local files). Default true. */
   useSendfile?: boolean;
+  /**
+   * SITE CPFR / SITE CPTO: copy a file on the server (proftpd's mod_copy), with the `r`
+   * permission on the source and `w` on the destination, counted against disk quotas. Default true.
+   */
+  siteCopy?: boolean;
   /** Upload rate limit per transfer in bytes/s (pyftpdlib's read_limit). 0 = none. */
   readLimit?: number;
   /** Download rate limit per transfer in bytes/s (pyftpdlib's write_limit). 0 = none. */
@@ -167,6 +172,7 @@ export const DEFAULTS = {
   maxLoginAttempts: 3,
   authFailedTimeout: 3,
   useSendfile: true,
+  siteCopy: true,
   readLimit: 0,
   writeLimit: 0,
   closeGracePeriod: 10,
@@ -287,6 +293,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     maxLoginAttempts: int('maxLoginAttempts', o.maxLoginAttempts, 1, 1000),
     authFailedTimeout: num('authFailedTimeout', o.authFailedTimeout, 0, 600),
     useSendfile: bool('useSendfile', o.useSendfile),
+    siteCopy: bool('siteCopy', o.siteCopy),
     readLimit: int('readLimit', o.readLimit, 0, Number.MAX_SAFE_INTEGER),
     writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),
     closeGracePeriod: num('closeGracePeriod', o.closeGracePeriod, 0, 3600),

@@ -13,10 +13,13 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
   const cmd = COMMANDS.get(verb);
   if (!cmd) {
     session.renameFrom = null;
+    session.copyFrom = null;
     throw new FtpError(500, `Command "${sanitizeLine(verb.slice(0, 16))}" not understood.`);
   }
   // An RNFR is consumed by the command right after it, whatever that is (RFC 959: RNTO must follow at once).
   if (cmd.verb !== 'RNTO' && cmd.verb !== 'RNFR') session.renameFrom = null;
+  // The same for SITE CPFR and SITE CPTO (site.ts keeps it only for a SITE CPTO).
+  if (cmd.verb !== 'SITE') session.copyFrom = null;
 
   if (cmd.arg === 'required' && arg.length === 0) throw new FtpError(501, 'Syntax error: command needs an argument.');
   if (cmd.arg === 'none' && arg.trim().length > 0) throw new FtpError(501, 'Syntax error: command does not accept arguments.');

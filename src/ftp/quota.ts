@@ -16,6 +16,8 @@ import type { DiskUsage } from './user-limits';
 export interface UploadQuota {
   /** The handle to transfer into: budgeted when the user has a byte quota. */
   wrap(handle: FileHandle): FileHandle;
+  /** All or nothing: count `bytes` more against the byte quota, or answer false when they do not fit (SITE CPTO). */
+  reserve(bytes: number): boolean;
   /** After the transfer (or a failed open): correct the usage from the file's size on disk. */
   finish(): Promise<void>;
   /** The file was not opened and is not ours (STOU's EEXIST): undo the reservation without looking at it. */
@@ -69,6 +71,12 @@ export async function startUpload(session: Session, target: UploadTarget): Promi
         counted += granted;
         return granted;
       });
+    },
+    reserve(bytes) {
+      if (quotaBytes > 0 && usage.bytes + bytes > quotaBytes) return false;
+      usage.bytes += bytes;
+      counted += bytes;
+      return true;
     },
     async finish() {
       if (finished) return;

@@ -5,6 +5,16 @@ import type { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import type { Session, TransferInfo } from './session';
 import type { TlsManager } from './tls';
+import type { CopyPath, RangeCopier } from '../fs/copy';
+
+/** What the `fileCopied` event and the `copy` log record tell about a SITE CPFR/CPTO copy. */
+export interface CopyInfo {
+  from: string;
+  to: string;
+  bytes: number;
+  seconds: number;
+  via: CopyPath;
+}
 import type { UserLimitsTracker } from './user-limits';
 
 /** What a session needs from its server: options, shared pools, the engines, and event sinks. */
@@ -30,4 +40,7 @@ export interface ServerContext {
   emitLoginFailed(session: Session, user: string): void;
   emitLogout(session: Session, user: string): void;
   emitTransfer(session: Session, direction: 'send' | 'receive', info: TransferInfo): void;
+  /** The native file-to-file copy (copy_file_range) for SITE CPTO, or null: streams then. */
+  readonly copier: RangeCopier | null;
+  emitCopy(session: Session, info: CopyInfo): void;
 }

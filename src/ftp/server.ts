@@ -3,14 +3,14 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
-import { nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
+import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { IdleWatch } from './data/idle-watch';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
 import { formatReply } from './parser';
-import type { ServerContext } from './server-context';
+import type { CopyInfo, ServerContext } from './server-context';
 import { Session, type TransferInfo } from './session';
 import { TlsManager } from './tls';
 import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './proxy-protocol';
@@ -37,6 +37,8 @@ export interface FtpServerEvents {
   fileReceived: [path: string, info: TransferInfo, session: SessionInfo];
   incompleteFileSent: [path: string, info: TransferInfo, session: SessionInfo];
   incompleteFileReceived: [path: string, info: TransferInfo, session: SessionInfo];
+  /** SITE CPFR/CPTO copied a file on the server (`to` now holds it). */
+  fileCopied: [to: string, info: CopyInfo, session: SessionInfo];
   error: [err: Error];
 }
 
@@ -150,6 +152,11 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         const name =
           direction === 'send' ? (i.ok ? 'fileSent' : 'incompleteFileSent') : i.ok ? 'fileReceived' : 'incompleteFileReceived';
         this.emit(name, i.path, i, info(s));
+        this.trimmer?.note();
+      },
+      copier: useNative ? nativeCopier() : null,
+      emitCopy: (s, i) => {
+        this.emit('fileCopied', i.to, i, info(s));
         this.trimmer?.note();
       },
     };

@@ -80,6 +80,8 @@ export class Session {
   type: 'A' | 'I' = 'A';
   restOffset = 0;
   renameFrom: string | null = null;
+  /** The source named by SITE CPFR, for the SITE CPTO right after it. */
+  copyFrom: string | null = null;
   dataChannel: DataChannel | null = null;
   epsvAll = false;
   quitPending = false;
@@ -696,6 +698,7 @@ export class Session {
     this.cwd = '/';
     this.restOffset = 0;
     this.renameFrom = null;
+    this.copyFrom = null;
     this.setDataChannel(null);
     this.epsvAll = false;
     this.type = 'A';

@@ -111,6 +111,18 @@ test('curl -Q runs quote commands before and after the transfer', async (t) => {
   t.not(bad.code, 0, 'a failing quote command fails curl');
 });
 
+test('curl -Q copies a file on the server with SITE CPFR and SITE CPTO', async (t) => {
+  const { s, dir, body } = await setup(t);
+  const local = path.join(dir, 'copy.bin');
+  const r = await curl(['-Q', 'SITE CPFR f.bin', '-Q', 'SITE CPTO sub/copy.bin', '-o', local, `${s.url}/f.bin`]);
+  t.is(r.code, 0, explain(r));
+  t.is((await fileDigest(path.join(s.root, 'sub', 'copy.bin'))).sha256, sha256(body));
+  t.is((await fileDigest(local)).sha256, sha256(body));
+  const bad = await curl(['-Q', 'SITE CPFR missing.bin', '-Q', 'SITE CPTO sub/x.bin', '-o', local, `${s.url}/f.bin`]);
+  t.not(bad.code, 0, 'a missing source fails curl');
+  t.false(fs.existsSync(path.join(s.root, 'sub', 'x.bin')));
+});
+
 test('curl -R gives the download the server file time (MDTM)', async (t) => {
   const { s, dir } = await setup(t);
   const when = new Date('2021-03-04T05:06:07Z');

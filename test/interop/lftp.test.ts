@@ -6,7 +6,7 @@ import { randomContent, settleSessionsOnTeardown, sha256 } from '../helpers/data
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer } from '../helpers/server';
 
-/** lftp: mirror both ways, put, get, mv, rm, mkdir -p, in passive and active mode. */
+/** lftp: mirror both ways, put, get, mv, site CPFR/CPTO, rm, mkdir -p, in passive and active mode. */
 
 /** Every file under dir, as relative path → sha256. */
 function treeHashes(dir: string): Record<string, string> {
@@ -34,7 +34,7 @@ function makeTree(dir: string): void {
 
 for (const passive of [true, false]) {
   const mode = passive ? 'passive' : 'active';
-  test(`lftp mirror, put, get, mv, rm, mkdir -p [${mode}]`, async (t: ExecutionContext) => {
+  test(`lftp mirror, put, get, mv, site CPFR/CPTO, rm, mkdir -p [${mode}]`, async (t: ExecutionContext) => {
     const s = await startServer(t);
     settleSessionsOnTeardown(t, s.server);
     const local = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-lftp-'));
@@ -58,6 +58,8 @@ for (const passive of [true, false]) {
       'get put.bin -o got.bin',
       'mkdir -p made/a/b/c',
       'mv put.bin made/a/b/c/moved.bin',
+      'site CPFR made/a/b/c/moved.bin',
+      'site CPTO made/copied.bin',
       'put single.bin -o doomed.bin',
       'rm doomed.bin',
       'bye',
@@ -69,6 +71,7 @@ for (const passive of [true, false]) {
     t.is(sha256(fs.readFileSync(path.join(local, 'got.bin'))), sha256(single), 'get after put gives the bytes back');
     t.is(sha256(fs.readFileSync(path.join(s.root, 'made', 'a', 'b', 'c', 'moved.bin'))), sha256(single), 'mv into the mkdir -p tree');
     t.false(fs.existsSync(path.join(s.root, 'put.bin')));
+    t.is(sha256(fs.readFileSync(path.join(s.root, 'made', 'copied.bin'))), sha256(single), 'site CPFR/CPTO copied on the server');
     t.false(fs.existsSync(path.join(s.root, 'doomed.bin')), 'rm removed the file');
   });
 }

@@ -12,8 +12,9 @@ export const site: CommandDescriptor = {
     const sp = ctx.arg.indexOf(' ');
     const sub = (sp === -1 ? ctx.arg : ctx.arg.slice(0, sp)).toUpperCase();
     const rest = sp === -1 ? '' : ctx.arg.slice(sp + 1);
+    if (sub !== 'CPTO') ctx.session.copyFrom = null;
     const cmd = SITE_COMMANDS.get(sub);
-    if (!cmd) throw new FtpError(500, 'Unknown SITE command.');
+    if (!cmd || cmd.enabled?.(ctx.session) === false) throw new FtpError(500, 'Unknown SITE command.');
     await cmd.handle({ ...ctx, verb: `SITE ${sub}`, arg: rest });
   },
 };

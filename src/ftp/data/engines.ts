@@ -1,4 +1,5 @@
 import type Logger from 'bunyan';
+import type { RangeCopier } from '../../fs/copy';
 import { streamEngine } from '../../native/fallback';
 import { TransferError, type TransferEngine, type TransferRequest, type TransferResult } from './transfer';
 
@@ -9,6 +10,7 @@ interface NativeModule {
   setOobInline?: (fd: number) => boolean;
   trimMemory?: () => number;
   configureNative?: (opts: object) => { threads: number; ioNice: number };
+  copyRange?: RangeCopier | null;
 }
 
 let native: NativeModule | null = null;
@@ -24,6 +26,11 @@ function loadNative(): NativeModule {
     }
   }
   return native;
+}
+
+/** The addon's file-to-file copy (copy_file_range), or null when it is not loaded. */
+export function nativeCopier(): RangeCopier | null {
+  return loadNative().copyRange ?? null;
 }
 
 export function nativeStatus(): { available: boolean; reason: string; ioThreads?: number; ioNice?: number } {

@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto';
+import { copyHandle } from '../../../fs/copy';
+import type { FileHandle, FileStat } from '../../../fs/types';
+import { FtpError } from '../../errors';
+import { startUpload } from '../../quota';
+import type { Session } from '../../session';
+import type { SiteCommand } from './index';
+
+/**
+ * Server-side copy of one regular file, as proftpd's mod_copy spells it: SITE CPFR names the
+ * source (350), the SITE CPTO right after it names the destination (250 when done). The
+ * source needs the `r` permission, the destination `w`; the user's disk quota counts the
+ * copy before a byte is written (552 when it does not fit).
+ *
+ * The bytes go to a hidden temporary file beside the destination, which is then renamed over
+ * it: a copy that fails (a full disk, a vanished client) leaves the destination as it was and
+ * no partial file behind. Local files are copied by the native addon with copy_file_range(2)
+ * (src/fs/copy.ts); other filesystems through their streams.
+ */
+
+const enabled = (session: Session): boolean => session.ctx.options.siteCopy;
+
+export const cpfr: SiteCommand = {
+  name: 'CPFR',
+  help: 'SITE CPFR <sp> path (copy: the source file).',
+  enabled,
+  async handle({ session, arg }) {
+    session.copyFrom = null;
+    if (!arg) throw new FtpError(501, 'Syntax: SITE CPFR <path>.');
+    const path = session.resolvePath(arg);
+    await session.requirePerm('r', path);
+    const st = await session.requireFs().stat(path);
+    if (st.kind !== 'file') throw new FtpError(550, 'Not a regular file: only files can be copied.');
+    session.copyFrom = path;
+    session.reply(350, 'File exists, ready for destination name (SITE CPTO).');
+  },
+};
+
+export const cpto: SiteCommand = {
+  name: 'CPTO',
+  help: 'SITE CPTO <sp> path (copy: the destination; after SITE CPFR).',
+  enabled,
+  async handle({ session, arg }) {
+    const from = session.copyFrom;
+    session.copyFrom = null;
+    if (from === null) throw new FtpError(503, 'Bad sequence of commands: use SITE CPFR first.');
+    if (!arg) throw new FtpError(501, 'Syntax: SITE CPTO <path>.');
+    const to = session.resolvePath(arg);
+    if (to === '/') throw new FtpError(553, "Can't overwrite home directory.");
+    await session.requirePerm('w', to);
+    const fs = session.requireFs();
+    // As RNTO: a destination that is a symlink leading out of the root is refused.
+    await fs.resolve(to);
+    const src = await fs.stat(from);
+    if (src.kind !== 'file') throw new FtpError(550, 'Not a regular file: only files can be copied.');
+    let existing: FileStat | null = null;
+    try {
+      existing = await fs.stat(to);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (existing?.kind === 'dir') throw new FtpError(550, 'Is a directory.');
+    if (existing && existing.unique === src.unique) throw new FtpError(553, 'Source and destination are the same file.');
+
+    const tmp = temporaryName(to);
+    const quota = await startUpload(session, { path: to, existing, append: false, offset: 0 });
+    if (quota && !quota.reserve(src.size)) {
+      quota.cancel();
+      throw new FtpError(552, 'Quota exceeded.');
+    }
+    const started = process.hrtime.bigint();
+    let reader: FileHandle | null = null;
+    let writer: FileHandle | null = null;
+    let renamed = false;
+    try {
+      reader = await fs.openRead(from, 0);
+      writer = await fs.openWrite(tmp, { exclusive: true });
+      const size = reader.size ?? src.size;
+      const done = await copyHandle(reader, writer, size, { native: session.ctx.copier, stop: () => session.isClosed });
+      await writer.close();
+      writer = null;
+      await fs.rename(tmp, to);
+      renamed = true;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      session.log.info({ from, to, bytes: done.bytes, seconds: Math.round(seconds * 1e6) / 1e6, via: done.via }, 'copy');
+      session.ctx.emitCopy(session, { from, to, bytes: done.bytes, seconds, via: done.via });
+      session.reply(250, `Copied ${done.bytes} bytes.`);
+    } catch (err) {
+      // The reply says why in short; the log keeps which copy it was.
+      session.log.info({ from, to, code: (err as { code?: string }).code }, 'copy failed');
+      throw err;
+    } finally {
+      await reader?.close().catch(() => undefined);
+      await writer?.close().catch(() => undefined);
+      if (!renamed) await fs.unlink(tmp).catch(() => undefined);
+      await quota?.finish();
+    }
+  },
+};
+
+/** A hidden name beside `to`, unlikely to exist (the open is exclusive anyway). */
+function temporaryName(to: string): string {
+  const slash = to.lastIndexOf('/');
+  return `${to.slice(0, slash + 1)}.${to.slice(slash + 1, slash + 201)}.copy-${randomBytes(6).toString('hex')}`;
+}
