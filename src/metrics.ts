@@ -98,6 +98,13 @@ export class ServerMetrics {
       labelNames: ['engine'],
       registers,
     });
+    const copies = new Counter({
+      name: 'ftpdlib_copies_total',
+      help: 'Server-side copies (SITE CPFR/CPTO) done, by how the bytes moved: copy_file_range, read/write or stream.',
+      labelNames: ['via'],
+      registers,
+    });
+    const copied = new Counter({ name: 'ftpdlib_copied_bytes_total', help: 'File bytes copied on the server (SITE CPTO).', registers });
     // Present from the start, so that rates and alerts have a series before the first event.
     logins.inc({ result: 'ok' }, 0);
     logins.inc({ result: 'failed' }, 0);
@@ -115,6 +122,10 @@ export class ServerMetrics {
     server.on('incompleteFileSent', (_path, i) => transfer(sent, i));
     server.on('fileReceived', (_path, i) => transfer(received, i));
     server.on('incompleteFileReceived', (_path, i) => transfer(received, i));
+    server.on('fileCopied', (_to, i) => {
+      copies.inc({ via: i.via });
+      copied.inc(i.bytes);
+    });
   }
 
   /** The text exposition: this server's metrics, then the process's. */

@@ -27,7 +27,7 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-test('GET /metrics after 2 logins, 1 failed login, a 1 MiB download and an upload', async (t) => {
+test('GET /metrics after 2 logins, 1 failed login, a 1 MiB download, an upload and a server-side copy', async (t) => {
   const s = await startServer(t, { metrics: { port: 0 } });
   const addr = s.server.metricsAddress();
   t.truthy(addr);
@@ -58,6 +58,9 @@ test('GET /metrics after 2 logins, 1 failed login, a 1 MiB download and an uploa
   d.end(upload);
   t.is((await b.read())?.code, 226);
 
+  t.is((await b.cmd('SITE CPFR big.bin')).code, 350);
+  t.is((await b.cmd('SITE CPTO big-copy.bin')).code, 250);
+
   const r = await get(addr!.port, '/metrics');
   t.is(r.status, 200);
   t.regex(r.type, /^text\/plain; version=0\.0\.4/);
@@ -73,6 +76,8 @@ test('GET /metrics after 2 logins, 1 failed login, a 1 MiB download and an uploa
   t.is(sample(m, 'ftpdlib_transfer_duration_seconds_count{command="RETR"}'), 1);
   t.is(sample(m, 'ftpdlib_transfer_duration_seconds_count{command="STOR"}'), 1);
   t.is(sample(m, 'ftpdlib_transfer_duration_seconds_bucket{le="+Inf",command="RETR"}'), 1);
+  t.is(sample(m, 'ftpdlib_copies_total{via="copy_file_range"}'), 1);
+  t.is(sample(m, 'ftpdlib_copied_bytes_total'), 1024 * 1024);
   // One engine per transfer: sendfile/splice/copy (zero-copy) or stream.
   const engines = m.split('\n').filter((l) => l.startsWith('ftpdlib_transfer_engine_total{'));
   t.is(
