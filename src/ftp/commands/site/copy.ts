@@ -64,18 +64,18 @@ export const cpto: SiteCommand = {
 
     const tmp = temporaryName(to);
     const quota = await startUpload(session, { path: to, existing, append: false, offset: 0 });
-    if (quota && !quota.reserve(src.size)) {
-      quota.cancel();
-      throw new FtpError(552, 'Quota exceeded.');
-    }
     const started = process.hrtime.bigint();
     let reader: FileHandle | null = null;
     let writer: FileHandle | null = null;
+    let created = false;
     let renamed = false;
     try {
       reader = await fs.openRead(from, 0);
-      writer = await fs.openWrite(tmp, { exclusive: true });
+      // The size the open saw is what is copied and counted (a file that grows meanwhile is copied as it was).
       const size = reader.size ?? src.size;
+      if (quota && !quota.reserve(size)) throw new FtpError(552, 'Quota exceeded.');
+      writer = await fs.openWrite(tmp, { exclusive: true });
+      created = true;
       const done = await copyHandle(reader, writer, size, { native: session.ctx.copier, stop: () => session.isClosed });
       await writer.close();
       writer = null;
@@ -92,7 +92,9 @@ export const cpto: SiteCommand = {
     } finally {
       await reader?.close().catch(() => undefined);
       await writer?.close().catch(() => undefined);
-      if (!renamed) await fs.unlink(tmp).catch(() => undefined);
+      // Only a temporary file this copy made is removed (an exclusive open that failed made none).
+      if (created && !renamed) await fs.unlink(tmp).catch(() => undefined);
+      // Corrects the usage from what is at the destination now: the copy, or what was there before.
       await quota?.finish();
     }
   },
