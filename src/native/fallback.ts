@@ -1,3 +1,4 @@
+import { read as fsRead } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 
@@ -218,8 +219,18 @@ function needsMeter(req: TransferRequest): boolean {
   return req.ascii || (req.throttle?.bytesPerSecond ?? 0) > 0;
 }
 
+/** Bytes per file read when sendFromFd sends (as the file streams read: src/fs/local.ts). */
+const SEND_CHUNK = 1024 * 1024;
+/** sendFromFd's buffers: one being sent while the next is read. */
+const SEND_BUFFERS = 2;
+/** The smallest buffer sendFromFd reads into (a file smaller than SEND_CHUNK gets one its size). */
+const SEND_MIN_CHUNK = 16 * 1024;
+
 /** file → socket. Resolves once every byte has been handed to the socket. */
 function send(req: TransferRequest): Promise<TransferResult> {
+  // Binary and unthrottled from a local file: read ahead into reused buffers.
+  const fd = req.handle.fd;
+  if (!needsMeter(req) && typeof fd === 'number' && fd >= 0) return sendFromFd(req, fd);
   const { socket, signal } = req;
   const src: Readable = req.handle.createReadStream();
   // Binary and unthrottled: file → socket directly, counted on the way.
@@ -260,6 +271,94 @@ function send(req: TransferRequest): Promise<TransferResult> {
       src.on('data', (counter as Counter).count);
       src.pipe(socket, { end: false });
     }
+  });
+}
+
+/**
+ * file → socket for a binary, unthrottled send of a local file: reads into a few buffers that
+ * are reused (no new Buffer per chunk: no page faults for it, no external memory for V8's GC to
+ * chase), and the next read is already running while the socket takes (and TLS encrypts) the
+ * current chunk, where a piped fs stream reads the next chunk only after the write returned.
+ * Settles only with no read in flight, so the caller may close the descriptor at once.
+ */
+function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
+  const { socket, signal } = req;
+  const counter = new Counter(req.onProgress);
+  // A small file gets buffers its size (a file that grows meanwhile is read on to its end anyway).
+  const left = req.handle.size === undefined ? SEND_CHUNK : req.handle.size - req.handle.offset;
+  const size = Math.min(SEND_CHUNK, Math.max(SEND_MIN_CHUNK, left + 1));
+  let buffers = 0;
+  const free: Buffer[] = [];
+  /** Chunks read and not yet written, in file order: the buffer and how much of it was read. */
+  const ready: Array<{ buf: Buffer; n: number }> = [];
+  let pos = req.handle.offset;
+  let reading = false;
+  let eof = false;
+  let writing = false;
+  return new Promise<TransferResult>((resolve, reject) => {
+    let done: TransferError | null | undefined;
+    let settled = false;
+    const settle = (): void => {
+      if (settled || done === undefined || reading) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onSocketError);
+      socket.off('close', onSocketClose);
+      if (done) reject(done);
+      else resolve({ bytes: counter.bytes, path: 'stream' });
+    };
+    const finish = (err?: TransferError): void => {
+      if (done !== undefined) return;
+      done = err ?? null;
+      settle();
+    };
+    const pump = (): void => {
+      if (done !== undefined) return;
+      if (!reading && !eof && (free.length || buffers < SEND_BUFFERS)) {
+        // The second buffer is made only when the file needs it.
+        const buf = free.pop() ?? (buffers++, Buffer.allocUnsafeSlow(size));
+        reading = true;
+        fsRead(fd, buf, 0, buf.length, pos, (err, n) => {
+          reading = false;
+          if (err) {
+            finish(new TransferError(err.message, err.code ?? 'EIO', counter.bytes, 'stream'));
+          } else if (n === 0) {
+            eof = true;
+            free.push(buf);
+          } else {
+            pos += n;
+            ready.push({ buf, n });
+          }
+          settle();
+          pump();
+        });
+      }
+      if (!writing && ready.length) {
+        const { buf, n } = ready.shift()!;
+        const chunk = n < buf.length ? buf.subarray(0, n) : buf;
+        writing = true;
+        counter.count(chunk);
+        // The buffer is reused once the socket is done with it (its callback).
+        socket.write(chunk, (err) => {
+          writing = false;
+          if (err) return finish(socketError(err, counter.bytes));
+          free.push(buf);
+          pump();
+        });
+        pump(); // the next read starts while this chunk is being sent
+        return;
+      }
+      // Every byte is queued on the socket; the caller's end() flushes them before the FIN.
+      if (eof && !reading && !writing && !ready.length) finish();
+    };
+    const onAbort = (): void => finish(aborted(signal, counter.bytes));
+    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, counter.bytes));
+    const onSocketClose = (): void => finish(socketError(undefined, counter.bytes));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+    pump();
   });
 }
 

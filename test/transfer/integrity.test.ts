@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { loggedIn, nextEvent, randomContent, retr, sha256, stor, fileDigest } from '../helpers/data-client';
+import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256, stor, fileDigest } from '../helpers/data-client';
 import { MATRIX, engineProbe, transferRecords, type Row } from '../helpers/matrix';
 import { PASS, USER, startServer, type TestServer } from '../helpers/server';
 import type { TransferInfo } from '../../src';
@@ -95,4 +95,40 @@ for (const row of MATRIX) {
     row.test('RETR of 100 MiB arrives intact', (t) => retrCase(t, row, BIG));
     row.test('STOR of 100 MiB is stored intact', (t) => storCase(t, row, 'STOR', BIG));
   }
+}
+
+// The stream path reads a local file into two buffers it reuses: one being sent while the next is
+// read. A client that reads slowly makes the socket hold a chunk for a while (a write that does not
+// complete at once); a buffer reused before its write completed would send bytes of a later chunk.
+for (const row of MATRIX.filter((r) => r.engine === 'stream')) {
+  row.test('RETR read slowly by the client (the socket pushing back) arrives intact', async (t) => {
+    const s = await startServer(t, { useSendfile: false });
+    const body = randomContent(24 * 1024 * 1024 + 333);
+    fs.writeFileSync(path.join(s.root, 'f.bin'), body);
+    const c = await loggedIn(s.port, USER, PASS);
+    const plan = await prepareData(c, row.mode);
+    c.send('RETR f.bin\r\n');
+    const first = await c.read();
+    t.true(first?.code === 150 || first?.code === 125, JSON.stringify(first));
+    const sock = await plan.socket();
+    const parts: Buffer[] = [];
+    sock.pause();
+    await new Promise((r) => setTimeout(r, 300)); // the kernel's buffers fill; writes queue in Node
+    await new Promise<void>((resolve, reject) => {
+      sock.on('data', (d: Buffer) => {
+        parts.push(d);
+        sock.pause();
+        setTimeout(() => sock.resume(), 1);
+      });
+      sock.on('end', resolve);
+      sock.on('error', reject);
+      sock.resume();
+    });
+    sock.destroy();
+    t.is((await c.read(30000))?.code, 226);
+    const got = Buffer.concat(parts);
+    t.is(got.length, body.length);
+    t.is(sha256(got), sha256(body), 'every chunk is the file\'s own bytes, in order');
+    c.close();
+  });
 }
