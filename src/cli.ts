@@ -441,7 +441,7 @@ function lockoutSizing(l: LockoutConfig): { maxEntries: number; keepMs: number }
 function applyEngine(cfg: LoadedConfig): void {
   const e = engineConfig(cfg);
   const native = require('./native') as typeof import('./native');
-  native.configureNative({ ioNice: e.ioNice, ...(e.ioThreads === 'auto' ? {} : { threads: e.ioThreads }) });
+  native.configureNative({ ioNice: e.ioNice, soloThread: e.soloThread, ...(e.ioThreads === 'auto' ? {} : { threads: e.ioThreads }) });
 }
 
 /** server.workers as a number of processes (auto: one per core). */
@@ -620,7 +620,8 @@ function transfersLine(cfg: LoadedConfig, server: FtpServer, cluster: boolean): 
   // the library's own count, which nativeStatus reports until something sets another.
   const e = engineConfig(cfg);
   const threads = e.ioThreads === 'auto' ? (native.ioThreads ?? 1) : e.ioThreads;
-  return `transfers: zero-copy engine where it applies, ${threads} I/O thread${threads === 1 ? '' : 's'} at nice +${e.ioNice}${cluster ? ' in each worker' : ''}`;
+  const solo = e.soloThread && e.ioNice > 0 ? ' (a transfer running alone: at nice +0)' : '';
+  return `transfers: zero-copy engine where it applies, ${threads} I/O thread${threads === 1 ? '' : 's'} at nice +${e.ioNice}${solo}${cluster ? ' in each worker' : ''}`;
 }
 
 /** `cluster`: the primary's facts when there are workers (its FtpServer only checked the options, it does not listen). */

@@ -154,13 +154,15 @@ export interface EngineConfig {
   ioNice: number;
   /** How many I/O threads; auto is the library's choice (1 below 4 CPUs, 2 from 4 up). */
   ioThreads: number | 'auto';
+  /** A transfer that runs alone goes to a thread at the process's own priority (configureNative's soloThread). */
+  soloThread: boolean;
 }
 
 /**
  * What server.engine means when absent, or for a key it leaves out: the library's own defaults
  * (src/native configureNative; a test keeps the two equal without loading the addon here).
  */
-export const ENGINE_DEFAULTS: EngineConfig = { ioNice: 10, ioThreads: 'auto' };
+export const ENGINE_DEFAULTS: EngineConfig = { ioNice: 10, ioThreads: 'auto', soloThread: true };
 
 /** server.engine with its defaults filled in. */
 export function engineConfig(cfg: LoadedConfig): EngineConfig {
@@ -293,13 +295,14 @@ const WORKERS: SchemaNode = {
 /** The zero-copy engine's I/O threads (server.engine): configureNative, in each serving process. */
 const ENGINE: ObjectNode = {
   kind: 'object',
-  expected: 'a mapping { ioNice, ioThreads }',
+  expected: 'a mapping { ioNice, ioThreads, soloThread }',
   fields: {
     ioNice: { node: int(0, 19), default: ENGINE_DEFAULTS.ioNice },
     ioThreads: {
       node: { kind: 'alt', options: [int(1, 16), { kind: 'enum', values: ['auto'] }], expected: 'an integer from 1 to 16, or auto' },
       default: ENGINE_DEFAULTS.ioThreads,
     },
+    soloThread: { node: BOOL, default: ENGINE_DEFAULTS.soloThread },
   } satisfies Record<keyof EngineConfig, Field>,
 };
 

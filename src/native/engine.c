@@ -70,6 +70,9 @@ static const char *const op_names[] = {
 enum { STEP_PARK, STEP_AGAIN, STEP_SLEEP, STEP_DONE };
 
 #define MAX_THREADS 16
+/* th[SOLO]: the I/O thread at the starting thread's own priority, for a job that starts alone (js_start). */
+#define SOLO MAX_THREADS
+#define ALL_SLOTS (MAX_THREADS + 1)
 #define MIN_SIZE ((size_t)4096)
 #define MAX_SIZE ((size_t)64 << 20)
 #define MIN_COPY_CAP ((size_t)64 << 10)
@@ -150,8 +153,9 @@ struct engine {
   int tsfn_refd;
   int nthreads;
   int io_nice;          /* see js_configure */
+  int solo;             /* see js_configure */
   int stopped;
-  ioth_t th[MAX_THREADS];
+  ioth_t th[ALL_SLOTS];
   job_t *live;
   uint32_t next_id;
   double by_mech[M_COUNT];
@@ -602,7 +606,7 @@ static void *io_main(void *arg) {
      value per thread; raising one's own needs no privilege. */
   pid_t ktid = (pid_t)syscall(SYS_gettid);
   /* A name for top -H, ps -L and /proc/PID/task/TID/comm (15 characters at most). */
-  prctl(PR_SET_NAME, "ftpdlib-io", 0, 0, 0);
+  prctl(PR_SET_NAME, th == &th->eng->th[SOLO] ? "ftpdlib-io-solo" : "ftpdlib-io", 0, 0, 0);
   if (th->nice > 0) {
     errno = 0;
     int cur = getpriority(PRIO_PROCESS, (id_t)ktid);
@@ -748,7 +752,7 @@ static int start_thread(ioth_t *th) {
   th->rpr = th->rpw = -1;
   th->inbox = NULL;
   th->stop = 0;
-  th->nice = th->eng->io_nice;
+  th->nice = th == &th->eng->th[SOLO] ? 0 : th->eng->io_nice;
   atomic_store(&th->ktid, 0);
   atomic_store(&th->cancel_pending, 0);
   if (pthread_mutex_init(&th->mu, NULL) != 0) goto fail;
@@ -777,7 +781,7 @@ fail: {
 static void engine_stop(engine_t *eng) {
   if (eng->stopped) return;
   eng->stopped = 1;
-  for (int i = 0; i < MAX_THREADS; i++) {
+  for (int i = 0; i < ALL_SLOTS; i++) {
     ioth_t *th = &eng->th[i];
     if (!th->started) continue;
     pthread_mutex_lock(&th->mu);
@@ -968,10 +972,16 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (sndbuf > 0) setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   if (rcvbuf > 0) setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 
-  /* The least loaded thread takes the job. */
+  /* A job that starts while no other runs goes to the solo thread, at the event loop's own
+   * priority: one big transfer then moves as fast as any other process would move it, however
+   * busy the rest of the machine. Otherwise the least loaded of the (lower priority) threads. */
   ioth_t *th = &eng->th[0];
-  for (int i = 1; i < eng->nthreads; i++)
-    if (eng->th[i].load < th->load) th = &eng->th[i];
+  if (eng->solo && eng->io_nice > 0 && eng->active == 0) {
+    th = &eng->th[SOLO];
+  } else {
+    for (int i = 1; i < eng->nthreads; i++)
+      if (eng->th[i].load < th->load) th = &eng->th[i];
+  }
   if (start_thread(th) < 0) {
     int e = errno;
     close(sock);
@@ -1069,7 +1079,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_value o;
   napi_create_object(env, &o);
   int started = 0;
-  for (int i = 0; i < MAX_THREADS; i++) started += eng->th[i].started;
+  for (int i = 0; i < ALL_SLOTS; i++) started += eng->th[i].started;
   set_num(env, o, "sendfile", eng->by_mech[M_SENDFILE]);
   set_num(env, o, "splice", eng->by_mech[M_SPLICE]);
   set_num(env, o, "copy", eng->by_mech[M_COPY]);
@@ -1080,7 +1090,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   napi_value ids;
   napi_create_array(env, &ids);
   uint32_t k = 0;
-  for (int i = 0; i < MAX_THREADS; i++) {
+  for (int i = 0; i < ALL_SLOTS; i++) {
     int id = eng->th[i].started ? atomic_load(&eng->th[i].ktid) : 0;
     if (id > 0) {
       napi_value v;
@@ -1093,23 +1103,28 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 }
 
 /*
- * configure(threads[, ioNice]) -> threads in effect. Both only before the first job starts a
- * thread. ioNice (0..19, default 10): how much lower the I/O threads' scheduling priority is
- * than the thread that starts them (setpriority on their own thread id). On a machine short of
- * CPU the event loop, which serves every session's commands, then gets a core before the
- * threads moving file bytes (src/native/bench/RESULTS.md, "The I/O thread's priority").
+ * configure(threads[, ioNice[, solo]]) -> threads in effect. threads and ioNice only before the
+ * first job starts a thread. ioNice (0..19, default 10): how much lower the I/O threads'
+ * scheduling priority is than the thread that starts them (setpriority on their own thread id).
+ * On a machine short of CPU the event loop, which serves every session's commands, then gets a
+ * core before the threads moving file bytes (src/native/bench/RESULTS.md, "The I/O thread's
+ * priority"). solo (0 or 1, default 1; any time): a job that starts while no other runs goes to
+ * th[SOLO], which keeps the starting thread's priority, so that one big transfer is not left a
+ * tenth of a core by busy neighbours in the same scheduling group ("The solo thread").
  */
 static napi_value js_configure(napi_env env, napi_callback_info info) {
   engine_t *eng = get_engine(env);
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int started = 0;
-  for (int i = 0; i < MAX_THREADS; i++) started += eng->th[i].started;
+  for (int i = 0; i < ALL_SLOTS; i++) started += eng->th[i].started;
   int64_t n = argc >= 1 ? arg_i64(env, argv[0], 0) : 0;
   if (!started && n >= 1) eng->nthreads = n > MAX_THREADS ? MAX_THREADS : (int)n;
   int64_t nice = argc >= 2 ? arg_i64(env, argv[1], -1) : -1;
   if (!started && nice >= 0 && nice <= 19) eng->io_nice = (int)nice;
+  int64_t solo = argc >= 3 ? arg_i64(env, argv[2], -1) : -1;
+  if (solo == 0 || solo == 1) eng->solo = (int)solo;
   napi_value r;
   napi_create_int32(env, eng->nthreads, &r);
   return r;
@@ -1713,7 +1728,8 @@ NAPI_MODULE_INIT() {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   eng->nthreads = cpus >= 4 ? 2 : 1;
   eng->io_nice = 10;
-  for (int i = 0; i < MAX_THREADS; i++) {
+  eng->solo = 1;
+  for (int i = 0; i < ALL_SLOTS; i++) {
     eng->th[i].eng = eng;
     eng->th[i].epfd = eng->th[i].evfd = eng->th[i].rpr = eng->th[i].rpw = -1;
   }
