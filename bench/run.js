@@ -27,7 +27,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -53,6 +53,7 @@ for (const a of argv) {
       process.exit(2);
     }
   }
+  else if (a === '--ftpdlib-solo=0' || a === '--ftpdlib-solo=1') opt.solo = a.endsWith('1');
   else if (a.startsWith('--ftpdlib-io-threads=')) {
     opt.ioThreads = Number(a.slice(21));
     if (!Number.isInteger(opt.ioThreads) || opt.ioThreads < 1 || opt.ioThreads > 16) {
@@ -71,6 +72,7 @@ for (const a of argv) {
     console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 and heapReduceDelay 0 (it never gives freed memory back to the kernel)');
     console.log('--ftpdlib-io-nice=N: run ftpdlib\'s engine I/O thread N nice steps below the process (configureNative ioNice; default: the library\'s, 10)');
     console.log('--ftpdlib-io-threads=N: give ftpdlib\'s engine N I/O threads (configureNative threads; default: the library\'s)');
+    console.log('--ftpdlib-solo=0|1: a transfer running alone on its own I/O thread at full priority, or not (configureNative soloThread; default: the library\'s, 1)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
@@ -532,7 +534,7 @@ function ftpdlibImpl() {
   };
 }
 
-const trimArgs = () => [...(opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']), ...(opt.ioNice === null ? [] : ['--io-nice', String(opt.ioNice)]), ...(opt.ioThreads === null ? [] : ['--io-threads', String(opt.ioThreads)])];
+const trimArgs = () => [...(opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']), ...(opt.ioNice === null ? [] : ['--io-nice', String(opt.ioNice)]), ...(opt.ioThreads === null ? [] : ['--io-threads', String(opt.ioThreads)]), ...(opt.solo === null ? [] : ['--solo', opt.solo ? '1' : '0'])];
 
 const SERVERS = [
   {
@@ -1416,6 +1418,7 @@ async function main() {
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
   if (opt.ioThreads !== null) log(`- ftpdlib's engine runs ${opt.ioThreads} I/O thread(s) (--ftpdlib-io-threads).`);
+  if (opt.solo !== null) log(`- ftpdlib's engine ${opt.solo ? 'gives' : 'does not give'} a transfer running alone its own I/O thread at full priority (--ftpdlib-solo; the library's default gives it).`);
   if (opt.ioNice !== null) log(`- ftpdlib's engine I/O thread runs ${opt.ioNice} nice steps below the process (--ftpdlib-io-nice; the library's default is 10).`);
   log(opt.memoryTrim
     ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'

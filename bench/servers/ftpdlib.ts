@@ -2,8 +2,8 @@
 //   node -r ts-node/register/transpile-only bench/servers/ftpdlib.ts --port 0 --root DIR [--stream]
 //        [--pasv 50000-50999] [--auth scrypt|plain] [--tls-cert FILE --tls-key FILE]
 //        [--memory-trim-delay SECONDS] [--heap-reduce-delay SECONDS]  (the server's memoryTrimDelay
-//        and heapReduceDelay; 0 = never) [--io-nice N] [--io-threads N]  (the engine's ioNice and
-//        threads, configureNative)
+//        and heapReduceDelay; 0 = never) [--io-nice N] [--io-threads N] [--solo 0|1]  (the engine's ioNice,
+//        threads and soloThread: configureNative)
 // --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
 // (tlsControlRequired, tlsDataRequired); TLS transfers always take the stream path.
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
   const lib = require(impl);
   if (arg('--io-nice', '') !== '') require(path.join(impl, 'native')).configureNative({ ioNice: Number(arg('--io-nice', '')) });
   if (arg('--io-threads', '') !== '') require(path.join(impl, 'native')).configureNative({ threads: Number(arg('--io-threads', '')) });
+  if (arg('--solo', '') !== '') require(path.join(impl, 'native')).configureNative({ soloThread: arg('--solo', '') === '1' });
   const { FtpServer, VirtualAuthorizer } = lib;
   if (typeof FtpServer !== 'function' || typeof VirtualAuthorizer !== 'function') {
     throw new Error(`${impl} does not export FtpServer and VirtualAuthorizer`);

@@ -214,3 +214,13 @@ test('SITE CPFR/CPTO need a login', async (t: ExecutionContext) => {
   t.is((await c.cmd('SITE CPFR f')).code, 530);
   t.is((await c.cmd('SITE CPTO g')).code, 530);
 });
+
+test('SITE CPTO to a name of 255 bytes of UTF-8 (the most a name may have) copies', async (t) => {
+  const { s, c } = await loggedIn(t);
+  fs.writeFileSync(path.join(s.root, 'f'), 'long name');
+  const name = `${'é'.repeat(127)}x`; // 2 × 127 + 1 = 255 bytes
+  t.is(Buffer.byteLength(name), 255);
+  t.is((await c.cmd('OPTS UTF8 ON')).code, 200);
+  t.is((await copy(c, 'f', name)).cpto, 250);
+  t.is(fs.readFileSync(path.join(s.root, name), 'utf8'), 'long name');
+});

@@ -100,8 +100,17 @@ export const cpto: SiteCommand = {
   },
 };
 
-/** A hidden name beside `to`, unlikely to exist (the open is exclusive anyway). */
+/**
+ * A hidden name beside `to`, unlikely to exist (the open is exclusive anyway). The destination's
+ * own name is cut to 200 bytes of UTF-8, whole characters, so that the temporary name stays
+ * within NAME_MAX (255 bytes) whenever the destination's does.
+ */
 function temporaryName(to: string): string {
   const slash = to.lastIndexOf('/');
-  return `${to.slice(0, slash + 1)}.${to.slice(slash + 1, slash + 201)}.copy-${randomBytes(6).toString('hex')}`;
+  let name = '';
+  for (const ch of to.slice(slash + 1)) {
+    if (Buffer.byteLength(name + ch) > 200) break;
+    name += ch;
+  }
+  return `${to.slice(0, slash + 1)}.${name}.copy-${randomBytes(6).toString('hex')}`;
 }
