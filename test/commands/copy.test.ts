@@ -3,13 +3,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { MemoryFileSystem, VirtualAuthorizer, type CopyInfo, type FileSystem } from '../../src';
 import { COPY_CHUNK } from '../../src/fs/copy';
 import { fetch, loggedIn, loginAs } from './_support';
 import { nextEvent, randomContent, sha256 } from '../helpers/data-client';
 import { LineClient } from '../helpers/line-client';
-import { startServer, type StartOptions, type TestServer } from '../helpers/server';
+import { eventually, startServer, type StartOptions, type TestServer } from '../helpers/server';
 
 /** `mib` MiB whose every MiB differs (its index up front), so a copy from a wrong offset shows. */
 function blocks(mib: number, tail = 0): Buffer {
@@ -223,4 +224,48 @@ test('SITE CPTO to a name of 255 bytes of UTF-8 (the most a name may have) copie
   t.is((await c.cmd('OPTS UTF8 ON')).code, 200);
   t.is((await copy(c, 'f', name)).cpto, 250);
   t.is(fs.readFileSync(path.join(s.root, name), 'utf8'), 'long name');
+});
+
+test('a client that leaves during a copy stops it: no partial file and no temporary file stay behind', async (t) => {
+  // A filesystem whose reads trickle (16 KiB every 20 ms), so the copy is still running when the
+  // client goes; the copy checks between chunks whether its session is still there.
+  const mem = new MemoryFileSystem({ files: { '/a.bin': randomContent(4 * 1024 * 1024) } });
+  let chunksRead = 0;
+  const slow: FileSystem = Object.create(mem, {
+    openRead: {
+      value: async (p: string, offset: number) => {
+        const h = await mem.openRead(p, offset);
+        return {
+          offset: h.offset,
+          size: h.size,
+          close: () => h.close(),
+          createWriteStream: () => h.createWriteStream(),
+          createReadStream: () =>
+            Readable.from(
+              (async function* () {
+                for await (const chunk of h.createReadStream()) {
+                  for (let i = 0; i < chunk.length; i += 16 * 1024) {
+                    await new Promise((r) => setTimeout(r, 20));
+                    chunksRead++;
+                    yield chunk.subarray(i, i + 16 * 1024);
+                  }
+                }
+              })(),
+            ),
+        };
+      },
+    },
+  });
+  const { s, c } = await loggedIn(t, { fileSystem: () => slow });
+  t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
+  c.send('SITE CPTO b.bin\r\n');
+  await eventually(() => chunksRead >= 3, 'the copy has started');
+  c.close();
+  await eventually(() => s.server.sessionCount === 0, 'the session ended');
+  const names = async (): Promise<string[]> => (await mem.readdir('/')).map((e) => e.name).sort();
+  // The copy notices at its next chunk and removes its temporary file.
+  const deadline = Date.now() + 5000;
+  while ((await names()).length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  t.deepEqual(await names(), ['a.bin']);
+  t.true(chunksRead < 256, `stopped after ${chunksRead} of 256 chunks`);
 });
