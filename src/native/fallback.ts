@@ -193,6 +193,34 @@ function socketError(err: NodeJS.ErrnoException | undefined, bytes: number): Tra
 }
 
 /**
+ * Make `finish` run when the transfer is aborted, or the socket fails or closes; `bytes()` says
+ * how many moved. Returns what undoes it. When the signal is already aborted, `finish` has run
+ * before this returns and nothing was hooked.
+ */
+function onSendEnd(
+  socket: TransferRequest['socket'],
+  signal: TransferSignal,
+  bytes: () => number,
+  finish: (err: TransferError) => void,
+): () => void {
+  const onAbort = (): void => finish(aborted(signal, bytes()));
+  const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, bytes()));
+  const onSocketClose = (): void => finish(socketError(undefined, bytes()));
+  if (signal.aborted) {
+    onAbort();
+    return () => undefined;
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  socket.on('error', onSocketError);
+  socket.on('close', onSocketClose);
+  return () => {
+    signal.removeEventListener('abort', onAbort);
+    socket.off('error', onSocketError);
+    socket.off('close', onSocketClose);
+  };
+}
+
+/**
  * Counts bytes and reports progress at most every 100 ms: the Meter's bookkeeping
  * without its Transform hop, for transfers that need no conversion and no pacing.
  */
@@ -239,12 +267,11 @@ function send(req: TransferRequest): Promise<TransferResult> {
   const last: Readable = meter ?? src;
   return new Promise<TransferResult>((resolve, reject) => {
     let settled = false;
+    let unhook = (): void => undefined;
     const finish = (err?: TransferError): void => {
       if (settled) return;
       settled = true;
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onSocketError);
-      socket.off('close', onSocketClose);
+      unhook();
       last.unpipe(socket);
       if (err) {
         src.destroy();
@@ -254,13 +281,8 @@ function send(req: TransferRequest): Promise<TransferResult> {
         resolve({ bytes: counter.bytes, path: 'stream' });
       }
     };
-    const onAbort = (): void => finish(aborted(signal, counter.bytes));
-    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, counter.bytes));
-    const onSocketClose = (): void => finish(socketError(undefined, counter.bytes));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
+    unhook = onSendEnd(socket, signal, () => counter.bytes, finish);
+    if (signal.aborted) return;
     src.on('error', (err: NodeJS.ErrnoException) => finish(new TransferError(err.message, err.code ?? 'EIO', counter.bytes, 'stream')));
     // Every byte is queued on the socket; the caller's end() flushes them before the FIN
     // (waiting for 'drain' here would hang: it only fires after a write returned false).
@@ -298,12 +320,11 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
   return new Promise<TransferResult>((resolve, reject) => {
     let done: TransferError | null | undefined;
     let settled = false;
+    let unhook = (): void => undefined;
     const settle = (): void => {
       if (settled || done === undefined || reading) return;
       settled = true;
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onSocketError);
-      socket.off('close', onSocketClose);
+      unhook();
       if (done) reject(done);
       else resolve({ bytes: counter.bytes, path: 'stream' });
     };
@@ -351,13 +372,8 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
       // Every byte is queued on the socket; the caller's end() flushes them before the FIN.
       if (eof && !reading && !writing && !ready.length) finish();
     };
-    const onAbort = (): void => finish(aborted(signal, counter.bytes));
-    const onSocketError = (err: NodeJS.ErrnoException): void => finish(socketError(err, counter.bytes));
-    const onSocketClose = (): void => finish(socketError(undefined, counter.bytes));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onSocketError);
-    socket.on('close', onSocketClose);
+    unhook = onSendEnd(socket, signal, () => counter.bytes, finish);
+    if (signal.aborted) return;
     pump();
   });
 }
