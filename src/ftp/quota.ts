@@ -7,7 +7,7 @@
  * the bytes that fit are written and kept, like on a disk that fills up, and the transfer ends
  * with 552. Earlier files are never touched. Afterwards the file's real size corrects the usage.
  */
-import type { FileHandle, FileStat } from '../fs/types';
+import type { FileHandle, FileStat, FileSystem } from '../fs/types';
 import { withWriteBudget } from '../fs/write-budget';
 import { FtpError } from './errors';
 import type { Session } from './session';
@@ -32,6 +32,18 @@ export interface UploadTarget {
   append: boolean;
   /** REST offset of a STOR: the file is cut there. */
   offset: number;
+}
+
+/** What is at an upload's or a copy's destination now: its stat, or null when nothing is there; a directory is 550. */
+export async function existingTarget(fs: FileSystem, path: string): Promise<FileStat | null> {
+  let existing: FileStat | null = null;
+  try {
+    existing = await fs.stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing?.kind === 'dir') throw new FtpError(550, 'Is a directory.');
+  return existing;
 }
 
 /** The upload's quota bookkeeping, or null when the user has no quota. Throws 552 when it cannot start. */

@@ -266,6 +266,7 @@ export function configureNative(opts: Partial<NativeConfig> = {}): Readonly<Nati
   if (opts.ioNice !== undefined && (!Number.isInteger(opts.ioNice) || opts.ioNice < 0 || opts.ioNice > 19)) {
     throw new RangeError('ioNice: an integer from 0 to 19 expected');
   }
+  if (opts.soloThread !== undefined && typeof opts.soloThread !== 'boolean') throw new RangeError('soloThread: true or false expected');
   Object.assign(defaults, checked);
   if (opts.ioNice !== undefined && (addon === null || addon.stats().threads === 0)) {
     // Like the thread count, fixed once a thread has started.
@@ -273,7 +274,6 @@ export function configureNative(opts: Partial<NativeConfig> = {}): Readonly<Nati
     defaults.ioNice = opts.ioNice;
   }
   if (opts.soloThread !== undefined) {
-    if (typeof opts.soloThread !== 'boolean') throw new RangeError('soloThread: true or false expected');
     addon?.configure(0, -1, opts.soloThread ? 1 : 0);
     defaults.soloThread = opts.soloThread;
   }

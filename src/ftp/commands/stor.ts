@@ -1,5 +1,5 @@
 import { FtpError } from '../errors';
-import { startUpload } from '../quota';
+import { existingTarget, startUpload } from '../quota';
 import type { Session } from '../session';
 import type { OpenWriteOptions } from '../../fs/types';
 import type { CommandDescriptor } from './types';
@@ -9,13 +9,7 @@ export async function receiveFile(session: Session, verb: string, path: string, 
   const rest = session.takeRest();
   if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
   const fs = session.requireFs();
-  let existing = null;
-  try {
-    existing = await fs.stat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  if (existing && existing.kind === 'dir') throw new FtpError(550, 'Is a directory.');
+  const existing = await existingTarget(fs, path);
   if (rest > 0 && rest > (existing?.size ?? 0)) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
   // The quota is checked (552) before the file is opened, which would cut it.
   const quota = await startUpload(session, { path, existing, append: how.append === true, offset: how.append ? 0 : rest });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { copyHandle } from '../../../fs/copy';
-import type { FileHandle, FileStat } from '../../../fs/types';
+import type { FileHandle } from '../../../fs/types';
 import { FtpError } from '../../errors';
-import { startUpload } from '../../quota';
+import { existingTarget, startUpload } from '../../quota';
 import type { Session } from '../../session';
 import type { SiteCommand } from './index';
 
@@ -53,13 +53,7 @@ export const cpto: SiteCommand = {
     await fs.resolve(to);
     const src = await fs.stat(from);
     if (src.kind !== 'file') throw new FtpError(550, 'Not a regular file: only files can be copied.');
-    let existing: FileStat | null = null;
-    try {
-      existing = await fs.stat(to);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (existing?.kind === 'dir') throw new FtpError(550, 'Is a directory.');
+    const existing = await existingTarget(fs, to);
     if (existing && existing.unique === src.unique) throw new FtpError(553, 'Source and destination are the same file.');
 
     const tmp = temporaryName(to);
