@@ -53,15 +53,15 @@ export class ReplyReader {
     for (const w of this.waiters.splice(0)) w(null);
   }
 
-  /** The next reply, or null if the connection closed first. */
-  read(timeoutMs: number): Promise<Reply | null> {
+  /** The next reply, or null if the connection closed first. `context` is added to a timeout's message. */
+  read(timeoutMs: number, context = ''): Promise<Reply | null> {
     const r = this.replies.shift();
     if (r) return Promise.resolve(r);
     if (this.ended) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== waiter);
-        reject(new Error('timed out waiting for a reply'));
+        reject(new Error(`timed out waiting for a reply${context}`));
       }, timeoutMs);
       const waiter = (x: Reply | null): void => {
         clearTimeout(timer);
@@ -112,11 +112,18 @@ export class LineClient {
 
   /** The next reply, or null if the connection closed first. */
   read(timeoutMs = 10000): Promise<Reply | null> {
-    return this.reader.read(timeoutMs);
+    // A timeout says what was waited for: the greeting, or the reply to the last bytes sent.
+    const what = this.lastSent === null ? 'the greeting or a first reply' : `the reply to ${JSON.stringify(this.lastSent)}`;
+    return this.reader.read(timeoutMs, ` (${timeoutMs} ms; ${what}; local port ${this.socket.localPort ?? '?'})`);
   }
+
+  /** What was sent last (its first line, PASS masked), for a timeout's message. */
+  private lastSent: string | null = null;
 
   /** Send raw bytes as given. */
   send(data: string | Buffer): void {
+    const text = (typeof data === 'string' ? data : data.toString('latin1')).split('\r\n')[0].slice(0, 60);
+    this.lastSent = /^PASS /i.test(text) ? 'PASS ****' : text;
     this.socket.write(data);
   }
 
