@@ -214,7 +214,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         port: addr.port,
         engine: this.options.useSendfile && native.available ? 'native' : 'stream',
         nativeReason: native.reason,
-        ...(this.options.useSendfile && native.available ? { ioThreads: native.ioThreads, ioNice: native.ioNice } : {}),
+        ...(this.options.useSendfile && native.available ? { ioThreads: native.ioThreads, ioNice: native.ioNice, soloThread: native.soloThread } : {}),
       },
       'listening',
     );

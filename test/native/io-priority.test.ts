@@ -67,6 +67,7 @@ test.serial('soloThread: false sends every transfer to the ioNice threads; it ca
   t.throws(() => configureNative({ soloThread: 'yes' as unknown as boolean }), { instanceOf: RangeError, message: /soloThread/ });
   const s = await startServer(t);
   if (!available) return void t.is(await download(s.port, s.root, 1024), 1024);
+  t.like(s.records.find((r) => r.msg === 'listening'), { ioNice: 4, soloThread: true }, 'the listening record says how files move');
   // The solo thread (started by the test above) sleeps in epoll_wait; a job handed to it wakes
   // it, which the kernel counts as a voluntary context switch of that thread.
   const solo = engineStats().ioThreadIds.filter((id) => threadName(id) === 'ftpdlib-io-solo');

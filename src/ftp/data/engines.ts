@@ -9,7 +9,7 @@ interface NativeModule {
   reason: string;
   setOobInline?: (fd: number) => boolean;
   trimMemory?: () => number;
-  configureNative?: (opts: object) => { threads: number; ioNice: number };
+  configureNative?: (opts: object) => { threads: number; ioNice: number; soloThread: boolean };
   copyRange?: RangeCopier | null;
 }
 
@@ -33,12 +33,12 @@ export function nativeCopier(): RangeCopier | null {
   return loadNative().copyRange ?? null;
 }
 
-export function nativeStatus(): { available: boolean; reason: string; ioThreads?: number; ioNice?: number } {
+export function nativeStatus(): { available: boolean; reason: string; ioThreads?: number; ioNice?: number; soloThread?: boolean } {
   const n = loadNative();
   const available = n.available && n.nativeEngine !== null;
   // configureNative({}) changes nothing and returns the settings the I/O threads start with.
   const io = available ? n.configureNative?.({}) : undefined;
-  return { available, reason: n.reason, ...(io ? { ioThreads: io.threads, ioNice: io.ioNice } : {}) };
+  return { available, reason: n.reason, ...(io ? { ioThreads: io.threads, ioNice: io.ioNice, soloThread: io.soloThread } : {}) };
 }
 
 /**
