@@ -97,6 +97,12 @@ export interface EngineStats {
   jobs: number;
   /** Kernel thread ids of the I/O threads started so far (/proc/self/task/ID). */
   ioThreadIds: number[];
+  /**
+   * Descriptors the I/O threads keep open between transfers: each started thread's epoll and
+   * eventfd, and a thread's receive pipe once it has received by splice. They appear lazily, with
+   * the first job a thread takes, so a leak check compares /proc/self/fd less this figure.
+   */
+  heldFds: number;
 }
 
 type Callback = (
@@ -229,9 +235,17 @@ export const reason: string = loaded.reason;
 
 /** Counters proving which path ran. All zero when the engine is not available. */
 export function engineStats(): EngineStats {
-  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0, ioThreadIds: [] };
+  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0, ioThreadIds: [], heldFds: 0 };
   const s = addon.stats();
-  return { sendfile: s.sendfile, splice: s.splice, copy: s.copy, active: s.active, jobs: s.jobs, ioThreadIds: s.ioThreadIds ?? [] };
+  return {
+    sendfile: s.sendfile,
+    splice: s.splice,
+    copy: s.copy,
+    active: s.active,
+    jobs: s.jobs,
+    ioThreadIds: s.ioThreadIds ?? [],
+    heldFds: s.heldFds ?? 0,
+  };
 }
 
 /** Keep TCP urgent data in-band on a control socket (Python ftplib's ABOR). */

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { available, configureNative, engineStats } from '../../src/native/index';
-import { downloadCount, startServer } from '../helpers/server';
+import { downloadCount, eventually, startServer, waitForNoSessions } from '../helpers/server';
 
 // The engine's I/O threads run at a lower scheduling priority than the event loop (ioNice,
 // default 10), so on a machine short of CPU the loop answering every session's commands gets
@@ -33,8 +33,17 @@ test.serial('the I/O thread that moved a zero-copy download runs ioNice lower th
   t.is(configureNative({}).ioNice, 10, 'the default');
   t.is(configureNative({ ioNice: 4 }).ioNice, 4);
   const s = await startServer(t);
+  t.is(engineStats().heldFds, 0, 'no thread yet, no descriptor held');
+  const rawFds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const fdsBefore = rawFds();
   t.is(await download(s.port, s.root, 256 * 1024), 256 * 1024);
+  await waitForNoSessions(s.server);
   const stats = engineStats();
+  // The thread that started keeps its epoll and eventfd, and heldFds says so (test/helpers'
+  // openFds subtracts it in every leak check).
+  t.is(stats.heldFds, 2 * stats.ioThreadIds.length, 'two descriptors per started I/O thread');
+  await eventually(() => rawFds() === fdsBefore + stats.heldFds, 'the held descriptors are all that stays', 5000).catch(() => undefined);
+  t.is(rawFds(), fdsBefore + stats.heldFds, 'the held descriptors are all that stays');
   if (!available) {
     t.deepEqual(stats.ioThreadIds, [], 'no engine, no I/O threads');
     return;
@@ -54,6 +63,7 @@ test.serial('the I/O thread that moved a zero-copy download runs ioNice lower th
   fs.writeFileSync(path.join(slow.root, 'g.bin'), Buffer.alloc(big, 5));
   t.deepEqual(await Promise.all([downloadCount(slow.port, 'g.bin'), downloadCount(slow.port, 'g.bin')]), [big, big]);
   const niced = engineStats().ioThreadIds.filter((id) => threadName(id) === 'ftpdlib-io');
+  t.is(engineStats().heldFds, 2 * engineStats().ioThreadIds.length, 'two descriptors per started I/O thread');
   t.true(niced.length >= 1, `threads ${engineStats().ioThreadIds.map(threadName).join(', ')}`);
   for (const id of niced) t.is(threadNice(id), Math.min(19, base + 4), `thread ${id}`);
   // Once a thread runs, a new value is not taken: what runs and what is reported stay the same.
