@@ -80,6 +80,9 @@ test('stop() cancels a pending trim and ignores later activity', async (t) => {
 /**
  * A trimmer whose malloc trim runs after `quietMs` and whose heap reducer (asked after
  * `heapQuietMs`) answers `room` the first time and `later` afterwards; both record into `events`.
+ * The tests keep the two delays far apart (20 and 400 ms): a timer that fires later than the gap
+ * finds both due and runs the heap step first, which made four tests fail in one full run of the
+ * suite when the gap was 40 ms.
  */
 function withHeap(o: { quietMs: number; heapQuietMs: number; room: number; settleMs: number; later?: number; trimResult?: number }) {
   const events: string[] = [];
@@ -134,7 +137,7 @@ test('the malloc trim runs at its own short delay; V8 is asked only after the lo
 });
 
 test('room still there after the settle time: asked once more, then the trim, never a third time', async (t) => {
-  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: 4 << 20, settleMs: 100, later: 3 << 20 });
+  const h = withHeap({ quietMs: 20, heapQuietMs: 400, room: 4 << 20, settleMs: 100, later: 3 << 20 });
   t.teardown(() => h.trimmer.stop());
   h.trimmer.note();
   await waitFor(() => h.events.length >= 4);
@@ -167,7 +170,7 @@ test('activity during the settle time ends the heap sequence: no second request 
 
 test('too little room (-1): V8 is not asked, the malloc trims go on; no way to ask (-2): the heap step is dropped', async (t) => {
   for (const room of [-1, -2]) {
-    const h = withHeap({ quietMs: 20, heapQuietMs: 60, room, settleMs: 5000 });
+    const h = withHeap({ quietMs: 20, heapQuietMs: 400, room, settleMs: 5000 });
     h.trimmer.note();
     await waitFor(() => h.events.length >= 2);
     await sleep(100);
@@ -182,7 +185,7 @@ test('too little room (-1): V8 is not asked, the malloc trims go on; no way to a
 });
 
 test('a malloc trim that cannot work (-1, -2) is not tried again; with the heap step gone too the trimmer stops', async (t) => {
-  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: -2, settleMs: 50, trimResult: -1 });
+  const h = withHeap({ quietMs: 20, heapQuietMs: 400, room: -2, settleMs: 50, trimResult: -1 });
   h.trimmer.note();
   await waitFor(() => h.events.length >= 2);
   await sleep(100);
@@ -208,7 +211,7 @@ test('a timer armed for the heap step is brought forward when a new pause makes 
 });
 
 test('stop() during the settle time: no trim follows the heap reduction', async (t) => {
-  const h = withHeap({ quietMs: 20, heapQuietMs: 60, room: 4 << 20, settleMs: 200 });
+  const h = withHeap({ quietMs: 20, heapQuietMs: 400, room: 4 << 20, settleMs: 200 });
   h.trimmer.note();
   await waitFor(() => h.events.includes('reduce'));
   h.trimmer.stop();
