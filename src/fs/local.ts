@@ -4,6 +4,7 @@ import type { Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fsError } from './errors';
+import { FdWriteSink } from './fd-sink';
 import { Jail, type JailProbe } from './jail';
 import { ftpIsWithin } from './paths';
 import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
@@ -131,12 +132,11 @@ class LocalFileHandle implements FileHandle {
 }
 
 /**
- * The fs methods streams on a raw descriptor use. A destroyed fs stream closes
+ * The fs methods read streams on a raw descriptor use. A destroyed fs stream closes
  * its descriptor whatever autoClose says; with these it leaves it to the handle.
  */
 const keepOpen = (_fd: number, cb: (err?: NodeJS.ErrnoException | null) => void): void => process.nextTick(cb);
 const KEEP_FD_READ = { read: nodeFs.read, close: keepOpen };
-const KEEP_FD_WRITE = { write: nodeFs.write, writev: nodeFs.writev, close: keepOpen };
 
 function closeInline(fd: number): Promise<void> {
   try {
@@ -179,7 +179,8 @@ class FdFileHandle implements FileHandle {
   }
 
   createWriteStream(): Writable {
-    const s = createWriteStream('', { fd: this.descriptor, start: this.offset, autoClose: false, highWaterMark: WRITE_HIGH_WATER_MARK, fs: KEEP_FD_WRITE });
+    // Several positional writes in flight while the socket keeps being read (./fd-sink.ts).
+    const s = new FdWriteSink(this.descriptor, this.offset);
     this.streams.push(s);
     return s;
   }
