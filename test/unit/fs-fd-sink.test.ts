@@ -139,3 +139,13 @@ test('the writer waits while the writes in flight are at the limit, and goes on 
   await done;
   t.deepEqual(accepted, [0, 1, 2, 3]);
 });
+
+test('a slow upload reaches the disk as it arrives, not once a batch is full', async (t) => {
+  const { file, fd } = tmpFile(t);
+  const sink = new FdWriteSink(fd, 0);
+  await new Promise<void>((resolve, reject) => sink.write(Buffer.from('first'), (e) => (e ? reject(e) : resolve())));
+  await new Promise<void>((resolve) => setTimeout(resolve, 50));
+  t.is(fs.readFileSync(file, 'utf8'), 'first', 'written with no write running, though far below a batch');
+  await new Promise<void>((resolve, reject) => sink.end(Buffer.from(' second'), (e?: Error | null) => (e ? reject(e) : resolve())));
+  t.is(fs.readFileSync(file, 'utf8'), 'first second');
+});
