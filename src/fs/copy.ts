@@ -21,13 +21,14 @@ export const COPY_CHUNK = 32 * 1024 * 1024;
  * Copy `size` bytes (fewer if the source ends first) from `src` (from its offset) to `dst`
  * (from its offset). Both handles backed by local descriptors and `native` given: the addon's
  * copyRange in COPY_CHUNK steps on the pool; otherwise the handles' streams. `stop()` is asked
- * between steps; when it says true the copy throws `aborted`.
+ * between steps; when it says true the copy throws an error with code ECANCELED. `onProgress`
+ * hears the bytes copied so far after each step.
  */
 export async function copyHandle(
   src: FileHandle,
   dst: FileHandle,
   size: number,
-  opts: { native: RangeCopier | null; stop?: () => boolean },
+  opts: { native: RangeCopier | null; stop?: () => boolean; onProgress?: (bytes: number) => void },
 ): Promise<CopyOutcome> {
   const aborted = (): Error => Object.assign(new Error('copy aborted'), { code: 'ECANCELED' });
   const copyRange = opts.native;
@@ -39,6 +40,7 @@ export async function copyHandle(
       const want = Math.min(COPY_CHUNK, size - done);
       const r = await copyRange(src.fd, dst.fd, src.offset + done, dst.offset + done, want);
       done += r.copied;
+      opts.onProgress?.(done);
       if (r.via === 'read/write') via = 'read/write';
       if (r.copied < want) break; // the source ended
     }
@@ -50,6 +52,7 @@ export async function copyHandle(
       if (opts.stop?.()) throw aborted();
       const part = chunk.length > size - done ? chunk.subarray(0, size - done) : chunk;
       done += part.length;
+      opts.onProgress?.(done);
       if (part.length > 0) yield part;
       if (done >= size) return;
     }

@@ -55,10 +55,8 @@ export async function dispatchTransfer(session: Session, verb: string, arg: stri
     await dispatch(session, verb, arg);
   } finally {
     session.transferAbort = null;
-    // ABOR arrived before any transfer started (the command failed or never reached it).
-    if (abort.signal.reason === ABORTED_BY_CLIENT && !session.abortAnswered && !session.isClosed) {
-      session.reply(225, 'ABOR command successful.');
-    }
-    if (session.quitPending) await session.finishQuit();
+    // ABOR arrived before any transfer started (the command failed or never reached it), or
+    // after it ended: answered once the command's own reply is out (Session.execute).
+    if (abort.signal.reason === ABORTED_BY_CLIENT && !session.abortAnswered) session.abortOwed = true;
   }
 }

@@ -3,6 +3,7 @@ import * as tls from 'node:tls';
 import type Logger from 'bunyan';
 import type { ResolvedOptions } from '../config/options';
 import type { FileSystem, FileHandle } from '../fs/types';
+import type { CopyPath } from '../fs/copy';
 import { resolveFtpPath } from '../fs/paths';
 import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
@@ -33,8 +34,8 @@ export interface ActiveTransfer {
   direction: 'send' | 'receive';
   started: number;
   bytes: number;
-  /** 'native' or 'stream' while it runs. */
-  engine: 'native' | 'stream' | null;
+  /** 'native' or 'stream' while it runs; for a copy (SITE CPTO), how it copies. */
+  engine: 'native' | 'stream' | CopyPath | null;
   readonly abort: TransferAbort;
 }
 
@@ -92,6 +93,8 @@ export class Session {
   transferAbort: TransferAbort | null = null;
   /** Set when the transfer answered an ABOR itself (426 + 226). */
   abortAnswered = false;
+  /** An ABOR that reached a command which did not answer it: 225 after that command's reply. */
+  abortOwed = false;
 
   private readonly framer: CommandFramer;
   /** Commands and framing errors, answered in arrival order. */
@@ -326,6 +329,12 @@ export class Session {
       // An AUTH refused anywhere (even by dispatch's argument check) releases the held input.
       if (ev.verb === 'AUTH') this.cancelTlsPending();
     }
+    // What a transfer or copy owes an ABOR or QUIT that came while it ran, after its own reply.
+    if (this.abortOwed) {
+      this.abortOwed = false;
+      this.reply(225, 'ABOR command successful.');
+    }
+    if (this.quitPending && !this.transfer && !this.transferAbort) await this.finishQuit();
     if (this.ctx.log.info()) {
       this.log.info(
         { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },

@@ -56,6 +56,16 @@ test('QUIT answers 221 and closes the connection', async (t) => {
   t.true(c.closed);
 });
 
+test('QUIT sent right behind a RETR that fails: the 550 comes first, then 221', async (t) => {
+  // The QUIT arrives while the RETR is still looking for its file, and waits for it to answer.
+  const { c } = await loggedIn(t);
+  t.is((await c.cmd('EPSV')).code, 229);
+  c.send('RETR no-such-file\r\nQUIT\r\n');
+  t.like(await c.read(), { code: 550 });
+  t.like(await c.read(), { code: 221 });
+  await c.whenClosed();
+});
+
 test('CWD, XCWD, PWD, XPWD, CDUP, XCUP move around and report the directory', async (t) => {
   const { s, c } = await loggedIn(t);
   seed(s.root);

@@ -226,10 +226,14 @@ test('SITE CPTO to a name of 255 bytes of UTF-8 (the most a name may have) copie
   t.is(fs.readFileSync(path.join(s.root, name), 'utf8'), 'long name');
 });
 
-test('a client that leaves during a copy stops it: no partial file and no temporary file stay behind', async (t) => {
-  // A filesystem whose reads trickle (16 KiB every 20 ms), so the copy is still running when the
-  // client goes; the copy checks between chunks whether its session is still there.
-  const mem = new MemoryFileSystem({ files: { '/a.bin': randomContent(4 * 1024 * 1024) } });
+/**
+ * A MemoryFileSystem holding `/a.bin` of `bytes` random bytes whose reads trickle (16 KiB every
+ * 20 ms), so that a copy is still running while the test acts; `chunks()` counts what was read.
+ * The copy checks between chunks whether it should stop.
+ */
+function trickling(bytes: number): { fs: FileSystem; mem: MemoryFileSystem; body: Buffer; chunks: () => number } {
+  const body = randomContent(bytes);
+  const mem = new MemoryFileSystem({ files: { '/a.bin': body } });
   let chunksRead = 0;
   const slow: FileSystem = Object.create(mem, {
     openRead: {
@@ -256,16 +260,74 @@ test('a client that leaves during a copy stops it: no partial file and no tempor
       },
     },
   });
-  const { s, c } = await loggedIn(t, { fileSystem: () => slow });
+  return { fs: slow, mem, body, chunks: () => chunksRead };
+}
+
+const names = async (mem: MemoryFileSystem): Promise<string[]> => (await mem.readdir('/')).map((e) => e.name).sort();
+
+test('a client that leaves during a copy stops it: no partial file and no temporary file stay behind', async (t) => {
+  const slow = trickling(4 * 1024 * 1024);
+  const { s, c } = await loggedIn(t, { fileSystem: () => slow.fs });
   t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
   c.send('SITE CPTO b.bin\r\n');
-  await eventually(() => chunksRead >= 3, 'the copy has started');
+  await eventually(() => slow.chunks() >= 3, 'the copy has started');
   c.close();
   await eventually(() => s.server.sessionCount === 0, 'the session ended');
-  const names = async (): Promise<string[]> => (await mem.readdir('/')).map((e) => e.name).sort();
   // The copy notices at its next chunk and removes its temporary file.
   const deadline = Date.now() + 5000;
-  while ((await names()).length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  t.deepEqual(await names(), ['a.bin']);
-  t.true(chunksRead < 256, `stopped after ${chunksRead} of 256 chunks`);
+  while ((await names(slow.mem)).length !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  t.deepEqual(await names(slow.mem), ['a.bin']);
+  t.true(slow.chunks() < 256, `stopped after ${slow.chunks()} of 256 chunks`);
+});
+
+test('ABOR during a copy stops it: 426 then 226, no partial or temporary file, and the session goes on', async (t) => {
+  const slow = trickling(4 * 1024 * 1024);
+  const { s, c } = await loggedIn(t, { fileSystem: () => slow.fs });
+  t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
+  c.send('SITE CPTO b.bin\r\n');
+  await eventually(() => slow.chunks() >= 3, 'the copy has started');
+  c.send('ABOR\r\n');
+  const aborted = await c.read();
+  t.like(aborted, { code: 426, text: 'Copy aborted.' });
+  t.like(await c.read(), { code: 226, text: 'ABOR command successful.' });
+  t.true(slow.chunks() < 256, `stopped after ${slow.chunks()} of 256 chunks`);
+  t.deepEqual(await names(slow.mem), ['a.bin'], 'the copy left nothing behind');
+  t.like(s.records.find((r) => r.msg === 'copy failed'), { from: '/a.bin', to: '/b.bin', code: 'ECANCELED' });
+  t.is(copyRecords(s).length, 0);
+  t.is((await c.cmd('NOOP')).code, 200);
+  t.like(await c.cmd('ABOR'), { code: 225 }, 'a second ABOR finds nothing to stop');
+});
+
+test('during a copy STAT tells the bytes copied and NOOP is answered at once; then the copy ends with 250', async (t) => {
+  const slow = trickling(512 * 1024);
+  const { c } = await loggedIn(t, { fileSystem: () => slow.fs });
+  t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
+  c.send('SITE CPTO b.bin\r\n');
+  await eventually(() => slow.chunks() >= 3, 'the copy has started');
+  const noop = await c.cmd('NOOP');
+  t.is(noop.code, 200);
+  const stat = await c.cmd('STAT');
+  t.is(stat.code, 213);
+  t.is(stat.lines[0], '213-Status: copy in progress.');
+  t.true(stat.lines.includes('SITE CPTO /b.bin'), stat.lines.join('|'));
+  const bytes = Number(/Bytes copied: (\d+)/.exec(stat.lines.join('\n'))?.[1]);
+  t.true(bytes > 0 && bytes < slow.body.length, `copied ${bytes} of ${slow.body.length} when asked`);
+  t.regex(stat.lines.join('\n'), /engine: stream/);
+  t.like(await c.read(), { code: 250, text: `Copied ${slow.body.length} bytes.` });
+  t.is((await c.cmd('STAT')).code, 211, 'no copy in progress any more');
+  t.is((await c.cmd('TYPE I')).code, 200);
+  t.is(sha256((await fetch(c, 'RETR b.bin')).data), sha256(slow.body));
+});
+
+test('QUIT during a copy lets it finish: 250, then 221 and the connection closes', async (t) => {
+  const slow = trickling(256 * 1024);
+  const { c } = await loggedIn(t, { fileSystem: () => slow.fs });
+  t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
+  c.send('SITE CPTO b.bin\r\n');
+  await eventually(() => slow.chunks() >= 2, 'the copy has started');
+  c.send('QUIT\r\n');
+  t.like(await c.read(), { code: 250, text: `Copied ${slow.body.length} bytes.` });
+  t.like(await c.read(), { code: 221 });
+  await c.whenClosed();
+  t.deepEqual(await names(slow.mem), ['a.bin', 'b.bin']);
 });

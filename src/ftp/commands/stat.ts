@@ -11,10 +11,11 @@ export const stat: CommandDescriptor = {
     const t = session.transfer;
     if (t) {
       const secs = (Date.now() - t.started) / 1000;
+      const copy = t.verb === 'SITE CPTO';
       session.reply(213, [
-        'Status: transfer in progress.',
+        copy ? 'Status: copy in progress.' : 'Status: transfer in progress.',
         `${t.verb} ${t.path}`.replace(/[\r\n\0]/g, ' '),
-        `Bytes transferred: ${t.bytes}`,
+        `${copy ? 'Bytes copied' : 'Bytes transferred'}: ${t.bytes}`,
         `Elapsed: ${secs.toFixed(1)} s, engine: ${t.engine ?? 'starting'}`,
         'End of status.',
       ]);

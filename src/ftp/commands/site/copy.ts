@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { copyHandle } from '../../../fs/copy';
 import type { FileHandle } from '../../../fs/types';
+import { ABORTED_BY_CLIENT, TransferAbort } from '../../data/transfer';
 import { FtpError } from '../../errors';
 import { existingTarget, startUpload } from '../../quota';
-import type { Session } from '../../session';
+import type { ActiveTransfer, Session } from '../../session';
 import type { SiteCommand } from './index';
 
 /**
@@ -63,6 +64,13 @@ export const cpto: SiteCommand = {
     let writer: FileHandle | null = null;
     let created = false;
     let renamed = false;
+    // While it copies, the session answers ABOR, STAT, QUIT, NOOP and HELP at once, as during a
+    // transfer: ABOR stops the copy at its next step (426, 226), STAT tells the bytes copied.
+    const abort = new TransferAbort();
+    const op: ActiveTransfer = { verb: 'SITE CPTO', path: to, direction: 'receive', started: Date.now(), bytes: 0, engine: null, abort };
+    session.abortAnswered = false;
+    session.transferAbort = abort;
+    session.transfer = op;
     try {
       reader = await fs.openRead(from, 0);
       // The size the open saw is what is copied and counted (a file that grows meanwhile is copied as it was).
@@ -70,7 +78,15 @@ export const cpto: SiteCommand = {
       if (quota && !quota.reserve(size)) throw new FtpError(552, 'Quota exceeded.');
       writer = await fs.openWrite(tmp, { exclusive: true });
       created = true;
-      const done = await copyHandle(reader, writer, size, { native: session.ctx.copier, stop: () => session.isClosed });
+      const native = session.ctx.copier;
+      op.engine = native && reader.fd !== undefined && writer.fd !== undefined ? 'copy_file_range' : 'stream';
+      const done = await copyHandle(reader, writer, size, {
+        native,
+        stop: () => session.isClosed || abort.aborted,
+        onProgress: (bytes) => {
+          op.bytes = bytes;
+        },
+      });
       await writer.close();
       writer = null;
       await fs.rename(tmp, to);
@@ -81,9 +97,16 @@ export const cpto: SiteCommand = {
       session.reply(250, `Copied ${done.bytes} bytes.`);
     } catch (err) {
       // The reply says why in short; the log keeps which copy it was.
-      session.log.info({ from, to, code: (err as { code?: string }).code }, 'copy failed');
-      throw err;
+      session.log.info({ from, to, code: (err as { code?: string }).code, bytes: op.bytes }, 'copy failed');
+      if (abort.reason !== ABORTED_BY_CLIENT || session.isClosed) throw err;
+      session.abortAnswered = true;
+      session.reply(426, 'Copy aborted.');
+      session.reply(226, 'ABOR command successful.');
     } finally {
+      session.transfer = null;
+      session.transferAbort = null;
+      // An ABOR that came too late to stop the copy gets its 225 after the 250 (Session.execute).
+      if (abort.reason === ABORTED_BY_CLIENT && !session.abortAnswered) session.abortOwed = true;
       await reader?.close().catch(() => undefined);
       await writer?.close().catch(() => undefined);
       // Only a temporary file this copy made is removed (an exclusive open that failed made none).
