@@ -24,6 +24,13 @@ export type SessionState = 'auth' | 'pass' | 'ready';
 
 /** Commands served while a transfer runs; everything else waits its turn. */
 export const DURING_TRANSFER = new Set(['ABOR', 'STAT', 'QUIT', 'NOOP', 'HELP']);
+/**
+ * Of those, what acts at once while a transfer command has not sent its first reply yet (its
+ * checks, its open): ABOR and QUIT, which answer after that reply. An answer to STAT, NOOP or
+ * HELP would go out ahead of it, and a client that sent them right behind the command would
+ * take that answer for the command's.
+ */
+const BEFORE_FIRST_REPLY = new Set(['ABOR', 'QUIT']);
 
 /** Most commands held while an earlier one runs before we stop reading the socket. */
 const MAX_QUEUED = 32;
@@ -273,7 +280,7 @@ export class Session {
     if (ev.type === 'error') {
       // Framing errors are answered in order with the commands around them.
       this.queue.push(ev);
-    } else if (DURING_TRANSFER.has(ev.verb) && (this.transfer || this.transferAbort) && this.busy) {
+    } else if (this.busy && DURING_TRANSFER.has(ev.verb) && (this.transfer || (this.transferAbort && BEFORE_FIRST_REPLY.has(ev.verb)))) {
       void this.execute(ev);
       return;
     } else {

@@ -66,6 +66,25 @@ test('QUIT sent right behind a RETR that fails: the 550 comes first, then 221', 
   await c.whenClosed();
 });
 
+test('NOOP, STAT and HELP sent right behind a RETR are answered after its first reply, in order', async (t) => {
+  const { s, c } = await loggedIn(t);
+  fs.writeFileSync(path.join(s.root, 'f.bin'), 'x'.repeat(1000));
+  t.is((await c.cmd('EPSV')).code, 229);
+  c.send('RETR no-such-file\r\nNOOP\r\nSTAT\r\nHELP NOOP\r\n');
+  const codes = [];
+  for (let i = 0; i < 4; i++) codes.push((await c.read())?.code);
+  t.deepEqual(codes, [550, 200, 211, 214]);
+  t.is((await c.cmd('TYPE I')).code, 200);
+  const data = await c.epsvConnect();
+  c.send('RETR f.bin\r\nNOOP\r\n');
+  const first = await c.read();
+  t.true(first?.code === 125 || first?.code === 150, `first reply ${first?.code}`);
+  t.is((await readAll(data)).length, 1000);
+  // The NOOP may be answered during the transfer or after its 226, never before its 125.
+  const rest = [(await c.read())?.code, (await c.read())?.code].sort();
+  t.deepEqual(rest, [200, 226]);
+});
+
 test('CWD, XCWD, PWD, XPWD, CDUP, XCUP move around and report the directory', async (t) => {
   const { s, c } = await loggedIn(t);
   seed(s.root);
