@@ -54,8 +54,9 @@ export interface FtpServerOptions {
   /** Use the native zero-copy engine where it applies (binary, plain sockets, local files). Default true. */
   useSendfile?: boolean;
   /**
-   * SITE CPFR / SITE CPTO: copy a file on the server (proftpd's mod_copy), with the `r`
-   * permission on the source and `w` on the destination, counted against disk quotas. Default true.
+   * SITE CPFR / SITE CPTO: copy a file or a folder on the server (proftpd's mod_copy), with the
+   * `r` permission on the source and `w` on the destination (`l`/`r` and `m`/`w` through a
+   * folder), counted against disk quotas. Default true.
    */
   siteCopy?: boolean;
   /** Upload rate limit per transfer in bytes/s (pyftpdlib's read_limit). 0 = none. */

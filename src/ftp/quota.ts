@@ -115,3 +115,50 @@ export async function startUpload(session: Session, target: UploadTarget): Promi
     },
   };
 }
+
+/** A directory copy's quota: what it counted, given back if the copy does not stay. */
+export interface TreeQuota {
+  /** The copy failed and left nothing: take its files and bytes off the usage again. */
+  cancel(): void;
+  /** The copy stayed: keep them counted. */
+  keep(): void;
+}
+
+/**
+ * Count a directory copy of `files` files and `bytes` bytes in all before anything is written
+ * (SITE CPTO of a directory), or 552 when they do not fit; null when the user has no quota.
+ */
+export async function reserveTree(session: Session, files: number, bytes: number): Promise<TreeQuota | null> {
+  const user = session.user;
+  const quotaBytes = session.limits?.quotaBytes ?? 0;
+  const quotaFiles = session.limits?.quotaFiles ?? 0;
+  if (user === null || (quotaBytes <= 0 && quotaFiles <= 0)) return null;
+  const tracker = session.ctx.userLimits;
+  let usage: DiskUsage;
+  try {
+    usage = await tracker.usage(user, session.requireFs());
+  } catch (err) {
+    session.log.error({ err }, 'disk usage could not be measured');
+    throw new FtpError(451, 'Could not check the disk quota.');
+  }
+  if (quotaFiles > 0 && usage.files + files > quotaFiles) throw new FtpError(552, 'Quota exceeded.');
+  if (quotaBytes > 0 && usage.bytes + bytes > quotaBytes) throw new FtpError(552, 'Quota exceeded.');
+  const endUpload = tracker.beginUpload(user);
+  usage.files += files;
+  usage.bytes += bytes;
+  let done = false;
+  return {
+    cancel() {
+      if (done) return;
+      done = true;
+      usage.files = Math.max(0, usage.files - files);
+      usage.bytes = Math.max(0, usage.bytes - bytes);
+      endUpload();
+    },
+    keep() {
+      if (done) return;
+      done = true;
+      endUpload();
+    },
+  };
+}

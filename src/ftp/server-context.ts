@@ -14,6 +14,10 @@ export interface CopyInfo {
   bytes: number;
   seconds: number;
   via: CopyPath;
+  /** A folder copy: the files and folders it made, and the entries it skipped (links and the like). */
+  files?: number;
+  folders?: number;
+  skipped?: number;
 }
 import type { UserLimitsTracker } from './user-limits';
 

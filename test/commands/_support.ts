@@ -1,5 +1,7 @@
 // Shared helpers of the command suites (not a test file: ava runs *.test.ts only).
 import * as net from 'node:net';
+import { Readable } from 'node:stream';
+import { MemoryFileSystem, type FileSystem } from '../../src';
 import type { ExecutionContext } from 'ava';
 import { LineClient, readAll, type Reply } from '../helpers/line-client';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
@@ -134,4 +136,46 @@ export async function readUntil(c: LineClient, code: number, max = 10000): Promi
     if (r.code === code) return seen;
   }
   throw new Error(`no ${code} reply among ${max}`);
+}
+
+export interface Trickling {
+  fs: FileSystem;
+  mem: MemoryFileSystem;
+  /** Chunks read so far, all files together. */
+  chunks: () => number;
+}
+
+/**
+ * A MemoryFileSystem holding `files` whose reads trickle (16 KiB every 20 ms), so that a copy or
+ * a transfer is still running while a test acts; `chunks()` counts what was read.
+ */
+export function trickling(files: Record<string, Buffer>): Trickling {
+  const mem = new MemoryFileSystem({ files });
+  let chunksRead = 0;
+  const slow: FileSystem = Object.create(mem, {
+    openRead: {
+      value: async (p: string, offset: number) => {
+        const h = await mem.openRead(p, offset);
+        return {
+          offset: h.offset,
+          size: h.size,
+          close: () => h.close(),
+          createWriteStream: () => h.createWriteStream(),
+          createReadStream: () =>
+            Readable.from(
+              (async function* () {
+                for await (const chunk of h.createReadStream()) {
+                  for (let i = 0; i < chunk.length; i += 16 * 1024) {
+                    await new Promise((r) => setTimeout(r, 20));
+                    chunksRead++;
+                    yield chunk.subarray(i, i + 16 * 1024);
+                  }
+                }
+              })(),
+            ),
+        };
+      },
+    },
+  });
+  return { fs: slow, mem, chunks: () => chunksRead };
 }

@@ -3,11 +3,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { MemoryFileSystem, VirtualAuthorizer, type CopyInfo, type FileSystem } from '../../src';
 import { COPY_CHUNK } from '../../src/fs/copy';
-import { fetch, loggedIn, loginAs } from './_support';
+import { fetch, loggedIn, loginAs, trickling, type Trickling } from './_support';
 import { nextEvent, randomContent, sha256 } from '../helpers/data-client';
 import { LineClient } from '../helpers/line-client';
 import { eventually, startServer, type StartOptions, type TestServer } from '../helpers/server';
@@ -84,7 +83,7 @@ test('SITE CPFR/CPTO: the sequence and bad arguments get their replies, and the 
   t.is((await c.cmd('SITE CPTO x')).code, 503, 'CPTO without CPFR');
   t.is((await c.cmd('SITE CPFR')).code, 501);
   t.is((await c.cmd('SITE CPFR missing')).code, 550);
-  t.is((await c.cmd('SITE CPFR d')).code, 550, 'a directory is not copied');
+  t.is((await c.cmd('SITE CPFR d')).code, 350, 'a folder is copied whole (copy-folder.test.ts)');
   t.is((await c.cmd('SITE CPFR f')).code, 350);
   t.is((await c.cmd('NOOP')).code, 200);
   t.is((await c.cmd('SITE CPTO g')).code, 503, 'another command in between cancels the CPFR');
@@ -226,47 +225,16 @@ test('SITE CPTO to a name of 255 bytes of UTF-8 (the most a name may have) copie
   t.is(fs.readFileSync(path.join(s.root, name), 'utf8'), 'long name');
 });
 
-/**
- * A MemoryFileSystem holding `/a.bin` of `bytes` random bytes whose reads trickle (16 KiB every
- * 20 ms), so that a copy is still running while the test acts; `chunks()` counts what was read.
- * The copy checks between chunks whether it should stop.
- */
-function trickling(bytes: number): { fs: FileSystem; mem: MemoryFileSystem; body: Buffer; chunks: () => number } {
+/** `/a.bin` of `bytes` random bytes on a filesystem whose reads trickle (see trickling). */
+function tricklingFile(bytes: number): Trickling & { body: Buffer } {
   const body = randomContent(bytes);
-  const mem = new MemoryFileSystem({ files: { '/a.bin': body } });
-  let chunksRead = 0;
-  const slow: FileSystem = Object.create(mem, {
-    openRead: {
-      value: async (p: string, offset: number) => {
-        const h = await mem.openRead(p, offset);
-        return {
-          offset: h.offset,
-          size: h.size,
-          close: () => h.close(),
-          createWriteStream: () => h.createWriteStream(),
-          createReadStream: () =>
-            Readable.from(
-              (async function* () {
-                for await (const chunk of h.createReadStream()) {
-                  for (let i = 0; i < chunk.length; i += 16 * 1024) {
-                    await new Promise((r) => setTimeout(r, 20));
-                    chunksRead++;
-                    yield chunk.subarray(i, i + 16 * 1024);
-                  }
-                }
-              })(),
-            ),
-        };
-      },
-    },
-  });
-  return { fs: slow, mem, body, chunks: () => chunksRead };
+  return { ...trickling({ '/a.bin': body }), body };
 }
 
 const names = async (mem: MemoryFileSystem): Promise<string[]> => (await mem.readdir('/')).map((e) => e.name).sort();
 
 test('a client that leaves during a copy stops it: no partial file and no temporary file stay behind', async (t) => {
-  const slow = trickling(4 * 1024 * 1024);
+  const slow = tricklingFile(4 * 1024 * 1024);
   const { s, c } = await loggedIn(t, { fileSystem: () => slow.fs });
   t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
   c.send('SITE CPTO b.bin\r\n');
@@ -281,7 +249,7 @@ test('a client that leaves during a copy stops it: no partial file and no tempor
 });
 
 test('ABOR during a copy stops it: 426 then 226, no partial or temporary file, and the session goes on', async (t) => {
-  const slow = trickling(4 * 1024 * 1024);
+  const slow = tricklingFile(4 * 1024 * 1024);
   const { s, c } = await loggedIn(t, { fileSystem: () => slow.fs });
   t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
   c.send('SITE CPTO b.bin\r\n');
@@ -299,7 +267,7 @@ test('ABOR during a copy stops it: 426 then 226, no partial or temporary file, a
 });
 
 test('during a copy STAT tells the bytes copied and NOOP is answered at once; then the copy ends with 250', async (t) => {
-  const slow = trickling(512 * 1024);
+  const slow = tricklingFile(512 * 1024);
   const { c } = await loggedIn(t, { fileSystem: () => slow.fs });
   t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
   c.send('SITE CPTO b.bin\r\n');
@@ -320,7 +288,7 @@ test('during a copy STAT tells the bytes copied and NOOP is answered at once; th
 });
 
 test('QUIT during a copy lets it finish: 250, then 221 and the connection closes', async (t) => {
-  const slow = trickling(256 * 1024);
+  const slow = tricklingFile(256 * 1024);
   const { c } = await loggedIn(t, { fileSystem: () => slow.fs });
   t.is((await c.cmd('SITE CPFR a.bin')).code, 350);
   c.send('SITE CPTO b.bin\r\n');

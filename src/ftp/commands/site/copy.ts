@@ -1,29 +1,34 @@
 import { randomBytes } from 'node:crypto';
-import { copyHandle } from '../../../fs/copy';
-import type { FileHandle } from '../../../fs/types';
+import { copyHandle, type CopyPath } from '../../../fs/copy';
+import { ftpJoin } from '../../../fs/paths';
+import type { FileHandle, FileSystem, FileStat } from '../../../fs/types';
 import { ABORTED_BY_CLIENT, TransferAbort } from '../../data/transfer';
 import { FtpError } from '../../errors';
-import { existingTarget, startUpload } from '../../quota';
+import { existingTarget, reserveTree, startUpload } from '../../quota';
 import type { ActiveTransfer, Session } from '../../session';
 import type { SiteCommand } from './index';
 
 /**
- * Server-side copy of one regular file, as proftpd's mod_copy spells it: SITE CPFR names the
- * source (350), the SITE CPTO right after it names the destination (250 when done). The
- * source needs the `r` permission, the destination `w`; the user's disk quota counts the
- * copy before a byte is written (552 when it does not fit).
+ * Server-side copy, as proftpd's mod_copy spells it: SITE CPFR names the source (350), the
+ * SITE CPTO right after it names the destination (250 when done). A regular file needs the `r`
+ * permission and its destination `w`; a folder is copied whole, with everything below it (`l`
+ * on each folder and `r` on each file read, `m` on each folder and `w` on each file made). The
+ * user's disk quota counts the copy before a byte is written (552 when it does not fit).
  *
- * The bytes go to a hidden temporary file beside the destination, which is then renamed over
- * it: a copy that fails (a full disk, a vanished client) leaves the destination as it was and
- * no partial file behind. Local files are copied by the native addon with copy_file_range(2)
- * (src/fs/copy.ts); other filesystems through their streams.
+ * The bytes go to a hidden temporary file or folder beside the destination, which is then
+ * renamed over it: a copy that fails (a full disk, a vanished client, ABOR) leaves the
+ * destination as it was and nothing partial behind. Local files are copied by the native addon
+ * with copy_file_range(2) (src/fs/copy.ts); other filesystems through their streams.
  */
+
+/** Most entries (files, folders, and the links and others it skips) one folder copy takes on. */
+export const MAX_TREE_ENTRIES = 10_000;
 
 const enabled = (session: Session): boolean => session.ctx.options.siteCopy;
 
 export const cpfr: SiteCommand = {
   name: 'CPFR',
-  help: 'SITE CPFR <sp> path (copy: the source file).',
+  help: 'SITE CPFR <sp> path (copy: the source file or folder).',
   enabled,
   async handle({ session, arg }) {
     session.copyFrom = null;
@@ -31,9 +36,9 @@ export const cpfr: SiteCommand = {
     const path = session.resolvePath(arg);
     await session.requirePerm('r', path);
     const st = await session.requireFs().stat(path);
-    if (st.kind !== 'file') throw new FtpError(550, 'Not a regular file: only files can be copied.');
+    if (st.kind !== 'file' && st.kind !== 'dir') throw new FtpError(550, 'Not a regular file or folder: only those can be copied.');
     session.copyFrom = path;
-    session.reply(350, 'File exists, ready for destination name (SITE CPTO).');
+    session.reply(350, `${st.kind === 'dir' ? 'Folder' : 'File'} exists, ready for destination name (SITE CPTO).`);
   },
 };
 
@@ -48,74 +53,224 @@ export const cpto: SiteCommand = {
     if (!arg) throw new FtpError(501, 'Syntax: SITE CPTO <path>.');
     const to = session.resolvePath(arg);
     if (to === '/') throw new FtpError(553, "Can't overwrite home directory.");
-    await session.requirePerm('w', to);
     const fs = session.requireFs();
+    const src = await fs.stat(from);
+    if (src.kind === 'dir') return copyFolder(session, fs, from, to);
+    if (src.kind !== 'file') throw new FtpError(550, 'Not a regular file or folder: only those can be copied.');
+    await session.requirePerm('w', to);
     // As RNTO: a destination that is a symlink leading out of the root is refused.
     await fs.resolve(to);
-    const src = await fs.stat(from);
-    if (src.kind !== 'file') throw new FtpError(550, 'Not a regular file: only files can be copied.');
     const existing = await existingTarget(fs, to);
     if (existing && existing.unique === src.unique) throw new FtpError(553, 'Source and destination are the same file.');
 
     const tmp = temporaryName(to);
     const quota = await startUpload(session, { path: to, existing, append: false, offset: 0 });
     const started = process.hrtime.bigint();
-    let reader: FileHandle | null = null;
-    let writer: FileHandle | null = null;
-    let created = false;
+    await running(session, from, to, async (op, stop) => {
+      let created = false;
+      let renamed = false;
+      try {
+        const reserve = (size: number): void => {
+          if (quota && !quota.reserve(size)) throw new FtpError(552, 'Quota exceeded.');
+        };
+        const done = await copyFile(session, fs, from, tmp, op, stop, 0, reserve, () => (created = true));
+        await fs.rename(tmp, to);
+        renamed = true;
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        session.log.info({ from, to, bytes: done.bytes, seconds: Math.round(seconds * 1e6) / 1e6, via: done.via }, 'copy');
+        session.ctx.emitCopy(session, { from, to, bytes: done.bytes, seconds, via: done.via });
+        session.reply(250, `Copied ${done.bytes} bytes.`);
+      } finally {
+        // Only a temporary file this copy made is removed (an exclusive open that failed made none).
+        if (created && !renamed) await fs.unlink(tmp).catch(() => undefined);
+        // Corrects the usage from what is at the destination now: the copy, or what was there before.
+        await quota?.finish();
+      }
+    });
+  },
+};
+
+/**
+ * Run a copy as the session's running operation: while it runs, ABOR, STAT, QUIT, NOOP and HELP
+ * are answered at once, as during a transfer. STAT shows `op`; ABOR makes `stop()` true, and the
+ * copy, stopped at its next step, is answered 426 then 226 once `body` has cleaned up.
+ */
+async function running(
+  session: Session,
+  from: string,
+  to: string,
+  body: (op: ActiveTransfer, stop: () => boolean) => Promise<void>,
+): Promise<void> {
+  const abort = new TransferAbort();
+  const op: ActiveTransfer = { verb: 'SITE CPTO', path: to, direction: 'receive', started: Date.now(), bytes: 0, engine: null, abort };
+  session.abortAnswered = false;
+  session.transferAbort = abort;
+  session.transfer = op;
+  try {
+    await body(op, () => session.isClosed || abort.aborted);
+  } catch (err) {
+    // The reply says why in short; the log keeps which copy it was.
+    session.log.info({ from, to, code: (err as { code?: string }).code, bytes: op.bytes }, 'copy failed');
+    if (abort.reason !== ABORTED_BY_CLIENT || session.isClosed) throw err;
+    session.abortAnswered = true;
+    session.reply(426, 'Copy aborted.');
+    session.reply(226, 'ABOR command successful.');
+  } finally {
+    session.transfer = null;
+    session.transferAbort = null;
+    // An ABOR that came too late to stop the copy gets its 225 after the 250 (Session.execute).
+    if (abort.reason === ABORTED_BY_CLIENT && !session.abortAnswered) session.abortOwed = true;
+  }
+}
+
+/**
+ * Copy the file `from` to a new file `to` (an exclusive open). `opened(size)` runs once the source
+ * is open, with the size that will be copied, before the destination is made (a quota check may
+ * throw there); `made()` once the destination exists. `op.bytes` counts on from `before`.
+ */
+async function copyFile(
+  session: Session,
+  fs: FileSystem,
+  from: string,
+  to: string,
+  op: ActiveTransfer,
+  stop: () => boolean,
+  before: number,
+  opened: (size: number) => void,
+  made: () => void,
+): Promise<{ bytes: number; via: CopyPath }> {
+  let reader: FileHandle | null = null;
+  let writer: FileHandle | null = null;
+  try {
+    reader = await fs.openRead(from, 0);
+    // The size the open saw is what is copied (a file that grows meanwhile is copied as it was).
+    const size = reader.size ?? (await fs.stat(from)).size;
+    opened(size);
+    writer = await fs.openWrite(to, { exclusive: true });
+    made();
+    const native = session.ctx.copier;
+    op.engine = native && reader.fd !== undefined && writer.fd !== undefined ? 'copy_file_range' : 'stream';
+    const done = await copyHandle(reader, writer, size, {
+      native,
+      stop,
+      onProgress: (bytes) => {
+        op.bytes = before + bytes;
+      },
+    });
+    await writer.close();
+    writer = null;
+    return done;
+  } finally {
+    await reader?.close().catch(() => undefined);
+    await writer?.close().catch(() => undefined);
+  }
+}
+
+/** What a folder copy takes on: folders (parents first) and files, relative to the source. */
+interface Tree {
+  folders: string[];
+  files: Array<{ rel: string; size: number }>;
+  bytes: number;
+  /** Entries neither file nor folder (symlinks, devices, sockets): not copied. */
+  skipped: number;
+}
+
+/**
+ * SITE CPTO of a folder: the whole tree below it is listed and its permissions checked first,
+ * then the quota counts it, then it is built in a hidden temporary folder renamed to `to` at the
+ * end. The destination must not exist. Symlinks and other special entries are skipped (a link
+ * is never followed, so nothing outside the root or outside the source is read), and counted
+ * in the reply.
+ */
+async function copyFolder(session: Session, fs: FileSystem, from: string, to: string): Promise<void> {
+  await session.requirePerm('m', to);
+  if (to === from || to.startsWith(`${from === '/' ? '' : from}/`)) throw new FtpError(553, 'Cannot copy a folder into itself.');
+  const slash = to.lastIndexOf('/');
+  const parent = to.slice(0, slash) || '/';
+  // Also through symlinked folders: the destination's real place must not be below the source's.
+  const realFrom = await fs.resolve(from);
+  const realTo = `${await fs.resolve(parent)}/${to.slice(slash + 1)}`;
+  if (realTo.startsWith(`${realFrom.replace(/\/$/, '')}/`)) throw new FtpError(553, 'Cannot copy a folder into itself.');
+  const there: FileStat | null = await fs.lstat(to).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  });
+  if (there) throw new FtpError(553, 'Destination exists: a folder is copied to a new name.');
+
+  const tree = await listTree(session, fs, from, to);
+  const quota = await reserveTree(session, tree.files.length, tree.bytes);
+  const tmp = temporaryName(to);
+  const started = process.hrtime.bigint();
+  const aborted = (): Error => Object.assign(new Error('copy aborted'), { code: 'ECANCELED' });
+  await running(session, from, to, async (op, stop) => {
+    const madeFolders: string[] = [];
+    const madeFiles: string[] = [];
     let renamed = false;
-    // While it copies, the session answers ABOR, STAT, QUIT, NOOP and HELP at once, as during a
-    // transfer: ABOR stops the copy at its next step (426, 226), STAT tells the bytes copied.
-    const abort = new TransferAbort();
-    const op: ActiveTransfer = { verb: 'SITE CPTO', path: to, direction: 'receive', started: Date.now(), bytes: 0, engine: null, abort };
-    session.abortAnswered = false;
-    session.transferAbort = abort;
-    session.transfer = op;
     try {
-      reader = await fs.openRead(from, 0);
-      // The size the open saw is what is copied and counted (a file that grows meanwhile is copied as it was).
-      const size = reader.size ?? src.size;
-      if (quota && !quota.reserve(size)) throw new FtpError(552, 'Quota exceeded.');
-      writer = await fs.openWrite(tmp, { exclusive: true });
-      created = true;
-      const native = session.ctx.copier;
-      op.engine = native && reader.fd !== undefined && writer.fd !== undefined ? 'copy_file_range' : 'stream';
-      const done = await copyHandle(reader, writer, size, {
-        native,
-        stop: () => session.isClosed || abort.aborted,
-        onProgress: (bytes) => {
-          op.bytes = bytes;
-        },
-      });
-      await writer.close();
-      writer = null;
+      for (const rel of tree.folders) {
+        if (stop()) throw aborted();
+        const dir = rel ? `${tmp}/${rel}` : tmp;
+        await fs.mkdir(dir);
+        madeFolders.push(dir);
+      }
+      let copied = 0;
+      let via: CopyPath = session.ctx.copier ? 'copy_file_range' : 'stream';
+      for (const f of tree.files) {
+        if (stop()) throw aborted();
+        const dst = `${tmp}/${f.rel}`;
+        const done = await copyFile(session, fs, ftpJoin(from, f.rel), dst, op, stop, copied, () => undefined, () => madeFiles.push(dst));
+        copied += done.bytes;
+        // One word for the whole copy: the slowest way any of its files went.
+        if (done.via === 'stream' || (done.via === 'read/write' && via !== 'stream')) via = done.via;
+      }
       await fs.rename(tmp, to);
       renamed = true;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      session.log.info({ from, to, bytes: done.bytes, seconds: Math.round(seconds * 1e6) / 1e6, via: done.via }, 'copy');
-      session.ctx.emitCopy(session, { from, to, bytes: done.bytes, seconds, via: done.via });
-      session.reply(250, `Copied ${done.bytes} bytes.`);
-    } catch (err) {
-      // The reply says why in short; the log keeps which copy it was.
-      session.log.info({ from, to, code: (err as { code?: string }).code, bytes: op.bytes }, 'copy failed');
-      if (abort.reason !== ABORTED_BY_CLIENT || session.isClosed) throw err;
-      session.abortAnswered = true;
-      session.reply(426, 'Copy aborted.');
-      session.reply(226, 'ABOR command successful.');
+      const files = tree.files.length;
+      const folders = tree.folders.length;
+      session.log.info({ from, to, bytes: copied, seconds: Math.round(seconds * 1e6) / 1e6, via, files, folders, skipped: tree.skipped }, 'copy');
+      session.ctx.emitCopy(session, { from, to, bytes: copied, seconds, via, files, folders, skipped: tree.skipped });
+      const skipped = tree.skipped > 0 ? ` Skipped ${tree.skipped} neither file nor folder (links and the like).` : '';
+      session.reply(250, `Copied ${folders} folder${folders === 1 ? '' : 's'} and ${files} file${files === 1 ? '' : 's'}, ${copied} bytes.${skipped}`);
     } finally {
-      session.transfer = null;
-      session.transferAbort = null;
-      // An ABOR that came too late to stop the copy gets its 225 after the 250 (Session.execute).
-      if (abort.reason === ABORTED_BY_CLIENT && !session.abortAnswered) session.abortOwed = true;
-      await reader?.close().catch(() => undefined);
-      await writer?.close().catch(() => undefined);
-      // Only a temporary file this copy made is removed (an exclusive open that failed made none).
-      if (created && !renamed) await fs.unlink(tmp).catch(() => undefined);
-      // Corrects the usage from what is at the destination now: the copy, or what was there before.
-      await quota?.finish();
+      if (!renamed) {
+        // What this copy made, and nothing else: its files, then its folders deepest first.
+        for (const f of madeFiles.reverse()) await fs.unlink(f).catch(() => undefined);
+        for (const d of madeFolders.reverse()) await fs.rmdir(d).catch(() => undefined);
+        quota?.cancel();
+      } else {
+        quota?.keep();
+      }
     }
-  },
-};
+  });
+}
+
+/** List the tree below `from`, checking `l` on each folder and `r` on each file read, and `m`/`w` at the destination. */
+async function listTree(session: Session, fs: FileSystem, from: string, to: string): Promise<Tree> {
+  const tree: Tree = { folders: [''], files: [], bytes: 0, skipped: 0 };
+  let entries = 0;
+  for (let i = 0; i < tree.folders.length; i++) {
+    const rel = tree.folders[i];
+    const dir = rel ? ftpJoin(from, rel) : from;
+    await session.requirePerm('l', dir);
+    if (rel) await session.requirePerm('m', ftpJoin(to, rel));
+    for (const e of await fs.readdir(dir)) {
+      if (++entries > MAX_TREE_ENTRIES) throw new FtpError(550, `Too many entries to copy (more than ${MAX_TREE_ENTRIES}).`);
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.stat.kind === 'dir') {
+        tree.folders.push(r);
+      } else if (e.stat.kind === 'file') {
+        await session.requirePerm('r', ftpJoin(from, r));
+        await session.requirePerm('w', ftpJoin(to, r));
+        tree.files.push({ rel: r, size: e.stat.size });
+        tree.bytes += e.stat.size;
+      } else {
+        tree.skipped++;
+      }
+    }
+  }
+  return tree;
+}
 
 /**
  * A hidden name beside `to`, unlikely to exist (the open is exclusive anyway). The destination's
