@@ -111,7 +111,7 @@ test('curl -Q runs quote commands before and after the transfer', async (t) => {
   t.not(bad.code, 0, 'a failing quote command fails curl');
 });
 
-test('curl -Q copies a file on the server with SITE CPFR and SITE CPTO', async (t) => {
+test('curl -Q copies a file, and a folder, on the server with SITE CPFR and SITE CPTO', async (t) => {
   const { s, dir, body } = await setup(t);
   const local = path.join(dir, 'copy.bin');
   const r = await curl(['-Q', 'SITE CPFR f.bin', '-Q', 'SITE CPTO sub/copy.bin', '-o', local, `${s.url}/f.bin`]);
@@ -121,6 +121,11 @@ test('curl -Q copies a file on the server with SITE CPFR and SITE CPTO', async (
   const bad = await curl(['-Q', 'SITE CPFR missing.bin', '-Q', 'SITE CPTO sub/x.bin', '-o', local, `${s.url}/f.bin`]);
   t.not(bad.code, 0, 'a missing source fails curl');
   t.false(fs.existsSync(path.join(s.root, 'sub', 'x.bin')));
+  // A folder, whole: curl takes the 250 and goes on to the download.
+  const tree = await curl(['-Q', 'SITE CPFR sub', '-Q', 'SITE CPTO sub2', '-o', local, `${s.url}/sub2/copy.bin`]);
+  t.is(tree.code, 0, explain(tree));
+  t.is((await fileDigest(local)).sha256, sha256(body));
+  t.is((await fileDigest(path.join(s.root, 'sub', 'copy.bin'))).sha256, sha256(body), 'the source folder is untouched');
 });
 
 test('curl -R gives the download the server file time (MDTM)', async (t) => {
