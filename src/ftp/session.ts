@@ -336,18 +336,18 @@ export class Session {
       // An AUTH refused anywhere (even by dispatch's argument check) releases the held input.
       if (ev.verb === 'AUTH') this.cancelTlsPending();
     }
-    // What a transfer or copy owes an ABOR or QUIT that came while it ran, after its own reply.
-    if (this.abortOwed) {
-      this.abortOwed = false;
-      this.reply(225, 'ABOR command successful.');
-    }
-    if (this.quitPending && !this.transfer && !this.transferAbort) await this.finishQuit();
     if (this.ctx.log.info()) {
       this.log.info(
         { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
         'command',
       );
     }
+    // What a transfer or copy owes an ABOR or QUIT that came while it ran, after its own reply.
+    if (this.abortOwed) {
+      this.abortOwed = false;
+      this.reply(225, 'ABOR command successful.');
+    }
+    if (this.quitPending && !this.transfer && !this.transferAbort) await this.finishQuit();
     this.touch();
   }
 
