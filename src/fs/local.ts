@@ -458,8 +458,11 @@ export class LocalFileSystem implements FileSystem {
     const append = options.append === true;
     const offset = append ? 0 : Math.max(0, options.offset ?? 0);
     const ops = jailedFs();
-    if (ops && !options.exclusive) {
-      const r = await ops.openWrite(await this.jail.realRoot(), p.slice(1), !append && offset === 0);
+    const exclusive = options.exclusive === true;
+    // An exclusive create (STOU, SITE CPTO's temporary files) there too: one openat2 that makes
+    // the file or finds something there, which the portable path below then answers EEXIST for.
+    if (ops && !(exclusive && append)) {
+      const r = await ops.openWrite(await this.jail.realRoot(), p.slice(1), !append && offset === 0 && !exclusive, exclusive);
       if (r && 'fd' in r) {
         if (append) return new FdFileHandle(r.fd, ops, r.stat.size);
         if (offset > 0) {

@@ -1226,7 +1226,9 @@ static napi_value js_socket_reset(napi_env env, napi_callback_info info) {
  *   FSOP_STAT   follow the path, fstat it (no fd returned)
  *   FSOP_READ   open a regular file read-only
  *   FSOP_WRITE  open or create a regular file write-only; flags may add O_CREAT,
- *               O_TRUNC (never O_APPEND: splice refuses it)
+ *               O_TRUNC, or O_CREAT | O_EXCL (create only: anything already there,
+ *               a symlink included, is left to the portable path, which answers
+ *               EEXIST); never O_APPEND (splice refuses it)
  *   FSOP_CLOSE  close(fd) with fd in `flags`
  *
  * A path is first opened O_PATH (no side effect, whatever it is) and fstat'ed,
@@ -1355,10 +1357,11 @@ static void fsop_execute(napi_env env, void *data) {
     int e = errno;
     if (r->op == FSOP_STAT && e == ENOENT && missing_beneath(rootfd, r->rel)) {
       r->err = -ENOENT; /* final */
-    } else if (r->op == FSOP_WRITE && e == ENOENT && (r->flags & O_CREAT) && !(r->flags & O_EXCL)) {
+    } else if (r->op == FSOP_WRITE && e == ENOENT && (r->flags & O_CREAT)) {
       /* A new file: create it (through a dangling link, its target is created,
-       * as long as it stays beneath the root). Then it must be a regular file. */
-      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (r->flags & O_TRUNC), r->mode);
+       * as long as it stays beneath the root; with O_EXCL a link there is EEXIST,
+       * which the portable path answers). Then it must be a regular file. */
+      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (r->flags & (O_TRUNC | O_EXCL)), r->mode);
       if (fd < 0) {
         r->err = errno == ENXIO ? EPERM : errno; /* ENXIO: a FIFO with no reader appeared there */
       } else if (fstat(fd, &r->st) < 0 || !S_ISREG(r->st.st_mode)) {
@@ -1383,6 +1386,12 @@ static void fsop_execute(napi_env env, void *data) {
     return;
   }
   close(pfd);
+  if (r->op == FSOP_WRITE && (r->flags & O_EXCL)) {
+    /* Something is there already: an exclusive create is the portable path's EEXIST. */
+    r->err = EEXIST;
+    close(rootfd);
+    return;
+  }
   if (r->op == FSOP_STAT) {
     r->st = pst;
     r->have_st = 1;

@@ -179,6 +179,25 @@ test('local: dangling symlinks are followed to where they would create, and jail
   t.is((await fs.stat('/dang-in')).size, 7);
 });
 
+test('local: an exclusive create gives a descriptor, and never goes through a link to outside the root', async (t) => {
+  const { root, outside } = await sandbox(t);
+  await fsp.symlink(path.join(outside, 'planted.txt'), path.join(root, 'dang-out'));
+  await fsp.symlink('target.txt', path.join(root, 'dang-in'));
+  const fs = new LocalFileSystem(root);
+
+  const h = await fs.openWrite('/new', { exclusive: true });
+  t.is(typeof h.fd, 'number', 'a local descriptor (what SITE CPTO copies into with copy_file_range)');
+  await h.close();
+  t.true(await exists(path.join(root, 'new')));
+  t.is(await codeOf(t, fs.openWrite('/new', { exclusive: true })), 'EEXIST');
+  t.is(await codeOf(t, fs.openWrite('/dang-out', { exclusive: true })), JAIL);
+  t.false(await exists(path.join(outside, 'planted.txt')));
+  // A dangling link inside the root is followed to the file it names, as without exclusive.
+  await putFile(fs, '/dang-in', 'made', { exclusive: true });
+  t.is(await fsp.readFile(path.join(root, 'target.txt'), 'utf8'), 'made');
+  t.is(await codeOf(t, fs.openWrite('/dang-in', { exclusive: true })), 'EEXIST');
+});
+
 test('local: a symlink loop is an error, not a hang', async (t) => {
   const { root } = await sandbox(t);
   await fsp.symlink('loop-b', path.join(root, 'loop-a'));
