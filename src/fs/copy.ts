@@ -17,6 +17,11 @@ export type RangeCopier = (infd: number, outfd: number, inOff: number, outOff: n
 /** Bytes per pool job of the native copy: about 10–50 ms of work, so one copy never holds a pool thread long. */
 export const COPY_CHUNK = 32 * 1024 * 1024;
 
+/** The error a copy stops with when its `stop()` says so (code ECANCELED). */
+export function copyAborted(): Error {
+  return Object.assign(new Error('copy aborted'), { code: 'ECANCELED' });
+}
+
 /**
  * Copy `size` bytes (fewer if the source ends first) from `src` (from its offset) to `dst`
  * (from its offset). Both handles backed by local descriptors and `native` given: the addon's
@@ -30,13 +35,12 @@ export async function copyHandle(
   size: number,
   opts: { native: RangeCopier | null; stop?: () => boolean; onProgress?: (bytes: number) => void },
 ): Promise<CopyOutcome> {
-  const aborted = (): Error => Object.assign(new Error('copy aborted'), { code: 'ECANCELED' });
   const copyRange = opts.native;
   if (copyRange && src.fd !== undefined && dst.fd !== undefined) {
     let done = 0;
     let via: CopyPath = 'copy_file_range';
     while (done < size) {
-      if (opts.stop?.()) throw aborted();
+      if (opts.stop?.()) throw copyAborted();
       const want = Math.min(COPY_CHUNK, size - done);
       const r = await copyRange(src.fd, dst.fd, src.offset + done, dst.offset + done, want);
       done += r.copied;
@@ -49,7 +53,7 @@ export async function copyHandle(
   let done = 0;
   const limited = async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const chunk of source) {
-      if (opts.stop?.()) throw aborted();
+      if (opts.stop?.()) throw copyAborted();
       const part = chunk.length > size - done ? chunk.subarray(0, size - done) : chunk;
       done += part.length;
       opts.onProgress?.(done);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyHandle, type CopyPath } from '../../../fs/copy';
+import { copyAborted, copyHandle, type CopyPath } from '../../../fs/copy';
 import { ftpJoin } from '../../../fs/paths';
 import type { FileHandle, FileSystem, FileStat } from '../../../fs/types';
 import { ABORTED_BY_CLIENT, TransferAbort } from '../../data/transfer';
@@ -211,14 +211,13 @@ async function copyFolder(session: Session, fs: FileSystem, from: string, to: st
   const quota = await reserveTree(session, tree.files.length, tree.bytes);
   const tmp = temporaryName(to);
   const started = process.hrtime.bigint();
-  const aborted = (): Error => Object.assign(new Error('copy aborted'), { code: 'ECANCELED' });
   await running(session, from, to, async (op, stop) => {
     const madeFolders: string[] = [];
     const madeFiles: string[] = [];
     let renamed = false;
     try {
       for (const rel of tree.folders) {
-        if (stop()) throw aborted();
+        if (stop()) throw copyAborted();
         const dir = rel ? `${tmp}/${rel}` : tmp;
         await fs.mkdir(dir);
         madeFolders.push(dir);
@@ -233,7 +232,7 @@ async function copyFolder(session: Session, fs: FileSystem, from: string, to: st
       const halt = (): boolean => failed || stop();
       const worker = async (): Promise<void> => {
         while (next < tree.files.length) {
-          if (halt()) throw aborted();
+          if (halt()) throw copyAborted();
           const f = tree.files[next++];
           const dst = `${tmp}/${f.rel}`;
           let seen = 0;
@@ -250,7 +249,7 @@ async function copyFolder(session: Session, fs: FileSystem, from: string, to: st
           if (done.via === 'stream' || (done.via === 'read/write' && via !== 'stream')) via = done.via;
         }
       };
-      await Promise.allSettled(
+      await Promise.all(
         Array.from({ length: Math.min(COPY_PARALLEL, tree.files.length) }, () =>
           worker().catch((err: unknown) => {
             // The first failure is the copy's; the others are the workers it stopped.
