@@ -145,6 +145,20 @@ test(`a folder of more than ${MAX_TREE_ENTRIES} entries is not copied (550), and
   t.deepEqual((await mem.readdir('/')).map((e) => e.name), ['big']);
 });
 
+test('a folder copy that runs out of room half way answers 452 and leaves nothing of itself behind', async (t) => {
+  const body = (n: number): Buffer => randomContent(n);
+  const mem = new MemoryFileSystem({
+    files: { '/src/a': body(100_000), '/src/sub/b': body(100_000), '/src/sub/c': body(100_000), '/src/sub/d': body(100_000) },
+    maxBytes: 600_000,
+  });
+  const { c } = await loggedIn(t, { fileSystem: () => mem });
+  const r = await copy(c, 'src', 'dst');
+  t.deepEqual([r.cpfr, r.cpto], [350, 452], r.text);
+  t.deepEqual((await mem.readdir('/')).map((e) => e.name), ['src'], 'no temporary folder, no partial copy');
+  t.is(mem.usedBytes, 400_000, 'every byte the copy wrote was given back');
+  t.is((await c.cmd('NOOP')).code, 200);
+});
+
 test('ABOR during a folder copy stops it: 426 then 226, and the half-made copy is gone', async (t) => {
   // Files whose reads trickle (16 KiB every 20 ms), so the copy is still running when ABOR comes.
   const slow = trickling({ '/src/one': randomContent(64 * 1024), '/src/sub/two': randomContent(512 * 1024), '/src/sub/three': randomContent(512 * 1024) });
