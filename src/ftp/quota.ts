@@ -46,21 +46,31 @@ export async function existingTarget(fs: FileSystem, path: string): Promise<File
   return existing;
 }
 
-/** The upload's quota bookkeeping, or null when the user has no quota. Throws 552 when it cannot start. */
-export async function startUpload(session: Session, target: UploadTarget): Promise<UploadQuota | null> {
+/** The user's quotas and live disk usage, or null when the user has none. Throws 451 when the usage cannot be measured. */
+async function quotaState(
+  session: Session,
+): Promise<{ user: string; quotaBytes: number; quotaFiles: number; usage: DiskUsage } | null> {
   const user = session.user;
   const quotaBytes = session.limits?.quotaBytes ?? 0;
   const quotaFiles = session.limits?.quotaFiles ?? 0;
   if (user === null || (quotaBytes <= 0 && quotaFiles <= 0)) return null;
-  const fs = session.requireFs();
   const tracker = session.ctx.userLimits;
-  let usage: DiskUsage;
   try {
-    usage = await tracker.usage(user, fs);
+    const usage = await tracker.usage(user, session.requireFs());
+    return { user, quotaBytes, quotaFiles, usage };
   } catch (err) {
     session.log.error({ err }, 'disk usage could not be measured');
     throw new FtpError(451, 'Could not check the disk quota.');
   }
+}
+
+/** The upload's quota bookkeeping, or null when the user has no quota. Throws 552 when it cannot start. */
+export async function startUpload(session: Session, target: UploadTarget): Promise<UploadQuota | null> {
+  const q = await quotaState(session);
+  if (!q) return null;
+  const { user, quotaBytes, quotaFiles, usage } = q;
+  const fs = session.requireFs();
+  const tracker = session.ctx.userLimits;
   // From here to the reservation below nothing awaits: concurrent uploads see each other's.
   const creates = target.existing === null;
   const before = target.existing?.size ?? 0;
@@ -129,18 +139,10 @@ export interface TreeQuota {
  * (SITE CPTO of a directory), or 552 when they do not fit; null when the user has no quota.
  */
 export async function reserveTree(session: Session, files: number, bytes: number): Promise<TreeQuota | null> {
-  const user = session.user;
-  const quotaBytes = session.limits?.quotaBytes ?? 0;
-  const quotaFiles = session.limits?.quotaFiles ?? 0;
-  if (user === null || (quotaBytes <= 0 && quotaFiles <= 0)) return null;
+  const q = await quotaState(session);
+  if (!q) return null;
+  const { user, quotaBytes, quotaFiles, usage } = q;
   const tracker = session.ctx.userLimits;
-  let usage: DiskUsage;
-  try {
-    usage = await tracker.usage(user, session.requireFs());
-  } catch (err) {
-    session.log.error({ err }, 'disk usage could not be measured');
-    throw new FtpError(451, 'Could not check the disk quota.');
-  }
   if (quotaFiles > 0 && usage.files + files > quotaFiles) throw new FtpError(552, 'Quota exceeded.');
   if (quotaBytes > 0 && usage.bytes + bytes > quotaBytes) throw new FtpError(552, 'Quota exceeded.');
   const endUpload = tracker.beginUpload(user);
