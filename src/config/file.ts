@@ -259,6 +259,7 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   maxLoginAttempts: { node: ANY },
   authFailedTimeout: { node: ANY },
   useSendfile: { node: ANY },
+  nativeTls: { node: ANY },
   siteCopy: { node: ANY },
   readLimit: { node: ANY },
   writeLimit: { node: ANY },

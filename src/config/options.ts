@@ -54,6 +54,12 @@ export interface FtpServerOptions {
   /** Use the native zero-copy engine where it applies (binary, plain sockets, local files). Default true. */
   useSendfile?: boolean;
   /**
+   * FTPS: binary transfers of local files go through the native engine too, which seals and
+   * opens the TLS records itself once Node has run the handshake (src/ftp/data/tls-gate.ts).
+   * Needs useSendfile. Default true.
+   */
+  nativeTls?: boolean;
+  /**
    * SITE CPFR / SITE CPTO: copy a file or a folder on the server (proftpd's mod_copy), with the
    * `r` permission on the source and `w` on the destination (`l`/`r` and `m`/`w` through a
    * folder), counted against disk quotas. Default true.
@@ -173,6 +179,7 @@ export const DEFAULTS = {
   maxLoginAttempts: 3,
   authFailedTimeout: 3,
   useSendfile: true,
+  nativeTls: true,
   siteCopy: true,
   readLimit: 0,
   writeLimit: 0,
@@ -294,6 +301,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     maxLoginAttempts: int('maxLoginAttempts', o.maxLoginAttempts, 1, 1000),
     authFailedTimeout: num('authFailedTimeout', o.authFailedTimeout, 0, 600),
     useSendfile: bool('useSendfile', o.useSendfile),
+    nativeTls: bool('nativeTls', o.nativeTls),
     siteCopy: bool('siteCopy', o.siteCopy),
     readLimit: int('readLimit', o.readLimit, 0, Number.MAX_SAFE_INTEGER),
     writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),

@@ -10,6 +10,8 @@ import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from '
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import { SocketConnection, type DataConnection } from './data/connection';
+import { nativeTlsAvailable } from './data/engines';
+import { GatedTlsConnection, type TlsGate } from './data/tls-gate';
 import { closePassiveListener, type SparePassive } from './data/passive';
 import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type TransferPath, type TransferResult } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
@@ -399,8 +401,15 @@ export class Session {
     const tlsm = this.ctx.tls;
     if (!tlsm) throw new FtpError(522, 'TLS is not available.');
     let s: tls.TLSSocket;
+    let gate: TlsGate | null = null;
     try {
-      s = await tlsm.accept(raw.socket, this.options.tlsHandshakeTimeout * 1000, true);
+      const timeout = this.options.tlsHandshakeTimeout * 1000;
+      // Through a gate when the engine could carry the records of a binary transfer.
+      if (this.options.useSendfile && this.options.nativeTls && nativeTlsAvailable()) {
+        ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout));
+      } else {
+        s = await tlsm.accept(raw.socket, timeout, true);
+      }
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
       throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');
@@ -411,7 +420,7 @@ export class Session {
       throw new FtpError(522, 'TLS session of the data connection must resume the control connection session.');
     }
     s.on('error', () => {});
-    return new SocketConnection(s);
+    return gate ? new GatedTlsConnection(s, gate) : new SocketConnection(s);
   }
 
   // ---- timers --------------------------------------------------------------
@@ -580,6 +589,10 @@ export class Session {
             return c.fd;
           },
           tls: c.tls,
+          // A gated FTPS connection (./data/tls-gate.ts): the engine may take its records over.
+          get tlsRecords() {
+            return c.tlsRecords;
+          },
           handle: opts.handle,
           ascii: opts.ascii,
           signal: abort.signal,

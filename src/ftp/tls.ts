@@ -4,6 +4,7 @@ import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import { ConfigError } from '../config/errors';
 import type { TlsOptions } from '../config/options';
+import { TlsGate } from './data/tls-gate';
 
 /** Why a TLS handshake did not produce a usable socket. */
 export class TlsHandshakeError extends Error {
@@ -87,12 +88,30 @@ export class TlsManager {
    * failure or after `timeoutMs`.
    */
   accept(raw: net.Socket, timeoutMs: number, data = false): Promise<tls.TLSSocket> {
-    const s = new tls.TLSSocket(raw, {
+    return this.handshake(raw, this.socketOver(raw, data), timeoutMs);
+  }
+
+  /**
+   * accept() for a data connection through a TlsGate (src/ftp/data/tls-gate.ts), so that the
+   * native engine can take the connection's records over once the handshake is done.
+   */
+  async acceptGated(raw: net.Socket, timeoutMs: number): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
+    const gate = new TlsGate(raw);
+    const s = this.socketOver(gate, true);
+    gate.bind(s);
+    return { socket: await this.handshake(raw, s, timeoutMs), gate };
+  }
+
+  private socketOver(under: net.Socket | TlsGate, data: boolean): tls.TLSSocket {
+    return new tls.TLSSocket(under as net.Socket, {
       isServer: true,
       secureContext: data ? this.dataContext : this.context,
       requestCert: Boolean(this.opts.caFile),
       rejectUnauthorized: Boolean(this.opts.requireClientCert),
     });
+  }
+
+  private handshake(raw: net.Socket, s: tls.TLSSocket, timeoutMs: number): Promise<tls.TLSSocket> {
     return new Promise((resolve, reject) => {
       const done = (err: Error | null): void => {
         clearTimeout(timer);

@@ -25,6 +25,8 @@
  */
 #include <node_api.h>
 
+#include "tlsrec.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -55,15 +57,16 @@
 #endif
 
 enum { DIR_SEND = 0, DIR_RECV = 1 };
-enum { M_SENDFILE = 0, M_SPLICE = 1, M_COPY = 2, M_COUNT = 3 };
+enum { M_SENDFILE = 0, M_SPLICE = 1, M_COPY = 2, M_TLS = 3, M_COUNT = 4 };
 enum { MSG_PROGRESS = 0, MSG_OK = 1, MSG_ERROR = 2, MSG_ABORTED = 3 };
 enum {
   OP_NONE, OP_SENDFILE, OP_SPLICE_IN, OP_SPLICE_OUT, OP_PREAD, OP_SEND,
-  OP_RECV, OP_PWRITE, OP_EPOLL, OP_PIPE, OP_ALLOC
+  OP_RECV, OP_PWRITE, OP_EPOLL, OP_PIPE, OP_ALLOC, OP_TLS, OP_TLS_CLOSE, OP_TLS_ALERT
 };
 static const char *const op_names[] = {
   "", "sendfile", "splice", "splice", "pread", "send",
-  "recv", "pwrite", "epoll_ctl", "pipe", "malloc"
+  "recv", "pwrite", "epoll_ctl", "pipe", "malloc", "TLS record",
+  "TLS close_notify missing", "TLS alert from the peer"
 };
 
 /* What a step of a job asks the loop to do next. */
@@ -121,6 +124,17 @@ struct job {
   size_t pcap, in_pipe;
   int file_eof;
   size_t copy_cap;      /* adaptive read size of the send copy loop */
+
+  /* M_TLS: the connection's record layer (tlsrec.h) and this job's own buffer: the records
+   * waiting for the socket (send), or the received bytes of a record not yet complete
+   * (receive). The plaintext passes through the thread's buf. */
+  tlsrec_t *tls;
+  uint8_t *tbuf;
+  size_t tcap, tlen, toff;
+  uint64_t tplain;      /* send: file bytes in the records waiting in tbuf */
+  int tls_done;         /* send: close_notify queued; receive: close_notify received */
+  int tls_peer_fin;     /* receive: the peer's FIN came */
+  int tls_update_owed;  /* receive: the peer asked for our KeyUpdate (TLS 1.3) */
 };
 
 struct ioth {
@@ -480,15 +494,213 @@ static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
   return n;
 }
 
+/*
+ * TLS send: read up to `want` file bytes, seal them into records of at most 16 KiB in the job's
+ * buffer, and send; at the file's end one more record, the close_notify alert. Records the
+ * socket did not take wait in the buffer, and a file byte counts as moved once its record is
+ * all sent.
+ */
+static ssize_t move_tls_send(ioth_t *th, job_t *j, size_t want, int *op, int *full) {
+  if (j->toff == j->tlen) {
+    if (j->tls_done) return 0; /* the close_notify is out too */
+    j->toff = j->tlen = 0;
+    j->tplain = 0;
+    size_t room = (j->tcap / (TLSREC_MAX_PLAIN + TLSREC_OVERHEAD)) * TLSREC_MAX_PLAIN;
+    size_t cap = want < room ? want : room;
+    if (cap > th->buflen) cap = th->buflen;
+    ssize_t n = pread(j->file, th->buf, cap, j->off);
+    if (n < 0) {
+      *op = OP_PREAD;
+      return -errno;
+    }
+    if (n == 0) {
+      static const uint8_t close_notify[2] = {1, 0}; /* warning, close_notify */
+      ssize_t r = tlsrec_seal(j->tls, 21, close_notify, 2, j->tbuf);
+      if (r < 0) {
+        *op = OP_TLS;
+        return -EPROTO;
+      }
+      j->tlen = (size_t)r;
+      j->tls_done = 1;
+    } else {
+      for (ssize_t o = 0; o < n; o += TLSREC_MAX_PLAIN) {
+        size_t part = (size_t)(n - o) < TLSREC_MAX_PLAIN ? (size_t)(n - o) : TLSREC_MAX_PLAIN;
+        ssize_t r = tlsrec_seal(j->tls, 23, (uint8_t *)th->buf + o, part, j->tbuf + j->tlen);
+        if (r < 0) {
+          *op = OP_TLS;
+          return -EPROTO;
+        }
+        j->tlen += (size_t)r;
+      }
+      j->off += n;
+      j->consumed += (uint64_t)n;
+      j->tplain = (uint64_t)n;
+    }
+  }
+  ssize_t m = send(j->sock, j->tbuf + j->toff, j->tlen - j->toff, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (m < 0) {
+    if (errno == EAGAIN || errno == EINTR) return -errno;
+    *op = OP_SEND;
+    return -errno;
+  }
+  if (m == 0) {
+    *op = OP_SEND;
+    return -EPIPE;
+  }
+  j->toff += (size_t)m;
+  if (j->toff == j->tlen) {
+    j->moved += j->tplain;
+    j->tplain = 0;
+  } else {
+    *full = 1;
+  }
+  return m;
+}
+
+/* Write `len` bytes of plaintext at the job's offset. 0, or -errno with *op set. */
+static int tls_put(job_t *j, const char *p, size_t len, int *op) {
+  size_t w = 0;
+  while (w < len) {
+    ssize_t k = pwrite(j->file, p + w, len - w, j->off);
+    if (k > 0) {
+      w += (size_t)k;
+      j->off += k;
+      j->moved += (uint64_t)k;
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    *op = OP_PWRITE;
+    return k < 0 ? -errno : -EIO;
+  }
+  return 0;
+}
+
+/*
+ * TLS receive: read up to `want` bytes, open every complete record, and write their data to
+ * the file in one pwrite per pass. The upload ends cleanly only with the peer's close_notify;
+ * a FIN before it (or inside a record) is a truncated upload. A TLS 1.3 KeyUpdate moves the
+ * read keys on (and owes ours when asked); any other record is an error.
+ */
+static ssize_t move_tls_recv(ioth_t *th, job_t *j, size_t want, int *op) {
+  if (j->tls_done) return 0;
+  ssize_t got = 0;
+  if (!j->tls_peer_fin) {
+    size_t room = j->tcap - j->tlen;
+    if (room > want) room = want;
+    if (room > 0) {
+      ssize_t n = recv(j->sock, j->tbuf + j->tlen, room, MSG_DONTWAIT);
+      if (n > 0) {
+        j->tlen += (size_t)n;
+        j->consumed += (uint64_t)n;
+        got = n;
+      } else if (n == 0) {
+        j->tls_peer_fin = 1;
+      } else if (errno == EINTR) {
+        return -EINTR;
+      } else if (errno != EAGAIN) {
+        *op = OP_RECV;
+        return -errno;
+      }
+    }
+  }
+  size_t pos = 0, plen = 0;
+  int err = 0;
+  while (j->tlen - pos >= TLSREC_HDR) {
+    const uint8_t *rec = j->tbuf + pos;
+    size_t len = ((size_t)rec[3] << 8) | rec[4];
+    if (len > TLSREC_MAX_BODY) {
+      err = -EBADMSG;
+      *op = OP_TLS;
+      break;
+    }
+    if (j->tlen - pos < TLSREC_HDR + len) break;
+    if (th->buflen - plen < len) {
+      if ((err = tls_put(j, th->buf, plen, op)) < 0) break;
+      plen = 0;
+    }
+    int type = 0;
+    ssize_t pl = tlsrec_open(j->tls, rec, len, (uint8_t *)th->buf + plen, &type);
+    if (pl < 0) {
+      err = -EBADMSG;
+      *op = OP_TLS;
+      break;
+    }
+    pos += TLSREC_HDR + len;
+    const uint8_t *pt = (const uint8_t *)th->buf + plen;
+    if (type == 23) {
+      plen += (size_t)pl;
+    } else if (type == 21 && pl == 2 && pt[1] == 0) {
+      j->tls_done = 1; /* close_notify: what follows it is not ours to read */
+      break;
+    } else if (type == 21) {
+      err = -ECONNRESET;
+      *op = OP_TLS_ALERT;
+      break;
+    } else if (type == 22 && tlsrec_version(j->tls) == 13 && pl == 5 && pt[0] == 24 && pt[1] == 0 && pt[2] == 0 &&
+               pt[3] == 1 && pt[4] <= 1) {
+      if (pt[4] == 1) j->tls_update_owed = 1;
+      if (tlsrec_update(j->tls, 0) < 0) {
+        err = -EPROTO;
+        *op = OP_TLS;
+        break;
+      }
+    } else {
+      err = -EPROTO; /* renegotiation, a second handshake, anything unexpected */
+      *op = OP_TLS;
+      break;
+    }
+  }
+  if (pos > 0) {
+    memmove(j->tbuf, j->tbuf + pos, j->tlen - pos);
+    j->tlen -= pos;
+  }
+  if (plen > 0) {
+    int e = tls_put(j, th->buf, plen, op);
+    if (!err) err = e;
+  }
+  if (err) return err;
+  if (j->tls_done) return 0;
+  if (j->tls_peer_fin) {
+    *op = OP_TLS_CLOSE;
+    return -ECONNRESET;
+  }
+  if (got == 0 && pos == 0) return -EAGAIN;
+  return got > 0 ? got : (ssize_t)pos;
+}
+
+/* After a clean TLS upload: our KeyUpdate if the peer asked for one, then our close_notify. */
+static void tls_say_goodbye(job_t *j) {
+  uint8_t out[2 * (TLSREC_OVERHEAD + 8)];
+  size_t n = 0;
+  if (j->tls_update_owed) {
+    static const uint8_t ku[5] = {24, 0, 0, 1, 0}; /* KeyUpdate, update_not_requested */
+    ssize_t r = tlsrec_seal(j->tls, 22, ku, sizeof ku, out);
+    if (r < 0 || tlsrec_update(j->tls, 1) < 0) return;
+    n += (size_t)r;
+  }
+  static const uint8_t close_notify[2] = {1, 0};
+  ssize_t r = tlsrec_seal(j->tls, 21, close_notify, 2, out + n);
+  if (r < 0) return;
+  n += (size_t)r;
+  /* A few dozen bytes into a socket that has taken nothing from us since the handshake. */
+  while (send(j->sock, out, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR) {
+  }
+}
+
 static ssize_t move_once(ioth_t *th, job_t *j, size_t want, int *op, int *full) {
   if (j->dir == DIR_SEND) {
     switch (j->mech) {
       case M_SENDFILE: return move_sendfile(j, want, op);
       case M_SPLICE: return move_splice_send(th, j, want, op);
+      case M_TLS: return move_tls_send(th, j, want, op, full);
       default: return move_copy_send(th, j, want, op, full);
     }
   }
-  return j->mech == M_SPLICE ? move_splice_recv(th, j, want, op) : move_copy_recv(th, j, want, op);
+  switch (j->mech) {
+    case M_SPLICE: return move_splice_recv(th, j, want, op);
+    case M_TLS: return move_tls_recv(th, j, want, op);
+    default: return move_copy_recv(th, j, want, op);
+  }
 }
 
 /* ---------- I/O thread: job life ---------- */
@@ -509,6 +721,12 @@ static void drop_job_fds(ioth_t *th, job_t *j) {
   close_fd(&j->sock);
   close_fd(&j->file);
   release_job_pipe(th, j);
+  if (j->tls) {
+    tlsrec_free(j->tls);
+    j->tls = NULL;
+  }
+  free(j->tbuf);
+  j->tbuf = NULL;
 }
 
 static int finish(ioth_t *th, job_t *j, int kind, int err, int op) {
@@ -516,6 +734,7 @@ static int finish(ioth_t *th, job_t *j, int kind, int err, int op) {
    * even hears of it. A failure here (the client already left) changes nothing. */
   if (kind == MSG_OK && j->fin && j->sock >= 0 && shutdown(j->sock, SHUT_WR) == 0)
     j->corked = 0; /* the FIN pushed the tail, and no stream will write after it: no uncork */
+  if (kind == MSG_OK && j->mech == M_TLS && j->dir == DIR_RECV && j->sock >= 0) tls_say_goodbye(j);
   drop_job_fds(th, j);
   all_unlink(th, j);
   post_msg(th, j, kind, err, op); /* last touch of j on this thread */
@@ -569,7 +788,7 @@ static int step(ioth_t *th, job_t *j) {
     }
     if (r < 0) {
       int e = (int)-r;
-      if ((e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) && j->mech != M_COPY && j->moved == 0 &&
+      if ((e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) && (j->mech == M_SENDFILE || j->mech == M_SPLICE) && j->moved == 0 &&
           j->consumed == 0) {
         /* This file or socket does not do sendfile/splice: copy instead. */
         if (switch_to_copy(th, j) == 0) continue;
@@ -603,7 +822,9 @@ static int step(ioth_t *th, job_t *j) {
 static void adopt(ioth_t *th, job_t *j) {
   j->t0 = j->last_prog_ns = mono_ns();
   all_link(th, j);
-  if (!j->start_errno && j->mech == M_COPY && ensure_buf(th, j->chunk) < 0) {
+  /* A TLS job's plaintext passes through buf: room for a chunk and one more record. */
+  size_t need = j->mech == M_TLS ? j->chunk + TLSREC_MAX_BODY : j->chunk;
+  if (!j->start_errno && (j->mech == M_COPY || j->mech == M_TLS) && ensure_buf(th, need) < 0) {
     j->start_errno = ENOMEM;
     j->start_op = OP_ALLOC;
   }
@@ -911,10 +1132,54 @@ static size_t clamp_size(int64_t v) {
  *       bytesPerSecond, sndbuf, rcvbuf, wantProgress, callback) -> job id
  * callback(kind, bytes, errno, syscall, errorText, mechanism, consumed, sizeAtStart)
  */
+/* A Buffer property of `o` of exactly `len` bytes (any length when len is 0), or NULL. */
+static const uint8_t *buf_prop(napi_env env, napi_value o, const char *k, size_t len, size_t *got) {
+  napi_value v;
+  bool is = false;
+  void *data = NULL;
+  size_t n = 0;
+  if (napi_get_named_property(env, o, k, &v) != napi_ok || napi_is_buffer(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_buffer_info(env, v, &data, &n) != napi_ok || (len && n != len)) return NULL;
+  if (got) *got = n;
+  return data ? data : (const uint8_t *)"";
+}
+
+static int64_t num_prop(napi_env env, napi_value o, const char *k, int64_t dflt) {
+  napi_value v;
+  return napi_get_named_property(env, o, k, &v) == napi_ok ? arg_i64(env, v, dflt) : dflt;
+}
+
+/*
+ * The record layer for a TLS job from JS's description (src/native/index.ts, TlsRecordState):
+ * { version: 12|13, aead: 0|1|2, sha384: 0|1, readKey, readIv, writeKey, writeIv,
+ *   readSecret?, writeSecret? (TLS 1.3), readSeq, writeSeq }. NULL when it does not describe one.
+ */
+static tlsrec_t *tls_from_js(napi_env env, napi_value o) {
+  int version = (int)num_prop(env, o, "version", 0), aead = (int)num_prop(env, o, "aead", -1);
+  int sha384 = (int)num_prop(env, o, "sha384", 0);
+  int64_t rseq = num_prop(env, o, "readSeq", -1), wseq = num_prop(env, o, "writeSeq", -1);
+  size_t klen = aead == TLSREC_AES128GCM ? 16 : 32, ivlen = (version == 12 && aead != TLSREC_CHACHA20) ? 4 : 12;
+  size_t hlen = sha384 ? 48 : 32;
+  tlsrec_keys_t rd = {0}, wr = {0};
+  rd.key = buf_prop(env, o, "readKey", klen, NULL);
+  rd.iv = buf_prop(env, o, "readIv", ivlen, NULL);
+  wr.key = buf_prop(env, o, "writeKey", klen, NULL);
+  wr.iv = buf_prop(env, o, "writeIv", ivlen, NULL);
+  if (!rd.key || !rd.iv || !wr.key || !wr.iv || rseq < 0 || wseq < 0) return NULL;
+  if (version == 13) {
+    rd.secret = buf_prop(env, o, "readSecret", hlen, NULL);
+    wr.secret = buf_prop(env, o, "writeSecret", hlen, NULL);
+    if (!rd.secret || !wr.secret) return NULL;
+  }
+  rd.seq = (uint64_t)rseq;
+  wr.seq = (uint64_t)wseq;
+  return tlsrec_new(version, aead, sha384, &rd, &wr);
+}
+
 static napi_value js_start(napi_env env, napi_callback_info info) {
   engine_t *eng = get_engine(env);
-  size_t argc = 14;
-  napi_value argv[14];
+  size_t argc = 16;
+  napi_value argv[16];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   napi_valuetype t;
   if (argc < 12 || napi_typeof(env, argv[11], &t) != napi_ok || t != napi_function) {
@@ -944,25 +1209,70 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (dir == DIR_RECV && mech == M_SENDFILE) mech = M_COPY;
+  /* M_TLS: the 15th argument describes the record layer, the optional 16th holds bytes already
+   * read from the socket (records that came in behind the handshake). */
+  tlsrec_t *tls = NULL;
+  const uint8_t *early = NULL;
+  size_t early_len = 0, tcap = 0;
+  if (mech == M_TLS) {
+    napi_valuetype tt;
+    if (!tlsrec_available()) return throw_start(env, "TLS records (no EVP functions in this process)", ENOSYS);
+    if (argc < 15 || napi_typeof(env, argv[14], &tt) != napi_ok || tt != napi_object || !(tls = tls_from_js(env, argv[14]))) {
+      napi_throw_range_error(env, NULL, "start: a TLS job needs its record state");
+      return NULL;
+    }
+    if (argc >= 16) {
+      bool is = false;
+      if (napi_is_buffer(env, argv[15], &is) == napi_ok && is) {
+        void *d = NULL;
+        napi_get_buffer_info(env, argv[15], &d, &early_len);
+        early = d;
+      }
+    }
+    if (early_len > 0 && dir == DIR_SEND) early_len = 0; /* a download never reads the socket */
+    /* Receive: one chunk and one more whole record; send: a chunk's records. */
+    tcap = dir == DIR_RECV ? chunk + TLSREC_HDR + TLSREC_MAX_BODY
+                                  : ((chunk + TLSREC_MAX_PLAIN - 1) / TLSREC_MAX_PLAIN + 1) * (TLSREC_MAX_PLAIN + TLSREC_OVERHEAD);
+    if (early_len > tcap) tcap = early_len + TLSREC_HDR + TLSREC_MAX_BODY;
+    uint8_t *tb = malloc(tcap);
+    if (!tb) {
+      tlsrec_free(tls);
+      return throw_start(env, "TLS buffer", ENOMEM);
+    }
+    if (early_len) memcpy(tb, early, early_len);
+    early = tb; /* handed to the job below */
+  }
 
   int sock = -1, file = -1;
   struct stat st;
+#define TLS_DROP() \
+  do { \
+    tlsrec_free(tls); \
+    free((void *)(mech == M_TLS ? early : NULL)); \
+  } while (0)
   sock = fcntl(sock_in, F_DUPFD_CLOEXEC, 3);
-  if (sock < 0) return throw_start(env, "dup(socket)", errno);
+  if (sock < 0) {
+    int e = errno;
+    TLS_DROP();
+    return throw_start(env, "dup(socket)", e);
+  }
   int fl = fcntl(sock, F_GETFL);
   if (fstat(sock, &st) < 0 || !S_ISSOCK(st.st_mode)) {
     close(sock);
+    TLS_DROP();
     return throw_start(env, "socket fd", ENOTSOCK);
   }
   if (fl < 0 || !(fl & O_NONBLOCK)) {
     /* The I/O thread must never block on the socket; Node's are non-blocking. */
     close(sock);
+    TLS_DROP();
     return throw_start(env, "socket is not non-blocking", EINVAL);
   }
   file = fcntl(file_in, F_DUPFD_CLOEXEC, 3);
   if (file < 0) {
     int e = errno;
     close(sock);
+    TLS_DROP();
     return throw_start(env, "dup(file)", e);
   }
   int ffl = fcntl(file, F_GETFL);
@@ -971,6 +1281,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
       fstat(file, &st) < 0 || S_ISDIR(st.st_mode)) {
     close(sock);
     close(file);
+    TLS_DROP();
     return throw_start(env, dir == DIR_SEND ? "file not readable" : "file not writable", EBADF);
   }
   /* splice(2) refuses O_APPEND files; pwrite at explicit offsets works either way. */
@@ -1000,6 +1311,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
     int e = errno;
     close(sock);
     close(file);
+    TLS_DROP();
     return throw_start(env, "I/O thread", e);
   }
 
@@ -1007,13 +1319,22 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (!j) {
     close(sock);
     close(file);
+    TLS_DROP();
     return throw_start(env, "job", ENOMEM);
   }
   if (napi_create_reference(env, argv[11], 1, &j->cb) != napi_ok) {
     free(j);
     close(sock);
     close(file);
+    TLS_DROP();
     return throw_start(env, "callback", EINVAL);
+  }
+#undef TLS_DROP
+  if (mech == M_TLS) {
+    j->tls = tls;
+    j->tbuf = (uint8_t *)early;
+    j->tcap = tcap;
+    j->tlen = early_len;
   }
   j->id = ++eng->next_id;
   if (j->id == 0) j->id = ++eng->next_id;
@@ -1097,6 +1418,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_num(env, o, "sendfile", eng->by_mech[M_SENDFILE]);
   set_num(env, o, "splice", eng->by_mech[M_SPLICE]);
   set_num(env, o, "copy", eng->by_mech[M_COPY]);
+  set_num(env, o, "tls", eng->by_mech[M_TLS]);
   set_num(env, o, "active", eng->active);
   set_num(env, o, "jobs", eng->jobs_total);
   set_num(env, o, "threads", started);
@@ -1786,5 +2108,8 @@ NAPI_MODULE_INIT() {
     {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value tls_ok;
+  napi_get_boolean(env, tlsrec_available(), &tls_ok);
+  napi_set_named_property(env, exports, "tlsRecords", tls_ok);
   return exports;
 }

@@ -9,6 +9,7 @@ import {
   type TransferResult,
   type TransferSignal,
 } from '../ftp/data/transfer';
+import type { TlsRecordState } from '../ftp/data/tls-gate';
 
 /**
  * The native engine's loader and its TransferEngine.
@@ -91,6 +92,8 @@ export interface EngineStats {
   sendfile: number;
   splice: number;
   copy: number;
+  /** FTPS transfers whose TLS records the engine sealed or opened (src/native/tlsrec.c). */
+  tls: number;
   /** Transfers running now. */
   active: number;
   /** Transfers started since load. */
@@ -132,7 +135,11 @@ interface Addon {
     cb: Callback,
     cork?: boolean,
     fin?: boolean,
+    tls?: TlsRecordState,
+    early?: Buffer,
   ): number;
+  /** Whether start() can take TLS jobs (Node's OpenSSL found from the addon). */
+  tlsRecords?: boolean;
   cancel(id: number): boolean;
   stats(): EngineStats & { threads: number };
   configure(threads: number, ioNice?: number, solo?: number): number;
@@ -149,7 +156,7 @@ type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
 const KIND_PROGRESS = 0;
 const KIND_OK = 1;
 const KIND_ABORTED = 3;
-const MECHS: readonly ('sendfile' | 'splice' | 'copy')[] = ['sendfile', 'splice', 'copy'];
+const MECHS: readonly TransferPath[] = ['sendfile', 'splice', 'copy', 'tls'];
 /** Errors that mean "this engine cannot do it here", not "the peer or the disk failed". */
 const START_ERRNOS = new Set(['EINVAL', 'ESPIPE', 'ENOSYS', 'EOPNOTSUPP', 'EBADF', 'ENOTSOCK', 'ENOMEM', 'EMFILE', 'ENFILE']);
 const START_SYSCALLS = new Set(['epoll_ctl', 'pipe', 'malloc']);
@@ -166,6 +173,8 @@ const ADDON_FILE = path.join('src', 'native', 'build', 'Release', 'ftpdlib_nativ
 export const CHUNK_DEFAULTS = {
   send: { sendfile: 16 << 20, splice: 0, copy: 256 << 10 },
   receive: { splice: 0, copy: 256 << 10 },
+  /** FTPS, either way: file bytes per pass (sealed into 16 KiB records, or opened from them). */
+  tls: 256 << 10,
 } as const;
 
 const defaults: NativeConfig = {
@@ -235,12 +244,13 @@ export const reason: string = loaded.reason;
 
 /** Counters proving which path ran. All zero when the engine is not available. */
 export function engineStats(): EngineStats {
-  if (!addon) return { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0, ioThreadIds: [], heldFds: 0 };
+  if (!addon) return { sendfile: 0, splice: 0, copy: 0, tls: 0, active: 0, jobs: 0, ioThreadIds: [], heldFds: 0 };
   const s = addon.stats();
   return {
     sendfile: s.sendfile,
     splice: s.splice,
     copy: s.copy,
+    tls: s.tls ?? 0,
     active: s.active,
     jobs: s.jobs,
     ioThreadIds: s.ioThreadIds ?? [],
@@ -341,10 +351,15 @@ function socketFd(req: TransferRequest): number {
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
 }
 
+/** Whether start() can take TLS jobs in this process. */
+export const tlsRecords: boolean = addon?.tlsRecords === true;
+
 function accepts(req: TransferRequest): boolean {
-  if (!addon || req.ascii || req.tls) return false;
+  if (!addon || req.ascii) return false;
   const fd = req.handle.fd;
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) return false;
+  // TLS: only a gated connection whose state the engine can carry on; `socket` stays untouched.
+  if (req.tls) return tlsRecords && req.tlsRecords?.usable === true;
   if (req.fd !== undefined && req.fd >= 0) return true; // bare: JS never read or wrote a byte of it
   if (socketFd(req) < 0 || req.socket.destroyed) return false;
   // Bytes JS already holds would be skipped or reordered by a native move.
@@ -367,16 +382,23 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
   } catch (err) {
     return Promise.reject(err);
   }
-  const asked = send ? opts.sendMechanism : opts.receiveMechanism;
-  const perMech = send ? CHUNK_DEFAULTS.send[opts.sendMechanism] : CHUNK_DEFAULTS.receive[opts.receiveMechanism];
+  const asked: TransferPath = req.tls ? 'tls' : send ? opts.sendMechanism : opts.receiveMechanism;
+  const perMech = req.tls ? CHUNK_DEFAULTS.tls : send ? CHUNK_DEFAULTS.send[opts.sendMechanism] : CHUNK_DEFAULTS.receive[opts.receiveMechanism];
   const chunk = opts.chunkSize || perMech || opts.pipeSize;
+  // TLS: the engine takes the gated connection over; if it then moves nothing, Node gets it back.
+  const takeover = req.tls ? (req.tlsRecords?.takeOver() ?? null) : null;
+  const giveBack = (): void => {
+    if (takeover) req.tlsRecords?.giveBack();
+  };
   const { signal, onProgress } = req;
   return new Promise<NativeTransferResult>((resolve, reject) => {
-    if (!a) {
-      reject(new TransferError('native engine not available', 'FTPD_ERR_NATIVE_START', 0, asked));
+    if (!a || (req.tls && !takeover)) {
+      giveBack();
+      reject(new TransferError(a ? 'TLS connection not usable by the engine' : 'native engine not available', 'FTPD_ERR_NATIVE_START', 0, asked));
       return;
     }
     if (signal.aborted) {
+      giveBack();
       reject(abortedError(signal, 0, asked));
       return;
     }
@@ -417,6 +439,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
       // the engine is what failed: the caller may retry on streams.
       const untouched = send ? bytes === 0 : bytes === 0 && consumed === 0;
       if (untouched && (START_ERRNOS.has(code) || START_SYSCALLS.has(syscall))) {
+        giveBack();
         reject(new TransferError(`native ${syscall} failed: ${errText} (${code})`, 'FTPD_ERR_NATIVE_START', 0, p));
         return;
       }
@@ -424,7 +447,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
     };
     try {
       id = a.start(
-        socketFd(req),
+        takeover ? takeover.fd : socketFd(req),
         req.handle.fd ?? -1,
         req.handle.offset,
         send ? 0 : 1,
@@ -438,8 +461,11 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
         cb,
         opts.cork,
         send && req.finish === true,
+        takeover?.state,
+        takeover?.early,
       );
     } catch (err) {
+      giveBack();
       const e = err as Error;
       reject(new TransferError(e.message, 'FTPD_ERR_NATIVE_START', 0, asked));
       return;

@@ -9,6 +9,7 @@ import { transferRecords } from '../helpers/matrix';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { FtpsControl, drain, tlsOption } from '../helpers/tls';
+import { nativeTlsAvailable } from '../../src/ftp/data/engines';
 
 /**
  * Explicit and implicit FTPS through real clients: curl, lftp, Python's
@@ -43,12 +44,20 @@ const SIZES: Array<[string, number]> = [
 
 // ---- curl ----------------------------------------------------------------------
 
-for (const [name, flags] of [
-  ['EPSV', []],
-  ['PASV', ['--ftp-pasv', '--disable-epsv']],
-] as Array<[string, string[]]>) {
-  test(`curl --ssl-reqd lists, downloads and uploads intact (${name}, 0/1/1 MiB+1 bytes)`, async (t) => {
-    const s = await server(t);
+// Both ways FTPS data can go: the engine sealing and opening the records itself after Node's
+// handshake (src/ftp/data/tls-gate.ts), and Node's TLS socket all the way (nativeTls: false).
+const PATHS: Array<[string, boolean]> = [
+  [nativeTlsAvailable() ? 'tls' : 'stream', true],
+  ['stream', false],
+];
+
+for (const [name, flags, [engine, nativeTls]] of [
+  ['EPSV', [], PATHS[0]],
+  ['PASV', ['--ftp-pasv', '--disable-epsv'], PATHS[0]],
+  ['EPSV', [], PATHS[1]],
+] as Array<[string, string[], [string, boolean]]>) {
+  test(`curl --ssl-reqd lists, downloads and uploads intact (${name}, 0/1/1 MiB+1 bytes, nativeTls ${nativeTls})`, async (t) => {
+    const s = await server(t, { nativeTls });
     const dir = scratch(t);
     for (const [label, size] of SIZES) {
       fs.writeFileSync(path.join(s.root, `f${size}.bin`), randomContent(size));
@@ -63,7 +72,9 @@ for (const [name, flags] of [
     const l = await curl(['--ssl-reqd', ...flags, `${s.url}/`]);
     t.is(l.code, 0, explain(l));
     t.regex(l.stdout, /f1048577\.bin\r?\n/);
-    t.true(transferRecords(s).every((r) => r.result === 'ok' && r.engine === 'stream'), 'TLS transfers use the stream path');
+    const records = transferRecords(s);
+    t.is(records.length, 2 * SIZES.length);
+    t.true(records.every((r) => r.result === 'ok' && r.engine === engine), `TLS transfers use the ${engine} path: ${records.map((r) => r.engine).join(', ')}`);
   });
 }
 

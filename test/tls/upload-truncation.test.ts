@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { randomContent, sha256 } from '../helpers/data-client';
 import { explain, run } from '../helpers/run';
-import { PASS, USER, startServer, type TestServer } from '../helpers/server';
+import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
+import { nativeTlsAvailable } from '../../src/ftp/data/engines';
 import { FtpsControl, drain, tlsOption } from '../helpers/tls';
 
 /**
@@ -16,8 +17,8 @@ import { FtpsControl, drain, tlsOption } from '../helpers/tls';
 
 const SIZE = 4 * 1024 * 1024 + 5;
 
-async function setup(t: ExecutionContext): Promise<{ s: TestServer; c: FtpsControl }> {
-  const s = await startServer(t, { tls: tlsOption() });
+async function setup(t: ExecutionContext, opts: StartOptions = {}): Promise<{ s: TestServer; c: FtpsControl }> {
+  const s = await startServer(t, { tls: tlsOption(), ...opts });
   const c = await FtpsControl.plain(s.port);
   t.teardown(() => c.close());
   await c.secureLogin(USER, PASS);
@@ -139,12 +140,9 @@ test('no session tickets on data connections with tlsRequireSessionReuse: false 
   t.is(tickets, 0, `${tickets} session ticket(s) arrived on the data connection`);
 });
 
-// Known gap: Node's TLS API reports a peer's close_notify and a bare TCP FIN alike (both
-// are 'end'), so the stream engine cannot refuse an upload cut by a FIN over TLS. This test
-// is marked failing to keep the gap visible; it starts failing (and must be unmarked) when
-// the server learns to tell them apart.
-test.failing('an upload cut short by a FIN without close_notify is not reported as complete (226)', async (t) => {
-  const { s, c } = await setup(t);
+/** Upload 1 MiB, then end the data connection with a TCP FIN and no close_notify: the final reply. */
+async function cutByFin(t: ExecutionContext, opts: StartOptions): Promise<{ code: number | undefined; stored: number; s: TestServer }> {
+  const { s, c } = await setup(t, opts);
   const port = await c.epsv();
   const d = await c.dataTls(port);
   d.on('error', () => {});
@@ -157,5 +155,23 @@ test.failing('an upload cut short by a FIN without close_notify is not reported 
   const final = await c.read(30000);
   const stored = fs.existsSync(path.join(s.root, 'cut.bin')) ? fs.statSync(path.join(s.root, 'cut.bin')).size : 0;
   t.log(`FIN without close_notify after ${half.length} bytes: ${final?.code} ${final?.text} (${stored} bytes stored)`);
-  t.not(final?.code, 226, 'an upload that ended without close_notify must not get 226');
+  return { code: final?.code, stored, s };
+}
+
+// The engine opens the records itself (src/native/tlsrec.c) and sees whether a close_notify came.
+test('an upload cut short by a FIN without close_notify gets 426, not 226 (the engine path)', async (t) => {
+  t.true(nativeTlsAvailable(), 'the addon reaches Node\'s OpenSSL');
+  const { code, s } = await cutByFin(t, {});
+  t.is(code, 426, 'an upload that ended without close_notify must not get 226');
+  const rec = s.records.find((r) => r.transfer === 'STOR');
+  t.is(rec?.engine, 'tls');
+  t.is(rec?.result, 'ECONNRESET');
+});
+
+// Known gap of the stream path: Node's TLS API reports a peer's close_notify and a bare TCP FIN
+// alike (both are 'end'), so Node's TLS socket cannot refuse an upload cut by a FIN. Marked
+// failing to keep the gap visible (nativeTls: false, or an addon without Node's OpenSSL).
+test.failing('an upload cut short by a FIN without close_notify is not reported as complete (226) (stream path)', async (t) => {
+  const { code } = await cutByFin(t, { nativeTls: false });
+  t.not(code, 226, 'an upload that ended without close_notify must not get 226');
 });

@@ -1,6 +1,7 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
+import type { TlsHandover } from './tls-gate';
 
 /**
  * A connected data connection that JS has not read from. Either a `net.Socket` (active
@@ -16,6 +17,8 @@ export interface DataConnection {
   /** The descriptor while the connection is bare (no stream wraps it); -1 otherwise. */
   readonly fd: number;
   readonly tls: boolean;
+  /** A gated FTPS connection whose records the native engine can take over (./tls-gate.ts). */
+  readonly tlsRecords?: TlsHandover;
   /** The peer's address as the socket reports it (IPv4-mapped form included). */
   readonly remoteAddress: string | undefined;
   /** Close it: the stream if one was made, else the handle. Safe to call more than once. */

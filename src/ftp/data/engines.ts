@@ -11,6 +11,7 @@ interface NativeModule {
   trimMemory?: () => number;
   configureNative?: (opts: object) => { threads: number; ioNice: number; soloThread: boolean };
   copyRange?: RangeCopier | null;
+  tlsRecords?: boolean;
 }
 
 let native: NativeModule | null = null;
@@ -26,6 +27,12 @@ function loadNative(): NativeModule {
     }
   }
   return native;
+}
+
+/** Whether the engine can carry the records of FTPS transfers (Node's OpenSSL reached from the addon). */
+export function nativeTlsAvailable(): boolean {
+  const n = loadNative();
+  return n.available && n.nativeEngine !== null && n.tlsRecords === true;
 }
 
 /** The addon's file-to-file copy (copy_file_range), or null when it is not loaded. */

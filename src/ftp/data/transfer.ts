@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FileHandle } from '../../fs/types';
+import type { TlsHandover } from './tls-gate';
 
 /**
  * What a transfer needs of an abort signal (AbortSignal fits): ABOR, timeouts and the server
@@ -55,7 +56,7 @@ export class TransferAbort implements TransferSignal {
 }
 
 /** Which mechanism carried a transfer. */
-export type TransferPath = 'sendfile' | 'splice' | 'copy' | 'stream';
+export type TransferPath = 'sendfile' | 'splice' | 'copy' | 'tls' | 'stream';
 
 /**
  * Byte-rate limits for one transfer; shared objects let several transfers of
@@ -86,8 +87,14 @@ export interface TransferRequest {
   socket: Socket;
   /** The connection's descriptor when no stream wraps it (nothing buffered in JS); absent or -1 otherwise. */
   fd?: number;
-  /** True when the socket is a TLS socket (the engine must use streams then). */
+  /** True when the socket is a TLS socket. */
   tls: boolean;
+  /**
+   * A TLS connection whose records the native engine can seal and open itself
+   * (./tls-gate.ts): an engine that uses it must not touch `socket`. Absent otherwise; a TLS
+   * transfer without it goes through the stream path.
+   */
+  tlsRecords?: TlsHandover;
   handle: FileHandle;
   /** TYPE A: convert line endings (LF → CRLF on send, CRLF → LF on receive). */
   ascii: boolean;

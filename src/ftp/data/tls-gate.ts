@@ -1,0 +1,365 @@
+import { createHmac } from 'node:crypto';
+import type * as net from 'node:net';
+import { Duplex } from 'node:stream';
+import type * as tls from 'node:tls';
+import type { DataConnection } from './connection';
+
+/**
+ * FTPS data connections whose records the native engine can seal and open itself.
+ *
+ * Node runs the TLS handshake (certificates, session resumption, client certificates, every
+ * check stays Node's), but over a `TlsGate` instead of the TCP socket: a stream in between that
+ * hands Node the client's bytes one whole record at a time and stops at the record that
+ * completes the handshake. At that point Node has read nothing that follows, so the
+ * connection's state is known exactly: the traffic secrets (Node's `keylog` event), the cipher
+ * suite, and how many records each side has sent under the current keys (the gate counts them
+ * both ways). A binary transfer of a local file can then hand the socket's descriptor, that
+ * state and the bytes held behind the handshake to the engine, whose I/O thread does what
+ * kernel TLS would do (src/native/tlsrec.c). Anything else (a listing, TYPE A, another
+ * filesystem, a suite the engine lacks) opens the gate, and Node's TLS socket carries the
+ * connection as before.
+ */
+
+/** What the engine needs to carry on a TLS connection (src/native/engine.c, tls_from_js). */
+export interface TlsRecordState {
+  version: 12 | 13;
+  /** 0 AES-128-GCM, 1 AES-256-GCM, 2 ChaCha20-Poly1305. */
+  aead: 0 | 1 | 2;
+  /** 1 when the suite's hash is SHA-384. */
+  sha384: 0 | 1;
+  readKey: Buffer;
+  readIv: Buffer;
+  writeKey: Buffer;
+  writeIv: Buffer;
+  /** TLS 1.3: the traffic secrets, for a KeyUpdate. */
+  readSecret?: Buffer;
+  writeSecret?: Buffer;
+  /** Records each side has already protected with these keys. */
+  readSeq: number;
+  writeSeq: number;
+}
+
+/** A connection handed to the engine: its descriptor, its state, and bytes read behind the handshake. */
+export interface TlsTakeover {
+  fd: number;
+  state: TlsRecordState;
+  early: Buffer;
+}
+
+/** The engine's way to take a gated connection over (TransferRequest.tlsRecords). */
+export interface TlsHandover {
+  /** Whether takeOver() would succeed: the handshake is done, the suite is one the engine has, nothing else read it. */
+  readonly usable: boolean;
+  /** Detach Node's TLS socket for good; null when not usable. */
+  takeOver(): TlsTakeover | null;
+  /** The engine moved nothing: give the connection back to Node's TLS socket. */
+  giveBack(): void;
+}
+
+const CHANGE_CIPHER_SPEC = 20;
+const HANDSHAKE = 22;
+const APPLICATION_DATA = 23;
+/** The largest record a peer may send (RFC 8446 5.2 and RFC 5246 6.2.3); beyond it, let Node reject. */
+const MAX_RECORD_BODY = 16384 + 2048;
+
+type Mode = 'handshake' | 'held' | 'open' | 'taken';
+
+interface OutRecord {
+  type: number;
+  /** How many client records had been fed when this one was written. */
+  at: number;
+}
+
+export class TlsGate extends Duplex implements TlsHandover {
+  private mode: Mode = 'handshake';
+  private held: Buffer = Buffer.alloc(0);
+  private rawEnded = false;
+  /** Client records fed to Node, by type, in order. */
+  private readonly fedTypes: number[] = [];
+  /** Index (1-based count) of the record whose feeding completed the handshake. */
+  private secureAt = 0;
+  private secure = false;
+  private readonly out: OutRecord[] = [];
+  private outPartial: Buffer = Buffer.alloc(0);
+  private serverRandom: Buffer | null = null;
+  private readonly keylog = new Map<string, string[]>();
+  private tlsSocket: tls.TLSSocket | null = null;
+  private cached: TlsRecordState | null | undefined = undefined;
+  private readonly onRawData = (d: Buffer): void => this.fromRaw(d);
+
+  constructor(readonly raw: net.Socket) {
+    super({ allowHalfOpen: true });
+    raw.on('data', this.onRawData);
+    raw.on('end', () => {
+      this.rawEnded = true;
+      if (this.mode === 'handshake' || this.mode === 'open') this.push(null);
+    });
+    raw.on('error', (err) => this.destroy(err));
+    raw.on('close', () => {
+      if (this.mode !== 'taken') this.destroy();
+    });
+  }
+
+  /** Watch `s`, the TLS socket made over this gate, for its handshake and its key material. */
+  bind(s: tls.TLSSocket): void {
+    this.tlsSocket = s;
+    s.on('keylog', (line: Buffer) => {
+      const parts = line.toString('latin1').trim().split(' ');
+      if (parts.length >= 3) this.keylog.set(parts[0], parts);
+    });
+    s.once('secure', () => {
+      this.secure = true;
+      this.secureAt = this.fedTypes.length;
+    });
+    this.raw.resume();
+  }
+
+  /** Open the gate: Node's TLS socket reads and writes the connection from now on. */
+  open(): void {
+    if (this.mode !== 'held' && this.mode !== 'handshake') return;
+    this.mode = 'open';
+    this.outPartial = Buffer.alloc(0);
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    if (rest.length) this.push(rest);
+    if (this.rawEnded) this.push(null);
+    else this.raw.resume();
+  }
+
+  get usable(): boolean {
+    return this.mode === 'held' && this.state() !== null && fdOf(this.raw) >= 0;
+  }
+
+  takeOver(): TlsTakeover | null {
+    const state = this.usable ? this.state() : null;
+    if (!state) return null;
+    this.mode = 'taken';
+    this.raw.off('data', this.onRawData);
+    this.raw.pause();
+    // A paused Socket still reads into its buffer up to its high-water mark: take those bytes,
+    // then stop the reads (nothing runs between these lines, so nothing can come in between).
+    const parts = this.held.length ? [this.held] : [];
+    for (let c: Buffer | null; (c = this.raw.read() as Buffer | null) !== null; ) parts.push(c);
+    const handle = (this.raw as unknown as { _handle?: { reading?: boolean; readStop?: () => number } | null })._handle;
+    if (handle?.readStop) {
+      handle.readStop();
+      handle.reading = false;
+    }
+    this.held = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    return { fd: fdOf(this.raw), state, early: this.held };
+  }
+
+  giveBack(): void {
+    if (this.mode !== 'taken') return;
+    this.mode = 'held';
+    this.raw.on('data', this.onRawData);
+  }
+
+  // ---- the client's bytes ----------------------------------------------------
+
+  private fromRaw(d: Buffer): void {
+    if (this.mode === 'open') {
+      if (!this.push(d)) this.raw.pause();
+      return;
+    }
+    this.held = this.held.length ? Buffer.concat([this.held, d]) : d;
+    this.feed();
+  }
+
+  /**
+   * One whole record at a time until the handshake completes: Node must not read past it. A
+   * record is fed only when Node took the one before (it reads a pushed record at once while
+   * it reads at all); otherwise the next _read feeds on.
+   */
+  private feed(): void {
+    while (this.mode === 'handshake' && !this.secure && !this.destroyed && this.readableLength === 0 && this.held.length >= 5) {
+      const len = this.held.readUInt16BE(3);
+      if (len > MAX_RECORD_BODY) {
+        this.open(); // not TLS as the engine knows it: Node answers it
+        return;
+      }
+      if (this.held.length < 5 + len) break;
+      const rec = this.held.subarray(0, 5 + len);
+      this.held = this.held.subarray(5 + len);
+      this.fedTypes.push(rec[0]);
+      this.push(rec);
+    }
+    if (this.secure && this.mode === 'handshake') {
+      this.mode = 'held';
+      this.raw.pause();
+    }
+  }
+
+  override _read(): void {
+    if (this.mode === 'open' && !this.rawEnded) this.raw.resume();
+    // Called before a buffered record is handed on: feed the next one after it.
+    else if (this.mode === 'handshake') process.nextTick(() => this.feed());
+  }
+
+  // ---- the server's bytes ----------------------------------------------------
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.mode === 'taken') {
+      cb(); // Node's TLS state is stale: nothing of it may reach the wire
+      return;
+    }
+    if (this.mode !== 'open') this.countOut(chunk);
+    this.raw.write(chunk, cb);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.mode !== 'taken') this.raw.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.raw.destroy();
+    cb(err);
+  }
+
+  private countOut(chunk: Buffer): void {
+    let b = this.outPartial.length ? Buffer.concat([this.outPartial, chunk]) : chunk;
+    while (b.length >= 5) {
+      const len = b.readUInt16BE(3);
+      if (b.length < 5 + len) break;
+      if (b[0] === HANDSHAKE && b[5] === 2 && !this.serverRandom && len >= 38) this.serverRandom = Buffer.from(b.subarray(11, 43));
+      this.out.push({ type: b[0], at: this.fedTypes.length });
+      b = b.subarray(5 + len);
+    }
+    this.outPartial = Buffer.from(b);
+  }
+
+  // ---- the state ---------------------------------------------------------------
+
+  /** The record state, once the handshake is done and the suite is one the engine has; else null. */
+  state(): TlsRecordState | null {
+    if (this.cached !== undefined) return this.cached;
+    if (!this.secure || !this.tlsSocket) return null;
+    this.cached = this.derive(this.tlsSocket);
+    return this.cached;
+  }
+
+  private derive(s: tls.TLSSocket): TlsRecordState | null {
+    if (this.outPartial.length) return null; // a record of ours only half written: cannot count
+    const cipher = s.getCipher() as tls.CipherNameAndProtocol & { standardName?: string };
+    const name = cipher?.standardName ?? '';
+    const aead = /_AES_128_GCM_/.test(name) ? 0 : /_AES_256_GCM_/.test(name) ? 1 : /_CHACHA20_POLY1305_/.test(name) ? 2 : null;
+    if (aead === null) return null;
+    const sha384 = name.endsWith('SHA384') ? 1 : 0;
+    const hash = sha384 ? 'sha384' : 'sha256';
+    const klen = aead === 0 ? 16 : 32;
+    const protocol = s.getProtocol();
+    if (protocol === 'TLSv1.3') {
+      const c = this.keylog.get('CLIENT_TRAFFIC_SECRET_0');
+      const sv = this.keylog.get('SERVER_TRAFFIC_SECRET_0');
+      if (!c || !sv) return null;
+      const cs = Buffer.from(c[2], 'hex');
+      const ss = Buffer.from(sv[2], 'hex');
+      if (cs.length !== (sha384 ? 48 : 32) || ss.length !== cs.length) return null;
+      return {
+        version: 13,
+        aead,
+        sha384,
+        readKey: expandLabel(hash, cs, 'key', klen),
+        readIv: expandLabel(hash, cs, 'iv', 12),
+        writeKey: expandLabel(hash, ss, 'key', klen),
+        writeIv: expandLabel(hash, ss, 'iv', 12),
+        readSecret: cs,
+        writeSecret: ss,
+        // Nothing the client sent after its Finished was fed; what the server sent after
+        // reading it (session tickets) was sealed with the application keys.
+        readSeq: 0,
+        writeSeq: this.out.filter((r) => r.type === APPLICATION_DATA && r.at >= this.secureAt).length,
+      };
+    }
+    if (protocol === 'TLSv1.2') {
+      const line = this.keylog.get('CLIENT_RANDOM');
+      if (!line || !this.serverRandom) return null;
+      const clientRandom = Buffer.from(line[1], 'hex');
+      const master = Buffer.from(line[2], 'hex');
+      if (clientRandom.length !== 32 || master.length !== 48) return null;
+      const ivlen = aead === 2 ? 12 : 4;
+      const kb = prf12(hash, master, 'key expansion', Buffer.concat([this.serverRandom, clientRandom]), 2 * klen + 2 * ivlen);
+      // Records after each side's ChangeCipherSpec are under the new keys (its Finished first).
+      const cin = this.fedTypes.lastIndexOf(CHANGE_CIPHER_SPEC);
+      const cout = findLastIndex(this.out, (r) => r.type === CHANGE_CIPHER_SPEC);
+      if (cin < 0 || cout < 0) return null;
+      return {
+        version: 12,
+        aead,
+        sha384,
+        readKey: kb.subarray(0, klen),
+        writeKey: kb.subarray(klen, 2 * klen),
+        readIv: kb.subarray(2 * klen, 2 * klen + ivlen),
+        writeIv: kb.subarray(2 * klen + ivlen, 2 * klen + 2 * ivlen),
+        readSeq: this.fedTypes.length - cin - 1,
+        writeSeq: this.out.length - cout - 1,
+      };
+    }
+    return null;
+  }
+}
+
+function fdOf(s: net.Socket): number {
+  const fd = (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+function findLastIndex<T>(a: readonly T[], f: (x: T) => boolean): number {
+  for (let i = a.length - 1; i >= 0; i--) if (f(a[i])) return i;
+  return -1;
+}
+
+/** HKDF-Expand-Label(secret, label, "", len), RFC 8446 7.1 (len at most the hash's size). */
+function expandLabel(hash: string, secret: Buffer, label: string, len: number): Buffer {
+  const l = Buffer.from(`tls13 ${label}`, 'latin1');
+  const info = Buffer.concat([Buffer.from([len >> 8, len & 0xff, l.length]), l, Buffer.from([0, 1])]);
+  return createHmac(hash, secret).update(info).digest().subarray(0, len);
+}
+
+/** TLS 1.2's PRF (RFC 5246 5): P_hash(secret, label + seed). */
+function prf12(hash: string, secret: Buffer, label: string, seed: Buffer, len: number): Buffer {
+  const s = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
+  const out: Buffer[] = [];
+  let a = s;
+  let n = 0;
+  while (n < len) {
+    a = createHmac(hash, secret).update(a).digest();
+    const p = createHmac(hash, secret).update(Buffer.concat([a, s])).digest();
+    out.push(p);
+    n += p.length;
+  }
+  return Buffer.concat(out).subarray(0, len);
+}
+
+/**
+ * A gated FTPS data connection. Anything that asks for `socket` (a listing, the stream engine)
+ * opens the gate first; the engine asks for `tlsRecords` instead and never touches `socket`.
+ */
+export class GatedTlsConnection implements DataConnection {
+  readonly fd = -1;
+  readonly tls = true;
+
+  constructor(
+    private readonly s: tls.TLSSocket,
+    private readonly gate: TlsGate,
+  ) {}
+
+  get socket(): net.Socket {
+    this.gate.open();
+    return this.s;
+  }
+
+  get tlsRecords(): TlsHandover {
+    return this.gate;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.gate.raw.remoteAddress;
+  }
+
+  destroy(): void {
+    this.s.destroy();
+    this.gate.raw.destroy();
+  }
+}
