@@ -65,7 +65,7 @@ for (const a of argv) {
     console.log('usage: node bench/run.js [--quick] [--only=ftpdlib,vsftpd,...] [--scenarios=retr,tls-retr,...] [--json[=FILE]] [--rounds=N]');
     console.log('--quick: smaller sizes, one round, only the 1 s warm-up right before it, and only the plain scenarios unless --scenarios says otherwise');
     console.log('servers: ftpdlib-sendfile ftpdlib-stream pyftpdlib vsftpd proftpd pure-ftpd ftp-srv');
-    console.log('         and their FTPS instances ftpdlib-tls pyftpdlib-tls vsftpd-tls proftpd-tls pure-ftpd-tls ftp-srv-tls');
+    console.log('         and their FTPS instances ftpdlib-tls ftpdlib-stream-tls pyftpdlib-tls vsftpd-tls proftpd-tls pure-ftpd-tls ftp-srv-tls');
     console.log('(--only=ftpdlib selects every ftpdlib variant; --only=vsftpd selects vsftpd and vsftpd-tls)');
     console.log('scenarios: idle retr stor many logins tls-retr tls-stor (aliases: plain = the first five, tls = the last two)');
     console.log('--ftpdlib-auth=scrypt: keep VirtualAuthorizer\'s default scrypt hashing (default here: plain, like the peers\' cheap checks)');
@@ -548,7 +548,8 @@ const SERVERS = [
     prepare(ctx) {
       const impl = ctx.ftpdlibImpl;
       if (impl.reason) return impl;
-      return { note: impl.how, ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--auth', opt.ftpdlibAuth, ...trimArgs()]), env: impl.env, ready: 'json' };
+      const tls = ctx.tls ? ['--tls-cert', ctx.tls.cert, '--tls-key', ctx.tls.key] : [];
+      return { note: impl.how, ...wrapUlimit(impl.cmd, [...impl.pre, '--port', '0', '--root', ctx.root, '--pasv', ctx.pasv.join('-'), '--auth', opt.ftpdlibAuth, ...trimArgs(), ...tls]), env: impl.env, ready: 'json' };
     },
   },
   {
@@ -698,12 +699,13 @@ const SERVERS = [
 ];
 
 // FTPS instances: the same servers with TLS required (explicit FTPS, PROT P), used only by the
-// tls-* scenarios. ftpdlib's TLS path always uses streams, so one ftpdlib row (built like
-// ftpdlib-stream). `plain` names the row of the plain tables they are compared with.
-const TLS_OF = { 'ftpdlib-stream': 'ftpdlib-tls', pyftpdlib: 'pyftpdlib-tls', vsftpd: 'vsftpd-tls', proftpd: 'proftpd-tls', 'pure-ftpd': 'pure-ftpd-tls', 'ftp-srv': 'ftp-srv-tls' };
+// tls-* scenarios. Two ftpdlib rows: ftpdlib-tls (the engine seals and opens the records after
+// Node's handshake, src/ftp/data/tls-gate.ts) and ftpdlib-stream-tls (Node's TLS socket all the
+// way). `plain` names the row of the plain tables they are compared with.
+const TLS_OF = { 'ftpdlib-sendfile': 'ftpdlib-tls', 'ftpdlib-stream': 'ftpdlib-stream-tls', pyftpdlib: 'pyftpdlib-tls', vsftpd: 'vsftpd-tls', proftpd: 'proftpd-tls', 'pure-ftpd': 'pure-ftpd-tls', 'ftp-srv': 'ftp-srv-tls' };
 for (const [plain, name] of Object.entries(TLS_OF)) {
   const d = SERVERS.find((x) => x.name === plain);
-  SERVERS.push({ ...d, name, plain, base: plain === 'ftpdlib-stream' ? 'ftpdlib' : plain, tls: true });
+  SERVERS.push({ ...d, name, plain, base: plain.startsWith('ftpdlib-') ? 'ftpdlib' : plain, tls: true });
 }
 
 // ---------------------------------------------------------------- process tracking / cleanup

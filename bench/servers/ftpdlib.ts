@@ -5,7 +5,8 @@
 //        and heapReduceDelay; 0 = never) [--io-nice N] [--io-threads N] [--solo 0|1]  (the engine's ioNice,
 //        threads and soloThread: configureNative)
 // --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
-// (tlsControlRequired, tlsDataRequired); TLS transfers always take the stream path.
+// (tlsControlRequired, tlsDataRequired). Without --stream, FTPS transfers of files go through the
+// engine (nativeTls); with it, through Node's TLS socket.
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
 // module to load, default ../../src.)
 // Prints {"port": N} on stdout once listening. On SIGUSR2 (or a "eld" line on stdin) prints

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import {
@@ -368,6 +369,19 @@ function accepts(req: TransferRequest): boolean {
   return true;
 }
 
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+/** The name of a positive errno: libuv's, else the OS's (libuv has none for EBADMSG), else EIO. */
+function errnoName(errno: number): string {
+  let name = '';
+  try {
+    name = getSystemErrorName(-errno);
+  } catch {
+    // not an errno libuv accepts
+  }
+  return name && !name.startsWith('Unknown') ? name : (ERRNO_NAMES.get(errno) ?? 'EIO');
+}
+
 function abortedError(signal: TransferSignal, bytes: number, p: TransferPath): TransferError {
   const why = signal.reason instanceof Error ? signal.reason.message : 'Transfer aborted.';
   return new TransferError(why, 'FTPD_ERR_ABORTED', bytes, p);
@@ -429,12 +443,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
         reject(abortedError(signal, bytes, p));
         return;
       }
-      let code: string;
-      try {
-        code = getSystemErrorName(-errno);
-      } catch {
-        code = 'EIO';
-      }
+      const code = errnoName(errno);
       // Nothing reached the socket (send) or was taken from it (receive), and
       // the engine is what failed: the caller may retry on streams.
       const untouched = send ? bytes === 0 : bytes === 0 && consumed === 0;

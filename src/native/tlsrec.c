@@ -203,8 +203,11 @@ ssize_t tlsrec_open(tlsrec_t *t, const uint8_t *rec, size_t len, uint8_t *out, i
   side_t *s = &t->rd;
   const uint8_t *body = rec + TLSREC_HDR;
   size_t exn = (!t->v13 && t->aead != TLSREC_CHACHA20) ? 8 : 0;
-  if (len < exn + TAG || len > TLSREC_MAX_BODY) return -1;
+  /* RFC 8446 5.2: a TLS 1.3 record's body is at most 2^14 + 256 bytes; RFC 5246 6.2.3: 2^14 + 2048. */
+  if (len < exn + TAG || len > (t->v13 ? TLSREC_MAX_PLAIN + 256 : TLSREC_MAX_BODY)) return -1;
   size_t ctlen = len - exn - TAG;
+  /* Plaintext: at most 2^14 bytes (TLS 1.3: TLSInnerPlaintext, the type byte added, at most 2^14 + 1). */
+  if (ctlen > TLSREC_MAX_PLAIN + (t->v13 ? 1 : 0)) return -1;
   uint8_t n[12], aad[13];
   nonce(t, s, s->seq, body, n);
   int ol = 0, fl = 0;

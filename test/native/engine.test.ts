@@ -812,7 +812,7 @@ test.serial('FTPDLIB_NO_NATIVE=1 turns the engine off and says why', async (t) =
       available: false,
       reason: 'disabled by FTPDLIB_NO_NATIVE=1',
       engine: null,
-      stats: { sendfile: 0, splice: 0, copy: 0, active: 0, jobs: 0, ioThreadIds: [], heldFds: 0 },
+      stats: { sendfile: 0, splice: 0, copy: 0, tls: 0, active: 0, jobs: 0, ioThreadIds: [], heldFds: 0 },
       oob: false,
     });
   } finally {
