@@ -780,8 +780,9 @@ async function startServer(def, index, common, attempt = 0) {
     name: def.name,
     root: makeRoot(def.name, files, common.user),
     port: await freePort(def.tls ? 20 + tlsIndex : index, attempt * 5),
-    // below the ephemeral range (32768+): plain servers 20000-26999, FTPS instances 27000-29999
-    pasv: def.tls ? [27000 + tlsIndex * 500, 27000 + tlsIndex * 500 + 499] : [20000 + index * 1000, 20000 + index * 1000 + 999],
+    // below the ephemeral range (32768+): plain servers 20000-26999, FTPS instances 27000-29799
+    // (400 each; control ports come from freePort, 30000 and up)
+    pasv: def.tls ? [27000 + tlsIndex * 400, 27000 + tlsIndex * 400 + 399] : [20000 + index * 1000, 20000 + index * 1000 + 999],
     user: common.user,
     ftpdlibImpl: common.ftpdlibImpl,
     tls: def.tls ? common.tls : null,
