@@ -1127,11 +1127,6 @@ static size_t clamp_size(int64_t v) {
   return (size_t)v;
 }
 
-/*
- * start(sockFd, fileFd, offset, direction, mechanism, chunk, pipeSize,
- *       bytesPerSecond, sndbuf, rcvbuf, wantProgress, callback) -> job id
- * callback(kind, bytes, errno, syscall, errorText, mechanism, consumed, sizeAtStart)
- */
 /* A Buffer property of `o` of exactly `len` bytes (any length when len is 0), or NULL. */
 static const uint8_t *buf_prop(napi_env env, napi_value o, const char *k, size_t len, size_t *got) {
   napi_value v;
@@ -1176,6 +1171,11 @@ static tlsrec_t *tls_from_js(napi_env env, napi_value o) {
   return tlsrec_new(version, aead, sha384, &rd, &wr);
 }
 
+/*
+ * start(sockFd, fileFd, offset, direction, mechanism, chunk, pipeSize,
+ *       bytesPerSecond, sndbuf, rcvbuf, wantProgress, callback[, cork[, fin[, tlsState[, early]]]]) -> job id
+ * callback(kind, bytes, errno, syscall, errorText, mechanism, consumed, sizeAtStart)
+ */
 static napi_value js_start(napi_env env, napi_callback_info info) {
   engine_t *eng = get_engine(env);
   size_t argc = 16;
