@@ -8,7 +8,7 @@ import { fileDigest, randomContent, settleSessionsOnTeardown, sha256 } from '../
 import { transferRecords } from '../helpers/matrix';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, eventually, openFds, startServer, type StartOptions, type TestServer } from '../helpers/server';
-import { tlsOption } from '../helpers/tls';
+import { FtpsControl, tlsOption } from '../helpers/tls';
 
 /**
  * FTPS through the native engine (src/ftp/data/tls-gate.ts, src/native/tlsrec.c): which
@@ -176,4 +176,32 @@ test.serial('twenty FTPS transfers through the engine leave no descriptor and no
   }
   await eventually(() => engineStats().active === 0 && openFds() <= fds, `descriptors back to ${fds} (now ${openFds()})`);
   t.true(transferRecords(s).every((r) => r.engine === 'tls' && r.result === 'ok'));
+});
+
+test('STAT during an FTPS upload on the engine shows its bytes; ABOR then stops it with 426 and 226', async (t) => {
+  const s = await server(t);
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  await c.secureLogin(USER, PASS);
+  const d = await c.dataTls(await c.epsv());
+  d.on('error', () => {});
+  const first = await c.cmd('STOR up.bin');
+  t.true(first.code === 125 || first.code === 150, `${first.code} ${first.text}`);
+  const part = randomContent(100_000);
+  await new Promise<void>((resolve, reject) => d.write(part, (err) => (err ? reject(err) : resolve())));
+  // Progress comes from the I/O thread at most every 100 ms: ask until the bytes show (or 3 s).
+  let st = await c.cmd('STAT');
+  const deadline = Date.now() + 3000;
+  while (!st.lines.some((l) => l.includes(`Bytes transferred: ${part.length}`)) && Date.now() < deadline) st = await c.cmd('STAT');
+  t.is(st.code, 213);
+  t.true(st.lines.some((l) => l.includes('STOR /up.bin')), st.lines.join('|'));
+  t.true(st.lines.some((l) => l.includes(`Bytes transferred: ${part.length}`)), st.lines.join('|'));
+  const abor = await c.cmd('ABOR');
+  t.is(abor.code, 426);
+  t.is((await c.read())?.code, 226);
+  t.is((await c.cmd('NOOP')).code, 200);
+  const rec = transferRecords(s)[0];
+  t.is(rec?.engine, 'tls');
+  t.is(rec?.bytes, part.length);
+  t.deepEqual(fs.readFileSync(path.join(s.root, 'up.bin')), part, 'the bytes received before ABOR are kept');
 });
