@@ -241,6 +241,9 @@ export class TlsGate extends Duplex implements TlsHandover {
 
   private derive(s: tls.TLSSocket): TlsRecordState | null {
     if (this.outPartial.length) return null; // a record of ours only half written: cannot count
+    // Node must have read nothing past the handshake (its 'secure' comes inside the push of the
+    // record that completes it); had it read more, the engine would miss what Node decrypted.
+    if (this.fedTypes.length !== this.secureAt) return null;
     const cipher = s.getCipher() as tls.CipherNameAndProtocol & { standardName?: string };
     const name = cipher?.standardName ?? '';
     const aead = /_AES_128_GCM_/.test(name) ? 0 : /_AES_256_GCM_/.test(name) ? 1 : /_CHACHA20_POLY1305_/.test(name) ? 2 : null;
