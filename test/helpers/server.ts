@@ -132,3 +132,18 @@ export async function downloadCount(port: number, name: string, user = USER, pas
   }
   return bytes;
 }
+
+/** `fn` over `items`, at most `width` at a time (a burst of hundreds of connects would overflow the listen backlog). */
+export async function inBatches<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return out;
+}

@@ -8,7 +8,7 @@ import type * as tls from 'node:tls';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
 import { configureNative, engineStats } from '../../src/native/index';
 import { digestSocket, fileDigest, randomContent, sha256 } from '../helpers/data-client';
-import { PASS, USER, eventually, openFds, startServer, waitForNoSessions } from '../helpers/server';
+import { PASS, USER, eventually, inBatches, openFds, startServer, waitForNoSessions } from '../helpers/server';
 import { FtpsControl, tlsOption } from '../helpers/tls';
 
 const SESSIONS = 200;
@@ -16,20 +16,6 @@ const SIZE = 1024 * 1024;
 // As in test/transfer/thousand.test.ts: a small send buffer keeps each download waiting in the
 // engine while its client does not read, as a slow client would.
 const SNDBUF = 64 * 1024;
-
-async function inBatches<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
-}
 
 interface Job {
   c: FtpsControl;

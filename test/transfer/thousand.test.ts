@@ -8,7 +8,7 @@ import { configureNative, engineStats } from '../../src/native/index';
 import { digestSocket, fileDigest, loggedIn, randomContent, sha256 } from '../helpers/data-client';
 import type { LineClient } from '../helpers/line-client';
 import { native } from '../helpers/matrix';
-import { PASS, USER, downloadCount, eventually, openFds, startServer, waitForNoSessions } from '../helpers/server';
+import { PASS, USER, downloadCount, eventually, inBatches, openFds, startServer, waitForNoSessions } from '../helpers/server';
 
 const SESSIONS = 1000;
 const SIZE = 1024 * 1024;
@@ -18,21 +18,6 @@ const SIZE = 1024 * 1024;
 // download waiting in the engine, as a slow client makes it wait, without gigabytes of socket
 // memory for 500 of them.
 const SNDBUF = 64 * 1024;
-
-/** `fn` over `items`, at most `width` at a time (a burst of 1,000 connects would overflow the listen backlog). */
-async function inBatches<T, R>(items: T[], width: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i], i);
-      }
-    }),
-  );
-  return out;
-}
 
 interface Job {
   c: LineClient;
