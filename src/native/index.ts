@@ -445,8 +445,9 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
       }
       const code = errnoName(errno);
       // Nothing reached the socket (send) or was taken from it (receive), and
-      // the engine is what failed: the caller may retry on streams.
-      const untouched = send ? bytes === 0 : bytes === 0 && consumed === 0;
+      // the engine is what failed: the caller may retry on streams. A TLS send counts a byte
+      // as moved only once its record is all sent, so it must not have sealed any either.
+      const untouched = send && !req.tls ? bytes === 0 : bytes === 0 && consumed === 0;
       if (untouched && (START_ERRNOS.has(code) || START_SYSCALLS.has(syscall))) {
         giveBack();
         reject(new TransferError(`native ${syscall} failed: ${errText} (${code})`, 'FTPD_ERR_NATIVE_START', 0, p));
