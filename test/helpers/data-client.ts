@@ -296,3 +296,33 @@ export async function startTransfer(
   data.on('error', () => {});
   return data;
 }
+
+/** A transfer whose client holds still: its control connection, its data socket, and its direction. */
+export interface HeldTransfer {
+  c: { read(timeoutMs?: number): Promise<Reply | null> };
+  data: net.Socket;
+  up: boolean;
+}
+
+/**
+ * Let held transfers move, all at once: each upload sends `content` and ends (over TLS, with a
+ * close_notify), each download is read to the end and must be `content`. The final reply code of
+ * each transfer (0 when none came).
+ */
+export function finishHeldTransfers(jobs: HeldTransfer[], content: Buffer): Promise<number[]> {
+  const digest = sha256(content);
+  return Promise.all(
+    jobs.map(async ({ c, data, up }, i) => {
+      if (up) {
+        data.end(content);
+        await new Promise((r) => data.once('close', r));
+      } else {
+        const got = await digestSocket(data);
+        if (got.bytes !== content.length || got.sha256 !== digest) throw new Error(`download ${i}: ${got.bytes} bytes, ${got.sha256}`);
+        data.destroy();
+      }
+      const final = await c.read(60_000);
+      return final?.code ?? 0;
+    }),
+  );
+}

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
 import { configureNative, engineStats } from '../../src/native/index';
-import { digestSocket, fileDigest, randomContent, sha256 } from '../helpers/data-client';
+import { digestSocket, fileDigest, finishHeldTransfers, randomContent, sha256 } from '../helpers/data-client';
 import { PASS, USER, eventually, inBatches, openFds, startServer, waitForNoSessions } from '../helpers/server';
 import { FtpsControl, tlsOption } from '../helpers/tls';
 
@@ -19,7 +19,7 @@ const SNDBUF = 64 * 1024;
 
 interface Job {
   c: FtpsControl;
-  d: tls.TLSSocket;
+  data: tls.TLSSocket;
   up: boolean;
 }
 
@@ -54,12 +54,12 @@ test('200 FTPS transfers at once (100 RETR, 100 STOR of 1 MiB): all in the engin
 
   const jobs = await inBatches(Array.from({ length: SESSIONS }, (_x, i) => i), 50, async (i): Promise<Job> => {
     const c = await open();
-    const d = await c.dataTls(await c.epsv());
-    d.on('error', () => {});
+    const data = await c.dataTls(await c.epsv());
+    data.on('error', () => {});
     const up = i % 2 === 1;
     const r = await c.cmd(up ? `STOR up-${i}.bin` : 'RETR f.bin');
     if (r.code !== 125) throw new Error(`session ${i}: ${r.code} ${r.text}`);
-    return { c, d, up };
+    return { c, data, up };
   });
   await eventually(() => engineStats().active === SESSIONS, `${SESSIONS} jobs in the engine at once`, 60_000);
   t.is(engineStats().active, SESSIONS, 'every transfer is in the engine at once');
@@ -69,20 +69,8 @@ test('200 FTPS transfers at once (100 RETR, 100 STOR of 1 MiB): all in the engin
   t.is((await extra.cmd('NOOP')).code, 200);
   extra.close();
 
-  const results = await Promise.all(
-    jobs.map(async ({ c, d, up }, i) => {
-      if (up) {
-        d.end(content); // close_notify after the data: a clean end
-        await new Promise((r) => d.once('close', r));
-      } else {
-        const got = await digestSocket(d);
-        if (got.bytes !== SIZE || got.sha256 !== digest) throw new Error(`download ${i}: ${got.bytes} bytes, ${got.sha256}`);
-        d.destroy();
-      }
-      const final = await c.read(60_000);
-      return final?.code ?? 0;
-    }),
-  );
+  // Uploads end with a close_notify after the data: a clean end.
+  const results = await finishHeldTransfers(jobs, content);
   t.deepEqual(
     results.filter((code) => code !== 226),
     [],

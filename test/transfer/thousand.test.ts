@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import test from 'ava';
 import { configureNative, engineStats } from '../../src/native/index';
-import { digestSocket, fileDigest, loggedIn, randomContent, sha256 } from '../helpers/data-client';
+import { fileDigest, finishHeldTransfers, loggedIn, randomContent, sha256 } from '../helpers/data-client';
 import type { LineClient } from '../helpers/line-client';
 import { native } from '../helpers/matrix';
 import { PASS, USER, downloadCount, eventually, inBatches, openFds, startServer, waitForNoSessions } from '../helpers/server';
@@ -58,20 +58,7 @@ test('1,000 zero-copy transfers at once (500 RETR, 500 STOR of 1 MiB): all in th
   extra.close();
 
   // Now the clients move: downloads are read to the end, uploads send the file and close.
-  const results = await Promise.all(
-    jobs.map(async ({ c, data, up }, i) => {
-      if (up) {
-        data.end(content);
-        await new Promise((r) => data.once('close', r));
-      } else {
-        const got = await digestSocket(data);
-        if (got.bytes !== SIZE || got.sha256 !== digest) throw new Error(`download ${i}: ${got.bytes} bytes, ${got.sha256}`);
-        data.destroy();
-      }
-      const final = await c.read(60_000);
-      return final?.code ?? 0;
-    }),
-  );
+  const results = await finishHeldTransfers(jobs, content);
   t.deepEqual(
     results.filter((code) => code !== 226),
     [],
