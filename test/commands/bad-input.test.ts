@@ -372,5 +372,7 @@ test('pipelined NOOP, QUIT, NOOP: the command after QUIT is never run', async (t
   t.is((await c.read())?.code, 200);
   t.is((await c.read())?.code, 221);
   t.is(await c.read(), null);
+  // Closed with a FIN: a reset (unread input at close) could cost a client the 221.
+  t.is(c.endedBy, 'fin');
   t.false(fs.existsSync(path.join(s.root, 'after-quit')));
 });

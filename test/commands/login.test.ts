@@ -1,4 +1,5 @@
 import test from 'ava';
+import * as net from 'node:net';
 import { LineClient } from '../helpers/line-client';
 import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
 
@@ -55,4 +56,43 @@ test('pipelined commands in one packet are answered in order', async (t) => {
   for (let i = 0; i < 5; i++) codes.push((await c.read())!.code);
   t.deepEqual(codes, [331, 230, 257, 215, 200]);
   c.close();
+});
+
+/** A raw client that keeps its end open after the server's FIN, and records how the server ended. */
+function halfOpenClient(port: number): Promise<{ sock: net.Socket; text: () => string; ended: Promise<'fin' | string> }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    let text = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (text += d));
+    const ended = new Promise<'fin' | string>((res) => {
+      sock.once('end', () => res('fin'));
+      sock.once('error', (err: NodeJS.ErrnoException) => res(err.code ?? err.message));
+    });
+    sock.once('connect', () => {
+      sock.off('error', reject);
+      resolve({ sock, text: () => text, ended });
+    });
+    sock.once('error', reject);
+  });
+}
+
+test('QUIT: 221, then the server closes and frees the session at once, even while the client keeps its end open', async (t) => {
+  const s = await startServer(t);
+  let disconnected = 0;
+  s.server.on('disconnect', () => disconnected++);
+  const c = await halfOpenClient(s.port);
+  t.teardown(() => c.sock.destroy());
+  c.sock.write(`USER ${USER}\r\nPASS ${PASS}\r\nQUIT\r\n`);
+  // The server's FIN, not a reset: everything sent before it arrives whole.
+  t.is(await c.ended, 'fin');
+  t.deepEqual(
+    c.text().split('\r\n').filter(Boolean).map((l) => l.slice(0, 3)),
+    ['220', '331', '230', '221'],
+  );
+  // The client has not closed its side; the session is gone anyway (it used to wait for the
+  // client's FIN, or 2 s).
+  t.false(c.sock.destroyed);
+  await waitForNoSessions(s.server, 1500);
+  t.is(disconnected, 1);
 });

@@ -80,11 +80,14 @@ export class ReplyReader {
 export class LineClient {
   private readonly reader = new ReplyReader();
   closed = false;
+  /** How the server ended the connection: 'fin', or the error's code (ECONNRESET for a reset). */
+  endedBy: string | null = null;
 
   private constructor(readonly socket: net.Socket) {
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => this.reader.feed(d));
-    socket.on('error', () => {});
+    socket.on('end', () => (this.endedBy ??= 'fin'));
+    socket.on('error', (err: NodeJS.ErrnoException) => (this.endedBy ??= err.code ?? err.message));
     socket.on('close', () => {
       this.closed = true;
       this.reader.end();
