@@ -457,6 +457,42 @@ function warmCache(file) {
   fs.closeSync(fd);
 }
 
+// The hosts of these machines page out page cache nobody has read for about a minute (DAMON:
+// pageout of cold unmapped pages, up to 128 MiB/s; /sys/kernel/mm/damon/admin), so a file
+// warmed once at the start is partly back on disk minutes later: two thirds of the 2 GiB file
+// were, 8 minutes after a run. Each measured round that reads a file re-reads it first when
+// fincore (util-linux) finds pages missing, or always when fincore is not there.
+function residentBytes(file) {
+  const r = spawnSync('fincore', ['--bytes', '--noheadings', '--raw', '-o', 'RES', file], { encoding: 'utf8' });
+  const n = r.status === 0 ? Number(r.stdout.trim()) : NaN;
+  return Number.isFinite(n) ? n : null;
+}
+
+/** Make `file` wholly page-cached; returns the share of it that was before (null: unknown). */
+function rewarm(file) {
+  const size = fs.statSync(file).size;
+  const before = residentBytes(file);
+  if (before === null || before < size) warmCache(file);
+  return before === null ? null : Math.min(1, before / size);
+}
+
+// The same hosts take back the guest's free memory (free page reporting), and the guest's next
+// use of it waits while the host backs each page again: a 2 GiB write into the page cache took
+// 5.1–5.4 s after 20 s without writes, 0.29 s right after another. Before each measured upload
+// the benchmark writes and deletes as much as the upload will write, so the upload finds backed
+// memory whichever server it is, and however long the machine idled before it.
+function prefault(bytes) {
+  const file = path.join(BENCH, 'data', 'prefault.bin');
+  const fd = fs.openSync(file, 'w');
+  const buf = Buffer.alloc(8 * MiB);
+  try {
+    for (let done = 0; done < bytes; done += buf.length) fs.writeSync(fd, buf, 0, Math.min(buf.length, bytes - done));
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+}
+
 function makeRoot(name, files, owner) {
   const dir = path.join(BENCH, 'roots', name);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -1024,6 +1060,7 @@ const SCENARIOS = [
   },
   {
     key: 'retr',
+    cache: (f) => f.big,
     title: () => `RETR of one ${fmtBytes(CFG.retrBytes)} file (page cache warm), MB/s`,
     better: 'mbps',
     async run(s) {
@@ -1040,7 +1077,7 @@ const SCENARIOS = [
     async run(s, round) {
       const name = `up-${round}.bin`;
       const file = path.join(s.root, name);
-      const { r, cpu } = await runMeasured(s, ['stor', ...common.args(s), '--file', name, '--bytes', String(CFG.storBytes)]);
+      const { r, cpu } = await runMeasured(s, ['stor', ...common.args(s), '--file', name, '--bytes', String(CFG.storBytes)], { beforeGo: () => prefault(CFG.storBytes) });
       let size = -1;
       try {
         size = fs.statSync(file).size;
@@ -1056,6 +1093,7 @@ const SCENARIOS = [
   {
     key: 'tls-retr',
     tls: true,
+    cache: (f) => f.tlsBig,
     title: () => `FTPS (explicit, PROT P) RETR of one ${fmtBytes(CFG.tlsBytes)} file with curl (page cache warm), MB/s`,
     better: 'mbps',
     async run(s) {
@@ -1068,11 +1106,13 @@ const SCENARIOS = [
   {
     key: 'tls-stor',
     tls: true,
+    cache: (f) => f.tlsBig, // curl's source
     title: () => `FTPS (explicit, PROT P) STOR of ${fmtBytes(CFG.tlsBytes)} with curl -T (source file page-cached), MB/s`,
     better: 'mbps',
     async run(s, round) {
       const name = `up-${round}.bin`;
       const file = path.join(s.root, name);
+      prefault(CFG.tlsBytes);
       const m = await curlMeasured(s, ['-T', s.tlsSource, curlUrl(s, name)]);
       let size = -1;
       try {
@@ -1088,6 +1128,7 @@ const SCENARIOS = [
   },
   {
     key: 'many',
+    cache: (f) => f.small,
     warmup: true,
     title: () => `${CFG.manyClients} clients x ${CFG.manyCount} RETR of 1 MiB (logged in once each), files/s`,
     better: 'files_per_s',
@@ -1334,7 +1375,7 @@ async function main() {
     }
   }
 
-  log(`\nrounds per scenario: ${CFG.rounds}${MANY_ROUNDS !== CFG.rounds ? `, ${MANY_ROUNDS} for "many"` : ''} (servers interleaved within each round; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
+  log(`\nrounds per scenario: ${CFG.rounds}${MANY_ROUNDS !== CFG.rounds ? `, ${MANY_ROUNDS} for "many"` : ''} (servers interleaved within each round, each round starting with the next server; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
   for (const sc of scenarios) {
     if (sc.warmup && opt.warmup && !opt.quick) {
       // One unmeasured pass per server first: a server that has run for a while is what users
@@ -1360,7 +1401,13 @@ async function main() {
       }
     }
     for (let round = 1; round <= roundsOf(sc); round++) {
-      for (const s of live().filter((x) => !!sc.tls === x.tls)) {
+      // Each round starts with the next server: whoever goes first in a round meets the machine
+      // as the previous scenario left it (on these VMs a first 2 GiB upload also waits for the
+      // host to back the guest's freed memory again), and a fixed order gave that to ftpdlib
+      // every time.
+      const turn = live().filter((x) => !!sc.tls === x.tls);
+      const shift = (round - 1) % Math.max(1, turn.length);
+      for (const s of [...turn.slice(shift), ...turn.slice(0, shift)]) {
         if (s.exited) {
           s.results[sc.key] = s.results[sc.key] || { error: `server exited (${s.exited.code ?? s.exited.sig})` };
           continue;
@@ -1379,6 +1426,7 @@ async function main() {
             }
           } while (!r.error && Date.now() - t0 < ROUND_WARMUP_SECONDS * 1000);
         }
+        const resident = sc.cache ? rewarm(sc.cache(ctx)) : null;
         let r;
         try {
           r = await sc.run(s, round);
@@ -1386,9 +1434,11 @@ async function main() {
           r = { error: e.message };
         }
         r.round = round;
+        if (resident !== null) r.resident_before = resident;
         (s.all = s.all || {})[sc.key] = [...((s.all || {})[sc.key] || []), r];
         s.results[sc.key] = medianRound(s.all[sc.key], sc);
-        process.stdout.write(`  ${sc.key} round ${round} ${s.name}: ${r.error ? 'ERROR ' + r.error : num(r[sc.better], sc.key === 'idle' ? 1 : 0)}\n`);
+        const cold = resident !== null && resident < 0.995 ? ` (${Math.round(resident * 100)}% of the file was page-cached: read again before the round)` : '';
+        process.stdout.write(`  ${sc.key} round ${round} ${s.name}: ${r.error ? 'ERROR ' + r.error : num(r[sc.better], sc.key === 'idle' ? 1 : 0)}${cold}\n`);
       }
     }
     if (sc.key === 'idle' && !opt.quick) {
@@ -1414,11 +1464,13 @@ async function main() {
     ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, ${opt.quick ? '' : `repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again `}for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
+  log('- uploads: right before each upload (stor, tls-stor) the benchmark writes and deletes a file as large as the upload, so that the upload finds memory the host has backed (these VMs hand free memory back to the host, and a 2 GiB write after 20 s without writes took 5.1–5.4 s here, right after another 0.29 s).');
+  log(`- page cache: each measured round of retr, tls-retr, tls-stor and many first re-reads its file if any of it has left the page cache (${residentBytes(__filename) === null ? 'fincore not found: always re-read' : 'fincore'}): the hosts of these machines page out file pages unread for about a minute (DAMON), so one warm-up at the start would not hold; a round line says how much of the file was found cached when it was not all.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
   log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay, heapReduceDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
-    log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired, its TLS transfers always on the stream path; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
+    log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired: ftpdlib-tls moves the records of file transfers in its engine (nativeTls), ftpdlib-stream-tls through Node's TLS socket; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
     log('- FTPS MB/s = bytes / (curl time_total - time_pretransfer), i.e. from EPSV to the 226. Server CPU = process-tree CPU from just before curl starts to just after it exits, and curl CPU = its getrusage (bash `times`), each minus the cost of a curl session that RETRs a 1 KiB file (login, 2 TLS handshakes, QUIT; the "session setup" column: server = mean of 5, curl = median of 5), to approximate the transfer alone like the plain tables. A session of a forking server reaches the parent cutime in 10 ms clock ticks, so the FTPS CPU figures carry +-10 ms per transfer. curl is single-threaded and does the client side of TLS in the same core budget: when curl CPU% is near 100 the client, not the server, is the limit.');
   }
   log(opt.arenaMax
