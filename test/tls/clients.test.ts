@@ -326,6 +326,53 @@ test('implicit FTPS: the greeting comes over TLS, and PBSZ is accepted at once',
   c.close();
 });
 
+// Python's ssl with ragged EOFs reported: after 221, a FIN without the server's close_notify
+// raises SSLEOFError; a close_notify makes the read return b''.
+const PY_QUIT = `
+import socket, ssl, sys
+port, implicit, user, pw = int(sys.argv[1]), sys.argv[2] == '1', sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+raw = socket.create_connection(('127.0.0.1', port), timeout=20)
+def lines(f):
+    while True:
+        l = f.readline()
+        if not l:
+            return
+        yield l.decode()
+if implicit:
+    s = ctx.wrap_socket(raw, suppress_ragged_eofs=False)
+else:
+    f = raw.makefile('rb')
+    assert f.readline().startswith(b'220')
+    raw.sendall(b'AUTH TLS\\r\\n')
+    assert f.readline().startswith(b'234')
+    s = ctx.wrap_socket(raw, suppress_ragged_eofs=False)
+f = s.makefile('rb')
+if implicit:
+    assert f.readline().startswith(b'220')
+s.sendall(('USER %s\\r\\nPASS %s\\r\\nQUIT\\r\\n' % (user, pw)).encode())
+codes = []
+try:
+    for l in lines(f):
+        codes.append(l[:3])
+    end = 'close_notify'
+except ssl.SSLEOFError:
+    end = 'no close_notify'
+print(' '.join(codes), end)
+`;
+
+for (const implicit of [false, true]) {
+  test(`${implicit ? 'implicit' : 'explicit'} FTPS: QUIT answers 221 and ends the connection with a close_notify`, async (t) => {
+    const s = await server(t, implicit ? { implicitTlsPort: 0 } : {});
+    const port = implicit ? s.server.implicitAddress()!.port : s.port;
+    const r = await run('python3', ['-c', PY_QUIT, String(port), implicit ? '1' : '0', USER, PASS], { timeoutMs: 30000 });
+    t.is(r.code, 0, explain(r));
+    t.is(r.stdout.trim(), '331 230 221 close_notify');
+  });
+}
+
 // ---- ABOR ----------------------------------------------------------------------------------
 
 test('ABOR during a TLS RETR: 426 then 226, and the session keeps working', async (t) => {
