@@ -1377,6 +1377,7 @@ async function main() {
 
   log(`\nrounds per scenario: ${CFG.rounds}${MANY_ROUNDS !== CFG.rounds ? `, ${MANY_ROUNDS} for "many"` : ''} (servers interleaved within each round, each round starting with the next server; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
   for (const sc of scenarios) {
+    const scStart = Date.now();
     if (sc.warmup && opt.warmup && !opt.quick) {
       // One unmeasured pass per server first: a server that has run for a while is what users
       // meet, and a few hundred milliseconds of cold JIT (Node) or cold caches would otherwise
@@ -1412,7 +1413,9 @@ async function main() {
           s.results[sc.key] = s.results[sc.key] || { error: `server exited (${s.exited.code ?? s.exited.sig})` };
           continue;
         }
-        if (sc.warmup && opt.warmup) {
+        // (--quick leaves it out for the forking servers: a process per session keeps nothing
+        // warm, and their slow logins made it the longest part of a quick run.)
+        if (sc.warmup && opt.warmup && !(opt.quick && s.def.forking)) {
           // And a short pass right before each measured round: the servers take turns, so each
           // round would otherwise follow a wait while the others ran, and a V8 server that sat
           // idle can lose its optimized code (src/native/bench/RESULTS.md, "Slower after idling").
@@ -1454,6 +1457,7 @@ async function main() {
       }
     }
     printScenario(sc, servers);
+    log(`   (${sc.key}: ${((Date.now() - scStart) / 1000).toFixed(1)} s, warm-ups and every server's rounds)`);
   }
   if (wantTls) printTlsSummary(servers);
 
@@ -1461,7 +1465,7 @@ async function main() {
 
   log('\nnotes:');
   log(opt.warmup
-    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, ${opt.quick ? '' : `repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again `}for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
+    ? `- warm-up: before the measured rounds of "many" and "logins" every server ran the scenario unmeasured, ${opt.quick ? '' : `repeated for ${WARMUP_SECONDS} s ("logins" passes of at most 2 s), and again `}for ${ROUND_WARMUP_SECONDS} s right before each of its measured rounds${opt.quick ? ' (the forking servers vsftpd, proftpd and pure-ftpd not, in --quick: a process per session keeps nothing warm)' : ''} (servers take turns, and a V8 server idle meanwhile can lose its optimized code), so the figures are those of running servers, not of a cold or just re-woken JIT; --no-warmup measures without either.`
     : '- warm-up: none (--no-warmup): "many" and "logins" include the Node and Python servers\' cold start.');
   log(`- client: bench/client/ftpbench.c (cc -O2, threads, recv(MSG_TRUNC) discards RETR data in the kernel, STOR sends with sendfile() from a memfd); "client CPU%" is its user+sys time over the measured wall time (100% = one core). Client and server share the ${os.cpus().length} cores.`);
   log('- uploads: right before each upload (stor, tls-stor) the benchmark writes and deletes a file as large as the upload, so that the upload finds memory the host has backed (these VMs hand free memory back to the host, and a 2 GiB write after 20 s without writes took 5.1–5.4 s here, right after another 0.29 s).');
