@@ -461,6 +461,34 @@ static ssize_t move_copy_recv(ioth_t *th, job_t *j, size_t want, int *op) {
   return n;
 }
 
+/* Read `left` bytes out of the thread's receive pipe and pwrite them at the job's offset.
+ * 0 when all are in the file, or -errno (the pipe then holds what was not written). */
+static int rescue_rpipe(ioth_t *th, job_t *j, size_t left, int *op) {
+  while (left > 0) {
+    ssize_t n = read(th->rpr, th->buf, left < th->buflen ? left : th->buflen);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *op = OP_SPLICE_OUT;
+      return n < 0 ? -errno : -EIO;
+    }
+    left -= (size_t)n;
+    ssize_t w = 0;
+    while (w < n) {
+      ssize_t k = pwrite(j->file, th->buf + w, (size_t)(n - w), j->off);
+      if (k > 0) {
+        w += k;
+        j->off += k;
+        j->moved += (uint64_t)k;
+        continue;
+      }
+      if (k < 0 && errno == EINTR) continue;
+      *op = OP_PWRITE;
+      return k < 0 ? -errno : -EIO;
+    }
+  }
+  return 0;
+}
+
 static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
   if (ensure_rpipe(th, j->pipe_size) < 0) {
     *op = OP_PIPE;
@@ -486,9 +514,21 @@ static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
     }
     if (k < 0 && errno == EINTR) continue;
     int e = k < 0 ? errno : EIO;
+    *op = OP_SPLICE_OUT;
+    /* A file that does not take splice (its filesystem has no splice_write) refuses the first
+     * write: the socket's bytes are already in the pipe, so write them out by hand and copy
+     * from here on, rather than fail an upload that the copy loop can do. */
+    if ((e == EINVAL || e == ENOSYS || e == EOPNOTSUPP) && j->moved == 0 && ensure_buf(th, j->chunk) == 0) {
+      int r = rescue_rpipe(th, j, left, op);
+      if (r == 0) {
+        j->mech = M_COPY;
+        j->copy_cap = j->chunk;
+        return n;
+      }
+      e = -r; /* and *op says where the rescue failed */
+    }
     /* Bytes are stuck in the shared pipe: replace it. */
     close_rpipe(th);
-    *op = OP_SPLICE_OUT;
     return -e;
   }
   return n;

@@ -26,7 +26,11 @@ import type { TlsRecordState } from '../ftp/data/tls-gate';
 export interface NativeOptions {
   /** RETR: 'sendfile', 'splice' (file → pipe → socket) or 'copy' (pread + send). */
   sendMechanism?: 'sendfile' | 'splice' | 'copy';
-  /** STOR/APPE: 'splice' (socket → pipe → file) or 'copy' (recv + pwrite). */
+  /**
+   * STOR/APPE: 'splice' (socket → pipe → file: one copy of each byte, into the page cache) or
+   * 'copy' (recv + pwrite: two). A file opened O_APPEND, or one whose filesystem refuses splice,
+   * gets 'copy' whatever is asked.
+   */
   receiveMechanism?: 'splice' | 'copy';
   /**
    * Bytes per system call: sendfile's count, the copy buffer, a splice's
@@ -181,7 +185,7 @@ export const CHUNK_DEFAULTS = {
 const defaults: NativeConfig = {
   // See src/native/bench/RESULTS.md for the numbers behind these.
   sendMechanism: 'sendfile',
-  receiveMechanism: 'copy',
+  receiveMechanism: 'splice',
   chunkSize: 0,
   pipeSize: 256 << 10,
   sendBufferSize: 0,

@@ -386,6 +386,16 @@ test.serial('receive into an O_APPEND file uses explicit offsets (splice falls b
   t.true(fs.readFileSync(file).equals(Buffer.concat([first, payload])));
 });
 
+// /dev/full refuses splice (EINVAL: no splice_write) and fails every write with ENOSPC, so the
+// error tells which way the bytes went: ENOSPC from pwrite means the engine took the bytes out of
+// its pipe and wrote them by hand; EINVAL would mean it gave up at the splice.
+test.serial('receive into a file that refuses splice writes the piped bytes by hand (/dev/full: ENOSPC from pwrite, not EINVAL)', async (t) => {
+  const err = expectError(t, await receiveInto('/dev/full', 0, crypto.randomBytes(64 * KiB), { receiveMechanism: 'splice' }, 'w').catch((e: unknown) => e));
+  t.is(err.code, 'ENOSPC');
+  t.regex(err.message, /^pwrite: /);
+  t.is(err.bytes, 0);
+});
+
 test.serial('counters tell which mechanism ran', async (t) => {
   const { file } = writeRandom('count.bin', 10 * KiB);
   const before = engineStats();
@@ -713,7 +723,7 @@ test.serial('with SO_OOBINLINE an urgent ABOR (Python ftplib style) keeps its la
 test.serial('configuration is checked, per request and engine-wide', async (t) => {
   const cfg = configureNative();
   t.is(cfg.sendMechanism, 'sendfile');
-  t.is(cfg.receiveMechanism, 'copy');
+  t.is(cfg.receiveMechanism, 'splice');
   t.true(cfg.threads >= 1);
   t.throws(() => configureNative({ chunkSize: 5 }), { instanceOf: RangeError });
   t.throws(() => configureNative({ sendMechanism: 'mmap' as 'copy' }), { instanceOf: RangeError });

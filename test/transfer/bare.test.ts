@@ -36,8 +36,8 @@ async function retrAndStor(t: ExecutionContext, size: number): Promise<{ accepte
   t.is(sha256(fs.readFileSync(path.join(s.root, 'up.bin'))), sha256(body));
   const after = bareStats();
   const engines = s.records.filter((r) => r.transfer).map((r) => r.engine);
-  // The engine receives with recv+pwrite ('copy') by default, or splice when configured.
-  t.deepEqual(engines, native ? ['sendfile', 'copy'] : ['stream', 'stream']);
+  // The engine receives with splice by default (recv+pwrite, 'copy', when configured).
+  t.deepEqual(engines, native ? ['sendfile', 'splice'] : ['stream', 'stream']);
   await c.cmd('QUIT');
   return { accepted: after.accepted - before.accepted, wrapped: after.wrapped - before.wrapped };
 }

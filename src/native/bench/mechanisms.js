@@ -78,6 +78,8 @@ const recvCasesAll = [
   ['splice', { pipeSize: 256 * K, chunkSize: 256 * K }],
   ['splice', { pipeSize: 1 * MiB, chunkSize: 1 * MiB }],
   ['copy', { chunkSize: 64 * K }],
+  ['copy', { chunkSize: 96 * K }],
+  ['copy', { chunkSize: 128 * K }],
   ['copy', { chunkSize: 256 * K }],
   ['copy', { chunkSize: 1 * MiB }],
   ['copy', { chunkSize: 4 * MiB }],
