@@ -92,8 +92,9 @@ const MANY_ROUNDS = opt.rounds || opt.quick ? CFG.rounds : 5;
 const roundsOf = (sc) => (sc.key === 'many' ? MANY_ROUNDS : CFG.rounds);
 /** Unmeasured warm-up per server and scenario (see main): passes are repeated for this long. */
 const WARMUP_SECONDS = 3; // not in --quick runs, whose one round has the pass below only
-// unmeasured pass before each measured round of the warmed scenarios
-const ROUND_WARMUP_SECONDS = 1;
+// unmeasured pass before each measured round of the warmed scenarios (half as long in --quick,
+// a smoke test that must stay under a minute on a 2-core machine)
+const ROUND_WARMUP_SECONDS = opt.quick ? 0.5 : 1;
 
 // ---------------------------------------------------------------- small helpers
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -541,18 +542,23 @@ function ftpdlibImpl() {
   const text = fs.readFileSync(index, 'utf8');
   if (!/FtpServer/.test(text) && !/export \* from/.test(text)) return { reason: 'src/index.ts does not export FtpServer yet' };
   // Prefer a build (no TypeScript compiler in the server's memory) when it is newer than src/.
+  // The build is incremental (tsc emits only the files that changed), so "newer" means the
+  // newest file of dist/src against the newest .ts of src/, not dist/src/index.js alone.
   const dist = path.join(ROOT, 'dist', 'src', 'index.js');
-  let newestSrc = 0;
-  const walk = (d) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) {
-        if (e.name !== 'node_modules' && e.name !== 'build') walk(p);
-      } else if (e.name.endsWith('.ts')) newestSrc = Math.max(newestSrc, fs.statSync(p).mtimeMs);
-    }
+  const newest = (dir, ext) => {
+    let t = 0;
+    const walk = (d) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) {
+          if (e.name !== 'node_modules' && e.name !== 'build') walk(p);
+        } else if (e.name.endsWith(ext)) t = Math.max(t, fs.statSync(p).mtimeMs);
+      }
+    };
+    walk(dir);
+    return t;
   };
-  walk(path.join(ROOT, 'src'));
-  if (exists(dist) && fs.statSync(dist).mtimeMs >= newestSrc) {
+  if (exists(dist) && newest(path.join(ROOT, 'dist', 'src'), '.js') >= newest(path.join(ROOT, 'src'), '.ts')) {
     try {
       const ts = require(path.join(ROOT, 'node_modules', 'typescript'));
       const src = fs.readFileSync(path.join(__dirname, 'servers', 'ftpdlib.ts'), 'utf8');
@@ -1339,18 +1345,26 @@ async function main() {
   }
 
   const ctx = { big, small, tlsBig, tiny, tls, user: unixUser('bench'), ftpdlibImpl: selected.some((d) => d.ours) ? ftpdlibImpl() : { reason: 'not selected' } };
-  const servers = [];
-  for (let i = 0; i < selected.length; i++) {
-    let s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx);
-    if (s.skip && s.retryable) {
-      log(`  ${s.name} ${s.skip}; starting it once more`);
-      s = await startServer(selected[i], SERVERS.indexOf(selected[i]), ctx, 1);
-      if (!s.skip) s.note = [s.note, 'second start'].filter(Boolean).join(', ');
-    }
-    servers.push(s);
-    if (s.skip) log(`  skip ${s.name}: ${s.skip}`);
-    else log(`  started ${s.name} pid ${s.pid} port ${s.port}${s.version ? ` (version ${s.version})` : ''}${s.note ? ` [${s.note}]` : ''}`);
-  }
+  // All servers start at once (each has its own ports: control ports by slot, passive ranges by
+  // index), and are reported in order; one at a time took 3-6 s of a quick run.
+  const started = await Promise.all(
+    selected.map(async (def) => {
+      const lines = [];
+      let s = await startServer(def, SERVERS.indexOf(def), ctx);
+      if (s.skip && s.retryable) {
+        lines.push(`  ${s.name} ${s.skip}; starting it once more`);
+        s = await startServer(def, SERVERS.indexOf(def), ctx, 1);
+        if (!s.skip) s.note = [s.note, 'second start'].filter(Boolean).join(', ');
+      }
+      if (s.skip) lines.push(`  skip ${s.name}: ${s.skip}`);
+      else lines.push(`  started ${s.name} pid ${s.pid} port ${s.port}${s.version ? ` (version ${s.version})` : ''}${s.note ? ` [${s.note}]` : ''}`);
+      return { s, lines };
+    }),
+  );
+  const servers = started.map(({ s, lines }) => {
+    lines.forEach((l) => log(l));
+    return s;
+  });
   const live = () => servers.filter((s) => !s.skip);
   if (!live().length) {
     log('no server could be started; nothing to measure.');
