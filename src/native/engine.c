@@ -468,8 +468,10 @@ static int rescue_rpipe(ioth_t *th, job_t *j, size_t left, int *op) {
     ssize_t n = read(th->rpr, th->buf, left < th->buflen ? left : th->buflen);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      /* The pipe holds `left` bytes, so neither an end nor EAGAIN can come; if one did, it
+       * must not read as "socket not ready" to the caller, which would park the job. */
       *op = OP_SPLICE_OUT;
-      return n < 0 ? -errno : -EIO;
+      return n < 0 && errno != EAGAIN ? -errno : -EIO;
     }
     left -= (size_t)n;
     ssize_t w = 0;
@@ -513,7 +515,9 @@ static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
       continue;
     }
     if (k < 0 && errno == EINTR) continue;
-    int e = k < 0 ? errno : EIO;
+    /* EAGAIN here is the file's (the pipe is full of our bytes), never the socket's: returned
+     * as is it would park the job on the socket with bytes lost in the pipe. */
+    int e = k < 0 && errno != EAGAIN ? errno : EIO;
     *op = OP_SPLICE_OUT;
     /* A file that does not take splice (its filesystem has no splice_write) refuses the first
      * write: the socket's bytes are already in the pipe, so write them out by hand and copy
