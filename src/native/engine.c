@@ -437,19 +437,14 @@ static ssize_t move_copy_send(ioth_t *th, job_t *j, size_t want, int *op, int *f
   return sent;
 }
 
-static ssize_t move_copy_recv(ioth_t *th, job_t *j, size_t want, int *op) {
-  ssize_t n = recv(j->sock, th->buf, want, MSG_DONTWAIT);
-  if (n == 0) return 0;
-  if (n < 0) {
-    *op = OP_RECV;
-    return -errno;
-  }
-  j->consumed += (uint64_t)n;
-  ssize_t w = 0;
+/* pwrite all `n` bytes of `buf` at the job's offset, moving the offset and the bytes moved.
+ * 0, or -errno with *op = OP_PWRITE. */
+static int write_at_job(job_t *j, const char *buf, size_t n, int *op) {
+  size_t w = 0;
   while (w < n) {
-    ssize_t k = pwrite(j->file, th->buf + w, (size_t)(n - w), j->off);
+    ssize_t k = pwrite(j->file, buf + w, n - w, j->off);
     if (k > 0) {
-      w += k;
+      w += (size_t)k;
       j->off += k;
       j->moved += (uint64_t)k;
       continue;
@@ -458,7 +453,19 @@ static ssize_t move_copy_recv(ioth_t *th, job_t *j, size_t want, int *op) {
     *op = OP_PWRITE;
     return k < 0 ? -errno : -EIO;
   }
-  return n;
+  return 0;
+}
+
+static ssize_t move_copy_recv(ioth_t *th, job_t *j, size_t want, int *op) {
+  ssize_t n = recv(j->sock, th->buf, want, MSG_DONTWAIT);
+  if (n == 0) return 0;
+  if (n < 0) {
+    *op = OP_RECV;
+    return -errno;
+  }
+  j->consumed += (uint64_t)n;
+  int r = write_at_job(j, th->buf, (size_t)n, op);
+  return r < 0 ? r : n;
 }
 
 /* Read `left` bytes out of the thread's receive pipe and pwrite them at the job's offset.
@@ -474,19 +481,8 @@ static int rescue_rpipe(ioth_t *th, job_t *j, size_t left, int *op) {
       return n < 0 && errno != EAGAIN ? -errno : -EIO;
     }
     left -= (size_t)n;
-    ssize_t w = 0;
-    while (w < n) {
-      ssize_t k = pwrite(j->file, th->buf + w, (size_t)(n - w), j->off);
-      if (k > 0) {
-        w += k;
-        j->off += k;
-        j->moved += (uint64_t)k;
-        continue;
-      }
-      if (k < 0 && errno == EINTR) continue;
-      *op = OP_PWRITE;
-      return k < 0 ? -errno : -EIO;
-    }
+    int r = write_at_job(j, th->buf, (size_t)n, op);
+    if (r < 0) return r;
   }
   return 0;
 }
