@@ -7,7 +7,8 @@
 // installed by `bash bench/setup.sh`; any that is missing is skipped with the reason.
 // Never fails the build: exits 0 unless it was interrupted.
 // The FTPS scenarios (tls-retr, tls-stor) run against separate "-tls" instances of the servers
-// (explicit FTPS, PROT P, TLS required) with curl as the client, since ftpbench.c speaks no TLS.
+// (explicit FTPS, PROT P, TLS required) with ftpbench --tls as the client (the default; needs
+// OpenSSL's headers at build time, else curl) or curl (--tls-client=curl).
 
 const fs = require('fs');
 const os = require('os');
@@ -27,7 +28,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, tlsClient: 'ftpbench' };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -54,6 +55,13 @@ for (const a of argv) {
     }
   }
   else if (a === '--ftpdlib-solo=0' || a === '--ftpdlib-solo=1') opt.solo = a.endsWith('1');
+  else if (a.startsWith('--tls-client=')) {
+    opt.tlsClient = a.slice(13);
+    if (opt.tlsClient !== 'curl' && opt.tlsClient !== 'ftpbench') {
+      console.error('--tls-client: curl or ftpbench expected');
+      process.exit(2);
+    }
+  }
   else if (a.startsWith('--ftpdlib-io-threads=')) {
     opt.ioThreads = Number(a.slice(21));
     if (!Number.isInteger(opt.ioThreads) || opt.ioThreads < 1 || opt.ioThreads > 16) {
@@ -74,6 +82,7 @@ for (const a of argv) {
     console.log('--ftpdlib-io-threads=N: give ftpdlib\'s engine N I/O threads (configureNative threads; default: the library\'s)');
     console.log('--ftpdlib-solo=0|1: a transfer running alone on its own I/O thread at full priority, or not (configureNative soloThread; default: the library\'s, 1)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
+    console.log('--tls-client=ftpbench|curl: the client of tls-retr and tls-stor (default ftpbench --tls, which is not the bottleneck; curl reads one record per call and ran at 96-100% of a core; ftpbench falls back to curl when it was built without OpenSSL)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
   } else {
@@ -250,12 +259,28 @@ function treePss(root) {
 // ---------------------------------------------------------------- client
 function buildClient() {
   const need = !exists(CLIENT) || fs.statSync(CLIENT).mtimeMs < fs.statSync(CLIENT_SRC).mtimeMs;
-  if (!need) return null;
-  fs.mkdirSync(BENCH, { recursive: true });
-  const r = spawnSync('cc', ['-O2', '-pthread', '-o', CLIENT, CLIENT_SRC], { encoding: 'utf8' });
-  if (r.status !== 0) return `cc failed: ${(r.stderr || r.error || '').toString().slice(0, 2000)}`;
+  if (need) {
+    fs.mkdirSync(BENCH, { recursive: true });
+    // with OpenSSL's headers (libssl-dev) the client gets --tls; without them, or if that build
+    // fails, a plain one (the FTPS scenarios then use curl)
+    let r = null;
+    if (exists('/usr/include/openssl/ssl.h')) r = spawnSync('cc', ['-O2', '-pthread', '-DFTPBENCH_TLS', '-o', CLIENT, CLIENT_SRC, '-lssl', '-lcrypto'], { encoding: 'utf8' });
+    if (!r || r.status !== 0) {
+      if (r) clientTlsNote = `ftpbench built without TLS: cc -DFTPBENCH_TLS failed: ${(r.stderr || r.error || '').toString().split('\n').slice(0, 3).join(' ')}`;
+      r = spawnSync('cc', ['-O2', '-pthread', '-o', CLIENT, CLIENT_SRC], { encoding: 'utf8' });
+    }
+    if (r.status !== 0) return `cc failed: ${(r.stderr || r.error || '').toString().slice(0, 2000)}`;
+  }
+  // does this build speak TLS? (a build without it refuses --tls with "built without OpenSSL")
+  const p = spawnSync(CLIENT, ['retr', '--port', '1', '--tls', '--timeout', '5'], { encoding: 'utf8' });
+  clientTls = !/built without OpenSSL/.test(p.stderr || '');
+  if (!clientTls && !clientTlsNote) clientTlsNote = 'ftpbench built without TLS (no /usr/include/openssl/ssl.h: apt-get install libssl-dev)';
   return null;
 }
+let clientTls = false;
+let clientTlsNote = null;
+// the FTPS scenarios' client: ftpbench --tls when asked for and built with TLS, else curl
+const tlsWithFtpbench = () => opt.tlsClient === 'ftpbench' && clientTls;
 
 // Runs the client; resolves with its (last) JSON line. onLine gets every parsed line.
 function runClient(args, { onLine, stdinPipe = false, timeoutS = CFG.clientTimeout } = {}) {
@@ -404,7 +429,13 @@ async function tlsWarmup(s) {
   const runs = [];
   const c0 = treeCpu(s.pid);
   for (let i = 0; i < 5; i++) {
-    const r = await runCurl(['-o', '/dev/null', curlUrl(s, 'tiny.bin')]);
+    let r = await runCurl(['-o', '/dev/null', curlUrl(s, 'tiny.bin')]);
+    // ftp-srv 4.6 answers AUTH TLS with 234 before it puts TLS on the connection: a ClientHello
+    // that arrives in between is read as a command ("wrong version number"); once more then
+    if (r.error && /wrong version number/.test(r.error)) {
+      s.tlsCheckRetries = (s.tlsCheckRetries || 0) + 1;
+      r = await runCurl(['-o', '/dev/null', curlUrl(s, 'tiny.bin')]);
+    }
     if (r.error) return r.error;
     if (r.w.size_download !== 1024) return `tiny.bin: received ${r.w.size_download} bytes, expected 1024`;
     runs.push(r);
@@ -430,6 +461,25 @@ function tlsResult(s, m, bytes) {
     client_cpu_s: ccpu,
     raw: { server_cpu_s: m.server_cpu_s, curl_cpu_s: m.curl_cpu_s, curl_time_total: m.w.time_total, curl_time_pretransfer: m.w.time_pretransfer },
     tls: m.ssl[1],
+  };
+}
+
+// tls-retr / tls-stor with ftpbench --tls --sync: server CPU sampled right after login and right
+// after the transfer (runMeasured), like the plain scenarios, so nothing is subtracted
+function ftpbenchTlsResult(r, cpu) {
+  return {
+    mbps: r.mbps,
+    seconds: r.seconds,
+    server_cpu_s: cpu,
+    mb_per_cpu_s: cpu > 0 ? r.bytes / 1e6 / cpu : null,
+    server_cpu_pct: (cpu / r.seconds) * 100,
+    client_cpu_pct: r.client_cpu_pct,
+    client_cpu_s: r.client_cpu_s,
+    client: 'ftpbench',
+    tls: `${r.tls_version} ${r.tls_cipher}${r.tls_data_resumed ? ', resumed' : ', NOT resumed'}${r.tls_login_retries ? `, login retried ${r.tls_login_retries}x` : ''}`,
+    tls_data_resumed: r.tls_data_resumed,
+    tls_control_version: r.tls_control_version,
+    tls_login_retries: r.tls_login_retries,
   };
 }
 
@@ -1104,9 +1154,15 @@ const SCENARIOS = [
     key: 'tls-retr',
     tls: true,
     cache: (f) => f.tlsBig,
-    title: () => `FTPS (explicit, PROT P) RETR of one ${fmtBytes(CFG.tlsBytes)} file with curl (page cache warm), MB/s`,
+    title: () => `FTPS (explicit, PROT P) RETR of one ${fmtBytes(CFG.tlsBytes)} file with ${tlsWithFtpbench() ? 'ftpbench --tls' : 'curl'} (page cache warm), MB/s`,
     better: 'mbps',
     async run(s) {
+      if (tlsWithFtpbench()) {
+        const { r, cpu } = await runMeasured(s, ['retr', '--tls', ...common.args(s), '--file', 'big.bin']);
+        if (r.error) return r;
+        if (r.bytes !== CFG.tlsBytes) return { error: `received ${r.bytes} bytes, expected ${CFG.tlsBytes}` };
+        return ftpbenchTlsResult(r, cpu);
+      }
       const m = await curlMeasured(s, ['-o', '/dev/null', curlUrl(s, 'big.bin')]);
       if (m.error) return { error: m.error };
       if (m.w.size_download !== CFG.tlsBytes) return { error: `received ${m.w.size_download} bytes, expected ${CFG.tlsBytes}` };
@@ -1117,11 +1173,26 @@ const SCENARIOS = [
     key: 'tls-stor',
     tls: true,
     cache: (f) => f.tlsBig, // curl's source
-    title: () => `FTPS (explicit, PROT P) STOR of ${fmtBytes(CFG.tlsBytes)} with curl -T (source file page-cached), MB/s`,
+    title: () => (tlsWithFtpbench()
+      ? `FTPS (explicit, PROT P) STOR of ${fmtBytes(CFG.tlsBytes)} with ftpbench --tls (client sends from memory), MB/s`
+      : `FTPS (explicit, PROT P) STOR of ${fmtBytes(CFG.tlsBytes)} with curl -T (source file page-cached), MB/s`),
     better: 'mbps',
     async run(s, round) {
       const name = `up-${round}.bin`;
       const file = path.join(s.root, name);
+      if (tlsWithFtpbench()) {
+        const { r, cpu } = await runMeasured(s, ['stor', '--tls', ...common.args(s), '--file', name, '--bytes', String(CFG.tlsBytes)], { beforeGo: () => prefault(CFG.tlsBytes) });
+        let size = -1;
+        try {
+          size = fs.statSync(file).size;
+        } catch {
+          /* missing */
+        }
+        fs.rmSync(file, { force: true });
+        if (r.error) return r;
+        if (size !== CFG.tlsBytes) return { error: `stored file has ${size} bytes, expected ${CFG.tlsBytes}` };
+        return ftpbenchTlsResult(r, cpu);
+      }
       prefault(CFG.tlsBytes);
       const m = await curlMeasured(s, ['-T', s.tlsSource, curlUrl(s, name)]);
       let size = -1;
@@ -1230,8 +1301,8 @@ function printScenario(sc, servers) {
   const cols = {
     retr: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
     stor: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
-    'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
-    'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'curl CPU%', 'session setup CPU ms (server/curl)', 'data connection TLS'],
+    'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
+    'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
     many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms'],
     idle: ['KiB/session', 'vs best peer', `next ${CFG.idle}: KiB/session`, 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
@@ -1282,8 +1353,9 @@ function printTlsSummary(servers) {
       num(ps), num(ts), rel(ts, ps), num(get(p, 'stor', 'mb_per_cpu_s')), num(get(t, 'tls-stor', 'mb_per_cpu_s')), num(get(t, 'tls-retr', 'client_cpu_pct')), num(get(t, 'tls-stor', 'client_cpu_pct'))]);
   }
   if (!rows.length) return;
-  log(`\n## FTPS next to plain FTP (this run: plain RETR ${fmtBytes(CFG.retrBytes)} / STOR ${fmtBytes(CFG.storBytes)} with ftpbench, FTPS ${fmtBytes(CFG.tlsBytes)} each with curl)`);
-  log(table(['server', 'RETR MB/s plain', 'FTPS', 'FTPS/plain', 'RETR MB/CPU-s plain', 'FTPS', 'STOR MB/s plain', 'FTPS', 'FTPS/plain', 'STOR MB/CPU-s plain', 'FTPS', 'curl CPU% RETR', 'curl CPU% STOR'], rows));
+  const tc = tlsWithFtpbench() ? 'ftpbench --tls' : 'curl';
+  log(`\n## FTPS next to plain FTP (this run: plain RETR ${fmtBytes(CFG.retrBytes)} / STOR ${fmtBytes(CFG.storBytes)} with ftpbench, FTPS ${fmtBytes(CFG.tlsBytes)} each with ${tc})`);
+  log(table(['server', 'RETR MB/s plain', 'FTPS', 'FTPS/plain', 'RETR MB/CPU-s plain', 'FTPS', 'STOR MB/s plain', 'FTPS', 'FTPS/plain', 'STOR MB/CPU-s plain', 'FTPS', `${tlsWithFtpbench() ? 'client' : 'curl'} CPU% RETR`, `${tlsWithFtpbench() ? 'client' : 'curl'} CPU% STOR`], rows));
 }
 
 // ---------------------------------------------------------------- main
@@ -1492,8 +1564,13 @@ async function main() {
   log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay, heapReduceDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
-    log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired: ftpdlib-tls moves the records of file transfers in its engine (nativeTls), ftpdlib-stream-tls through Node's TLS socket; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). Client: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake. RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`);
-    log('- FTPS MB/s = bytes / (curl time_total - time_pretransfer), i.e. from EPSV to the 226. Server CPU = process-tree CPU from just before curl starts to just after it exits, and curl CPU = its getrusage (bash `times`), each minus the cost of a curl session that RETRs a 1 KiB file (login, 2 TLS handshakes, QUIT; the "session setup" column: server = mean of 5, curl = median of 5), to approximate the transfer alone like the plain tables. A session of a forking server reaches the parent cutime in 10 ms clock ticks, so the FTPS CPU figures carry +-10 ms per transfer. curl is single-threaded and does the client side of TLS in the same core budget: when curl CPU% is near 100 the client, not the server, is the limit.');
+    log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired: ftpdlib-tls moves the records of file transfers in its engine (nativeTls), ftpdlib-stream-tls through Node's TLS socket; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). ${tlsWithFtpbench() ? 'Check and warm-up of each -tls server' : 'Client'}: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake.${tlsWithFtpbench() ? '' : ` RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`}`);
+    if (!tlsWithFtpbench()) log('- FTPS MB/s = bytes / (curl time_total - time_pretransfer), i.e. from EPSV to the 226. Server CPU = process-tree CPU from just before curl starts to just after it exits, and curl CPU = its getrusage (bash `times`), each minus the cost of a curl session that RETRs a 1 KiB file (login, 2 TLS handshakes, QUIT; the "session setup" column: server = mean of 5, curl = median of 5), to approximate the transfer alone like the plain tables. A session of a forking server reaches the parent cutime in 10 ms clock ticks, so the FTPS CPU figures carry +-10 ms per transfer. curl is single-threaded and does the client side of TLS in the same core budget: when curl CPU% is near 100 the client, not the server, is the limit.');
+    if (tlsWithFtpbench()) {
+      log(`- FTPS client of this run: ftpbench --tls (--tls-client=ftpbench), not curl: ${spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim() || 'OpenSSL'} libssl; AUTH TLS, PBSZ 0, PROT P, TYPE I, EPSV (PASV on 5xx); no certificate verification; a control handshake that fails is retried twice with the ClientHello sent 20/100 ms after the 234 (ftp-srv 4.6 answers 234 before it puts TLS on the connection, and a ClientHello that arrives in between is read as a command: "wrong version number"; the "data connection TLS" column says "login retried" when it happened, always before the measured phase); the data connection's handshake starts right after RETR/STOR is sent and resumes the control connection's session (SSL_get1_session after the login's replies, SSL_set_session); the "data connection TLS" column says whether the server resumed it. RETR: SSL_read into 1 MiB with read-ahead (1 MiB read buffer) until close_notify/EOF, data discarded; STOR: SSL_write of 1 MiB from memory, then close_notify, FIN, the 226. MB/s, server CPU and client CPU as in the plain retr/stor tables (--sync: server CPU from right after login to right after the 226; client CPU = ftpbench's getrusage over RETR/STOR sent to the 226, data handshake included); nothing is subtracted. The "curl session setup" column is still the curl warm-up check of each -tls server (5 curl sessions on a 1 KiB file), not used in the figures.`);
+    } else {
+      log(`- FTPS client of this run: curl${opt.tlsClient === 'ftpbench' ? ` (--tls-client=ftpbench was asked for, but ${clientTlsNote || 'ftpbench has no TLS'}: curl instead)` : ' (--tls-client=curl)'}.`);
+    }
   }
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
@@ -1524,7 +1601,7 @@ async function main() {
       cpu_steal_pct: steal,
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
-      tls_client: anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
+      tls_client: anyTls && tlsWithFtpbench() ? { ftpbench: '--tls', openssl: spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim(), cert: 'self-signed EC P-256', warmup_check: tls.curl ? { curl: tls.curl } : null } : anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
       servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {}, idle_next: s.idleNext || null })),
     };
     fs.writeFileSync(file, JSON.stringify(out, null, 2));

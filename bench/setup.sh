@@ -29,7 +29,7 @@ apt_update_once() {
 
 # 1. apt peers
 missing=()
-for p in vsftpd python3-pyftpdlib python3-openssl curl openssl gcc libc6-dev; do have_pkg "$p" || missing+=("$p"); done
+for p in vsftpd python3-pyftpdlib python3-openssl curl openssl gcc libc6-dev libssl-dev; do have_pkg "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
   echo "[setup] apt-get install ${missing[*]}"
@@ -37,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
     || echo "[setup] WARNING: apt-get install failed for: ${missing[*]}"
 else
-  echo "[setup] apt peers already installed (vsftpd, python3-pyftpdlib, python3-openssl, curl, openssl)"
+  echo "[setup] apt peers already installed (vsftpd, python3-pyftpdlib, python3-openssl, curl, openssl, libssl-dev)"
 fi
 # The distro vsftpd service is not used by the bench; stop it if the postinst started one.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop vsftpd >/dev/null 2>&1 || true; fi

@@ -12,6 +12,9 @@
  *   idle   --sessions N                    hold N logged-in sessions; prints a JSON line with
  *                                          "ready", then waits for a line (or EOF) on stdin, then QUITs
  *   logins --clients C --seconds T         C threads loop connect/USER/PASS/QUIT for T seconds
+ *   --tls (retr, stor): explicit FTPS (AUTH TLS, PBSZ 0, PROT P); the data connection resumes the
+ *          control connection's TLS session; certificates are not verified. Only when built with
+ *          -DFTPBENCH_TLS -lssl -lcrypto (bench/run.js does so when OpenSSL's headers are there).
  *   --sync (retr, stor, many): print {"phase":"ready"} after logging in and {"phase":"done"}
  *          after the measured phase, each time waiting for a line on stdin before going on
  *
@@ -40,6 +43,10 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef FTPBENCH_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 static const char *g_host = "127.0.0.1";
 static int g_port = 0;
@@ -54,6 +61,7 @@ static double g_seconds = 1.0;
 static int g_timeout = 600;
 static int g_verbose = 0;
 static int g_sync = 0; /* --sync: stop before and after the measured phase, see sync_point() */
+static int g_tls = 0;  /* --tls: explicit FTPS with PROT P (retr, stor) */
 /*
  * many: how many clients connect and log in at once, before the measured phase. All 100 at the
  * same instant overflow a listen backlog of 32 (vsftpd's, fixed in its source): with SYN
@@ -108,6 +116,7 @@ static void sync_point(const char *phase) {
 
 typedef struct {
   int fd;
+  void *ssl;        /* SSL * once AUTH TLS succeeded (--tls), else NULL */
   char buf[8192];
   int len;          /* bytes buffered */
   char last[1024];  /* last reply line, for error messages */
@@ -168,7 +177,20 @@ static int read_reply(ctl_t *c) {
       continue;
     }
     if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd line: drop */
-    ssize_t r = recv(c->fd, c->buf + c->len, sizeof c->buf - (size_t)c->len, 0);
+    ssize_t r;
+#ifdef FTPBENCH_TLS
+    if (c->ssl) {
+      r = SSL_read((SSL *)c->ssl, c->buf + c->len, (int)(sizeof c->buf - (size_t)c->len));
+      if (r <= 0) {
+        int e = SSL_get_error((SSL *)c->ssl, (int)r);
+        snprintf(c->last, sizeof c->last, "control connection closed (TLS error %d, %s)", e, e == SSL_ERROR_SYSCALL ? strerror(errno) : "ssl");
+        return -1;
+      }
+      c->len += (int)r;
+      continue;
+    }
+#endif
+    r = recv(c->fd, c->buf + c->len, sizeof c->buf - (size_t)c->len, 0);
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
       snprintf(c->last, sizeof c->last, "control connection closed (%s)", r < 0 ? strerror(errno) : "EOF");
@@ -186,6 +208,9 @@ static int send_cmd(ctl_t *c, const char *fmt, ...) {
   va_end(ap);
   line[n++] = '\r';
   line[n++] = '\n';
+#ifdef FTPBENCH_TLS
+  if (c->ssl) return SSL_write((SSL *)c->ssl, line, n) == n ? 0 : -1;
+#endif
   int off = 0;
   while (off < n) {
     ssize_t w = send(c->fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
@@ -208,9 +233,102 @@ static int cmd(ctl_t *c, const char *fmt, ...) {
   return read_reply(c);
 }
 
-/* connect + banner + USER/PASS (+ TYPE I when type_i). Returns 0 or -1 (message in c->last). */
-static int ftp_login(ctl_t *c, int type_i) {
+/* ---------- TLS (--tls) ---------- */
+
+#ifdef FTPBENCH_TLS
+static SSL_CTX *g_ctx;
+/* what the last data connection negotiated, for the JSON result */
+static int g_tls_resumed = -1; /* -1: no data handshake yet; 0/1 = SSL_session_reused */
+static char g_tls_version[32] = "";
+static char g_tls_cipher[64] = "";
+static char g_tls_ctl_version[32] = "";
+static int g_tls_login_retries = 0;
+
+static const char *ssl_errstr(void) {
+  static char b[256];
+  unsigned long e = ERR_get_error();
+  if (!e) return "no OpenSSL error";
+  ERR_error_string_n(e, b, sizeof b);
+  return b;
+}
+
+static void tls_init(void) {
+  OPENSSL_init_ssl(0, NULL);
+  g_ctx = SSL_CTX_new(TLS_client_method());
+  if (!g_ctx) die("SSL_CTX_new: %s", ssl_errstr());
+  SSL_CTX_set_verify(g_ctx, SSL_VERIFY_NONE, NULL); /* the bench's certificate is self-signed */
+  SSL_CTX_set_min_proto_version(g_ctx, TLS1_2_VERSION);
+  /* the client keeps the sessions itself (SSL_get1_session), no internal cache needed */
+  SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  /* read whole socket buffers, not one record header + body per recv() */
+  SSL_CTX_set_read_ahead(g_ctx, 1);
+  SSL_CTX_set_default_read_buffer_len(g_ctx, 1 << 20);
+  SSL_CTX_set_mode(g_ctx, SSL_MODE_AUTO_RETRY);
+}
+
+/* AUTH TLS + handshake on the control connection. 0 or -1 (message in c->last). */
+static int tls_control(ctl_t *c, int delay_ms) {
+  int code = cmd(c, "AUTH TLS");
+  if (code != 234) return -1;
+  if (delay_ms) usleep((useconds_t)delay_ms * 1000);
+  SSL *ssl = SSL_new(g_ctx);
+  if (!ssl) {
+    snprintf(c->last, sizeof c->last, "SSL_new: %s", ssl_errstr());
+    return -1;
+  }
+  SSL_set_fd(ssl, c->fd);
+  if (SSL_connect(ssl) != 1) {
+    snprintf(c->last, sizeof c->last, "control TLS handshake: %s", ssl_errstr());
+    SSL_free(ssl);
+    return -1;
+  }
+  c->ssl = ssl;
+  snprintf(g_tls_ctl_version, sizeof g_tls_ctl_version, "%s", SSL_get_version(ssl));
+  return 0;
+}
+
+/* TLS client handshake on a data socket, resuming the control connection's session (taken now:
+   with TLS 1.3 its tickets arrive after the handshake, and replies have been read since). */
+static SSL *tls_data(ctl_t *c, int dfd) {
+  SSL *ssl = SSL_new(g_ctx);
+  if (!ssl) {
+    snprintf(c->last, sizeof c->last, "SSL_new: %s", ssl_errstr());
+    return NULL;
+  }
+  SSL_SESSION *sess = SSL_get1_session((SSL *)c->ssl);
+  if (sess) {
+    SSL_set_session(ssl, sess);
+    SSL_SESSION_free(sess);
+  }
+  SSL_set_fd(ssl, dfd);
+  if (SSL_connect(ssl) != 1) {
+    snprintf(c->last, sizeof c->last, "data TLS handshake: %s", ssl_errstr());
+    SSL_free(ssl);
+    return NULL;
+  }
+  g_tls_resumed = SSL_session_reused(ssl);
+  snprintf(g_tls_version, sizeof g_tls_version, "%s", SSL_get_version(ssl));
+  snprintf(g_tls_cipher, sizeof g_tls_cipher, "%s", SSL_get_cipher_name(ssl));
+  return ssl;
+}
+
+/* the JSON fields added by --tls (empty without it) */
+static const char *tls_json(void) {
+  static char b[256];
+  if (!g_tls) return "";
+  snprintf(b, sizeof b, ",\"tls_control_version\":\"%s\",\"tls_version\":\"%s\",\"tls_cipher\":\"%s\",\"tls_data_resumed\":%s,\"tls_login_retries\":%d",
+           g_tls_ctl_version, g_tls_version, g_tls_cipher, g_tls_resumed == 1 ? "true" : "false", g_tls_login_retries);
+  return b;
+}
+#else
+static const char *tls_json(void) { return ""; }
+#endif
+
+/* connect + banner (+ AUTH TLS with --tls) + USER/PASS (+ PBSZ 0/PROT P with --tls) (+ TYPE I
+   when type_i). Returns 0 or -1 (message in c->last). */
+static int ftp_login_once(ctl_t *c, int type_i, int auth_delay_ms) {
   c->len = 0;
+  c->ssl = NULL;
   c->fd = tcp_connect(g_host, g_port);
   if (c->fd < 0) {
     snprintf(c->last, sizeof c->last, "connect: %s", strerror(errno));
@@ -218,23 +336,57 @@ static int ftp_login(ctl_t *c, int type_i) {
   }
   int code = read_reply(c);
   if (code != 220) goto fail;
+#ifdef FTPBENCH_TLS
+  if (g_tls && tls_control(c, auth_delay_ms) < 0) goto fail;
+#endif
   code = cmd(c, "USER %s", g_user);
   if (code == 331) code = cmd(c, "PASS %s", g_pass);
   if (code != 230) goto fail;
+  if (g_tls) {
+    code = cmd(c, "PBSZ 0");
+    if (code != 200) goto fail;
+    code = cmd(c, "PROT P");
+    if (code != 200) goto fail;
+  }
   if (type_i) {
     code = cmd(c, "TYPE I");
     if (code != 200) goto fail;
   }
   return 0;
 fail:
+#ifdef FTPBENCH_TLS
+  if (c->ssl) SSL_free((SSL *)c->ssl);
+#endif
+  c->ssl = NULL;
   close(c->fd);
   c->fd = -1;
   return -1;
 }
 
+/* With --tls, a failed control handshake is retried twice, the ClientHello then sent 20/100 ms
+   after the 234: ftp-srv 4.6 replies 234 and only then (a few ticks later) puts its TLS socket on
+   the connection, so a ClientHello sent at once is sometimes read as a plain command and answered
+   in plain text ("wrong version number"). */
+static int ftp_login(ctl_t *c, int type_i) {
+  int rc = ftp_login_once(c, type_i, 0);
+#ifdef FTPBENCH_TLS
+  static const int delays[] = {20, 100};
+  for (int i = 0; rc < 0 && g_tls && i < 2 && strstr(c->last, "control TLS handshake"); i++) {
+    if (g_verbose) fprintf(stderr, "ftpbench: %s; retrying the login (ClientHello %d ms after the 234)\n", c->last, delays[i]);
+    g_tls_login_retries++;
+    rc = ftp_login_once(c, type_i, delays[i]);
+  }
+#endif
+  return rc;
+}
+
 static void ftp_quit(ctl_t *c) {
   if (c->fd < 0) return;
   cmd(c, "QUIT");
+#ifdef FTPBENCH_TLS
+  if (c->ssl) SSL_free((SSL *)c->ssl);
+#endif
+  c->ssl = NULL;
   close(c->fd);
   c->fd = -1;
 }
@@ -310,6 +462,105 @@ static long long do_retr(ctl_t *c, const char *name, double *lat) {
   return n;
 }
 
+#ifdef FTPBENCH_TLS
+/* RETR over a PROT P data connection: the handshake starts right after RETR is sent (before the
+   150 is read: some servers reply only once the data connection is secured, others only start
+   TLS after their 150), then SSL_read into 1 MiB until the server's close_notify or EOF. */
+static long long do_retr_tls(ctl_t *c, const char *name, double *lat) {
+  static char *buf = NULL;
+  if (!buf) buf = malloc(1 << 20);
+  int dfd = open_data(c);
+  if (dfd < 0) {
+    snprintf(c->last, sizeof c->last, "data connection failed");
+    return -1;
+  }
+  double t0 = now_s();
+  if (send_cmd(c, "RETR %s", name) < 0) {
+    close(dfd);
+    return -1;
+  }
+  SSL *ssl = tls_data(c, dfd);
+  if (!ssl) {
+    close(dfd);
+    return -1;
+  }
+  int code = read_reply(c);
+  if (code != 150 && code != 125) {
+    SSL_free(ssl);
+    close(dfd);
+    return -1;
+  }
+  long long n = 0;
+  for (;;) {
+    int r = SSL_read(ssl, buf, 1 << 20);
+    if (r > 0) {
+      n += r;
+      continue;
+    }
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN) break;                /* close_notify */
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) break; /* EOF without close_notify */
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING /* OpenSSL 3: EOF without close_notify */
+    if (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) break;
+#endif
+    snprintf(c->last, sizeof c->last, "SSL_read: error %d: %s", e, ssl_errstr());
+    SSL_free(ssl);
+    close(dfd);
+    return -1;
+  }
+  ERR_clear_error();
+  SSL_shutdown(ssl); /* our close_notify; the server's has been read (or it closed) */
+  SSL_free(ssl);
+  close(dfd);
+  code = read_reply(c);
+  *lat = now_s() - t0;
+  if (code != 226 && code != 250) return -1;
+  return n;
+}
+
+/* STOR over a PROT P data connection: N bytes with SSL_write from a 1 MiB buffer, then
+   close_notify (servers treat an upload without it as truncated), then FIN, then the 226. */
+static void stor_tls(ctl_t *c) {
+  const size_t chunk = 1u << 20;
+  unsigned char *m = malloc(chunk);
+  uint32_t x = 2463534242u;
+  for (size_t i = 0; i < chunk; i += 4) {
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    memcpy(m + i, &x, 4);
+  }
+  int dfd = open_data(c);
+  if (dfd < 0) die("data connection failed: %s", c->last);
+  double c0 = cpu_s(), t0 = now_s();
+  if (send_cmd(c, "STOR %s", g_file) < 0) die("send failed");
+  SSL *ssl = tls_data(c, dfd);
+  if (!ssl) die("%s", c->last);
+  int code = read_reply(c);
+  if (code != 150 && code != 125) die("STOR refused: %s", c->last);
+  long long left = g_bytes;
+  while (left > 0) {
+    int want = left < (long long)chunk ? (int)left : (int)chunk;
+    int w = SSL_write(ssl, m, want);
+    if (w <= 0) die("SSL_write: error %d: %s", SSL_get_error(ssl, w), ssl_errstr());
+    left -= w;
+  }
+  if (SSL_shutdown(ssl) < 0) die("SSL_shutdown: %s", ssl_errstr());
+  shutdown(dfd, SHUT_WR);
+  /* wait for the server to close its side (its close_notify, if any, is discarded) so the 226
+     follows the last byte */
+  char tmp[4096];
+  while (recv(dfd, tmp, sizeof tmp, 0) > 0) {}
+  SSL_free(ssl);
+  close(dfd);
+  code = read_reply(c);
+  double t1 = now_s(), c1 = cpu_s();
+  if (code != 226 && code != 250) die("STOR failed: %s", c->last);
+  double s = t1 - t0;
+  printf("{\"mode\":\"stor\",\"bytes\":%lld,\"seconds\":%.6f,\"mbps\":%.2f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f%s}\n",
+         g_bytes, s, g_bytes / s / 1e6, c1 - c0, (c1 - c0) / s * 100, tls_json());
+  free(m);
+}
+#endif
+
 /* ---------- modes ---------- */
 
 static void mode_retr(void) {
@@ -322,19 +573,34 @@ static void mode_retr(void) {
   long long n = 0;
   for (int i = 0; i < g_count; i++) {
     double lat = 0;
+#ifdef FTPBENCH_TLS
+    long long one = g_tls ? do_retr_tls(&c, g_file, &lat) : do_retr(&c, g_file, &lat);
+#else
     long long one = do_retr(&c, g_file, &lat);
+#endif
     if (one < 0) die("RETR %d of %d failed: %s", i + 1, g_count, c.last);
     n += one;
     secs += lat;
   }
   double c1 = cpu_s();
-  printf("{\"mode\":\"retr\",\"count\":%d,\"bytes\":%lld,\"seconds\":%.6f,\"mbps\":%.2f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f}\n",
-         g_count, n, secs, n / secs / 1e6, c1 - c0, (c1 - c0) / secs * 100);
+  printf("{\"mode\":\"retr\",\"count\":%d,\"bytes\":%lld,\"seconds\":%.6f,\"mbps\":%.2f,\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f%s}\n",
+         g_count, n, secs, n / secs / 1e6, c1 - c0, (c1 - c0) / secs * 100, tls_json());
   sync_point("done");
   ftp_quit(&c);
 }
 
 static void mode_stor(void) {
+#ifdef FTPBENCH_TLS
+  if (g_tls) {
+    ctl_t tc;
+    if (ftp_login(&tc, 1) < 0) die("login failed: %s", tc.last);
+    sync_point("ready");
+    stor_tls(&tc);
+    sync_point("done");
+    ftp_quit(&tc);
+    return;
+  }
+#endif
   /* 16 MiB of non-constant bytes in a memfd, sent with sendfile() over and over */
   const size_t chunk = 16u << 20;
   int mfd = memfd_create("ftpbench", MFD_CLOEXEC);
@@ -653,10 +919,19 @@ int main(int argc, char **argv) {
     else if (OPT("--login-concurrency")) g_login_concurrency = atoi(v);
     else if (strcmp(a, "-v") == 0) g_verbose = 1;
     else if (strcmp(a, "--sync") == 0) g_sync = 1;
+    else if (strcmp(a, "--tls") == 0) g_tls = 1;
     else die("unknown option %s", a);
 #undef OPT
   }
   if (g_port <= 0) die("--port is required");
+  if (g_tls) {
+#ifdef FTPBENCH_TLS
+    if (strcmp(mode, "retr") != 0 && strcmp(mode, "stor") != 0) die("--tls is supported by the retr and stor modes only");
+    tls_init();
+#else
+    die("--tls: this ftpbench was built without OpenSSL (build with -DFTPBENCH_TLS ... -lssl -lcrypto)");
+#endif
+  }
   if (g_clients < 1 || g_clients > 5000 || g_sessions < 1 || g_sessions > 20000 || g_count < 1 || g_count > 1000000 ||
       g_login_concurrency < 1 || g_login_concurrency > 5000)
     die("argument out of range");
