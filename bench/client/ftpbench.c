@@ -437,18 +437,26 @@ static long long drain(int dfd) {
   return total;
 }
 
-/* One RETR; returns bytes, sets *lat to seconds from RETR sent to the final reply. */
-static long long do_retr(ctl_t *c, const char *name, double *lat) {
+/* Open the data connection and send RETR; the data socket, or -1. *t0 = when RETR was sent. */
+static int start_retr(ctl_t *c, const char *name, double *t0) {
   int dfd = open_data(c);
   if (dfd < 0) {
     snprintf(c->last, sizeof c->last, "data connection failed");
     return -1;
   }
-  double t0 = now_s();
+  *t0 = now_s();
   if (send_cmd(c, "RETR %s", name) < 0) {
     close(dfd);
     return -1;
   }
+  return dfd;
+}
+
+/* One RETR; returns bytes, sets *lat to seconds from RETR sent to the final reply. */
+static long long do_retr(ctl_t *c, const char *name, double *lat) {
+  double t0;
+  int dfd = start_retr(c, name, &t0);
+  if (dfd < 0) return -1;
   int code = read_reply(c);
   if (code != 150 && code != 125) {
     close(dfd);
@@ -469,16 +477,9 @@ static long long do_retr(ctl_t *c, const char *name, double *lat) {
 static long long do_retr_tls(ctl_t *c, const char *name, double *lat) {
   static char *buf = NULL;
   if (!buf) buf = malloc(1 << 20);
-  int dfd = open_data(c);
-  if (dfd < 0) {
-    snprintf(c->last, sizeof c->last, "data connection failed");
-    return -1;
-  }
-  double t0 = now_s();
-  if (send_cmd(c, "RETR %s", name) < 0) {
-    close(dfd);
-    return -1;
-  }
+  double t0;
+  int dfd = start_retr(c, name, &t0);
+  if (dfd < 0) return -1;
   SSL *ssl = tls_data(c, dfd);
   if (!ssl) {
     close(dfd);
