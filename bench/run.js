@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// npm run bench [-- --quick] [--only=name,...] [--scenarios=key,...] [--json[=FILE]] [--rounds=N] [--keep]
+// npm run bench [-- --quick] [--only=name,...] [--scenarios=key,...] [--json[=FILE]] [--rounds=N] [--keep] [--pin]
 //
 // Measures ftpdlib (zero-copy and stream paths) against the installed peer FTP servers in one
 // run, interleaved per scenario, with the C client in bench/client/ftpbench.c. Peers are
@@ -28,7 +28,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, tlsClient: 'ftpbench' };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, tlsClient: 'ftpbench', pin: false };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -43,6 +43,7 @@ for (const a of argv) {
   else if (a.startsWith('--json=')) opt.json = path.resolve(a.slice(7));
   else if (a.startsWith('--rounds=')) opt.rounds = Math.max(1, Math.min(5, Number(a.slice(9)) || 1));
   else if (a === '--keep') opt.keep = true;
+  else if (a === '--pin') opt.pin = true;
   else if (a === '--no-warmup') opt.warmup = false;
   else if (a === '--no-arena-max') opt.arenaMax = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
@@ -83,6 +84,7 @@ for (const a of argv) {
     console.log('--ftpdlib-solo=0|1: a transfer running alone on its own I/O thread at full priority, or not (configureNative soloThread; default: the library\'s, 1)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--tls-client=ftpbench|curl: the client of tls-retr and tls-stor (default ftpbench --tls, which is not the bottleneck; curl reads one record per call and ran at 96-100% of a core; ftpbench falls back to curl when it was built without OpenSSL)');
+    console.log('--pin: run every server on the first cores and the clients on the last (taskset), so the client takes no CPU from the server (on 2 cores: one each)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
   } else {
@@ -277,6 +279,25 @@ function buildClient() {
   if (!clientTls && !clientTlsNote) clientTlsNote = 'ftpbench built without TLS (no /usr/include/openssl/ssl.h: apt-get install libssl-dev)';
   return null;
 }
+/**
+ * --pin: every server on the first cores and the clients on the last (taskset), so the client
+ * takes no CPU from the server: the nearest this machine comes to a client on another machine.
+ * Forking servers' session processes and the Node servers' threads inherit the mask.
+ */
+const PIN = (() => {
+  if (!opt.pin) return null;
+  const n = os.cpus().length;
+  if (n < 2 || spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
+    console.error('--pin needs at least 2 cores and taskset (util-linux)');
+    process.exit(2);
+  }
+  return { server: n === 2 ? '0' : `0-${n - 2}`, client: String(n - 1) };
+})();
+/** [cmd, args] that runs cmd on the given side's cores under --pin, else cmd itself. */
+function pinned(side, cmd, args) {
+  return PIN ? ['taskset', ['-c', PIN[side], cmd, ...args]] : [cmd, args];
+}
+
 let clientTls = false;
 let clientTlsNote = null;
 // the FTPS scenarios' client: ftpbench --tls when asked for and built with TLS, else curl
@@ -285,7 +306,7 @@ const tlsWithFtpbench = () => opt.tlsClient === 'ftpbench' && clientTls;
 // Runs the client; resolves with its (last) JSON line. onLine gets every parsed line.
 function runClient(args, { onLine, stdinPipe = false, timeoutS = CFG.clientTimeout } = {}) {
   return new Promise((resolve) => {
-    const ch = spawn(CLIENT, [...args, '--timeout', String(timeoutS)], { stdio: [stdinPipe ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const ch = spawn(...pinned('client', CLIENT, [...args, '--timeout', String(timeoutS)]), { stdio: [stdinPipe ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     track.clients.add(ch.pid);
     let out = '';
     let err = '';
@@ -350,7 +371,7 @@ const CURL_W = '%{size_download} %{size_upload} %{time_pretransfer} %{time_start
 function runCurl(args, timeoutS = CFG.clientTimeout) {
   return new Promise((resolve) => {
     const script = 'curl "$@"; rc=$?; times >&3; exit $rc';
-    const ch = spawn('bash', ['-c', script, 'bash', '-s', '-v', '--ssl-reqd', '-k', '--max-time', String(timeoutS), '--user', 'bench:bench', '-w', CURL_W, ...args], {
+    const ch = spawn(...pinned('client', 'bash', ['-c', script, 'bash', '-s', '-v', '--ssl-reqd', '-k', '--max-time', String(timeoutS), '--user', 'bench:bench', '-w', CURL_W, ...args]), {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       detached: true, // own process group, so a timeout or ^C can end bash and curl together
     });
@@ -899,7 +920,7 @@ async function startServer(def, index, common, attempt = 0) {
   const logFile = path.join(RUN, `${def.name}.log`);
   const logFd = fs.openSync(logFile, 'w');
   s.logFile = logFile;
-  const proc = spawn(p.cmd, p.args, {
+  const proc = spawn(...pinned('server', p.cmd, p.args), {
     cwd: ROOT,
     env: { ...process.env, ...(def.node && opt.arenaMax ? NODE_SERVER_ENV : {}), ...(p.env || {}) },
     // stdin: vsftpd reports config errors on fd 0; pure-ftpd takes a socket on fd 0 for inetd
@@ -1598,6 +1619,7 @@ async function main() {
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
+  if (PIN) log(`- --pin: every server ran on core(s) ${PIN.server} and the clients on core ${PIN.client} (taskset), so no client took CPU from a server; each server had ${PIN.server === '0' ? 'one core' : 'those cores'} instead of the machine.`);
   if (opt.ioThreads !== null) log(`- ftpdlib's engine runs ${opt.ioThreads} I/O thread(s) (--ftpdlib-io-threads).`);
   if (opt.solo !== null) log(`- ftpdlib's engine ${opt.solo ? 'gives' : 'does not give'} a transfer running alone its own I/O thread at full priority (--ftpdlib-solo; the library's default gives it).`);
   if (opt.ioNice !== null) log(`- ftpdlib's engine I/O thread runs ${opt.ioNice} nice steps below the process (--ftpdlib-io-nice; the library's default is 10).`);
