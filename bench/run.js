@@ -1027,8 +1027,9 @@ function banner(port) {
 }
 
 /**
- * A Node server's main thread (the event loop) as the scheduler saw it: [ns on a CPU, ns runnable
- * but waiting for one] (/proc/PID/task/PID/schedstat), or null where the file is missing.
+ * A Node server's main thread (the event loop) as the scheduler saw it, from
+ * /proc/PID/task/PID/schedstat: { run: ns on a CPU, wait: ns ready to run but waiting for one,
+ * at: when read }, or null where the file is missing.
  */
 function loopSched(pid) {
   try {
@@ -1627,7 +1628,7 @@ async function main() {
     ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'
     : '- ftpdlib runs with memoryTrimDelay 0 and heapReduceDelay 0 (--no-memory-trim): it never gives freed memory back.');
   log('- many: "RETR" latency = from sending RETR to reading the 226 (data connection already open); "file" latency = from sending EPSV (PASV where EPSV is refused) to the 226, connecting included: the whole download of one file. The 100 clients log in before the measured phase, at most 16 at a time (ftpbench --login-concurrency): all 100 at once overflowed vsftpd\'s listen backlog of 32, and with SYN cookies a client whose ACK was dropped waited 30 s for a greeting, which failed most of vsftpd\'s rounds until 2026-11-30.');
-  log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many". loop on CPU / waiting = the share of that phase the server's main thread ran, and was ready to run but waited for a CPU (/proc/PID/task/PID/schedstat: the client's threads run on the same two cores).`);
+  log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many". loop on CPU / waiting = the share of that phase the server's main thread ran, and was ready to run but waited for a CPU (/proc/PID/task/PID/schedstat; ${PIN ? 'the clients ran on a core of their own (--pin)' : "the client's threads run on the same cores"}).`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
   const stat1 = cpuTimes();
   const steal = stat0 && stat1 && stat1.total > stat0.total ? ((stat1.steal - stat0.steal) / (stat1.total - stat0.total)) * 100 : null;
