@@ -100,8 +100,8 @@ if (opt.rounds) CFG.rounds = opt.rounds;
 // The short, noisy scenarios get 5 rounds in a full run (--rounds sets all): "many" (about a second
 // per round; its rounds on this 2-vCPU machine spread by a third either way), and the plain RETR
 // and STOR of 2 GiB (one download of the same server moved 1,642-3,726 MB/s in three back-to-back
-// tries on the fifteenth session's machine: where the scheduler puts the sender against the client
-// decides more than the server does, src/native/bench/RESULTS.md).
+// tries on the fifteenth session's machine: the vCPU's speed, which the host sets, decides more than
+// the server does; src/native/bench/RESULTS.md, "RETR: the sending thread is busy").
 const LONG_ROUNDS = opt.rounds || opt.quick ? CFG.rounds : 5;
 const FIVE_ROUNDS = new Set(['many', 'retr', 'stor']);
 const roundsOf = (sc) => (FIVE_ROUNDS.has(sc.key) ? LONG_ROUNDS : CFG.rounds);
@@ -505,6 +505,21 @@ function ftpbenchTlsResult(r, cpu) {
 }
 
 // ---------------------------------------------------------------- data files and roots
+/**
+ * The size of an uploaded file (-1 when it is missing), which is then removed: that drops its
+ * dirty pages before the next server writes.
+ */
+function takeUpload(file) {
+  let size = -1;
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    /* missing */
+  }
+  fs.rmSync(file, { force: true });
+  return size;
+}
+
 function ensureFile(file, size) {
   if (exists(file) && fs.statSync(file).size === size) return;
   const block = Buffer.alloc(MiB);
@@ -1173,13 +1188,7 @@ const SCENARIOS = [
       const name = `up-${round}.bin`;
       const file = path.join(s.root, name);
       const { r, cpu } = await runMeasured(s, ['stor', ...common.args(s), '--file', name, '--bytes', String(CFG.storBytes)], { beforeGo: () => prefault(CFG.storBytes) });
-      let size = -1;
-      try {
-        size = fs.statSync(file).size;
-      } catch {
-        /* missing */
-      }
-      fs.rmSync(file, { force: true }); // drop its dirty pages before the next server writes
+      const size = takeUpload(file);
       if (r.error) return r;
       if (size !== CFG.storBytes) return { error: `stored file has ${size} bytes, expected ${CFG.storBytes}` };
       return { mbps: r.mbps, seconds: r.seconds, server_cpu_s: cpu, mb_per_cpu_s: cpu > 0 ? r.bytes / 1e6 / cpu : null, client_cpu_pct: r.client_cpu_pct, server_cpu_pct: (cpu / r.seconds) * 100 };
@@ -1217,26 +1226,14 @@ const SCENARIOS = [
       const file = path.join(s.root, name);
       if (tlsWithFtpbench()) {
         const { r, cpu } = await runMeasured(s, ['stor', '--tls', ...common.args(s), '--file', name, '--bytes', String(CFG.tlsBytes)], { beforeGo: () => prefault(CFG.tlsBytes) });
-        let size = -1;
-        try {
-          size = fs.statSync(file).size;
-        } catch {
-          /* missing */
-        }
-        fs.rmSync(file, { force: true });
+        const size = takeUpload(file);
         if (r.error) return r;
         if (size !== CFG.tlsBytes) return { error: `stored file has ${size} bytes, expected ${CFG.tlsBytes}` };
         return ftpbenchTlsResult(r, cpu);
       }
       prefault(CFG.tlsBytes);
       const m = await curlMeasured(s, ['-T', s.tlsSource, curlUrl(s, name)]);
-      let size = -1;
-      try {
-        size = fs.statSync(file).size;
-      } catch {
-        /* missing */
-      }
-      fs.rmSync(file, { force: true });
+      const size = takeUpload(file);
       if (m.error) return { error: m.error };
       if (m.w.size_upload !== CFG.tlsBytes || size !== CFG.tlsBytes) return { error: `stored file has ${size} bytes (curl sent ${m.w.size_upload}), expected ${CFG.tlsBytes}` };
       return tlsResult(s, m, CFG.tlsBytes);
