@@ -570,6 +570,20 @@ test.serial('failures before the first byte are FTPD_ERR_NATIVE_START, for a ret
   err = expectError(t, await engine.run(request('send', s, wfd, 0)).catch((e: unknown) => e));
   t.is(err.code, 'FTPD_ERR_NATIVE_START');
   fs.closeSync(wfd);
+  // The I/O thread checks what it was handed before the first move: a directory is not a
+  // file to send, and a file is not a socket to send to.
+  const dfd = fs.openSync(dir, 'r');
+  err = expectError(t, await engine.run(request('send', s, dfd, 0)).catch((e: unknown) => e));
+  t.is(err.code, 'FTPD_ERR_NATIVE_START');
+  t.is(err.bytes, 0);
+  fs.closeSync(dfd);
+  const ffd = fs.openSync(file, 'r');
+  const notSocket = fs.openSync(path.join(dir, 'not-a-socket.bin'), 'w');
+  err = expectError(t, await engine.run(request('send', s, ffd, 0, { fd: notSocket })).catch((e: unknown) => e));
+  t.is(err.code, 'FTPD_ERR_NATIVE_START');
+  t.is(fs.fstatSync(notSocket).size, 0, 'nothing was written to it');
+  fs.closeSync(notSocket);
+  fs.closeSync(ffd);
   t.is(engineStats().active, 0);
   c.destroy();
   s.destroy();
