@@ -40,6 +40,8 @@ export interface ServerContext {
   dropSparePassives(): void;
   /** Keep TCP urgent data in-band on a control socket, when the native addon can. */
   setOobInline(socket: import('node:net').Socket): void;
+  /** TCP_NODELAY on a control socket (options.tcpNoDelay), unless it has it from its listener. */
+  setNoDelay(socket: import('node:net').Socket): void;
   emitLogin(session: Session, user: string): void;
   emitLoginFailed(session: Session, user: string): void;
   emitLogout(session: Session, user: string): void;

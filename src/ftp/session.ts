@@ -145,7 +145,7 @@ export class Session {
     this.raw = socket;
     this.framer = new CommandFramer({ maxLineLength: ctx.options.maxLineLength, encoding: ctx.options.encoding });
     this.mlstFacts = ctx.defaultMlstFacts;
-    socket.setNoDelay(ctx.options.tcpNoDelay);
+    ctx.setNoDelay(socket);
     // Python's ftplib sends ABOR with MSG_OOB: keep the urgent byte in the stream.
     ctx.setOobInline(socket);
     this.listenTo(socket);

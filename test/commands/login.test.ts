@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import { LineClient } from '../helpers/line-client';
 import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
@@ -95,4 +96,27 @@ test('QUIT: 221, then the server closes and frees the session at once, even whil
   t.false(c.sock.destroyed);
   await waitForNoSessions(s.server, 1500);
   t.is(disconnected, 1);
+});
+
+// The server's end of a control connection, as the kernel has it: TCP_NODELAY read by Python
+// from the descriptor itself (passed as the child's fd 3).
+async function serverNoDelay(tcpNoDelay: boolean | undefined, t: import('ava').ExecutionContext): Promise<number> {
+  const s = await startServer(t, tcpNoDelay === undefined ? {} : { tcpNoDelay });
+  const listener = (s.server as unknown as { server: net.Server }).server;
+  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+  const c = await LineClient.open(s.port);
+  const sock = await accepted;
+  t.is((await c.cmd(`USER ${USER}`)).code, 331); // the session has set up its socket
+  const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+  const py = 'import socket; s = socket.socket(fileno=3); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()';
+  const r = spawnSync('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit', fd], encoding: 'utf8' });
+  c.close();
+  t.is(r.status, 0);
+  return Number(r.stdout.trim()) ? 1 : 0;
+}
+
+test('control connections have TCP_NODELAY (tcpNoDelay, the default), and not with tcpNoDelay: false', async (t) => {
+  t.is(await serverNoDelay(undefined, t), 1, 'default');
+  t.is(await serverNoDelay(true, t), 1, 'tcpNoDelay: true');
+  t.is(await serverNoDelay(false, t), 0, 'tcpNoDelay: false');
 });
