@@ -69,6 +69,12 @@ function info(s: Session): SessionInfo {
 /** An 'error' listener that keeps a socket's error from throwing; one function for every socket. */
 const ignore = (): void => {};
 
+/** Whether `socket` was accepted by one of `listeners` (and so has the options set on them). */
+function acceptedBy(socket: net.Socket, listeners: ReadonlySet<net.Server>): boolean {
+  const from = (socket as { server?: net.Server }).server;
+  return from !== undefined && listeners.has(from);
+}
+
 /** TCP_NODELAY on a listening socket through Node's TCP handle; true when set. */
 function setListenerNoDelay(server: net.Server): boolean {
   const handle = (server as unknown as { _handle?: { setNoDelay?: (on: boolean) => number } | null })._handle;
@@ -150,15 +156,12 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       },
       // A socket accepted by a listener that has SO_OOBINLINE has it too: no call per connection.
       setOobInline: (socket) => {
-        const from = (socket as { server?: net.Server }).server;
-        if (!from || !this.oobListeners.has(from)) setOobInline(socket);
+        if (!acceptedBy(socket, this.oobListeners)) setOobInline(socket);
       },
       // Likewise TCP_NODELAY: Node's own `noDelay` server option would make a setsockopt per
       // connection (1.4% of the event loop's samples in a profile of logins).
       setNoDelay: (socket) => {
-        if (!this.options.tcpNoDelay) return;
-        const from = (socket as { server?: net.Server }).server;
-        if (!from || !this.noDelayListeners.has(from)) socket.setNoDelay(true);
+        if (this.options.tcpNoDelay && !acceptedBy(socket, this.noDelayListeners)) socket.setNoDelay(true);
       },
       emitLogin: (s, user) => this.emit('login', user, info(s)),
       emitLoginFailed: (s, user) => this.emit('loginFailed', user, info(s)),
