@@ -34,7 +34,7 @@ import { promisify } from 'node:util';
 import { ConfigError } from '../config/errors';
 import { FsOp, errnoName, unixAddon, unixAddonReason, type Creds, type RawStat, type UnixAddon } from '../native/unix';
 import { fsError } from './errors';
-import { Jail } from './jail';
+import { Jail, type JailOwner } from './jail';
 import { kindOfMode } from './local';
 import { ftpIsWithin } from './paths';
 import type { DirEntry, FileHandle, FileStat, FileSystem, OpenWriteOptions } from './types';
@@ -115,7 +115,7 @@ class AsUserFileHandle implements FileHandle {
 }
 
 
-export class AsUserFileSystem implements FileSystem {
+export class AsUserFileSystem implements FileSystem, JailOwner {
   private readonly creds: Creds;
   private readonly addon: UnixAddon;
   private readonly jail: Jail;
@@ -147,8 +147,13 @@ export class AsUserFileSystem implements FileSystem {
         isSymlink: async (local, ftpPath) => kindOfMode((await this.call<RawStat>(FsOp.lstat, 'lstat', ftpPath, local))[0]) === 'symlink',
         readlink: (local, ftpPath) => this.call<string>(FsOp.readlink, 'readlink', ftpPath, local),
       },
-      () => this.call<string>(FsOp.realpath, 'realpath', '/', root),
+      this,
     );
+  }
+
+  /** @internal The jail's root: the real path of `root`, resolved as the user. */
+  resolveJailRoot(): Promise<string> {
+    return this.call<string>(FsOp.realpath, 'realpath', '/', this.root);
   }
 
   /** The uid and gid this filesystem acts as. */

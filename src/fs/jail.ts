@@ -31,6 +31,14 @@ function errCode(err: unknown): string | undefined {
  * refuses every path whose real location (symlinks followed) is outside the root. Shared by
  * LocalFileSystem and AsUserFileSystem, which differ only in who makes the system calls.
  */
+/**
+ * The filesystem a jail belongs to, which resolves the root's real path for it: a method of the
+ * filesystem rather than a closure, which every session's filesystem would hold (about 100 bytes).
+ */
+export interface JailOwner {
+  resolveJailRoot(): Promise<string>;
+}
+
 export class Jail {
   private rootReal?: Promise<string>;
   /** Real root with a trailing separator, once known. */
@@ -41,13 +49,13 @@ export class Jail {
     readonly root: string,
     private readonly probe: JailProbe,
     /** How the root is resolved (LocalFileSystem shares the answer among sessions for a moment). */
-    private readonly resolveRoot: () => Promise<string>,
+    private readonly owner: JailOwner,
   ) {}
 
   /** The root's real path, resolved on first use (a failure is retried on the next call). */
   realRoot(): Promise<string> {
     if (!this.rootReal) {
-      this.rootReal = this.resolveRoot().then((r) => {
+      this.rootReal = this.owner.resolveJailRoot().then((r) => {
         this.rootResolved = r;
         this.rootPrefix = r.endsWith(nodePath.sep) ? r : r + nodePath.sep;
         return r;

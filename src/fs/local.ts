@@ -5,7 +5,7 @@ import * as nodePath from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fsError } from './errors';
 import { FdWriteSink } from './fd-sink';
-import { Jail, type JailProbe } from './jail';
+import { Jail, type JailOwner, type JailProbe } from './jail';
 import { ftpIsWithin } from './paths';
 import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
 import type { JailedFs, JailedStat } from '../native';
@@ -287,14 +287,19 @@ const LOCAL_PROBE: JailProbe = {
   readlink: (local) => fsp.readlink(local),
 };
 
-export class LocalFileSystem implements FileSystem {
+export class LocalFileSystem implements FileSystem, JailOwner {
   private readonly jail: Jail;
   private info?: Promise<RootInfo>;
 
   /** `root` must be an absolute path to an existing directory; it is realpath'd on first use. */
   constructor(readonly root: string) {
     if (!nodePath.isAbsolute(root)) throw new TypeError(`LocalFileSystem root must be absolute: ${root}`);
-    this.jail = new Jail(root, LOCAL_PROBE, async () => (await this.rootInfo()).real);
+    this.jail = new Jail(root, LOCAL_PROBE, this);
+  }
+
+  /** @internal The jail's root: the real path of `root`. */
+  async resolveJailRoot(): Promise<string> {
+    return (await this.rootInfo()).real;
   }
 
   /** The root's facts, once per filesystem (a failure is retried on the next call). */

@@ -1,5 +1,6 @@
 import type Logger from 'bunyan';
 import type { IdleWatch } from './data/idle-watch';
+import type { IdleList } from './idle-list';
 import type { ResolvedOptions } from '../config/options';
 import type { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
@@ -33,6 +34,8 @@ export interface ServerContext {
   readonly userLimits: UserLimitsTracker;
   /** dataTimeout for every running transfer, one interval for all. */
   readonly dataIdle: IdleWatch;
+  /** The control connections' idle timeout (options.timeout), one timer for all; null when 0. */
+  readonly controlIdle: IdleList<Session> | null;
   /** Run a transfer through the engine chosen for it; `onEngine` learns which one before bytes move. */
   transfer(req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult>;
   onSessionClosed(session: Session): void;

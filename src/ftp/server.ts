@@ -6,6 +6,7 @@ import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../
 import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { IdleWatch } from './data/idle-watch';
+import { IdleList } from './idle-list';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
@@ -68,6 +69,11 @@ function info(s: Session): SessionInfo {
 
 /** An 'error' listener that keeps a socket's error from throwing; one function for every socket. */
 const ignore = (): void => {};
+
+/** The control idle list's expiry: one function for every server (no closure per server). */
+function expireIdleSession(s: Session): void {
+  s.idleExpired();
+}
 
 /** Whether `socket` was accepted by one of `listeners` (and so has the options set on them). */
 function acceptedBy(socket: net.Socket, listeners: ReadonlySet<net.Server>): boolean {
@@ -148,6 +154,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       defaultMlstFacts: new Set(DEFAULT_MLST_FACTS),
       userLimits: new UserLimitsTracker(),
       dataIdle: new IdleWatch(),
+      controlIdle: this.options.timeout > 0 ? new IdleList<Session>(this.options.timeout * 1000, expireIdleSession) : null,
       transfer: (req: TransferRequest, onEngine: (engine: 'native' | 'stream') => void): Promise<TransferResult> =>
         selectEngine(req, useNative, onEngine, this.log),
       onSessionClosed: (s) => this.onSessionClosed(s),
@@ -418,6 +425,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
 
   private startSession(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
     const session = new Session(this.ctx, socket, implicitTls, peer);
+    // The session's own error listener replaces the one the socket got on arrival: with two,
+    // Node keeps an array of them on every idle socket.
+    socket.off('error', ignore);
     this.sessions.add(session);
     this.trimmer?.note();
     if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
@@ -474,6 +484,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     await listenerClosed;
     await this.stats.close();
     this.trimmer?.stop();
+    this.ctx.controlIdle?.clear();
     this.log.info('closed');
   }
 

@@ -15,11 +15,12 @@ import { GatedTlsConnection, type TlsGate } from './data/tls-gate';
 import { closePassiveListener, type SparePassive } from './data/passive';
 import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type TransferPath, type TransferResult } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
+import type { IdleNode } from './idle-list';
 import { dispatch, dispatchTransfer } from './dispatch';
 import { COMMANDS } from './commands';
 import type { ServerContext } from './server-context';
 import type { ProxiedPeer } from './proxy-socket';
-import type { RunningTransfer } from './user-limits';
+import type { LoginSlot, RunningTransfer } from './user-limits';
 
 /** Where a session is in the login sequence. Transfers are tracked by `transfer`. */
 export type SessionState = 'auth' | 'pass' | 'ready';
@@ -84,7 +85,7 @@ export class Session {
   /** The logged-in user's limits (the authorizer's answer at login), or null. */
   limits: Readonly<UserLimits> | null = null;
   /** Gives back the user's session slot (maxSessions) at logout. */
-  private loginSlot: (() => void) | null = null;
+  private loginSlot: LoginSlot | null = null;
   fs: FileSystem | null = null;
   cwd = '/';
   type: 'A' | 'I' = 'A';
@@ -110,9 +111,12 @@ export class Session {
   private readonly queue: FrameEvent[] = [];
   private busy = false;
   private closed = false;
-  private idleTimer: NodeJS.Timeout | null = null;
+  /** The server's idle list (`ctx.controlIdle`) links sessions through these (idle-list.ts). */
+  idlePrev: IdleNode | null = null;
+  idleNext: IdleNode | null = null;
+  idleAt = -1;
   private readPaused = false;
-  private readonly closeWaiters: Array<() => void> = [];
+  private closeWaiters: Array<() => void> | null = null;
 
   /** The control connection: the TCP socket, or the TLS socket over it after AUTH TLS. */
   private control: net.Socket;
@@ -319,6 +323,9 @@ export class Session {
       }
     } finally {
       this.busy = false;
+      // Emptied by shift(), an array keeps its grown backing store (about 140 bytes); setting
+      // the length drops it, so an idle session does not hold one.
+      if (this.queue.length === 0) this.queue.length = 0;
     }
   }
 
@@ -426,32 +433,20 @@ export class Session {
   // ---- timers --------------------------------------------------------------
 
   /**
-   * Restart the idle timer. A running transfer suspends it: the timer stays armed meanwhile
-   * (onIdle ignores it then; no clear and new Timeout per transfer), and the transfer's end
-   * touches it again, which re-arms it even if it fired.
+   * Restart the idle timeout. A running transfer suspends it: the session stays in the idle
+   * list meanwhile (idleExpired ignores it then; no work per transfer), and the transfer's
+   * end touches it again, which puts it back if it expired.
    */
   touch(): void {
-    const secs = this.options.timeout;
-    if (secs > 0 && !this.closed) {
+    const idle = this.ctx.controlIdle;
+    if (idle && !this.closed) {
       if (this.transfer) return;
-      // Re-arm the one timer (every command touches it twice): no new Timeout each time.
-      if (this.idleTimer) this.idleTimer.refresh();
-      else {
-        // One function for every session's timer, the session as its argument: no closure each.
-        this.idleTimer = setTimeout(Session.idleFired, secs * 1000, this);
-        this.idleTimer.unref();
-      }
-    } else if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = null;
+      idle.touch(this);
     }
   }
 
-  private static idleFired(session: Session): void {
-    session.onIdle();
-  }
-
-  private onIdle(): void {
+  /** The server's idle list calls this when the session's timeout has passed. */
+  idleExpired(): void {
     if (this.transfer || this.closed) return;
     this.log.info('control connection timed out');
     this.replyAndClose(421, 'Control connection timed out.');
@@ -696,20 +691,20 @@ export class Session {
    * unless the server counts sessions with a shared SessionCounter (the daemon's workers).
    */
   takeLoginSlot(user: string, limits: Readonly<UserLimits>): boolean | Promise<boolean> {
-    const release = this.ctx.userLimits.acquireLogin(user, limits.maxSessions ?? 0);
-    if (release instanceof Promise) return release.then((r) => this.keepLoginSlot(r, limits));
-    return this.keepLoginSlot(release, limits);
+    const slot = this.ctx.userLimits.acquireLogin(user, limits.maxSessions ?? 0);
+    if (slot instanceof Promise) return slot.then((r) => this.keepLoginSlot(r, limits));
+    return this.keepLoginSlot(slot, limits);
   }
 
-  private keepLoginSlot(release: (() => void) | null, limits: Readonly<UserLimits>): boolean {
-    if (!release) return false;
+  private keepLoginSlot(slot: LoginSlot | null, limits: Readonly<UserLimits>): boolean {
+    if (!slot) return false;
     // Closed while a shared counter answered: nothing will log this session out.
     if (this.closed) {
-      release();
+      slot.release();
       return false;
     }
-    this.loginSlot?.();
-    this.loginSlot = release;
+    this.loginSlot?.release();
+    this.loginSlot = slot;
     this.limits = limits;
     return true;
   }
@@ -717,7 +712,7 @@ export class Session {
   /** Forget the logged-in user (REIN, QUIT, close). */
   logout(): void {
     if (this.user) this.ctx.emitLogout(this, this.user);
-    this.loginSlot?.();
+    this.loginSlot?.release();
     this.loginSlot = null;
     this.limits = null;
     this.user = null;
@@ -787,7 +782,7 @@ export class Session {
     this.closed = true;
     this.queue.length = 0;
     this.dropSparePassive();
-    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.ctx.controlIdle?.remove(this);
     this.transferAbort?.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
     this.transfer?.abort.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
     this.logout();
@@ -802,13 +797,15 @@ export class Session {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.shutdown();
     this.ctx.onSessionClosed(this);
-    for (const w of this.closeWaiters.splice(0)) w();
+    const waiters = this.closeWaiters;
+    this.closeWaiters = null;
+    if (waiters) for (const w of waiters) w();
   }
 
   /** Resolves once the control socket has closed. */
   whenClosed(): Promise<void> {
     if (this.closeHandled) return Promise.resolve();
-    return new Promise((resolve) => this.closeWaiters.push(resolve));
+    return new Promise((resolve) => (this.closeWaiters ??= []).push(resolve));
   }
 }
 

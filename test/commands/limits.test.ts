@@ -69,6 +69,42 @@ test('idle timeout: 421 and the connection is closed', async (t) => {
   await waitForNoSessions(s.server);
 });
 
+test('idle timeout is each session\'s own: commands keep one open while the silent ones close, oldest first', async (t) => {
+  // 1 s, not less: the busy session's commands must keep coming within it on a loaded machine.
+  const s = await startServer(t, { timeout: 1 });
+  const busy = await LineClient.open(s.port);
+  const first = await LineClient.open(s.port);
+  t.teardown(() => {
+    busy.close();
+    first.close();
+  });
+  await busy.login(USER, PASS);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = await LineClient.open(s.port);
+  t.teardown(() => second.close());
+  const closedAt: string[] = [];
+  const done = Promise.all(
+    ([['first', first], ['second', second]] as const).map(async ([name, c]) => {
+      t.is((await c.read())?.code, 421, `${name} timed out`);
+      await c.whenClosed();
+      closedAt.push(name);
+    }),
+  );
+  // NOOP every 200 ms for 2.4 s: more than twice the timeout, never 1 s without a command.
+  for (let i = 0; i < 12; i++) {
+    t.is((await busy.cmd('NOOP')).code, 200);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await done;
+  t.deepEqual(closedAt, ['first', 'second'], 'the session silent longer closes first');
+  t.false(busy.closed, 'the session sending commands is still open');
+  t.is((await busy.cmd('PWD')).code, 257);
+  // Once it falls silent it times out like the others.
+  t.is((await busy.read())?.code, 421);
+  await busy.whenClosed();
+  await waitForNoSessions(s.server);
+});
+
 test('idle timeout applies before login too', async (t) => {
   const s = await startServer(t, { timeout: 0.3 });
   const c = await LineClient.open(s.port);
