@@ -244,18 +244,29 @@ function treeCpu(root) {
   return sec;
 }
 
+// kb: Pss; anonKb: Pss_Anon + Pss_Shmem, the memory no file backs. The idle figure is taken on the
+// second: a server's file-backed pages (its binary, its libraries) come and go with the page cache
+// and the host's pageout, not with its sessions (pyftpdlib's Pss_File fell by 645 KiB between
+// its baseline and its first round of 500 sessions, and stayed there; ftpdlib's moved by up to
+// 1.8 MiB between rounds), which swung the total by more than a session costs.
 function treePss(root) {
   let kb = 0;
+  let anonKb = 0;
   const pids = treePids(root);
   for (const p of pids) {
     try {
-      const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
-      if (m) kb += Number(m[1]);
+      const t = fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      const field = (name) => {
+        const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(t);
+        return m ? Number(m[1]) : 0;
+      };
+      kb += field('Pss');
+      anonKb += field('Pss_Anon') + field('Pss_Shmem');
     } catch {
       /* exited meanwhile */
     }
   }
-  return { kb, procs: pids.length };
+  return { kb, anonKb, procs: pids.length };
 }
 
 // ---------------------------------------------------------------- client
@@ -1123,7 +1134,7 @@ async function idleNext(s) {
   let failure = null;
   const r = await openIdle(s, async (first) => {
     const r2 = await openIdle(s, async (second) => {
-      next = (second.kb - first.kb) / CFG.idle;
+      next = (second.anonKb - first.anonKb) / CFG.idle;
     });
     if (r2.error || r2.ready !== CFG.idle) failure = r2.error || `${r2.ready}/${CFG.idle} more sessions opened: ${r2.first_error}`;
   });
@@ -1134,7 +1145,7 @@ async function idleNext(s) {
 const SCENARIOS = [
   {
     key: 'idle',
-    title: () => `${CFG.idle} idle logged-in sessions: server PSS (all processes)`,
+    title: () => `${CFG.idle} idle logged-in sessions: server memory (anonymous PSS, all processes)`,
     better: 'kib_per_session',
     lowerIsBetter: true,
     async run(s) {
@@ -1159,7 +1170,8 @@ const SCENARIOS = [
       if (!sample) return { error: 'no sample' };
       if (r.ready !== CFG.idle) return { error: `${r.ready}/${CFG.idle} sessions opened: ${r.first_error}` };
       return {
-        kib_per_session: (sample.kb - before.kb) / r.ready,
+        kib_per_session: (sample.anonKb - before.anonKb) / r.ready,
+        total_kib_per_session: (sample.kb - before.kb) / r.ready,
         pss_before_mib: before.kb / 1024,
         pss_total_mib: sample.kb / 1024,
         procs: sample.procs,
@@ -1346,7 +1358,7 @@ function printScenario(sc, servers) {
     'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
     'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
     many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms', 'loop on CPU %', 'loop waiting %'],
-    idle: ['KiB/session', 'vs best peer', `next ${CFG.idle}: KiB/session`, 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
+    idle: ['KiB/session', 'vs best peer', `next ${CFG.idle}: KiB/session`, 'all PSS KiB/session', 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
   }[sc.key];
   const rows = ran.map((s) => {
@@ -1364,7 +1376,7 @@ function printScenario(sc, servers) {
       case 'many':
         return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.file_p50_ms, 2), num(r.file_p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-', r.loop_sched ? num(r.loop_sched.run_pct) : '-', r.loop_sched ? num(r.loop_sched.wait_pct) : '-'];
       case 'idle':
-        return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), s.idleNext ? (s.idleNext.error ? 'ERROR' : num(s.idleNext.kib_per_session, 1)) : '-', num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
+        return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), s.idleNext ? (s.idleNext.error ? 'ERROR' : num(s.idleNext.kib_per_session, 1)) : '-', num(r.total_kib_per_session, 1), num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
       case 'logins':
         return [s.name, num(r.logins_per_s), ratio(r.logins_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.cpu_ms_per_login, 2), num(r.client_cpu_pct)];
       default:
@@ -1603,7 +1615,7 @@ async function main() {
   log('- uploads: right before each upload (stor, tls-stor) the benchmark writes and deletes a file as large as the upload, so that the upload finds memory the host has backed (these VMs hand free memory back to the host, and a 2 GiB write after 20 s without writes took 5.1–5.4 s here, right after another 0.29 s).');
   log(`- page cache: each measured round of retr, tls-retr, tls-stor and many first re-reads its file if any of it has left the page cache (${residentBytes(__filename) === null ? 'fincore not found: always re-read' : 'fincore'}): the hosts of these machines page out file pages unread for about a minute (DAMON), so one warm-up at the start would not hold; a round line says how much of the file was found cached when it was not all.`);
   log("- server CPU and PSS are summed over the whole process tree: CPU = own time (max of /proc/PID/stat utime+stime and the sum of its threads' schedstat run time, the latter because stat's 10 ms ticks round short sessions to 0) + cutime+cstime, over the listener and every live descendant (reaped sessions land in their parent's cutime/cstime), sampled right after the client logged in and right after the measured phase (client --sync), so logins and QUITs are outside transfer figures; PSS = sum of smaps_rollup Pss over all processes of the tree. On loopback part of the receiving side's TCP work runs in the sender's context, so CPU splits between client and server only approximately.");
-  log('- idle: KiB/session = (tree PSS with the sessions open - tree PSS of the server before its first round of idle sessions) / sessions, sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay, heapReduceDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
+  log('- idle: KiB/session = (tree anonymous PSS with the sessions open - the same before the server\'s first round of idle sessions) / sessions, anonymous PSS being smaps_rollup Pss_Anon + Pss_Shmem: the memory no file backs (a server\'s code pages come and go with the page cache and the host\'s pageout, not with its sessions; "all PSS" beside it counts them too), sampled ' + IDLE_QUIET_MS / 1000 + ' s after the last login, the baseline ' + IDLE_BASE_QUIET_MS / 1000 + ' s after the server last did anything' + (opt.quick ? '' : ' and at least ' + IDLE_SETTLE_S + ' s after it started (V8 shrinks a Node server\'s heap ~8 s after start-up; without the wait the first server measured would get its baseline before that and the others after)') + ' (the baseline of round 1 for all rounds: an allocator that keeps freed memory, as Python does, would otherwise show 0 from round 2 on); no server is made to collect garbage before a sample (ftpdlib returns memory by itself once quiet: memoryTrimDelay, heapReduceDelay).' + (opt.quick ? '' : ' "next ' + CFG.idle + '" (after the rounds, outside the ratio) = (tree anonymous PSS with ' + 2 * CFG.idle + ' sessions open - with the first ' + CFG.idle + ') / ' + CFG.idle + ', the second batch opened while the first stays open: what one more session costs without the one-time growth of a server\'s first burst.') + ' Limits raised for this: vsftpd max_clients=0 max_per_ip=0; proftpd MaxInstances 5000, MaxClients/MaxClientsPerHost/MaxConnectionsPerHost none; pure-ftpd -c 5000 -C 5000; pyftpdlib max_cons=0 max_cons_per_ip=0; ftpdlib maxConnections 5000; every server started with ulimit -n ' + NOFILE + ' (or the hard limit if lower: ' + spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim() + ' here).');
   log(`- vsftpd/proftpd/pure-ftpd check an MD5-crypt hash for bench (set by setup.sh; Debian's default yescrypt costs ~30 ms of CPU per login); pyftpdlib and ftp-srv compare plain text in memory; ftpdlib ${opt.ftpdlibAuth === 'plain' ? 'runs VirtualAuthorizer with allowPlaintextPasswords (its default scrypt costs ~55 ms of CPU per login here: --ftpdlib-auth=scrypt)' : "keeps VirtualAuthorizer's default scrypt hashing"}. proftpd runs with DelayEngine off, TCPBackLog 255 (its maximum).`);
   if (anyTls) {
     log(`- FTPS (tls-retr, tls-stor): separate "-tls" instances of the servers with TLS required on control and data (ftpdlib tlsControlRequired+tlsDataRequired: ftpdlib-tls moves the records of file transfers in its engine (nativeTls), ftpdlib-stream-tls through Node's TLS socket; vsftpd force_local_logins_ssl/force_local_data_ssl=YES, require_ssl_reuse=YES; proftpd mod_tls from proftpd-mod-crypto, TLSRequired on, session reuse required (default); pure-ftpd -Y 3 -2 combined.pem; pyftpdlib TLS_FTPHandler with tls_control_required/tls_data_required; ftp-srv tls option, which cannot refuse plain sessions: curl --ssl-reqd enforces it), one self-signed EC P-256 certificate (.bench/tls). ${tlsWithFtpbench() ? 'Check and warm-up of each -tls server' : 'Client'}: ${tls.curl ? tls.curl.version + ' (' + tls.curl.ssl + ')' : 'curl'} -s -v --ssl-reqd -k (AUTH, PBSZ 0, PROT P, EPSV); the run checks that PROT P got 200 and both connections did a TLS handshake.${tlsWithFtpbench() ? '' : ` RETR writes to -o /dev/null; STOR is curl -T of the page-cached ${fmtBytes(CFG.tlsBytes)} RETR file (a little cheaper for curl than -T - from a pipe of zeros, measured here).`}`);
