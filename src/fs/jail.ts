@@ -27,11 +27,6 @@ function errCode(err: unknown): string | undefined {
 }
 
 /**
- * The jail of a local filesystem rooted at a real directory: maps FTP paths to real paths and
- * refuses every path whose real location (symlinks followed) is outside the root. Shared by
- * LocalFileSystem and AsUserFileSystem, which differ only in who makes the system calls.
- */
-/**
  * The filesystem a jail belongs to, which resolves the root's real path for it: a method of the
  * filesystem rather than a closure, which every session's filesystem would hold (about 100 bytes).
  */
@@ -39,6 +34,11 @@ export interface JailOwner {
   resolveJailRoot(): Promise<string>;
 }
 
+/**
+ * The jail of a local filesystem rooted at a real directory: maps FTP paths to real paths and
+ * refuses every path whose real location (symlinks followed) is outside the root. Shared by
+ * LocalFileSystem and AsUserFileSystem, which differ only in who makes the system calls.
+ */
 export class Jail {
   private rootReal?: Promise<string>;
   /** Real root with a trailing separator, once known. */
