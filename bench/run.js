@@ -1528,7 +1528,7 @@ async function main() {
     }
   }
 
-  log(`\nrounds per scenario: ${CFG.rounds}${LONG_ROUNDS !== CFG.rounds ? `, ${LONG_ROUNDS} for ${[...FIVE_ROUNDS].map((k) => `"${k}"`).join(', ')}` : ''} (servers interleaved within each round, each round starting with the next server${opt.quick ? '' : '; before round 1 of retr, stor, tls-retr and tls-stor one transfer on the first server, not counted, so that no measured transfer is the first of its kind in the run'}; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
+  log(`\nrounds per scenario: ${CFG.rounds}${LONG_ROUNDS !== CFG.rounds ? `, ${LONG_ROUNDS} for ${[...FIVE_ROUNDS].map((k) => `"${k}"`).join(', ')}` : ''} (servers interleaved within each round, each round starting with the next server${opt.quick || !opt.warmup ? '' : '; before round 1 of retr, stor, tls-retr and tls-stor one transfer on the first server, not counted, so that no measured transfer is the first of its kind in the run'}; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
   for (const sc of scenarios) {
     const scStart = Date.now();
     if (sc.warmup && opt.warmup && !opt.quick) {
@@ -1554,7 +1554,7 @@ async function main() {
         process.stdout.write(`  ${sc.key} warm-up ${s.name}: ${shown} (not counted)\n`);
       }
     }
-    if (sc.firstUnmeasured && !opt.quick) {
+    if (sc.firstUnmeasured && opt.warmup && !opt.quick) {
       // One transfer of the scenario before its first measured one, not counted: the first
       // upload of a run was 243–558 MB/s in three of four full runs (final40–43) where the same
       // server's other rounds made 1,002–1,865, and the first download was its server's slowest
