@@ -114,7 +114,7 @@ export class UserLimitsTracker {
 
   /**
    * Count a login of `user` unless it already has `max` sessions (0: no limit). Synchronous, so
-   * two logins racing cannot both take the last slot. Returns the release, or null when refused.
+   * two logins racing cannot both take the last slot. Returns its slot, or null when refused.
    */
   login(user: string, max: number): LoginSlot | null {
     const e = this.entry(user);
@@ -147,8 +147,11 @@ export class UserLimitsTracker {
     return counter.acquire(user, max).then((shared) => {
       if (!shared) return null;
       const local = this.login(user, 0)!;
+      let released = false;
       return {
         release: () => {
+          if (released) return;
+          released = true;
           local.release();
           shared();
         },
