@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+'use strict';
+// Reads several runs of bench/run.js together (their --json files) and prints, per scenario,
+// every server's rounds pooled across the runs: how many, the median and the quartiles, the
+// ratio of ftpdlib's pooled median to the best peer's, and in how many rounds ftpdlib beat that
+// peer's round of the same run and number (the two ran a few seconds apart).
+//
+//   node bench/pool.js [--all-rounds] .bench/final*.json
+//
+// One run's ratio rests on 3 or 5 rounds per server, and on these shared 2-vCPU machines one
+// server's 2 GiB downloads move 1,500-4,500 MB/s from one round to the next; pooling many runs
+// is how a gap of 10% shows, or does not.
+//
+// Pool runs of the same code: the tool cannot tell one version of ftpdlib from another.
+//
+// Left out, and said so: runs whose sizes differ from the first file's (the figures would not
+// be comparable), FTPS scenarios measured with another client than most runs used, and, in a
+// transfer scenario of a run made before the benchmark had the uncounted first transfer
+// (`firstUnmeasured`, no "warmup" entry for it), round 1: the run's first 2 GiB transfer of a
+// kind was slow whoever made it, and round 1 always went to ftpdlib (src/native/bench/RESULTS.md,
+// "The run's first transfer of a kind"). --all-rounds keeps those rounds.
+const fs = require('fs');
+
+const SCENARIOS = [
+  { key: 'idle', metric: 'kib_per_session', unit: 'KiB/session', lower: true, digits: 1 },
+  { key: 'retr', metric: 'mbps', unit: 'MB/s', transfer: true },
+  { key: 'stor', metric: 'mbps', unit: 'MB/s', transfer: true },
+  { key: 'many', metric: 'files_per_s', unit: 'files/s' },
+  { key: 'logins', metric: 'logins_per_s', unit: 'logins/s' },
+  { key: 'tls-retr', metric: 'mbps', unit: 'MB/s', transfer: true, tls: true },
+  { key: 'tls-stor', metric: 'mbps', unit: 'MB/s', transfer: true, tls: true },
+];
+const OURS = { plain: 'ftpdlib-sendfile', tls: 'ftpdlib-tls' };
+
+function quantile(sorted, q) {
+  if (!sorted.length) return NaN;
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+
+function fmt(v, digits = 0) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '-';
+  return Number(v).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(headers, rows) {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ');
+  return [line(headers), w.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The FTPS client a run used, as its JSON records it. */
+function tlsClientOf(run) {
+  const c = run.tls_client;
+  if (!c) return null;
+  return c.ftpbench ? 'ftpbench --tls' : c.curl ? 'curl' : 'other';
+}
+
+/** Whether the run made one uncounted transfer before round 1 of this scenario. */
+function hadFirstUnmeasured(run, key) {
+  return run.servers.some((s) => s.warmup && Array.isArray(s.warmup[key]));
+}
+
+/**
+ * Pools the rounds of `runs` (objects parsed from run.js --json files, each with a `file`
+ * name) for one scenario. Returns { servers: Map name -> values[], paired: Map name -> Map
+ * `${file}#${round}` -> value, skipped: [reasons], used: [files] }.
+ */
+function poolScenario(runs, sc, { allRounds = false } = {}) {
+  const servers = new Map();
+  const paired = new Map();
+  const skipped = [];
+  const used = [];
+  const ref = runs[0];
+  // FTPS figures depend on the client: pool the runs of the client most of them used
+  const clients = runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(tlsClientOf).filter(Boolean);
+  const refTls = sc.tls && clients.length ? clients.sort((a, b) => clients.filter((c) => c === b).length - clients.filter((c) => c === a).length)[0] : null;
+  for (const run of runs) {
+    if (!run.scenarios || !run.scenarios.includes(sc.key)) continue;
+    if (JSON.stringify(run.config) !== JSON.stringify(ref.config)) {
+      skipped.push(`${run.file}: other sizes than ${ref.file}`);
+      continue;
+    }
+    if (sc.tls && tlsClientOf(run) !== refTls) {
+      skipped.push(`${run.file}: FTPS client ${tlsClientOf(run)}, not ${refTls}`);
+      continue;
+    }
+    const dropFirst = sc.transfer && !allRounds && !hadFirstUnmeasured(run, sc.key);
+    used.push(dropFirst ? `${run.file} (from round 2)` : run.file);
+    for (const s of run.servers) {
+      if (!!s.tls !== !!sc.tls || s.skipped) continue;
+      for (const r of (s.rounds && s.rounds[sc.key]) || []) {
+        if (!r || r.error || !(r[sc.metric] > 0)) continue;
+        if (dropFirst && r.round === 1) continue;
+        if (!servers.has(s.name)) servers.set(s.name, []);
+        servers.get(s.name).push(r[sc.metric]);
+        if (!paired.has(s.name)) paired.set(s.name, new Map());
+        paired.get(s.name).set(`${run.file}#${r.round}`, r[sc.metric]);
+      }
+    }
+  }
+  return { servers, paired, skipped, used };
+}
+
+/** Pooled figures and ftpdlib's standing against the best peer by pooled median. */
+function summarize(pool, sc) {
+  const ours = sc.tls ? OURS.tls : OURS.plain;
+  const rows = [...pool.servers.entries()].map(([name, vals]) => {
+    const v = [...vals].sort((a, b) => a - b);
+    return { name, n: v.length, median: quantile(v, 0.5), q1: quantile(v, 0.25), q3: quantile(v, 0.75) };
+  });
+  const better = (a, b) => (sc.lower ? a < b : a > b);
+  const peers = rows.filter((r) => !r.name.startsWith('ftpdlib'));
+  const best = peers.reduce((b, r) => (!b || better(r.median, b.median) ? r : b), null);
+  const me = rows.find((r) => r.name === ours) || null;
+  let ratio = null;
+  let wins = null;
+  if (me && best) {
+    ratio = sc.lower ? best.median / me.median : me.median / best.median;
+    const mine = pool.paired.get(ours);
+    const theirs = pool.paired.get(best.name);
+    let n = 0;
+    let won = 0;
+    for (const [k, v] of mine) {
+      if (!theirs.has(k)) continue;
+      n++;
+      if (better(v, theirs.get(k))) won++;
+    }
+    wins = { won, n };
+  }
+  return { rows, best, me, ratio, wins, ours };
+}
+
+function main(argv) {
+  const allRounds = argv.includes('--all-rounds');
+  const files = argv.filter((a) => !a.startsWith('--'));
+  if (!files.length || argv.includes('--help')) {
+    console.log('usage: node bench/pool.js [--all-rounds] RUN.json [RUN.json ...]   (bench/run.js --json files)');
+    return files.length ? 0 : 2;
+  }
+  const runs = [];
+  for (const file of files) {
+    let run;
+    try {
+      run = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      console.error(`pool: ${file}: ${e.message}`);
+      return 2;
+    }
+    if (!Array.isArray(run.servers) || !run.config) {
+      console.error(`pool: ${file}: not a bench/run.js --json file`);
+      return 2;
+    }
+    if (run.mode !== 'full') {
+      console.log(`(${file}: a ${run.mode} run, left out)`);
+      continue;
+    }
+    run.file = file.replace(/^.*\//, '');
+    runs.push(run);
+  }
+  if (!runs.length) return 2;
+  for (const run of runs) {
+    const mine = run.servers.find((s) => s.name === OURS.plain);
+    if (mine && mine.note && !/built/.test(mine.note)) console.log(`(${run.file}: ftpdlib ran as "${mine.note}", not the build)`);
+  }
+  for (const sc of SCENARIOS) {
+    const pool = poolScenario(runs, sc, { allRounds });
+    if (!pool.servers.size) continue;
+    const sum = summarize(pool, sc);
+    console.log(`\n## ${sc.key}: ${sc.unit}${sc.lower ? ' (lower is better)' : ''}, rounds of ${pool.used.length} run(s)`);
+    console.log(`   runs: ${pool.used.join(', ')}`);
+    for (const s of pool.skipped) console.log(`   left out: ${s}`);
+    const d = sc.digits || 0;
+    console.log(table(['server', 'rounds', 'median', 'quartiles'], sum.rows.map((r) => [r.name, r.n, fmt(r.median, d), `${fmt(r.q1, d)}-${fmt(r.q3, d)}`])));
+    if (sum.ratio !== null) {
+      console.log(`   ${sum.ours} against the best peer by pooled median (${sum.best.name}): ${sum.ratio.toFixed(2)}x; better in ${sum.wins.won} of ${sum.wins.n} rounds of the same run and number`);
+    }
+  }
+  return 0;
+}
+
+module.exports = { poolScenario, summarize, quantile, SCENARIOS };
+
+if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -1,0 +1,103 @@
+import test from 'ava';
+
+// bench/pool.js is plain JavaScript run by node; its pooling rules are what a reader of several
+// benchmark runs relies on, so they are checked here on made-up runs.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pool = require('../../bench/pool.js') as {
+  poolScenario: (runs: Run[], sc: Scenario, opts?: { allRounds?: boolean }) => Pool;
+  summarize: (p: Pool, sc: Scenario) => { ratio: number | null; wins: { won: number; n: number } | null; best: { name: string } | null };
+  SCENARIOS: Scenario[];
+};
+
+interface Scenario {
+  key: string;
+  metric: string;
+  lower?: boolean;
+  transfer?: boolean;
+  tls?: boolean;
+}
+interface Pool {
+  servers: Map<string, number[]>;
+  skipped: string[];
+  used: string[];
+}
+interface Round {
+  round: number;
+  [metric: string]: number;
+}
+interface Run {
+  file: string;
+  mode: string;
+  config: Record<string, number>;
+  scenarios: string[];
+  tls_client?: unknown;
+  servers: Array<{ name: string; tls: boolean; rounds: Record<string, Round[]>; warmup?: Record<string, unknown[]> }>;
+}
+
+const sc = (key: string): Scenario => pool.SCENARIOS.find((s) => s.key === key)!;
+const CONFIG = { retrBytes: 2 ** 31, rounds: 3 };
+
+function run(file: string, rounds: Record<string, Record<string, number[]>>, extra: Partial<Run> = {}, firstUnmeasured = false): Run {
+  const names = new Set(Object.values(rounds).flatMap((byServer) => Object.keys(byServer)));
+  return {
+    file,
+    mode: 'full',
+    config: CONFIG,
+    scenarios: Object.keys(rounds),
+    servers: [...names].map((name) => ({
+      name,
+      tls: false,
+      rounds: Object.fromEntries(
+        Object.entries(rounds).map(([key, byServer]) => [
+          key,
+          (byServer[name] ?? []).map((v, i) => ({ round: i + 1, [sc(key).metric]: v })),
+        ]),
+      ),
+      ...(firstUnmeasured && name === 'ftpdlib-sendfile' ? { warmup: Object.fromEntries(Object.keys(rounds).map((k) => [k, [{}]])) } : {}),
+    })),
+    ...extra,
+  };
+}
+
+test('round 1 of a transfer is left out of runs made before the uncounted first transfer, and kept after', (t) => {
+  const old = run('old.json', { retr: { 'ftpdlib-sendfile': [1000, 3000, 3200], proftpd: [3100, 3150, 2900] } });
+  const recent = run('new.json', { retr: { 'ftpdlib-sendfile': [1500, 3300, 3400], proftpd: [3000, 3050, 2950] } }, {}, true);
+  const p = pool.poolScenario([old, recent], sc('retr'));
+  t.deepEqual(p.servers.get('ftpdlib-sendfile'), [3000, 3200, 1500, 3300, 3400]);
+  t.deepEqual(p.used, ['old.json (from round 2)', 'new.json']);
+  const all = pool.poolScenario([old, recent], sc('retr'), { allRounds: true });
+  t.is(all.servers.get('proftpd')!.length, 6);
+  // "many" is not a transfer of one big file: its round 1 always counts
+  const many = pool.poolScenario([run('m.json', { many: { 'ftpdlib-sendfile': [1, 2, 3] } })], sc('many'));
+  t.deepEqual(many.servers.get('ftpdlib-sendfile'), [1, 2, 3]);
+});
+
+test('a run of other sizes is left out and named; failed rounds do not count', (t) => {
+  const a = run('a.json', { stor: { 'ftpdlib-sendfile': [10, 20, 30], vsftpd: [5, 5, 5] } }, {}, true);
+  const b = run('b.json', { stor: { 'ftpdlib-sendfile': [99, 99, 99], vsftpd: [1, 1, 1] } }, { config: { ...CONFIG, retrBytes: 2 ** 20 } }, true);
+  const c = run('c.json', { stor: { 'ftpdlib-sendfile': [40], vsftpd: [6] } }, {}, true);
+  (c.servers[0].rounds.stor[0] as Record<string, unknown>).error = 'timeout';
+  const p = pool.poolScenario([a, b, c], sc('stor'));
+  t.deepEqual(p.servers.get('ftpdlib-sendfile'), [10, 20, 30]);
+  t.deepEqual(p.skipped, ['b.json: other sizes than a.json']);
+});
+
+test('the ratio is against the best peer by pooled median, and wins count rounds of the same run and number', (t) => {
+  const r1 = run('r1.json', { retr: { 'ftpdlib-sendfile': [3000, 2000, 4000], proftpd: [3500, 2500, 3000], pyftpdlib: [2000, 2000, 2000] } }, {}, true);
+  const r2 = run('r2.json', { retr: { 'ftpdlib-sendfile': [3100, 3100], proftpd: [3000, 3600, 3600] } }, {}, true);
+  const p = pool.poolScenario([r1, r2], sc('retr'));
+  const s = pool.summarize(p, sc('retr'));
+  t.is(s.best!.name, 'proftpd');
+  // ftpdlib's median 3,100 against proftpd's 3,250 (six rounds: the mean of 3,000 and 3,500)
+  t.is(s.ratio!.toFixed(4), (3100 / 3250).toFixed(4));
+  // pairs: 3000<3500, 2000<2500, 4000>3000, 3100>3000, 3100<3600; proftpd's round 3 of r2 has no partner
+  t.deepEqual(s.wins, { won: 2, n: 5 });
+});
+
+test('idle: lower is better, so the ratio is the best peer over ftpdlib', (t) => {
+  const r = run('i.json', { idle: { 'ftpdlib-sendfile': [2, 3, 4], pyftpdlib: [4, 4, 4], 'ftp-srv': [20, 20, 20] } });
+  const s = pool.summarize(pool.poolScenario([r], sc('idle')), sc('idle'));
+  t.is(s.best!.name, 'pyftpdlib');
+  t.is(s.ratio, 4 / 3);
+  t.deepEqual(s.wins, { won: 2, n: 3 });
+});
