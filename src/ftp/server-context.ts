@@ -43,6 +43,8 @@ export interface ServerContext {
   dropSparePassives(): void;
   /** Keep TCP urgent data in-band on a control socket, when the native addon can. */
   setOobInline(socket: import('node:net').Socket): void;
+  /** TCP_CORK on or off on a plain control socket, when the native addon can; whether it did. */
+  setCork(socket: import('node:net').Socket, on: boolean): boolean;
   /** TCP_NODELAY on a control socket (options.tcpNoDelay), unless it has it from its listener. */
   setNoDelay(socket: import('node:net').Socket): void;
   emitLogin(session: Session, user: string): void;

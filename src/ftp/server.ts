@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
-import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setOobInline, trimMemory } from './data/engines';
+import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setCork, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { IdleWatch } from './data/idle-watch';
 import { IdleList } from './idle-list';
@@ -165,6 +165,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       setOobInline: (socket) => {
         if (!acceptedBy(socket, this.oobListeners)) setOobInline(socket);
       },
+      setCork: (socket, on) => setCork(socket, on),
       // Likewise TCP_NODELAY: Node's own `noDelay` server option would make a setsockopt per
       // connection (1.4% of the event loop's samples in a profile of logins).
       setNoDelay: (socket) => {

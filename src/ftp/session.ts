@@ -248,8 +248,23 @@ export class Session {
 
   /** Reply, then close the control connection once the reply is flushed. */
   replyAndClose(code: number, text: string): void {
+    // Where close() will end the connection with one close(2), the last reply waits in the
+    // kernel (TCP_CORK) until that close sends it with the FIN, in one segment: a packet and a
+    // wake-up of the client fewer per session. Should the reply not all reach the kernel at once,
+    // the cork comes off and close() takes its slower way, which sends what is left.
+    const corked = !this.closed && this.closesAtOnce() && this.ctx.setCork(this.socket, true);
     this.reply(code, text);
+    if (corked && !this.closesAtOnce()) this.ctx.setCork(this.socket, false);
     this.close();
+  }
+
+  /**
+   * Whether close() would end the connection with one close(2): plain TCP, every reply already
+   * in the kernel, and the socket reading, so that no unread input turns the close into a reset.
+   */
+  private closesAtOnce(): boolean {
+    const s = this.socket;
+    return !this.secure && s === this.raw && s.writableLength === 0 && !this.readPaused && !s.isPaused();
   }
 
   // ---- input ---------------------------------------------------------------
@@ -761,7 +776,7 @@ export class Session {
     // frees the session now. A half-close instead (shutdown, then wait for the client's FIN)
     // cost an eighth more server CPU per login (0.19 against 0.17 ms). Under TLS (explicit, or
     // implicit, where the socket given at the start is already TLS), end() sends close_notify first.
-    if (!this.secure && s === this.raw && s.writableLength === 0 && !this.readPaused && !s.isPaused()) {
+    if (this.closesAtOnce()) {
       s.destroy();
     } else {
       s.end();

@@ -149,6 +149,7 @@ interface Addon {
   stats(): EngineStats & { threads: number };
   configure(threads: number, ioNice?: number, solo?: number): number;
   setOobInline(fd: number): boolean;
+  setCork?(fd: number, on: boolean): boolean;
   socketReset(fd: number): boolean;
   trimMemory?(): number;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
@@ -266,6 +267,11 @@ export function engineStats(): EngineStats {
 /** Keep TCP urgent data in-band on a control socket (Python ftplib's ABOR). */
 export function setOobInline(fd: number): boolean {
   return addon !== null && Number.isInteger(fd) && fd >= 0 && addon.setOobInline(fd);
+}
+
+/** TCP_CORK on or off on a socket (the last reply of a control connection, written right before its close). */
+export function setCork(fd: number, on: boolean): boolean {
+  return addon !== null && typeof addon.setCork === 'function' && Number.isInteger(fd) && fd >= 0 && addon.setCork(fd, on);
 }
 
 /**

@@ -1,8 +1,10 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as net from 'node:net';
 import { LineClient } from '../helpers/line-client';
 import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
+import { native } from '../helpers/matrix';
 
 test('USER/PASS logs in and PWD answers /', async (t) => {
   const s = await startServer(t);
@@ -96,6 +98,57 @@ test('QUIT: 221, then the server closes and frees the session at once, even whil
   t.false(c.sock.destroyed);
   await waitForNoSessions(s.server, 1500);
   t.is(disconnected, 1);
+});
+
+// Python logs in, sends QUIT and counts the TCP segments its socket received from then until
+// the end of the stream (TCP_INFO's tcpi_segs_in, Linux 4.2+), for each of `sessions` sessions.
+// It prints one line per session: the reply to QUIT, how the stream ended, the count.
+const QUIT_SEGMENTS_PY = `
+import socket, struct, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(n):
+    s = socket.create_connection(('127.0.0.1', port))
+    buf = b''
+    def line():
+        global buf
+        while b'\\r\\n' not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise SystemExit('closed early')
+            buf += chunk
+        l, _, buf = buf.partition(b'\\r\\n')
+        return l.decode()
+    line()
+    s.sendall(b'USER ${USER}\\r\\n'); line()
+    s.sendall(b'PASS ${PASS}\\r\\n'); line()
+    before = struct.unpack_from('I', s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 140)[0]
+    s.sendall(b'QUIT\\r\\n')
+    reply = line()
+    try:
+        end = 'fin' if s.recv(4096) == b'' else 'data'
+    except ConnectionResetError:
+        end = 'reset'
+    after = struct.unpack_from('I', s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 140)[0]
+    print(reply[:3], end, after - before)
+    s.close()
+`;
+
+test('QUIT: the 221 and the FIN leave in one segment (TCP_CORK until the close), where the addon is loaded', async (t) => {
+  const s = await startServer(t);
+  // Three sessions: a delayed ACK (a server slower than 40 ms to answer QUIT under load) would
+  // add a segment to one of them, never to all three.
+  // Not spawnSync: the server runs in this process and must answer meanwhile.
+  const r = await promisify(execFile)('python3', ['-c', QUIT_SEGMENTS_PY, String(s.port), '3'], { encoding: 'utf8', timeout: 20000 });
+  const sessions = r.stdout.trim().split('\n').map((l) => l.split(' '));
+  t.is(sessions.length, 3);
+  for (const [code, end] of sessions) {
+    t.is(code, '221');
+    t.is(end, 'fin');
+  }
+  const fewest = Math.min(...sessions.map((x) => Number(x[2])));
+  // Without the addon there is no cork: the 221, then the FIN, in two segments.
+  t.is(fewest, native.available ? 1 : 2);
+  await waitForNoSessions(s.server, 1500);
 });
 
 // The server's end of a control connection, as the kernel has it: TCP_NODELAY read by Python

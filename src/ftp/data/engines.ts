@@ -8,6 +8,7 @@ interface NativeModule {
   available: boolean;
   reason: string;
   setOobInline?: (fd: number) => boolean;
+  setCork?: (fd: number, on: boolean) => boolean;
   trimMemory?: () => number;
   configureNative?: (opts: object) => { threads: number; ioNice: number; soloThread: boolean };
   copyRange?: RangeCopier | null;
@@ -81,6 +82,13 @@ export function setOobInline(socket: object): boolean {
   const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
   const set = loadNative().setOobInline;
   return !!set && typeof fd === 'number' && fd >= 0 && set(fd);
+}
+
+/** TCP_CORK on a plain socket through the addon; false without it (see js_set_cork in engine.c). */
+export function setCork(socket: object, on: boolean): boolean {
+  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  const set = loadNative().setCork;
+  return !!set && typeof fd === 'number' && fd >= 0 && set(fd, on);
 }
 
 /** malloc_trim(0) through the addon; see src/native/index.ts. -2 without the addon. */
