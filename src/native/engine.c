@@ -1527,20 +1527,30 @@ static napi_value js_configure(napi_env env, napi_callback_info info) {
   return r;
 }
 
-/* setOobInline(fd) -> boolean: urgent data (Telnet "ABOR" with MSG_OOB) stays in-band. */
-static napi_value js_set_oob_inline(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+/*
+ * A socket switch JS sets on a descriptor it owns: (fd) turns it on, (fd, on) sets it as told
+ * when `from_arg`. Returns whether setsockopt succeeded.
+ */
+static napi_value set_socket_flag(napi_env env, napi_callback_info info, int level, int name, bool from_arg) {
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd = -1;
+  bool on = true;
   bool ok = false;
-  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
-    int one = 1;
-    ok = setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof one) == 0;
+  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0 &&
+      (!from_arg || (argc >= 2 && napi_get_value_bool(env, argv[1], &on) == napi_ok))) {
+    int v = on ? 1 : 0;
+    ok = setsockopt(fd, level, name, &v, sizeof v) == 0;
   }
   napi_value r;
   napi_get_boolean(env, ok, &r);
   return r;
+}
+
+/* setOobInline(fd) -> boolean: urgent data (Telnet "ABOR" with MSG_OOB) stays in-band. */
+static napi_value js_set_oob_inline(napi_env env, napi_callback_info info) {
+  return set_socket_flag(env, info, SOL_SOCKET, SO_OOBINLINE, false);
 }
 
 /*
@@ -1550,19 +1560,7 @@ static napi_value js_set_oob_inline(napi_env env, napi_callback_info info) {
  * client fewer per session.
  */
 static napi_value js_set_cork(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd = -1;
-  bool on = false;
-  bool ok = false;
-  if (argc >= 2 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0 && napi_get_value_bool(env, argv[1], &on) == napi_ok) {
-    int v = on ? 1 : 0;
-    ok = setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0;
-  }
-  napi_value r;
-  napi_get_boolean(env, ok, &r);
-  return r;
+  return set_socket_flag(env, info, IPPROTO_TCP, TCP_CORK, true);
 }
 
 /*
