@@ -138,7 +138,7 @@ function main(argv) {
   const files = argv.filter((a) => !a.startsWith('--'));
   if (!files.length || argv.includes('--help')) {
     console.log('usage: node bench/pool.js [--all-rounds] RUN.json [RUN.json ...]   (bench/run.js --json files)');
-    return files.length ? 0 : 2;
+    return argv.includes('--help') ? 0 : 2;
   }
   const runs = [];
   for (const file of files) {
