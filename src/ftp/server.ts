@@ -165,7 +165,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       setOobInline: (socket) => {
         if (!acceptedBy(socket, this.oobListeners)) setOobInline(socket);
       },
-      setCork: (socket, on) => setCork(socket, on),
+      setCork,
       // Likewise TCP_NODELAY: Node's own `noDelay` server option would make a setsockopt per
       // connection (1.4% of the event loop's samples in a profile of logins).
       setNoDelay: (socket) => {
