@@ -15,6 +15,7 @@ const os = require('os');
 const path = require('path');
 const net = require('net');
 const { spawn, spawnSync } = require('child_process');
+const { orderRound } = require('./order.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH = path.join(ROOT, '.bench');
@@ -1528,9 +1529,10 @@ async function main() {
     }
   }
 
-  log(`\nrounds per scenario: ${CFG.rounds}${LONG_ROUNDS !== CFG.rounds ? `, ${LONG_ROUNDS} for ${[...FIVE_ROUNDS].map((k) => `"${k}"`).join(', ')}` : ''} (servers interleaved within each round, each round starting with the next server${opt.quick || !opt.warmup ? '' : '; before round 1 of retr, stor, tls-retr and tls-stor one transfer on the first server, not counted, so that no measured transfer is the first of its kind in the run'}; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
+  log(`\nrounds per scenario: ${CFG.rounds}${LONG_ROUNDS !== CFG.rounds ? `, ${LONG_ROUNDS} for ${[...FIVE_ROUNDS].map((k) => `"${k}"`).join(', ')}` : ''} (servers interleaved within each round, in orders where each round starts with another server and each server follows another one than in the round before: the rows of a Williams design, bench/order.js${opt.quick || !opt.warmup ? '' : '; before round 1 of retr, stor, tls-retr and tls-stor one transfer on the first server, not counted, so that no measured transfer is the first of its kind in the run'}; reported figure = the median round by the scenario's main metric, a failed round ranking last: a server that failed most rounds shows an error)`);
   for (const sc of scenarios) {
     const scStart = Date.now();
+    let lastTurn = null; // the server whose turn came last in this scenario
     if (sc.warmup && opt.warmup && !opt.quick) {
       // One unmeasured pass per server first: a server that has run for a while is what users
       // meet, and a few hundred milliseconds of cold JIT (Node) or cold caches would otherwise
@@ -1570,17 +1572,20 @@ async function main() {
           r = { error: e.message };
         }
         (first.warm = first.warm || {})[sc.key] = [r];
+        lastTurn = first.name;
         process.stdout.write(`  ${sc.key} before round 1, on ${first.name}: ${r.error ? 'ERROR ' + r.error : num(r[sc.better], 0)} (not counted)\n`);
       }
     }
     for (let round = 1; round <= roundsOf(sc); round++) {
-      // Each round starts with the next server: whoever goes first in a round meets the machine
+      // Each round starts with another server: whoever goes first in a round meets the machine
       // as the previous scenario left it (on these VMs a first 2 GiB upload also waits for the
       // host to back the guest's freed memory again), and a fixed order gave that to ftpdlib
-      // every time.
+      // every time. And each server follows a different one from round to round (bench/order.js),
+      // so what one turn leaves behind does not always land on the same next server.
       const turn = live().filter((x) => !!sc.tls === x.tls);
-      const shift = (round - 1) % Math.max(1, turn.length);
-      for (const s of [...turn.slice(shift), ...turn.slice(0, shift)]) {
+      let position = 0;
+      for (const s of orderRound(turn, round)) {
+        position++;
         if (s.exited) {
           s.results[sc.key] = s.results[sc.key] || { error: `server exited (${s.exited.code ?? s.exited.sig})` };
           continue;
@@ -1609,6 +1614,11 @@ async function main() {
           r = { error: e.message };
         }
         r.round = round;
+        // Where the turn came: its place in the round, and whose measured turn came right
+        // before it (the uncounted first transfer's server, for the first turn of round 1).
+        r.position = position;
+        r.after = lastTurn;
+        lastTurn = s.name;
         if (resident !== null) r.resident_before = resident;
         (s.all = s.all || {})[sc.key] = [...((s.all || {})[sc.key] || []), r];
         s.results[sc.key] = medianRound(s.all[sc.key], sc);
