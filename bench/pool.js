@@ -19,6 +19,14 @@
 // (`firstUnmeasured`, no "warmup" entry for it), round 1: the run's first 2 GiB transfer of a
 // kind was slow whoever made it, and round 1 always went to ftpdlib (src/native/bench/RESULTS.md,
 // "The run's first transfer of a kind"). --all-rounds keeps those rounds.
+//
+// Beside the ratio it prints a 90% interval for it, from resampling whole runs (a run's rounds
+// share the machine's state of that half hour, so they are not independent draws; resampling
+// rounds alone would give too narrow an interval): 2,000 times, as many runs as were pooled
+// are drawn with replacement, their rounds pooled, and the ratio of the two medians taken, the
+// peer staying the one that is best over all runs. An interval that holds 1 means the runs
+// cannot tell the two apart. It needs at least 3 runs with both servers; the draws come from
+// a fixed seed, so the same files give the same interval.
 const fs = require('fs');
 
 const SCENARIOS = [
@@ -104,6 +112,55 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
   return { servers, paired, skipped, used };
 }
 
+/** A small seeded generator (mulberry32): uniform in [0, 1). */
+function seeded(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const medianOf = (vals) => quantile([...vals].sort((a, b) => a - b), 0.5);
+
+/**
+ * The ratio's 90% interval from resampling whole runs (see the head of this file). Returns
+ * { lo, hi, below: the share of draws where ftpdlib came out behind, runs, draws } or null
+ * with fewer than 3 runs holding rounds of both servers.
+ */
+function runInterval(pool, sc, ours, peer, { draws = 2000, seed = 1 } = {}) {
+  const byRun = (name) => {
+    const m = new Map();
+    for (const [k, v] of pool.paired.get(name) || []) {
+      const file = k.slice(0, k.lastIndexOf('#'));
+      if (!m.has(file)) m.set(file, []);
+      m.get(file).push(v);
+    }
+    return m;
+  };
+  const mine = byRun(ours);
+  const theirs = byRun(peer);
+  const files = [...mine.keys()].filter((f) => theirs.has(f));
+  if (files.length < 3) return null;
+  const rand = seeded(seed);
+  const ratios = [];
+  for (let i = 0; i < draws; i++) {
+    const a = [];
+    const b = [];
+    for (let j = 0; j < files.length; j++) {
+      const f = files[Math.floor(rand() * files.length)];
+      a.push(...mine.get(f));
+      b.push(...theirs.get(f));
+    }
+    ratios.push(sc.lower ? medianOf(b) / medianOf(a) : medianOf(a) / medianOf(b));
+  }
+  ratios.sort((x, y) => x - y);
+  return { lo: quantile(ratios, 0.05), hi: quantile(ratios, 0.95), below: ratios.filter((r) => r < 1).length / draws, runs: files.length, draws };
+}
+
 /** Pooled figures and ftpdlib's standing against the best peer by pooled median. */
 function summarize(pool, sc) {
   const ours = sc.tls ? OURS.tls : OURS.plain;
@@ -130,7 +187,8 @@ function summarize(pool, sc) {
     }
     wins = { won, n };
   }
-  return { rows, best, me, ratio, wins, ours };
+  const interval = me && best ? runInterval(pool, sc, ours, best.name) : null;
+  return { rows, best, me, ratio, wins, interval, ours };
 }
 
 function main(argv) {
@@ -176,11 +234,15 @@ function main(argv) {
     console.log(table(['server', 'rounds', 'median', 'quartiles'], sum.rows.map((r) => [r.name, r.n, fmt(r.median, d), `${fmt(r.q1, d)}-${fmt(r.q3, d)}`])));
     if (sum.ratio !== null) {
       console.log(`   ${sum.ours} against the best peer by pooled median (${sum.best.name}): ${sum.ratio.toFixed(2)}x; better in ${sum.wins.won} of ${sum.wins.n} rounds of the same run and number`);
+      const iv = sum.interval;
+      console.log(iv
+        ? `   90% interval from resampling the ${iv.runs} runs: ${iv.lo.toFixed(2)}-${iv.hi.toFixed(2)}x; ftpdlib behind in ${Math.round(iv.below * 100)}% of ${fmt(iv.draws)} draws`
+        : '   (no interval: fewer than 3 runs hold rounds of both)');
     }
   }
   return 0;
 }
 
-module.exports = { poolScenario, summarize, quantile, SCENARIOS };
+module.exports = { poolScenario, summarize, runInterval, quantile, SCENARIOS };
 
 if (require.main === module) process.exitCode = main(process.argv.slice(2));

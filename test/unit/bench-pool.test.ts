@@ -5,7 +5,11 @@ import test from 'ava';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pool = require('../../bench/pool.js') as {
   poolScenario: (runs: Run[], sc: Scenario, opts?: { allRounds?: boolean }) => Pool;
-  summarize: (p: Pool, sc: Scenario) => { ratio: number | null; wins: { won: number; n: number } | null; best: { name: string } | null };
+  summarize: (
+    p: Pool,
+    sc: Scenario,
+  ) => { ratio: number | null; wins: { won: number; n: number } | null; best: { name: string } | null; interval: Interval | null };
+  runInterval: (p: Pool, sc: Scenario, ours: string, peer: string, opts?: { draws?: number; seed?: number }) => Interval | null;
   SCENARIOS: Scenario[];
 };
 
@@ -15,6 +19,13 @@ interface Scenario {
   lower?: boolean;
   transfer?: boolean;
   tls?: boolean;
+}
+interface Interval {
+  lo: number;
+  hi: number;
+  below: number;
+  runs: number;
+  draws: number;
 }
 interface Pool {
   servers: Map<string, number[]>;
@@ -100,4 +111,37 @@ test('idle: lower is better, so the ratio is the best peer over ftpdlib', (t) =>
   t.is(s.best!.name, 'pyftpdlib');
   t.is(s.ratio, 4 / 3);
   t.deepEqual(s.wins, { won: 2, n: 3 });
+});
+
+test('the interval resamples whole runs: a steady lead excludes 1, a lead that changes sides with the run holds it', (t) => {
+  // ftpdlib twice as fast in every round of every run: every draw says so
+  const steady = [1, 2, 3, 4].map((i) =>
+    run(`s${i}.json`, { retr: { 'ftpdlib-sendfile': [2000 + i, 2100, 1900], proftpd: [1000, 1050 + i, 950] } }, {}, true),
+  );
+  const a = pool.summarize(pool.poolScenario(steady, sc('retr')), sc('retr')).interval!;
+  t.is(a.runs, 4);
+  t.true(a.lo > 1.8 && a.hi < 2.2, `${a.lo}-${a.hi}`);
+  t.is(a.below, 0);
+  // Each run has all its rounds on one side: pooled the two tie, and the runs cannot tell them
+  // apart, though inside a run every paired round goes the same way
+  const sides = [1, 2, 3, 4, 5, 6].map((i) =>
+    run(`x${i}.json`, { retr: i % 2 ? { 'ftpdlib-sendfile': [3000, 3010, 3020], proftpd: [2000, 2010, 2020] } : { 'ftpdlib-sendfile': [2000, 2010, 2020], proftpd: [3000, 3010, 3020] } }, {}, true),
+  );
+  const p = pool.poolScenario(sides, sc('retr'));
+  const b = pool.runInterval(p, sc('retr'), 'ftpdlib-sendfile', 'proftpd')!;
+  t.true(b.lo < 1 && b.hi > 1, `${b.lo}-${b.hi}`);
+  t.true(b.below > 0.2 && b.below < 0.8, String(b.below));
+  // the same files and seed give the same interval; another seed draws other runs
+  t.deepEqual(pool.runInterval(p, sc('retr'), 'ftpdlib-sendfile', 'proftpd'), b);
+  t.notDeepEqual(pool.runInterval(p, sc('retr'), 'ftpdlib-sendfile', 'proftpd', { seed: 2 }), b);
+});
+
+test('no interval from fewer than 3 runs with both servers, and lower-is-better figures turn it round', (t) => {
+  const two = [1, 2].map((i) => run(`t${i}.json`, { retr: { 'ftpdlib-sendfile': [1, 2, 3], proftpd: [1, 2, 3] } }, {}, true));
+  // a third run where the peer has no rounds does not count
+  two.push(run('t3.json', { retr: { 'ftpdlib-sendfile': [1, 2, 3] } }, {}, true));
+  t.is(pool.summarize(pool.poolScenario(two, sc('retr')), sc('retr')).interval, null);
+  const idle = [1, 2, 3].map((i) => run(`i${i}.json`, { idle: { 'ftpdlib-sendfile': [2, 2, 2], pyftpdlib: [4, 4, 4] } }));
+  const iv = pool.summarize(pool.poolScenario(idle, sc('idle')), sc('idle')).interval!;
+  t.deepEqual([iv.lo, iv.hi, iv.below], [2, 2, 0]);
 });
