@@ -7,7 +7,8 @@
 // page cache, a server's housekeeping) then always fell on the same next server. Here the rounds
 // are the rows of a Williams design: with n servers, row 0 is 0, 1, n-1, 2, n-2, 3, ... and row r
 // adds r to each entry (mod n).
-//  - Over any n rounds each server goes first once, as with the rotation.
+//  - In rounds 1 to n each server goes first once, as with the rotation (and again in rounds
+//    n+1 to 2n).
 //  - For an even n, over n rounds each server follows every other one exactly once.
 //  - For an odd n the rows alone cover half of the (predecessor, server) pairs, each twice,
 //    and their mirror images the other half; the mirrors come in rounds n+1 to 2n, so the
