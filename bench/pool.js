@@ -5,7 +5,11 @@
 // ratio of ftpdlib's pooled median to the best peer's, and in how many rounds ftpdlib beat that
 // peer's round of the same run and number (the two ran a few seconds apart).
 //
-//   node bench/pool.js [--all-rounds] .bench/final*.json
+//   node bench/pool.js [--all-rounds] [--by-predecessor] .bench/final*.json
+//
+// --by-predecessor adds, per scenario, each server's median round grouped by the server whose
+// turn came right before it (the `after` that runs since the twentieth session record; older
+// runs have none and are not in that table): what one turn leaves for the next shows there.
 //
 // One run's ratio rests on 3 or 5 rounds per server, and on these shared 2-vCPU machines one
 // server's 2 GiB downloads move 1,500-4,500 MB/s from one round to the next; pooling many runs
@@ -79,6 +83,7 @@ function hadFirstUnmeasured(run, key) {
 function poolScenario(runs, sc, { allRounds = false } = {}) {
   const servers = new Map();
   const paired = new Map();
+  const byAfter = new Map();
   const skipped = [];
   const used = [];
   const ref = runs[0];
@@ -106,10 +111,16 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
         servers.get(s.name).push(r[sc.metric]);
         if (!paired.has(s.name)) paired.set(s.name, new Map());
         paired.get(s.name).set(`${run.file}#${r.round}`, r[sc.metric]);
+        if (typeof r.after === 'string') {
+          if (!byAfter.has(s.name)) byAfter.set(s.name, new Map());
+          const m = byAfter.get(s.name);
+          if (!m.has(r.after)) m.set(r.after, []);
+          m.get(r.after).push(r[sc.metric]);
+        }
       }
     }
   }
-  return { servers, paired, skipped, used };
+  return { servers, paired, byAfter, skipped, used };
 }
 
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
@@ -191,11 +202,24 @@ function summarize(pool, sc) {
   return { rows, best, me, ratio, wins, interval, ours };
 }
 
+/** Rows of the --by-predecessor table: per server, its median (and count) after each other server. */
+function predecessorTable(pool, sc) {
+  const names = [...pool.byAfter.keys()];
+  const afters = [...new Set(names.flatMap((n) => [...pool.byAfter.get(n).keys()]))];
+  const d = sc.digits || 0;
+  const rows = names.map((n) => [n, ...afters.map((a) => {
+    const v = pool.byAfter.get(n).get(a);
+    return v ? `${fmt(medianOf(v), d)} (${v.length})` : '-';
+  })]);
+  return { headers: ['server \\ after', ...afters], rows };
+}
+
 function main(argv) {
   const allRounds = argv.includes('--all-rounds');
+  const byPredecessor = argv.includes('--by-predecessor');
   const files = argv.filter((a) => !a.startsWith('--'));
   if (!files.length || argv.includes('--help')) {
-    console.log('usage: node bench/pool.js [--all-rounds] RUN.json [RUN.json ...]   (bench/run.js --json files)');
+    console.log('usage: node bench/pool.js [--all-rounds] [--by-predecessor] RUN.json [RUN.json ...]   (bench/run.js --json files)');
     return argv.includes('--help') ? 0 : 2;
   }
   const runs = [];
@@ -239,10 +263,15 @@ function main(argv) {
         ? `   90% interval from resampling the ${iv.runs} runs: ${iv.lo.toFixed(2)}-${iv.hi.toFixed(2)}x; ftpdlib behind in ${Math.round(iv.below * 100)}% of ${fmt(iv.draws)} draws`
         : '   (no interval: fewer than 3 runs hold rounds of both)');
     }
+    if (byPredecessor && pool.byAfter.size) {
+      const t = predecessorTable(pool, sc);
+      console.log(`   median round (rounds) by the server whose turn came just before:`);
+      console.log(table(t.headers, t.rows).replace(/^/gm, '   '));
+    }
   }
   return 0;
 }
 
-module.exports = { poolScenario, summarize, runInterval, quantile, SCENARIOS };
+module.exports = { poolScenario, summarize, runInterval, predecessorTable, quantile, SCENARIOS };
 
 if (require.main === module) process.exitCode = main(process.argv.slice(2));

@@ -10,6 +10,7 @@ const pool = require('../../bench/pool.js') as {
     sc: Scenario,
   ) => { ratio: number | null; wins: { won: number; n: number } | null; best: { name: string } | null; interval: Interval | null };
   runInterval: (p: Pool, sc: Scenario, ours: string, peer: string, opts?: { draws?: number; seed?: number }) => Interval | null;
+  predecessorTable: (p: Pool, sc: Scenario) => { headers: string[]; rows: string[][] };
   SCENARIOS: Scenario[];
 };
 
@@ -29,12 +30,14 @@ interface Interval {
 }
 interface Pool {
   servers: Map<string, number[]>;
+  byAfter: Map<string, Map<string, number[]>>;
   skipped: string[];
   used: string[];
 }
 interface Round {
   round: number;
-  [metric: string]: number;
+  after?: string | null;
+  [metric: string]: number | string | null | undefined;
 }
 interface Run {
   file: string;
@@ -144,4 +147,24 @@ test('no interval from fewer than 3 runs with both servers, and lower-is-better 
   const idle = [1, 2, 3].map((i) => run(`i${i}.json`, { idle: { 'ftpdlib-sendfile': [2, 2, 2], pyftpdlib: [4, 4, 4] } }));
   const iv = pool.summarize(pool.poolScenario(idle, sc('idle')), sc('idle')).interval!;
   t.deepEqual([iv.lo, iv.hi, iv.below], [2, 2, 0]);
+});
+
+test('--by-predecessor groups each server\'s rounds by the turn before it, and leaves out rounds without one', (t) => {
+  const r = run('w.json', { retr: { 'ftpdlib-sendfile': [3000, 2000, 4000], proftpd: [3500, 2500, 1000] } }, {}, true);
+  const [mine, theirs] = [r.servers.find((x) => x.name === 'ftpdlib-sendfile')!, r.servers.find((x) => x.name === 'proftpd')!];
+  // round 1: ftpdlib (after its own uncounted transfer), then proftpd; round 2: proftpd (after
+  // its own turn that ended round 1), then ftpdlib; round 3 has no record, as in older runs
+  Object.assign(mine.rounds.retr[0], { after: 'ftpdlib-sendfile' });
+  Object.assign(theirs.rounds.retr[0], { after: 'ftpdlib-sendfile' });
+  Object.assign(theirs.rounds.retr[1], { after: 'proftpd' });
+  Object.assign(mine.rounds.retr[1], { after: 'proftpd' });
+  const p = pool.poolScenario([r], sc('retr'));
+  t.deepEqual(p.byAfter.get('ftpdlib-sendfile'), new Map([['ftpdlib-sendfile', [3000]], ['proftpd', [2000]]]));
+  t.deepEqual(p.byAfter.get('proftpd'), new Map([['ftpdlib-sendfile', [3500]], ['proftpd', [2500]]]));
+  const tab = pool.predecessorTable(p, sc('retr'));
+  t.deepEqual(tab.headers, ['server \\ after', 'ftpdlib-sendfile', 'proftpd']);
+  t.deepEqual(tab.rows, [
+    ['ftpdlib-sendfile', '3,000 (1)', '2,000 (1)'],
+    ['proftpd', '3,500 (1)', '2,500 (1)'],
+  ]);
 });
