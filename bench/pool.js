@@ -32,6 +32,7 @@
 // cannot tell the two apart. It needs at least 3 runs with both servers; the draws come from
 // a fixed seed, so the same files give the same interval.
 const fs = require('fs');
+const { num: fmt, table } = require('./format.js');
 
 const SCENARIOS = [
   { key: 'idle', metric: 'kib_per_session', unit: 'KiB/session', lower: true, digits: 1 },
@@ -50,17 +51,6 @@ function quantile(sorted, q) {
   const lo = Math.floor(i);
   const hi = Math.ceil(i);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
-}
-
-function fmt(v, digits = 0) {
-  if (v === null || v === undefined || Number.isNaN(v)) return '-';
-  return Number(v).toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function table(headers, rows) {
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ');
-  return [line(headers), w.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)].join('\n');
 }
 
 /** The FTPS client a run used, as its JSON records it. */

@@ -16,6 +16,7 @@ const path = require('path');
 const net = require('net');
 const { spawn, spawnSync } = require('child_process');
 const { orderRound } = require('./order.js');
+const { num, table } = require('./format.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH = path.join(ROOT, '.bench');
@@ -1339,17 +1340,6 @@ function medianRound(list, sc) {
 function fmtBytes(n) {
   return n >= 1024 * MiB ? `${n / 1024 / MiB} GiB` : `${n / MiB} MiB`;
 }
-function num(v, d = 0) {
-  if (v === null || v === undefined || Number.isNaN(v)) return '-';
-  return Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-}
-
-function table(headers, rows) {
-  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(w[i]) : String(c).padStart(w[i]))).join('  ');
-  return [line(headers), w.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)].join('\n');
-}
-
 function printScenario(sc, servers) {
   const ran = servers.filter((s) => !s.skip && !!sc.tls === s.tls);
   // a peer with a non-positive figure (e.g. PSS that shrank while sessions were open) cannot be "best"
