@@ -79,16 +79,22 @@ export async function selectEngine(
  * accepted sockets inherit it (Linux copies socket flags to the accepted socket). True when set.
  */
 export function setOobInline(socket: object): boolean {
-  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  const fd = handleFd(socket);
   const set = loadNative().setOobInline;
-  return !!set && typeof fd === 'number' && fd >= 0 && set(fd);
+  return !!set && fd >= 0 && set(fd);
 }
 
 /** TCP_CORK on a plain socket through the addon; false without it (see js_set_cork in engine.c). */
 export function setCork(socket: object, on: boolean): boolean {
-  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  const fd = handleFd(socket);
   const set = loadNative().setCork;
-  return !!set && typeof fd === 'number' && fd >= 0 && set(fd, on);
+  return !!set && fd >= 0 && set(fd, on);
+}
+
+/** The descriptor under a Node socket or server (-1 when it has none, or is closed). */
+function handleFd(socket: object): number {
+  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
 /** malloc_trim(0) through the addon; see src/native/index.ts. -2 without the addon. */
