@@ -11,9 +11,9 @@ import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import { SocketConnection, type DataConnection } from './data/connection';
 import { nativeTlsAvailable } from './data/engines';
-import { GatedTlsConnection, type TlsGate } from './data/tls-gate';
+import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
 import { closePassiveListener, type SparePassive } from './data/passive';
-import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type TransferPath, type TransferResult } from './data/transfer';
+import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
 import type { IdleNode } from './idle-list';
 import { dispatch, dispatchTransfer } from './dispatch';
@@ -587,36 +587,14 @@ export class Session {
         this.ctx.dataIdle.add(watched);
       }
       if (this.user) running = this.ctx.userLimits.beginTransfer(this.user, opts.direction);
-      result = await this.ctx.transfer(
-        {
-          direction: opts.direction,
-          // A bare passive connection (./data/connection.ts) becomes a Socket only if an engine asks.
-          get socket() {
-            return c.socket;
-          },
-          // -1 once something made the Socket: only a still-bare descriptor skips the stream checks.
-          get fd() {
-            return c.fd;
-          },
-          tls: c.tls,
-          // A gated FTPS connection (./data/tls-gate.ts): the engine may take its records over.
-          get tlsRecords() {
-            return c.tlsRecords;
-          },
-          handle: opts.handle,
-          ascii: opts.ascii,
-          signal: abort.signal,
-          throttle: this.throttleFor(opts.direction, running?.sharedBy ?? 1),
-          onProgress: (bytes) => {
-            if (bytes !== t.bytes && watched) watched.lastMove = Date.now();
-            t.bytes = bytes;
-          },
-          finish: opts.direction === 'send',
-        },
-        (engine) => {
-          t.engine = engine;
-        },
-      );
+      const onProgress = (bytes: number): void => {
+        if (bytes !== t.bytes && watched) watched.lastMove = Date.now();
+        t.bytes = bytes;
+      };
+      const throttle = this.throttleFor(opts.direction, running?.sharedBy ?? 1);
+      result = await this.ctx.transfer(new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress), (engine) => {
+        t.engine = engine;
+      });
       t.bytes = result.bytes;
       // A download ends with a FIN (socket.end), unless the engine already sent it.
       if (opts.direction === 'send' && !result.finished) await endSocket(c.socket);
@@ -821,6 +799,45 @@ export class Session {
   whenClosed(): Promise<void> {
     if (this.closeHandled) return Promise.resolve();
     return new Promise((resolve) => (this.closeWaiters ??= []).push(resolve));
+  }
+}
+
+
+/**
+ * What a transfer hands its engine. The data connection's socket, descriptor and TLS records
+ * are read from it when an engine asks (a bare passive connection makes its Socket only if an
+ * engine wants one). A class, not an object literal with getters: such a literal gets its own
+ * closures and accessor pairs each time and is kept as a dictionary, some 1.5 KB per transfer
+ * for the collector to copy while the transfer runs.
+ */
+class ConnectionRequest implements TransferRequest {
+  readonly tls: boolean;
+  /** A download ends with a FIN, which the engine may send itself. */
+  readonly finish: boolean;
+
+  constructor(
+    private readonly conn: DataConnection,
+    readonly direction: 'send' | 'receive',
+    readonly handle: FileHandle,
+    readonly ascii: boolean,
+    readonly signal: TransferSignal,
+    readonly throttle: Throttle | undefined,
+    readonly onProgress: (bytes: number) => void,
+  ) {
+    this.tls = conn.tls;
+    this.finish = direction === 'send';
+  }
+
+  get socket(): net.Socket {
+    return this.conn.socket;
+  }
+
+  get fd(): number {
+    return this.conn.fd;
+  }
+
+  get tlsRecords(): TlsHandover | undefined {
+    return this.conn.tlsRecords;
   }
 }
 

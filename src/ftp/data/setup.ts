@@ -1,11 +1,14 @@
 import * as net from 'node:net';
+import type Logger from 'bunyan';
 import { FtpError } from '../errors';
 import type { Session } from '../session';
 import { ActiveChannel } from './active';
 import { plainAddress } from './channel';
+import type { DataConnection } from './connection';
 import { PassiveChannel, type PassiveOptions, type PassiveProxyOptions, type SparePassive } from './passive';
 import type { ResolvedOptions } from '../../config/options';
 import { trustMatcher } from '../proxy-protocol';
+import type { PortPool } from './ports';
 
 /** Per server (its frozen options), how passive connections read PROXY headers (proxyProtocolData). */
 const dataProxies = new WeakMap<ResolvedOptions, PassiveProxyOptions | null>();
@@ -22,23 +25,56 @@ function dataProxy(o: ResolvedOptions): PassiveProxyOptions | null {
   return p;
 }
 
+/**
+ * A session's PassiveOptions, read from the session when the channel asks. A class, not an
+ * object literal with a getter and arrow functions: such a literal gets its own closures and
+ * accessor pair on every PASV/EPSV and is kept as a dictionary (about 1 KB each).
+ */
+class SessionPassive implements PassiveOptions {
+  constructor(private readonly session: Session) {}
+
+  get localAddress(): string {
+    return this.session.localAddress;
+  }
+
+  get peerAddress(): string {
+    return this.session.remoteAddress;
+  }
+
+  get permitForeignAddresses(): boolean {
+    return this.session.options.permitForeignAddresses;
+  }
+
+  get proxy(): PassiveProxyOptions | null {
+    return dataProxy(this.session.options);
+  }
+
+  get connectTimeoutMs(): number {
+    return this.session.options.dataConnectTimeout * 1000;
+  }
+
+  get pool(): PortPool | null {
+    return this.session.ctx.portPool;
+  }
+
+  /** Made only if the listener has something to report. */
+  get log(): Logger {
+    return this.session.log;
+  }
+
+  prepare(conn: DataConnection): Promise<DataConnection> {
+    return this.session.prepareDataSocket(conn);
+  }
+
+  keep(spare: SparePassive): boolean {
+    return this.session.keepSparePassive(spare);
+  }
+}
+
 /** Open a passive listener for PASV/EPSV; 425 when the range is exhausted. */
 export async function openPassive(session: Session): Promise<PassiveChannel> {
   session.setDataChannel(null);
-  const o = session.options;
-  const opts: PassiveOptions = {
-    localAddress: session.localAddress,
-    peerAddress: session.remoteAddress,
-    permitForeignAddresses: o.permitForeignAddresses,
-    proxy: dataProxy(o),
-    connectTimeoutMs: o.dataConnectTimeout * 1000,
-    pool: session.ctx.portPool,
-    get log() {
-      return session.log; // made only if the listener has something to report
-    },
-    prepare: (raw) => session.prepareDataSocket(raw),
-    keep: (spare: SparePassive) => session.keepSparePassive(spare),
-  };
+  const opts = new SessionPassive(session);
   let ch = await PassiveChannel.create(opts, session.takeSparePassive());
   if (!ch && session.ctx.portPool) {
     // Listeners kept idle between transfers hold ports too: take them back, then try again.
