@@ -43,7 +43,10 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
   } else if (cmd.perm) {
     await session.requirePerm(cmd.perm, session.cwd);
   }
-  await cmd.handle({ session, verb, arg, path });
+  // Returned, not awaited: this function's frame is then gone while a transfer runs, instead of
+  // held (with its promise) by each of the hundreds of transfers a busy server has in flight,
+  // which every scavenge would copy.
+  return cmd.handle({ session, verb, arg, path });
 }
 
 /** Run a transfer command with its abort controller in place, so ABOR can reach it from the start. */

@@ -20,7 +20,8 @@ export const retr: CommandDescriptor = {
       await handle.close();
       throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
     }
-    await session.runTransfer({
+    // Returned, not awaited: no frame of this handler stays behind for the transfer's length.
+    return session.runTransfer({
       verb: 'RETR',
       path,
       direction: 'send',

@@ -54,7 +54,7 @@ export function nativeStatus(): { available: boolean; reason: string; ioThreads?
  * local files over plain sockets, streams for everything else. A native
  * failure before the first byte retries on streams (as pyftpdlib does with sendfile).
  */
-export async function selectEngine(
+export function selectEngine(
   req: TransferRequest,
   useNative: boolean,
   onEngine: (engine: 'native' | 'stream') => void,
@@ -63,12 +63,14 @@ export async function selectEngine(
   const n = useNative ? loadNative().nativeEngine : null;
   if (n && n.accepts(req)) {
     onEngine('native');
-    try {
-      return await n.run(req);
-    } catch (err) {
+    // A promise chain, not an async function: no frame of this function is held while the
+    // transfer runs (see dispatch). A start failure comes as a rejection, retried here.
+    return n.run(req).catch((err: unknown) => {
       if (!(err instanceof TransferError) || err.code !== 'FTPD_ERR_NATIVE_START' || req.signal.aborted) throw err;
       log.warn({ err }, 'native engine could not start; retrying on streams');
-    }
+      onEngine('stream');
+      return streamEngine.run(req);
+    });
   }
   onEngine('stream');
   return streamEngine.run(req);
