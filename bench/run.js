@@ -1297,7 +1297,13 @@ const SCENARIOS = [
       if (r.error) return r;
       const want = CFG.manyClients * CFG.manyCount;
       if (r.files !== want) return { error: `${r.files}/${want} files, ${r.errors} errors: ${r.first_error}` };
-      return { files_per_s: r.files_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, file_p50_ms: r.file_p50_ms, file_p99_ms: r.file_p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop, loop_sched: sched };
+      // The collector's figures over the same phase, per file (bench/gc-window.js).
+      let gc = null;
+      if (loop && loop.gc) {
+        gc = { ...loop.gc, alloc_kib_per_file: loop.gc.allocated_bytes / 1024 / r.files };
+        delete loop.gc;
+      }
+      return { files_per_s: r.files_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, file_p50_ms: r.file_p50_ms, file_p99_ms: r.file_p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop, loop_sched: sched, gc };
     },
   },
   {
@@ -1357,7 +1363,7 @@ function printScenario(sc, servers) {
     stor: ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', 'client CPU%'],
     'tls-retr': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
     'tls-stor': ['MB/s', 'vs best peer', 'MB/server-CPU-s', 'server CPU%', tlsWithFtpbench() ? 'client CPU%' : 'curl CPU%', 'curl session setup CPU ms (server/curl)', 'data connection TLS'],
-    many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms', 'loop on CPU %', 'loop waiting %'],
+    many: ['files/s', 'vs best peer', 'RETR p50 ms', 'RETR p99 ms', 'file p50 ms', 'file p99 ms', 'server CPU ms/file', 'client CPU%', 'loop delay p99 ms', 'loop on CPU %', 'loop waiting %', 'GC KiB/file', 'survived KiB/scavenge', 'scavenge p50/max ms'],
     idle: ['KiB/session', 'vs best peer', `next ${CFG.idle}: KiB/session`, 'all PSS KiB/session', 'PSS before MiB', 'PSS total MiB', 'processes', 'open s'],
     logins: ['logins/s', 'vs best peer', 'p50 ms', 'p99 ms', 'server CPU ms/login', 'client CPU%'],
   }[sc.key];
@@ -1374,7 +1380,9 @@ function printScenario(sc, servers) {
         return [s.name, num(r.mbps), ratio(r.mbps), num(r.mb_per_cpu_s), num(r.server_cpu_pct), num(r.client_cpu_pct),
           `${num(s.tlsSetup.server_cpu_s * 1e3)}/${num(s.tlsSetup.curl_cpu_s * 1e3)}`, r.tls || '-'];
       case 'many':
-        return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.file_p50_ms, 2), num(r.file_p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-', r.loop_sched ? num(r.loop_sched.run_pct) : '-', r.loop_sched ? num(r.loop_sched.wait_pct) : '-'];
+        return [s.name, num(r.files_per_s), ratio(r.files_per_s), num(r.p50_ms, 2), num(r.p99_ms, 2), num(r.file_p50_ms, 2), num(r.file_p99_ms, 2), num(r.cpu_ms_per_file, 2), num(r.client_cpu_pct), r.eld ? num(r.eld.p99, 2) : '-', r.loop_sched ? num(r.loop_sched.run_pct) : '-', r.loop_sched ? num(r.loop_sched.wait_pct) : '-',
+          r.gc ? num(r.gc.alloc_kib_per_file, 1) : '-', r.gc && r.gc.survived_bytes !== null ? num(r.gc.survived_bytes / 1024) : '-',
+          r.gc && r.gc.scavenges ? `${num(r.gc.scavenge_ms_p50, 1)}/${num(r.gc.scavenge_ms_max, 1)}` : '-'];
       case 'idle':
         return [s.name, num(r.kib_per_session, 1), ratio(r.kib_per_session), s.idleNext ? (s.idleNext.error ? 'ERROR' : num(s.idleNext.kib_per_session, 1)) : '-', num(r.total_kib_per_session, 1), num(r.pss_before_mib, 1), num(r.pss_total_mib, 1), num(r.procs), num(r.open_seconds, 2)];
       case 'logins':
@@ -1665,6 +1673,7 @@ async function main() {
     ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'
     : '- ftpdlib runs with memoryTrimDelay 0 and heapReduceDelay 0 (--no-memory-trim): it never gives freed memory back.');
   log('- many: "RETR" latency = from sending RETR to reading the 226 (data connection already open); "file" latency = from sending EPSV (PASV where EPSV is refused) to the 226, connecting included: the whole download of one file. The 100 clients log in before the measured phase, at most 16 at a time (ftpbench --login-concurrency): all 100 at once overflowed vsftpd\'s listen backlog of 32, and with SYN cookies a client whose ACK was dropped waited 30 s for a greeting, which failed most of vsftpd\'s rounds until 2026-11-30.');
+  log('- GC = what V8\'s collector did in a Node server during "many" (v8.GCProfiler, bench/gc-window.js): heap bytes allocated per file, the mean bytes left in the young generation after a scavenge, and the median and longest scavenge pause. Unlike CPU time, these move with the code, not with the machine\'s load.');
   log(`- loop delay = perf_hooks.monitorEventLoopDelay p99 (1 ms sampling, minus the 1 ms interval) of Node servers during "many". loop on CPU / waiting = the share of that phase the server's main thread ran, and was ready to run but waited for a CPU (/proc/PID/task/PID/schedstat; ${PIN ? 'the clients ran on a core of their own (--pin)' : "the client's threads run on the same cores"}).`);
   log(`- load average before the run ${load0.map((x) => x.toFixed(2)).join(' ')}, after ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} cores; the benchmark itself adds about 1-2)`);
   const stat1 = cpuTimes();

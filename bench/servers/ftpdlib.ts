@@ -10,8 +10,9 @@
 // (bench/run.js may instead run a transpiled copy against a built dist/; FTPDLIB_IMPL names the
 // module to load, default ../../src.)
 // Prints {"port": N} on stdout once listening. On SIGUSR2 (or a "eld" line on stdin) prints
-// {"eld": {p50, p99, max, mean (ms), count}} for perf_hooks.monitorEventLoopDelay, resets it,
-// and turns the monitor on if it was off, off if it was on (it starts off).
+// {"eld": {p50, p99, max, mean (ms), count, gc}} for perf_hooks.monitorEventLoopDelay, resets it,
+// and turns the monitor on if it was off, off if it was on (it starts off); `gc` sums up V8's
+// collections while it was on (bench/gc-window.js).
 // A "gc" line on stdin runs a full GC (when started with --expose-gc) and prints {"gc": true};
 // a "stats" line prints {"stats": {memoryTrims, heapReductions, spaces: {name: [size, used, resident] KiB}}};
 // "prof-start" / "prof-stop FILE" take a V8 CPU profile of what runs in between.
@@ -40,18 +41,27 @@ async function main(): Promise<void> {
   // which bench/run.js asks for around "many": a report turns it on if off, off if on.
   const eld = monitorEventLoopDelay({ resolution: 1 });
   let eldOn = false;
+  // What V8's collector did over the same phase (bench/gc-window.js; this file also runs as a
+  // transpiled copy in .bench/run/, two levels below the repository too).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { gcWindow } = require(path.join(__dirname, '..', '..', 'bench', 'gc-window.js')) as { gcWindow: () => { stop: () => object } };
+  let gcw: { stop: () => object } | null = null;
   const report = (): void => {
     // histogram values include the 1 ms sampling interval: subtract it to get the delay
     const ms = (ns: number): number => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100);
+    const gc = gcw ? gcw.stop() : undefined;
+    gcw = null;
     process.stdout.write(
       JSON.stringify({
-        eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count },
+        eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count, gc },
       }) + '\n',
     );
     eld.reset();
     eldOn = !eldOn;
-    if (eldOn) eld.enable();
-    else eld.disable();
+    if (eldOn) {
+      eld.enable();
+      gcw = gcWindow();
+    } else eld.disable();
   };
   process.on('SIGUSR2', report);
   process.stdin.setEncoding('utf8');

@@ -24,15 +24,22 @@ const bunyan = require(path.join(modDir, 'bunyan'));
 
 // The monitor's 1 ms timer would wake the server a thousand times a second in every
 // scenario; it runs only between two SIGUSR2 (bench/run.js sends them around "many").
+// `gc`: what V8's collector did while it ran (bench/gc-window.js).
 const eld = monitorEventLoopDelay({ resolution: 1 });
+const { gcWindow } = require(path.join(__dirname, '..', 'gc-window.js'));
 let eldOn = false;
+let gcw = null;
 process.on('SIGUSR2', () => {
   const ms = (ns) => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100); // minus the 1 ms sampling interval
-  process.stdout.write(JSON.stringify({ eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count } }) + '\n');
+  const gc = gcw ? gcw.stop() : undefined;
+  gcw = null;
+  process.stdout.write(JSON.stringify({ eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count, gc } }) + '\n');
   eld.reset();
   eldOn = !eldOn;
-  if (eldOn) eld.enable();
-  else eld.disable();
+  if (eldOn) {
+    eld.enable();
+    gcw = gcWindow();
+  } else eld.disable();
 });
 
 const server = new FtpSrv({

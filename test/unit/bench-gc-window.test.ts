@@ -1,0 +1,82 @@
+import test from 'ava';
+
+// bench/gc-window.js sums up V8's collections over "many" for the benchmark's GC columns, the
+// one figure of that scenario that does not move with the machine's load.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const gw = require('../../bench/gc-window.js') as {
+  gcWindow: () => { stop: () => Summary };
+  summarize: (statistics: Gc[], startUsed: number, endUsed: number) => Summary;
+};
+
+interface Summary {
+  allocated_bytes: number;
+  scavenges: number;
+  scavenge_ms_p50: number | null;
+  scavenge_ms_max: number | null;
+  survived_bytes: number | null;
+  promoted_bytes: number | null;
+  mark_compacts: number;
+  gc_ms: number;
+}
+interface Stats {
+  heapStatistics: { usedHeapSize: number };
+  heapSpaceStatistics: { spaceName: string; spaceUsedSize: number }[];
+}
+interface Gc {
+  gcType: string;
+  cost: number;
+  beforeGC: Stats;
+  afterGC: Stats;
+}
+
+const stats = (used: number, young: number, old: number): Stats => ({
+  heapStatistics: { usedHeapSize: used },
+  heapSpaceStatistics: [
+    { spaceName: 'new_space', spaceUsedSize: young },
+    { spaceName: 'old_space', spaceUsedSize: old },
+  ],
+});
+
+test('summarize: allocation between collections, and survivors and promotion per scavenge', (t) => {
+  const MB = 1 << 20;
+  const s = gw.summarize(
+    [
+      // 10 MB used at the start; 18 when the first scavenge came: 8 allocated; it kept 1 young and promoted 0.5
+      { gcType: 'Scavenge', cost: 4000, beforeGC: stats(18 * MB, 8.5 * MB, 9.5 * MB), afterGC: stats(11 * MB, 1 * MB, 10 * MB) },
+      // 11 -> 19: 8 more; it kept 2 young and promoted 1.5
+      { gcType: 'Scavenge', cost: 6000, beforeGC: stats(19 * MB, 9 * MB, 10 * MB), afterGC: stats(13.5 * MB, 2 * MB, 11.5 * MB) },
+      // 13.5 -> 14: 0.5 more
+      { gcType: 'MarkSweepCompact', cost: 9000, beforeGC: stats(14 * MB, 2.5 * MB, 11.5 * MB), afterGC: stats(8 * MB, 2.5 * MB, 5.5 * MB) },
+    ],
+    10 * MB,
+    9 * MB, // 8 -> 9 after the last: 1 more
+  );
+  t.is(s.allocated_bytes, 17.5 * MB);
+  t.is(s.scavenges, 2);
+  t.is(s.mark_compacts, 1);
+  t.is(s.scavenge_ms_p50, 5);
+  t.is(s.scavenge_ms_max, 6);
+  t.is(s.survived_bytes, 1.5 * MB);
+  t.is(s.promoted_bytes, 1 * MB);
+  t.is(s.gc_ms, 19);
+});
+
+test('summarize: a window without a collection still counts what was allocated', (t) => {
+  const s = gw.summarize([], 1000, 5000);
+  t.is(s.allocated_bytes, 4000);
+  t.is(s.scavenges, 0);
+  t.is(s.scavenge_ms_p50, null);
+  t.is(s.survived_bytes, null);
+});
+
+test('gcWindow: sees what this process allocates and the scavenges it causes', (t) => {
+  const w = gw.gcWindow();
+  // 64 MB in 1 KiB arrays, none kept: more than any young generation holds.
+  let keep = 0;
+  for (let i = 0; i < 65536; i++) keep += new Array(128).fill(i).length;
+  const s = w.stop();
+  t.is(keep, 65536 * 128);
+  t.true(s.scavenges >= 1, `${s.scavenges} scavenges`);
+  t.true(s.allocated_bytes >= 60 * 1024 * 1024, `${s.allocated_bytes} bytes allocated`);
+  t.true(s.survived_bytes !== null && s.survived_bytes < 16 * 1024 * 1024);
+});
