@@ -592,7 +592,8 @@ export class Session {
         t.bytes = bytes;
       };
       const throttle = this.throttleFor(opts.direction, running?.sharedBy ?? 1);
-      result = await this.ctx.transfer(new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress), (engine) => {
+      const req = new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress);
+      result = await this.ctx.transfer(req, (engine) => {
         t.engine = engine;
       });
       t.bytes = result.bytes;
@@ -802,7 +803,6 @@ export class Session {
   }
 }
 
-
 /**
  * What a transfer hands its engine. The data connection's socket, descriptor and TLS records
  * are read from it when an engine asks (a bare passive connection makes its Socket only if an
@@ -828,19 +828,21 @@ class ConnectionRequest implements TransferRequest {
     this.finish = direction === 'send';
   }
 
+  /** A bare passive connection (./data/connection.ts) becomes a Socket here, if an engine asks. */
   get socket(): net.Socket {
     return this.conn.socket;
   }
 
+  /** -1 once something made the Socket: only a still-bare descriptor skips the stream checks. */
   get fd(): number {
     return this.conn.fd;
   }
 
+  /** A gated FTPS connection (./data/tls-gate.ts): the engine may take its records over. */
   get tlsRecords(): TlsHandover | undefined {
     return this.conn.tlsRecords;
   }
 }
-
 
 /** How long a session keeps its last passive listener for a next PASV/EPSV (keepSparePassive). */
 const SPARE_PASSIVE_MS = 5000;
