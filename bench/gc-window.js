@@ -76,4 +76,32 @@ function gcWindow() {
   };
 }
 
-module.exports = { gcWindow, summarize };
+/**
+ * The "eld" report of the Node servers under benchmark (servers/ftpdlib.ts, servers/ftpsrv.js):
+ * each call returns {eld: {p50, p99, max, mean (ms), count, gc}} for the phase since the last
+ * call and turns the monitor off if it was on, on if it was off (it starts off). The loop's
+ * delay is perf_hooks.monitorEventLoopDelay's at 1 ms, less that interval; `gc` is gcWindow()'s
+ * figures for the same phase (absent on the call that turns it on). Off between phases, so that
+ * its 1 ms timer does not wake the server in every scenario.
+ */
+function phaseReporter() {
+  const { monitorEventLoopDelay } = require('perf_hooks');
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  let on = false;
+  let gcw = null;
+  return () => {
+    const ms = (ns) => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100);
+    const gc = gcw ? gcw.stop() : undefined;
+    gcw = null;
+    const r = { eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count, gc } };
+    eld.reset();
+    on = !on;
+    if (on) {
+      eld.enable();
+      gcw = gcWindow();
+    } else eld.disable();
+    return r;
+  };
+}
+
+module.exports = { gcWindow, summarize, phaseReporter };

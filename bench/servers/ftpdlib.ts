@@ -17,7 +17,6 @@
 // a "stats" line prints {"stats": {memoryTrims, heapReductions, spaces: {name: [size, used, resident] KiB}}};
 // "prof-start" / "prof-stop FILE" take a V8 CPU profile of what runs in between.
 import * as path from 'path';
-import { monitorEventLoopDelay } from 'perf_hooks';
 
 function arg(name: string, dflt?: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -36,32 +35,14 @@ async function main(): Promise<void> {
   const tlsKey = arg('--tls-key');
   const impl = process.env.FTPDLIB_IMPL || path.join(__dirname, '..', '..', 'src');
 
-  // The monitor's 1 ms timer would wake the server a thousand times a second in every
-  // scenario (CPU and wake-ups counted against it); it runs only between two reports,
-  // which bench/run.js asks for around "many": a report turns it on if off, off if on.
-  const eld = monitorEventLoopDelay({ resolution: 1 });
-  let eldOn = false;
-  // What V8's collector did over the same phase (bench/gc-window.js; this file also runs as a
-  // transpiled copy in .bench/run/, two levels below the repository too).
+  // Loop delay and V8's collector over the phase between two reports (bench/gc-window.js),
+  // which bench/run.js asks for around "many". This file also runs as a transpiled copy in
+  // .bench/run/, two levels below the repository as here.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { gcWindow } = require(path.join(__dirname, '..', '..', 'bench', 'gc-window.js')) as { gcWindow: () => { stop: () => object } };
-  let gcw: { stop: () => object } | null = null;
+  const { phaseReporter } = require(path.join(__dirname, '..', '..', 'bench', 'gc-window.js')) as { phaseReporter: () => () => object };
+  const phase = phaseReporter();
   const report = (): void => {
-    // histogram values include the 1 ms sampling interval: subtract it to get the delay
-    const ms = (ns: number): number => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100);
-    const gc = gcw ? gcw.stop() : undefined;
-    gcw = null;
-    process.stdout.write(
-      JSON.stringify({
-        eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count, gc },
-      }) + '\n',
-    );
-    eld.reset();
-    eldOn = !eldOn;
-    if (eldOn) {
-      eld.enable();
-      gcw = gcWindow();
-    } else eld.disable();
+    process.stdout.write(JSON.stringify(phase()) + '\n');
   };
   process.on('SIGUSR2', report);
   process.stdin.setEncoding('utf8');

@@ -4,7 +4,6 @@
 // --tls-cert FILE --tls-key FILE: ftp-srv's `tls` option (explicit AUTH TLS; PROT P data
 // connections then use TLS). ftp-srv has no option to refuse plain sessions.
 const path = require('path');
-const { monitorEventLoopDelay } = require('perf_hooks');
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);
@@ -22,25 +21,10 @@ const fs = require('fs');
 const FtpSrv = require(path.join(modDir, 'ftp-srv'));
 const bunyan = require(path.join(modDir, 'bunyan'));
 
-// The monitor's 1 ms timer would wake the server a thousand times a second in every
-// scenario; it runs only between two SIGUSR2 (bench/run.js sends them around "many").
-// `gc`: what V8's collector did while it ran (bench/gc-window.js).
-const eld = monitorEventLoopDelay({ resolution: 1 });
-const { gcWindow } = require(path.join(__dirname, '..', 'gc-window.js'));
-let eldOn = false;
-let gcw = null;
-process.on('SIGUSR2', () => {
-  const ms = (ns) => Math.max(0, Math.round((ns - 1e6) / 1e4) / 100); // minus the 1 ms sampling interval
-  const gc = gcw ? gcw.stop() : undefined;
-  gcw = null;
-  process.stdout.write(JSON.stringify({ eld: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean), count: eld.count, gc } }) + '\n');
-  eld.reset();
-  eldOn = !eldOn;
-  if (eldOn) {
-    eld.enable();
-    gcw = gcWindow();
-  } else eld.disable();
-});
+// Loop delay and V8's collector over the phase between two SIGUSR2 (bench/run.js sends them
+// around "many"; bench/gc-window.js).
+const phase = require(path.join(__dirname, '..', 'gc-window.js')).phaseReporter();
+process.on('SIGUSR2', () => process.stdout.write(JSON.stringify(phase()) + '\n'));
 
 const server = new FtpSrv({
   url: `ftp://127.0.0.1:${port}`,

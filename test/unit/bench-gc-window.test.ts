@@ -6,6 +6,7 @@ import test from 'ava';
 const gw = require('../../bench/gc-window.js') as {
   gcWindow: () => { stop: () => Summary };
   summarize: (statistics: Gc[], startUsed: number, endUsed: number) => Summary;
+  phaseReporter: () => () => { eld: { p99: number; count: number; gc?: Summary } };
 };
 
 interface Summary {
@@ -80,4 +81,20 @@ test('gcWindow: sees what this process allocates and the scavenges it causes', (
   t.true(s.scavenges >= 1, `${s.scavenges} scavenges`);
   t.true(s.allocated_bytes >= 60 * 1024 * 1024, `${s.allocated_bytes} bytes allocated`);
   t.true(s.survived_bytes !== null && s.survived_bytes < 16 * 1024 * 1024);
+});
+
+test('phaseReporter: the first call starts a phase, the second reports its loop delay and collections', async (t) => {
+  const report = gw.phaseReporter();
+  const first = report();
+  t.is(first.eld.gc, undefined);
+  let keep = 0;
+  for (let i = 0; i < 65536; i++) keep += new Array(256).fill(i).length;
+  await new Promise((r) => setTimeout(r, 30)); // a few turns of the loop for the monitor to sample
+  const second = report();
+  t.is(keep, 65536 * 256);
+  t.truthy(second.eld.gc);
+  t.true(second.eld.gc!.allocated_bytes >= 60 * 1024 * 1024);
+  t.true(second.eld.count > 0, `${second.eld.count} samples`);
+  // the next call starts a phase again: no collector figures
+  t.is(report().eld.gc, undefined);
 });
