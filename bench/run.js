@@ -17,6 +17,7 @@ const net = require('net');
 const { spawn, spawnSync } = require('child_process');
 const { orderRound } = require('./order.js');
 const { num, table } = require('./format.js');
+const { writeFtpdlibServer } = require('./server-script.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH = path.join(ROOT, '.bench');
@@ -668,11 +669,7 @@ function ftpdlibImpl() {
   const built = Math.max(newest(path.join(ROOT, 'dist', 'src'), '.js'), exists(stamp) ? fs.statSync(stamp).mtimeMs : 0);
   if (exists(dist) && built >= newest(path.join(ROOT, 'src'), '.ts')) {
     try {
-      const ts = require(path.join(ROOT, 'node_modules', 'typescript'));
-      const src = fs.readFileSync(path.join(__dirname, 'servers', 'ftpdlib.ts'), 'utf8');
-      const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2020, esModuleInterop: true } }).outputText;
-      const out = path.join(RUN, 'ftpdlib-server.js');
-      fs.writeFileSync(out, js);
+      const out = writeFtpdlibServer(path.join(RUN, 'ftpdlib-server.js'));
       return { how: 'dist/src (built), plain node', cmd: process.execPath, pre: ['--expose-gc', out], env: { FTPDLIB_IMPL: path.join(ROOT, 'dist', 'src') } };
     } catch (e) {
       /* fall through to ts-node */

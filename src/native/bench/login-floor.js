@@ -106,10 +106,8 @@ function compare() {
   ];
   const built = path.join(root, 'dist', 'src');
   if (fs.existsSync(path.join(built, 'index.js'))) {
-    const ts = require(path.join(root, 'node_modules', 'typescript'));
-    const src = fs.readFileSync(path.join(root, 'bench', 'servers', 'ftpdlib.ts'), 'utf8');
-    const js = path.join(dir, 'ftpdlib-server.js');
-    fs.writeFileSync(js, ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2020 } }).outputText.replace(/__dirname/g, JSON.stringify(path.join(root, 'bench', 'servers'))));
+    const { writeFtpdlibServer } = require(path.join(root, 'bench', 'server-script.js'));
+    const js = writeFtpdlibServer(path.join(root, '.bench', 'run', 'login-floor-ftpdlib.js'));
     servers.push({ name: 'ftpdlib', cmd: [process.execPath, js, '--port', '0', '--root', dir, '--auth', 'plain'], env: { FTPDLIB_IMPL: built, MALLOC_ARENA_MAX: '2' } });
   }
   if (spawnSync('/usr/bin/python3', ['-c', 'import pyftpdlib']).status === 0) {
