@@ -21,6 +21,7 @@ export interface CopyInfo {
   skipped?: number;
 }
 import type { UserLimitsTracker } from './user-limits';
+import type { ControlSocket } from './control';
 
 /** What a session needs from its server: options, shared pools, the engines, and event sinks. */
 export interface ServerContext {
@@ -42,11 +43,11 @@ export interface ServerContext {
   /** The passive range is exhausted: every session closes the listener it kept between transfers. */
   dropSparePassives(): void;
   /** Keep TCP urgent data in-band on a control socket, when the native addon can. */
-  setOobInline(socket: import('node:net').Socket): void;
+  setOobInline(socket: ControlSocket): void;
   /** TCP_CORK on or off on a plain control socket, when the native addon can; whether it did. */
-  setCork(socket: import('node:net').Socket, on: boolean): boolean;
+  setCork(socket: ControlSocket, on: boolean): boolean;
   /** TCP_NODELAY on a control socket (options.tcpNoDelay), unless it has it from its listener. */
-  setNoDelay(socket: import('node:net').Socket): void;
+  setNoDelay(socket: ControlSocket): void;
   emitLogin(session: Session, user: string): void;
   emitLoginFailed(session: Session, user: string): void;
   emitLogout(session: Session, user: string): void;

@@ -18,6 +18,8 @@ import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './pro
 import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOptions } from './proxy-socket';
 import { ServerMetrics } from '../metrics';
 import { UserLimitsTracker, type SessionCounter } from './user-limits';
+import { BareControl, bareControlAvailable } from './control';
+import { takeAccepted, type TcpHandle } from './data/connection';
 
 /** What events carry about the session that caused them. */
 export interface SessionInfo {
@@ -76,7 +78,7 @@ function expireIdleSession(s: Session): void {
 }
 
 /** Whether `socket` was accepted by one of `listeners` (and so has the options set on them). */
-function acceptedBy(socket: net.Socket, listeners: ReadonlySet<net.Server>): boolean {
+function acceptedBy(socket: object, listeners: ReadonlySet<net.Server>): boolean {
   const from = (socket as { server?: net.Server }).server;
   return from !== undefined && listeners.has(from);
 }
@@ -212,6 +214,9 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   async listen(): Promise<net.AddressInfo> {
     const { host, port } = this.options;
     await this.listenOn(this.server, host, port);
+    // Plain control connections are served on their TCP handle, without a net.Socket
+    // (./control.ts), unless PROXY headers are read on this port (that reader takes sockets).
+    if (!this.proxy && bareControlAvailable()) takeAccepted(this.server, this.onBareHandle);
     if (this.implicitServer) {
       try {
         await this.listenOn(this.implicitServer, host, this.options.implicitTlsPort!);
@@ -321,6 +326,15 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.log.info('certificates reloaded');
   }
 
+  /** A connection to the plain listener, taken as libuv accepted it: false leaves it to Node. */
+  private readonly onBareHandle = (handle: TcpHandle): boolean => {
+    const c = BareControl.over(handle, this.server);
+    if (!c) return false;
+    if (this.closing) c.toSocket().end(formatReply(421, 'Server shutting down.'));
+    else this.admit(c, false, null);
+    return true;
+  };
+
   private onConnection(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', ignore);
     if (this.closing) {
@@ -368,25 +382,26 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   }
 
   /** Apply the connection limits to the client (the proxied one, behind a proxy), then start its session. */
-  private admit(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null): void {
-    const ip = peer?.remoteAddress ?? socket.remoteAddress ?? '';
+  private admit(conn: net.Socket | BareControl, implicitTls: boolean, peer: ProxiedPeer | null): void {
+    const socket = conn instanceof BareControl ? null : conn;
+    const ip = peer?.remoteAddress ?? conn.remoteAddress ?? '';
     const o = this.options;
     if (this.sessions.size + this.pendingHandshakes >= o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
-      refuse(socket, 'Too many connections. Service temporarily unavailable.');
+      refuse(socket ?? (conn as BareControl).toSocket(), 'Too many connections. Service temporarily unavailable.');
       return;
     }
     const n = this.perIp.get(ip) ?? 0;
     if (o.maxConnectionsPerIp > 0 && n >= o.maxConnectionsPerIp) {
       this.log.warn({ remote: ip }, 'too many connections from one address');
-      refuse(socket, 'Too many connections from the same IP address.');
+      refuse(socket ?? (conn as BareControl).toSocket(), 'Too many connections from the same IP address.');
       return;
     }
     this.perIp.set(ip, n + 1);
-    if (!implicitTls) {
-      this.startSession(socket, false, peer);
+    if (!implicitTls || !socket) {
+      this.startSession(conn, false, peer);
       // After a header read the socket was left paused, holding what followed the header.
-      if (socket.isPaused()) socket.resume();
+      if (socket?.isPaused()) socket.resume();
       return;
     }
     // Implicit FTPS: the handshake comes first; the connection counts against the limits meanwhile.
@@ -424,14 +439,16 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     });
   }
 
-  private startSession(socket: net.Socket, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
-    const session = new Session(this.ctx, socket, implicitTls, peer);
-    // The session's own error listener replaces the one the socket got on arrival: with two,
-    // Node keeps an array of them on every idle socket.
-    socket.off('error', ignore);
+  private startSession(conn: net.Socket | BareControl, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
+    const session = new Session(this.ctx, conn, implicitTls, peer);
     this.sessions.add(session);
     this.trimmer?.note();
-    if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(socket.remoteAddress ?? '')) this.refuseUntrustedHeader(socket, session);
+    if (!(conn instanceof BareControl)) {
+      // The session's own error listener replaces the one the socket got on arrival: with two,
+      // Node keeps an array of them on every idle socket.
+      conn.off('error', ignore);
+      if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(conn.remoteAddress ?? '')) this.refuseUntrustedHeader(conn, session);
+    }
     if (this.log.info()) session.log.info({ implicitTls }, 'connected');
     if (this.listenerCount('connect') > 0) this.emit('connect', info(session));
     session.start();

@@ -21,6 +21,7 @@ import { COMMANDS } from './commands';
 import type { ServerContext } from './server-context';
 import type { ProxiedPeer } from './proxy-socket';
 import type { LoginSlot, RunningTransfer } from './user-limits';
+import { BareControl, type ControlSink } from './control';
 
 /** Where a session is in the login sequence. Transfers are tracked by `transfer`. */
 export type SessionState = 'auth' | 'pass' | 'ready';
@@ -61,6 +62,8 @@ export interface TransferInfo {
 /** On a control socket: the session it serves (see Session.listenTo). */
 const kSession = Symbol('ftpdlib.session');
 type ControlSocket = net.Socket & { [kSession]?: Session };
+/** A control connection: a socket, or a connection served on its TCP handle alone (./control.ts). */
+type Control = net.Socket | BareControl;
 
 let nextId = 1;
 
@@ -69,7 +72,7 @@ let nextId = 1;
  * transfer it runs. Commands are executed one at a time in arrival order, so
  * pipelined commands get their replies in order.
  */
-export class Session {
+export class Session implements ControlSink {
   readonly id: number;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -118,8 +121,8 @@ export class Session {
   private readPaused = false;
   private closeWaiters: Array<() => void> | null = null;
 
-  /** The control connection: the TCP socket, or the TLS socket over it after AUTH TLS. */
-  private control: net.Socket;
+  /** The control connection: the TCP connection, or the TLS socket over it after AUTH TLS. */
+  private control: Control;
   /** The control connection is TLS (AUTH TLS done, or implicit FTPS). */
   secure = false;
   /** PBSZ 0 received on a secure control connection. */
@@ -132,7 +135,7 @@ export class Session {
 
   constructor(
     readonly ctx: ServerContext,
-    socket: net.Socket,
+    socket: Control,
     implicitTls = false,
     proxied: ProxiedPeer | null = null,
   ) {
@@ -159,7 +162,11 @@ export class Session {
    * The control socket's listeners. They are the same three functions for every session (each
    * finds its session on the socket): an idle session holds no closure of its own for them.
    */
-  private listenTo(socket: net.Socket): void {
+  private listenTo(socket: Control): void {
+    if (socket instanceof BareControl) {
+      socket.attach(this);
+      return;
+    }
     (socket as ControlSocket)[kSession] = this;
     socket.on('data', Session.onSocketData);
     socket.on('error', Session.onSocketError);
@@ -178,8 +185,23 @@ export class Session {
     this[kSession]!.onClose();
   }
 
-  /** The accepted socket, under any TLS; its local address is looked up when first needed. */
-  private readonly raw: net.Socket;
+  /** @internal A bare control connection's reads (ControlSink). */
+  controlData(chunk: Buffer): void {
+    this.onData(chunk);
+  }
+
+  /** @internal A bare control connection's error, before it closes (ControlSink). */
+  controlError(err: Error): void {
+    this.log.debug({ err }, 'control connection error');
+  }
+
+  /** @internal A bare control connection has closed (ControlSink). */
+  controlClosed(): void {
+    this.onClose();
+  }
+
+  /** The accepted connection, under any TLS; its local address is looked up when first needed. */
+  private raw: Control;
   private local: string | undefined;
 
   /** The server's address on this connection (PASV, EPSV, STAT). */
@@ -217,8 +239,8 @@ export class Session {
     else this.logUser = user;
   }
 
-  /** The control socket (TLS after AUTH TLS). */
-  get socket(): net.Socket {
+  /** The control connection (TLS after AUTH TLS). */
+  get socket(): Control {
     return this.control;
   }
 
@@ -383,7 +405,13 @@ export class Session {
    */
   async upgradeControl(): Promise<void> {
     const tlsm = this.ctx.tls!;
-    const raw = this.control;
+    let raw = this.control;
+    if (raw instanceof BareControl) {
+      // The TLS socket is made over a net.Socket: this connection becomes one, paused as it is.
+      const made = raw.toSocket();
+      this.control = this.raw = raw = made;
+      this.listenTo(made);
+    }
     raw.removeAllListeners('data');
     this.framer.reset();
     this.reply(234, 'AUTH TLS successful.');

@@ -155,12 +155,11 @@ test('QUIT: the 221 and the FIN leave in one segment (TCP_CORK until the close),
 // from the descriptor itself (passed as the child's fd 3).
 async function serverNoDelay(tcpNoDelay: boolean | undefined, t: import('ava').ExecutionContext): Promise<number> {
   const s = await startServer(t, tcpNoDelay === undefined ? {} : { tcpNoDelay });
-  const listener = (s.server as unknown as { server: net.Server }).server;
-  const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
   const c = await LineClient.open(s.port);
-  const sock = await accepted;
-  t.is((await c.cmd(`USER ${USER}`)).code, 331); // the session has set up its socket
-  const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
+  t.is((await c.cmd(`USER ${USER}`)).code, 331); // the session has set up its connection
+  const sessions = (s.server as unknown as { sessions: Set<{ socket: { _handle: { fd: number } } }> }).sessions;
+  t.is(sessions.size, 1);
+  const fd = [...sessions][0].socket._handle.fd;
   const py = 'import socket; s = socket.socket(fileno=3); print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()';
   const r = spawnSync('python3', ['-c', py], { stdio: ['ignore', 'pipe', 'inherit', fd], encoding: 'utf8' });
   c.close();

@@ -44,7 +44,7 @@ export class SocketConnection implements DataConnection {
 }
 
 /** The TCP handle libuv accepted (Node's internal TCPWrap), as much of it as is used here. */
-interface TcpHandle {
+export interface TcpHandle {
   readonly fd?: unknown;
   getpeername(out: { address?: string }): number;
   close(cb?: () => void): void;
@@ -123,6 +123,20 @@ export class BareConnection implements DataConnection {
  */
 export function acceptBare(server: net.Server, onBare: (conn: DataConnection) => void): boolean {
   if (process.env.FTPDLIB_NO_BARE_ACCEPT === '1') return false;
+  return takeAccepted(server, (handle) => {
+    onBare(new BareConnection(handle));
+    return true;
+  });
+}
+
+/**
+ * Give each connection `server` accepts (it must be listening) to `onHandle` as libuv's TCP
+ * handle, before Node makes a Socket of it. `onHandle` returns false to leave the handle to
+ * Node (a Socket and 'connection' then, as usual); so does a handle without a descriptor.
+ * False, with nothing changed, when this Node's listener lacks what this needs. A failed
+ * accept is the server's 'error'.
+ */
+export function takeAccepted(server: net.Server, onHandle: (handle: TcpHandle) => boolean): boolean {
   const lh = (server as unknown as { _handle?: { onconnection?: OnConnection } | null })._handle;
   if (!lh || typeof lh.onconnection !== 'function') return false;
   const nodeOwn = lh.onconnection;
@@ -133,12 +147,9 @@ export function acceptBare(server: net.Server, onBare: (conn: DataConnection) =>
       return;
     }
     const fd = handle.fd;
-    if (typeof fd !== 'number' || fd < 0 || typeof handle.getpeername !== 'function' || typeof handle.close !== 'function') {
-      // No descriptor to hand over (not a platform with one): Node makes the Socket as usual.
-      nodeOwn.call(this, status, handle);
-      return;
-    }
-    onBare(new BareConnection(handle));
+    const usable = typeof fd === 'number' && fd >= 0 && typeof handle.getpeername === 'function' && typeof handle.close === 'function';
+    // No descriptor to hand over (not a platform with one), or declined: Node makes the Socket.
+    if (!usable || !onHandle(handle)) nodeOwn.call(this, status, handle);
   };
   return true;
 }
