@@ -11,7 +11,7 @@
 //         connections bare, as ftpdlib takes its passive data connections (src/ftp/data/connection.ts).
 // Each server gets a 2 s unmeasured pass, then `--seconds` of `ftpbench logins` (bench/run.js
 // builds .bench/ftpbench); server CPU per login from /proc/PID/stat (10 ms ticks).
-// ftpdlib runs built (npm run build). This is a measurement script, not a test: the handle
+// ftpdlib runs built (npm run build), once as it is and once with FTPDLIB_NO_BARE_CONTROL=1. This is a measurement script, not a test: the handle
 // server uses process.binding('stream_wrap'), Node's internals, and does no error handling
 // beyond what a loopback login needs.
 'use strict';
@@ -108,7 +108,10 @@ function compare() {
   if (fs.existsSync(path.join(built, 'index.js'))) {
     const { writeFtpdlibServer } = require(path.join(root, 'bench', 'server-script.js'));
     const js = writeFtpdlibServer(path.join(root, '.bench', 'run', 'login-floor-ftpdlib.js'));
-    servers.push({ name: 'ftpdlib', cmd: [process.execPath, js, '--port', '0', '--root', dir, '--auth', 'plain'], env: { FTPDLIB_IMPL: built, MALLOC_ARENA_MAX: '2' } });
+    const cmd = [process.execPath, js, '--port', '0', '--root', dir, '--auth', 'plain'];
+    servers.push({ name: 'ftpdlib', cmd, env: { FTPDLIB_IMPL: built, MALLOC_ARENA_MAX: '2' } });
+    // The same build with its control connections on net.Socket (src/ftp/control.ts).
+    servers.push({ name: 'ftpdlib, net.Socket', cmd, env: { FTPDLIB_IMPL: built, MALLOC_ARENA_MAX: '2', FTPDLIB_NO_BARE_CONTROL: '1' } });
   }
   if (spawnSync('/usr/bin/python3', ['-c', 'import pyftpdlib']).status === 0) {
     servers.push({ name: 'pyftpdlib', cmd: ['/usr/bin/python3', path.join(root, 'bench', 'servers', 'pyftpdlib_server.py'), '--port', '0', '--root', dir] });
@@ -144,12 +147,12 @@ function compare() {
         s.started = false;
         const r = await run(s);
         results[s.name].push(r);
-        console.log(`${s.name.padEnd(11)} ${Math.round(r.perSecond)} logins/s, ${r.ms.toFixed(3)} ms of server CPU per login`);
+        console.log(`${s.name.padEnd(20)} ${Math.round(r.perSecond)} logins/s, ${r.ms.toFixed(3)} ms of server CPU per login`);
       }
     }
     const med = (a) => [...a].sort((x, y) => x - y)[Math.floor((a.length - 1) / 2)];
     console.log('\nmedians:');
-    for (const s of servers) console.log(`${s.name.padEnd(11)} ${Math.round(med(results[s.name].map((r) => r.perSecond)))} logins/s, ${med(results[s.name].map((r) => r.ms)).toFixed(3)} ms per login`);
+    for (const s of servers) console.log(`${s.name.padEnd(20)} ${Math.round(med(results[s.name].map((r) => r.perSecond)))} logins/s, ${med(results[s.name].map((r) => r.ms)).toFixed(3)} ms per login`);
     fs.rmSync(dir, { recursive: true, force: true });
   })();
 }
