@@ -188,9 +188,12 @@ export class BareControl implements ControlSocket {
     bareAccepted++;
   }
 
-  /** A bare control connection over `handle`, or null when this Node cannot serve one bare. */
+  /**
+   * A bare control connection over `handle`, or null when this Node cannot serve one bare.
+   * Whether to serve bare at all (bareControlAvailable) is the listener's choice, made once.
+   */
   static over(handle: TcpHandle, server: net.Server): BareControl | null {
-    if (!bareControlAvailable() || !streamCapable(handle)) return null;
+    if (!wrap || !streamCapable(handle)) return null;
     return new BareControl(handle, server);
   }
 
