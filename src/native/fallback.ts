@@ -253,6 +253,47 @@ const SEND_CHUNK = 1024 * 1024;
 const SEND_BUFFERS = 2;
 /** The smallest buffer sendFromFd reads into (a file smaller than SEND_CHUNK gets one its size). */
 const SEND_MIN_CHUNK = 16 * 1024;
+/** SEND_CHUNK buffers kept between downloads, at most (SEND_POOL_MAX MiB). */
+const SEND_POOL_MAX = 32;
+/** How long the kept buffers outlive the last download that gave one back. */
+const SEND_POOL_IDLE_MS = 2000;
+
+/**
+ * Read buffers of SEND_CHUNK bytes that finished downloads gave back, for the next ones. Each
+ * new one is memory outside V8's heap that V8 counts: with 100 downloads of 1 MiB at a time,
+ * two fresh buffers per download made V8 run a full mark-compact every few dozen files, and
+ * each buffer's pages were faulted in anew (src/native/bench/RESULTS.md, "The stream path in
+ * "many""). Emptied once no download has given one back for SEND_POOL_IDLE_MS.
+ */
+const sendPool: Buffer[] = [];
+let sendPoolUsed = 0;
+let sendPoolTimer: NodeJS.Timeout | null = null;
+
+function takeSendBuffer(size: number): Buffer {
+  if (size === SEND_CHUNK) {
+    const b = sendPool.pop();
+    if (b) return b;
+  }
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function giveSendBuffers(bufs: Buffer[]): void {
+  for (const b of bufs) if (b.length === SEND_CHUNK && sendPool.length < SEND_POOL_MAX) sendPool.push(b);
+  sendPoolUsed = Date.now();
+  sendPoolTimer ??= setTimeout(dropSendBuffers, SEND_POOL_IDLE_MS).unref();
+}
+
+function dropSendBuffers(): void {
+  sendPoolTimer = null;
+  const idle = Date.now() - sendPoolUsed;
+  if (idle >= SEND_POOL_IDLE_MS) sendPool.length = 0;
+  else sendPoolTimer = setTimeout(dropSendBuffers, SEND_POOL_IDLE_MS - idle).unref();
+}
+
+/** Buffers kept for downloads on the stream path now (for tests). */
+export function sendPoolSize(): number {
+  return sendPool.length;
+}
 
 /** file → socket. Resolves once every byte has been handed to the socket. */
 function send(req: TransferRequest): Promise<TransferResult> {
@@ -309,6 +350,7 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
   // A small file gets buffers its size (a file that grows meanwhile is read on to its end anyway).
   const left = req.handle.size === undefined ? SEND_CHUNK : req.handle.size - req.handle.offset;
   const size = Math.min(SEND_CHUNK, Math.max(SEND_MIN_CHUNK, left + 1));
+  const known = req.handle.size;
   let buffers = 0;
   const free: Buffer[] = [];
   /** Chunks read and not yet written, in file order: the buffer and how much of it was read. */
@@ -325,6 +367,10 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
       if (settled || done === undefined || reading) return;
       settled = true;
       unhook();
+      // Buffers no read or write holds any more serve the next downloads; the one a failed
+      // write may still hold is left to the collector.
+      for (const r of ready) free.push(r.buf);
+      giveSendBuffers(free);
       if (done) reject(done);
       else resolve({ bytes: counter.bytes, path: 'stream' });
     };
@@ -336,8 +382,11 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
     const pump = (): void => {
       if (done !== undefined) return;
       if (!reading && !eof && (free.length || buffers < SEND_BUFFERS)) {
-        // The second buffer is made only when the file needs it.
-        const buf = free.pop() ?? (buffers++, Buffer.allocUnsafeSlow(size));
+        // The second buffer is made only when the file needs it. Once the size the file had at
+        // the open is read, the read that finds its end (or what was appended since) needs no
+        // buffer of a chunk's size.
+        const probe = !free.length && known !== undefined && pos >= known;
+        const buf = free.pop() ?? (buffers++, takeSendBuffer(probe ? Math.min(size, SEND_MIN_CHUNK) : size));
         reading = true;
         fsRead(fd, buf, 0, buf.length, pos, (err, n) => {
           reading = false;
