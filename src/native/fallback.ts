@@ -253,8 +253,12 @@ const SEND_CHUNK = 1024 * 1024;
 const SEND_BUFFERS = 2;
 /** The smallest buffer sendFromFd reads into (a file smaller than SEND_CHUNK gets one its size). */
 const SEND_MIN_CHUNK = 16 * 1024;
-/** SEND_CHUNK buffers kept between downloads, at most (SEND_POOL_MAX MiB). */
-const SEND_POOL_MAX = 32;
+/**
+ * SEND_CHUNK buffers kept between downloads, at most (SEND_POOL_MAX MiB): what a burst of
+ * downloads held at its peak anyway. 128 made 1,640 files/s where 32 made 1,268 with 100
+ * downloads at a time (src/native/bench/RESULTS.md, "The stream path in "many"").
+ */
+const SEND_POOL_MAX = 128;
 /** How long the kept buffers outlive the last download that gave one back. */
 const SEND_POOL_IDLE_MS = 2000;
 
