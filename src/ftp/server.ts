@@ -59,8 +59,12 @@ export interface AcceptOptions {
   head?: Buffer;
 }
 
-/** Answer 421 and close. A socket left paused by a header read is resumed, to read the peer's FIN and close. */
-function refuse(socket: net.Socket, text: string): void {
+/**
+ * Answer 421 and close. A socket left paused by a header read is resumed, to read the peer's FIN
+ * and close; a bare connection becomes a socket for it.
+ */
+function refuse(conn: net.Socket | BareControl, text: string): void {
+  const socket = conn instanceof BareControl ? conn.toSocket() : conn;
   socket.resume();
   socket.end(formatReply(421, text));
 }
@@ -388,13 +392,13 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     const o = this.options;
     if (this.sessions.size + this.pendingHandshakes >= o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
-      refuse(socket ?? (conn as BareControl).toSocket(), 'Too many connections. Service temporarily unavailable.');
+      refuse(conn, 'Too many connections. Service temporarily unavailable.');
       return;
     }
     const n = this.perIp.get(ip) ?? 0;
     if (o.maxConnectionsPerIp > 0 && n >= o.maxConnectionsPerIp) {
       this.log.warn({ remote: ip }, 'too many connections from one address');
-      refuse(socket ?? (conn as BareControl).toSocket(), 'Too many connections from the same IP address.');
+      refuse(conn, 'Too many connections from the same IP address.');
       return;
     }
     this.perIp.set(ip, n + 1);

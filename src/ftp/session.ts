@@ -61,7 +61,7 @@ export interface TransferInfo {
 
 /** On a control socket: the session it serves (see Session.listenTo). */
 const kSession = Symbol('ftpdlib.session');
-type ControlSocket = net.Socket & { [kSession]?: Session };
+type ListenedSocket = net.Socket & { [kSession]?: Session };
 /** A control connection: a socket, or a connection served on its TCP handle alone (./control.ts). */
 type Control = net.Socket | BareControl;
 
@@ -167,21 +167,21 @@ export class Session implements ControlSink {
       socket.attach(this);
       return;
     }
-    (socket as ControlSocket)[kSession] = this;
+    (socket as ListenedSocket)[kSession] = this;
     socket.on('data', Session.onSocketData);
     socket.on('error', Session.onSocketError);
     socket.on('close', Session.onSocketClose);
   }
 
-  private static onSocketData(this: ControlSocket, chunk: Buffer): void {
+  private static onSocketData(this: ListenedSocket, chunk: Buffer): void {
     this[kSession]!.onData(chunk);
   }
 
-  private static onSocketError(this: ControlSocket, err: Error): void {
+  private static onSocketError(this: ListenedSocket, err: Error): void {
     this[kSession]!.log.debug({ err }, 'control connection error');
   }
 
-  private static onSocketClose(this: ControlSocket): void {
+  private static onSocketClose(this: ListenedSocket): void {
     this[kSession]!.onClose();
   }
 
