@@ -27,6 +27,8 @@ export interface ControlSocket {
 /** Where a bare control connection delivers what it reads and how it ends (the session). */
 export interface ControlSink {
   controlData(chunk: Buffer): void;
+  /** The client's FIN: nothing more to read. The sink ends the connection when it is done. */
+  controlEnded(): void;
   controlError(err: Error): void;
   controlClosed(): void;
 }
@@ -157,10 +159,10 @@ function afterShutdown(this: Req): void {
  * the destroy sequence) was a third of a minimal login's CPU on this machine
  * (src/native/bench/RESULTS.md, "Logins: what Node's net.Socket costs").
  *
- * It behaves as the `net.Socket` the session had (allowHalfOpen false): the client's FIN ends
- * the connection once the replies written before it are out; replies written after it are
- * dropped. Whatever needs a real socket (AUTH TLS, a refusal) calls `toSocket()`: from then on
- * the connection is that socket's.
+ * It behaves as the half-open `net.Socket` the session would have: the client's FIN stops the
+ * reading and is reported (ControlSink.controlEnded); replies can still be written until the
+ * session ends the connection. Whatever needs a real socket (AUTH TLS, a refusal) calls
+ * `toSocket()`: from then on the connection is that socket's.
  */
 export class BareControl implements ControlSocket {
   private handle: StreamHandle | null;
@@ -344,11 +346,15 @@ export class BareControl implements ControlSocket {
     this.eof = true;
     this.paused = true;
     this.handle?.readStop();
-    // As Node's socket with allowHalfOpen false: the replies already written go out, then the
-    // FIN and the close; later replies are dropped. Nothing is left unread, so the close cannot
-    // turn into a reset.
-    if (this.shut || (!this.ending && this.pendingBytes === 0)) this.destroy();
-    else this.end();
+    // Ended already: the close follows our FIN (shutdownDone), or follows now if it is out.
+    // Nothing is left unread, so the close cannot turn into a reset.
+    if (this.ending) {
+      if (this.shut) this.destroy();
+    } else if (this.sink) {
+      this.sink.controlEnded();
+    } else {
+      this.destroy();
+    }
   }
 
   private fail(status: number, syscall: string): void {

@@ -39,6 +39,9 @@ const BEFORE_FIRST_REPLY = new Set(['ABOR', 'QUIT']);
 /** Most commands held while an earlier one runs before we stop reading the socket. */
 const MAX_QUEUED = 32;
 
+/** Uploads: not started once the client has half-closed the control connection (onInputEnd). */
+const UPLOADS = new Set(['STOR', 'APPE', 'STOU']);
+
 export interface ActiveTransfer {
   verb: string;
   path: string;
@@ -119,6 +122,8 @@ export class Session implements ControlSink {
   idleNext: IdleNode | null = null;
   idleAt = -1;
   private readPaused = false;
+  /** The client's FIN is read: no command follows; those read before it are still answered. */
+  private inputEnded = false;
   private closeWaiters: Array<() => void> | null = null;
 
   /** The control connection: the TCP connection, or the TLS socket over it after AUTH TLS. */
@@ -168,13 +173,22 @@ export class Session implements ControlSink {
       return;
     }
     (socket as ListenedSocket)[kSession] = this;
+    // The client's FIN ends its commands, not the replies owed to them: the session ends the
+    // connection itself once those are out (onInputEnd). A Duplex reads allowHalfOpen when its
+    // readable side ends, so setting it here holds for sockets made by any listener.
+    socket.allowHalfOpen = true;
     socket.on('data', Session.onSocketData);
+    socket.on('end', Session.onSocketEnd);
     socket.on('error', Session.onSocketError);
     socket.on('close', Session.onSocketClose);
   }
 
   private static onSocketData(this: ListenedSocket, chunk: Buffer): void {
     this[kSession]!.onData(chunk);
+  }
+
+  private static onSocketEnd(this: ListenedSocket): void {
+    this[kSession]!.onInputEnd();
   }
 
   private static onSocketError(this: ListenedSocket, err: Error): void {
@@ -188,6 +202,11 @@ export class Session implements ControlSink {
   /** @internal A bare control connection's reads (ControlSink). */
   controlData(chunk: Buffer): void {
     this.onData(chunk);
+  }
+
+  /** @internal A bare control connection read the client's FIN (ControlSink). */
+  controlEnded(): void {
+    this.onInputEnd();
   }
 
   /** @internal A bare control connection's error, before it closes (ControlSink). */
@@ -286,10 +305,24 @@ export class Session implements ControlSink {
    */
   private closesAtOnce(): boolean {
     const s = this.socket;
-    return !this.secure && s === this.raw && s.writableLength === 0 && !this.readPaused && !s.isPaused();
+    return !this.secure && s === this.raw && s.writableLength === 0 && (this.inputEnded || (!this.readPaused && !s.isPaused()));
   }
 
   // ---- input ---------------------------------------------------------------
+
+  /**
+   * The client half-closed the control connection (its FIN, or a TLS close_notify): no more
+   * commands come. Those it sent before are answered in order, as vsftpd, proftpd and pyftpdlib
+   * do for `printf '...' | nc -N`, and then the session ends the connection. A transfer running
+   * now is aborted as before, since a client that goes away mid-transfer sends this same FIN.
+   */
+  private onInputEnd(): void {
+    if (this.closed || this.inputEnded) return;
+    this.inputEnded = true;
+    this.framer.reset();
+    if (this.transfer || this.transferAbort || (!this.busy && this.queue.length === 0)) this.close();
+    // Otherwise pump() closes once it has answered the queue.
+  }
 
   private onData(chunk: Buffer): void {
     if (this.tlsPending) return; // bytes sent after AUTH TLS in the same packet: never commands
@@ -363,6 +396,8 @@ export class Session implements ControlSink {
       // Emptied by shift(), an array keeps its grown backing store (about 140 bytes); setting
       // the length drops it, so an idle session does not hold one.
       if (this.queue.length === 0) this.queue.length = 0;
+      // Every command read before the client's FIN is answered: end the connection.
+      if (this.inputEnded && !this.closed) this.close();
     }
   }
 
@@ -370,6 +405,9 @@ export class Session implements ControlSink {
     const started = Date.now();
     this.touch();
     try {
+      // An upload whose client has half-closed the control connection is not started: the
+      // data connection's end could not be told from a client that died mid-upload.
+      if (this.inputEnded && UPLOADS.has(ev.verb)) throw new FtpError(426, 'Control connection closed by the client; upload not started.');
       if (COMMANDS.get(ev.verb)?.transfer) await dispatchTransfer(this, ev.verb, ev.arg);
       else await dispatch(this, ev.verb, ev.arg);
     } catch (err) {
@@ -413,6 +451,8 @@ export class Session implements ControlSink {
       this.listenTo(made);
     }
     raw.removeAllListeners('data');
+    // The TLS socket reports the end from now on (a FIN in the handshake fails it instead).
+    raw.off('end', Session.onSocketEnd);
     this.framer.reset();
     this.reply(234, 'AUTH TLS successful.');
     try {

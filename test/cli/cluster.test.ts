@@ -174,6 +174,38 @@ test('maxConnectionsPerIp 3 holds across 2 workers: the 4th connection gets 421;
   t.regex(again, /^220 /);
 });
 
+test('2 workers: clients that send all their commands and half-close get every reply, then the FIN', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2');
+  const d = await startDaemon(t, ['--config', file]);
+  await workerPids(d);
+  const one = (i: number): Promise<{ text: string; fin: boolean }> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ port: d.port, host: '127.0.0.1', allowHalfOpen: true });
+      t.teardown(() => socket.destroy());
+      let text = '';
+      let fin = false;
+      socket.setEncoding('utf8');
+      socket.on('data', (s: string) => (text += s));
+      socket.on('end', () => (fin = true));
+      socket.on('error', reject);
+      socket.on('close', () => resolve({ text, fin }));
+      // Sent at once with the FIN, as `printf ... | nc -N` does: PASS and MKD take the worker
+      // longer than the FIN takes to arrive.
+      socket.end(`USER alice\r\nPASS pw\r\nPWD\r\nMKD d${i}\r\nSYST\r\n`);
+    });
+  const all = await Promise.all([0, 1, 2, 3].map(one));
+  for (const [i, r] of all.entries()) {
+    t.true(r.fin, `client ${i}: the server's FIN`);
+    t.deepEqual(
+      r.text.split('\r\n').filter(Boolean).map((l) => l.slice(0, 3)),
+      ['220', '331', '230', '257', '257', '215'],
+      `client ${i}`,
+    );
+    t.true(fs.statSync(path.join(dir, 'home', `d${i}`)).isDirectory());
+  }
+});
+
 test('kill -9 of a worker: the primary logs it, starts a new one, and new logins work', async (t) => {
   const dir = tmpDir(t);
   const file = writeConfig(dir, 'workers: 2');

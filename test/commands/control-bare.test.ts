@@ -1,61 +1,12 @@
 // Control connections served on the TCP handle alone (src/ftp/control.ts), and the same
 // behaviour with FTPDLIB_NO_BARE_CONTROL=1, where each is a net.Socket as before. Each scenario
 // runs on both paths; the counters prove which one served it.
-import test, { type ExecutionContext } from 'ava';
-import * as net from 'node:net';
+import test from 'ava';
 import { bareControlStats } from '../../src/ftp/control';
-import { LineClient, ReplyReader, type Reply } from '../helpers/line-client';
+import { LineClient } from '../helpers/line-client';
 import { FtpsControl, tlsOption } from '../helpers/tls';
-import { PASS, USER, startServer, waitForNoSessions, type StartOptions, type TestServer } from '../helpers/server';
-
-type Path = 'bare' | 'socket';
-const PATHS: Path[] = ['bare', 'socket'];
-
-/**
- * Run `body` against a fresh server whose control connections take `path`, and check that they
- * did: bare connections counted for 'bare', none for 'socket'. Serial: the switch is the
- * process's environment.
- */
-function onBothPaths(title: string, body: (t: ExecutionContext, s: TestServer) => Promise<void>, opts: StartOptions = {}): void {
-  for (const path of PATHS) {
-    test.serial(`${title} (${path === 'bare' ? 'bare TCP handle' : 'net.Socket'})`, async (t) => {
-      if (path === 'socket') process.env.FTPDLIB_NO_BARE_CONTROL = '1';
-      try {
-        const s = await startServer(t, opts);
-        const before = bareControlStats().accepted;
-        await body(t, s);
-        const taken = bareControlStats().accepted - before;
-        if (path === 'bare') t.true(taken > 0, 'served bare');
-        else t.is(taken, 0, 'served on net.Socket');
-      } finally {
-        delete process.env.FTPDLIB_NO_BARE_CONTROL;
-      }
-    });
-  }
-}
-
-/** Collect every reply on a raw socket until the server closes it; the way it closed too. */
-function collect(sock: net.Socket): Promise<{ replies: Reply[]; end: string }> {
-  return new Promise((resolve) => {
-    const replies: Reply[] = [];
-    const reader = new ReplyReader((r) => replies.push(r));
-    let end = 'fin';
-    sock.setEncoding('utf8');
-    sock.on('data', (d: string) => reader.feed(d));
-    sock.on('error', (err: NodeJS.ErrnoException) => (end = err.code ?? err.message));
-    sock.on('close', () => resolve({ replies, end }));
-  });
-}
-
-function connect(port: number, allowHalfOpen = false): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen }, () => {
-      s.off('error', reject);
-      resolve(s);
-    });
-    s.once('error', reject);
-  });
-}
+import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
+import { collect, connect, onBothPaths } from '../helpers/control-paths';
 
 onBothPaths('a login, commands and QUIT: replies in order, then the FIN, and the session is freed', async (t, s) => {
   const c = await LineClient.open(s.port);
