@@ -6,7 +6,9 @@
  * paused, applies maxConnections and maxConnectionsPerIp over all workers (421 and close when
  * over), and sends the socket to the worker with the fewest open connections. The worker serves
  * it with `FtpServer.acceptConnection` and reports its end, so the primary's counts drop. The
- * primary never reads a byte from a client.
+ * primary never reads a byte from a client. A plain control connection (no PROXY headers on the
+ * port) goes over as libuv's TCP handle, with no net.Socket made on either side: the worker
+ * serves it bare, as FtpServer's own listener does (src/ftp/control.ts).
  *
  * A worker's passive listeners are its own (they listen with `exclusive`, never through the
  * primary), so a data connection always reaches the worker whose session opened the port; two
@@ -21,6 +23,8 @@ import * as net from 'node:net';
 import { AggregatorRegistry } from 'prom-client';
 import type Logger from 'bunyan';
 import { MemoryLockoutStore, type LockoutRecord, type LockoutStore } from './auth/lockout';
+import { bareControlAvailable } from './ftp/control';
+import { isTcpHandle, socketOfHandle, takeAccepted, type TcpHandle } from './ftp/data/connection';
 import { formatReply } from './ftp/parser';
 import { trustMatcher, type ProxyHeaderError, type ProxyProtocolMode } from './ftp/proxy-protocol';
 import { proxiedPeer, readProxyHeader, type ProxiedPeer } from './ftp/proxy-socket';
@@ -58,6 +62,8 @@ type ToPrimary =
   | { type: 'lockout'; rid: number; call: LockoutCall }
   /** A login of `user` (maxSessions `max`, 0: none); `hid` names the hold until its release. */
   | { type: 'session-acquire'; hid: number; user: string; max: number }
+  /** Logins minus logouts per user, of users with no limit, since the last such message. */
+  | { type: 'session-counts'; counts: Array<[string, number]> }
   | { type: 'session-release'; hid: number }
   | { type: 'metrics-reply'; rid: number; metrics: MetricsJson };
 
@@ -106,6 +112,8 @@ interface Slot {
   conns: Map<number, string>;
   /** Hold id → user, for the logged-in sessions (maxSessions) this worker holds. */
   holds: Map<number, string>;
+  /** User → sessions this worker reported in 'session-counts' (users with no limit). */
+  counted: Map<string, number>;
 }
 
 const MINUTE_MS = 60_000;
@@ -150,6 +158,9 @@ export class ClusterPrimary {
   /** Listen on the control port (and the implicit-TLS one). Rejects with the listen error. */
   async listen(): Promise<{ control: net.AddressInfo; implicit: net.AddressInfo | null }> {
     await listenOn(this.control, this.o.host, this.o.port);
+    // Plain connections are handed over as TCP handles, never made sockets here; a port that
+    // reads PROXY headers takes sockets (the header is read here).
+    if (!this.o.proxy && bareControlAvailable()) takeAccepted(this.control, this.onHandle);
     if (this.implicit) {
       try {
         await listenOn(this.implicit, this.o.host, this.o.implicitTlsPort!);
@@ -269,7 +280,7 @@ export class ClusterPrimary {
 
   private fork(): Slot {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
-    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map() };
+    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map(), counted: new Map() };
     this.slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.log.warn({ err, worker: worker.id, workerPid: slot.pid }, 'worker IPC error'));
@@ -285,6 +296,13 @@ export class ClusterPrimary {
       void this.answerLockout(slot, msg.rid, msg.call);
     } else if (msg?.type === 'session-acquire') {
       this.send(slot, { type: 'session-reply', hid: msg.hid, granted: this.acquireSession(slot, msg.hid, msg.user, msg.max) });
+    } else if (msg?.type === 'session-counts') {
+      for (const [user, d] of msg.counts) {
+        const n = (slot.counted.get(user) ?? 0) + d;
+        if (n === 0) slot.counted.delete(user);
+        else slot.counted.set(user, n);
+        this.addSessions(user, d);
+      }
     } else if (msg?.type === 'session-release') {
       this.releaseSession(slot, msg.hid);
     } else if (msg?.type === 'metrics-reply') {
@@ -306,6 +324,8 @@ export class ClusterPrimary {
     this.slots.delete(slot.worker.id);
     for (const id of [...slot.conns.keys()]) this.release(slot, id);
     for (const hid of [...slot.holds.keys()]) this.releaseSession(slot, hid);
+    for (const [user, n] of slot.counted) this.addSessions(user, -n);
+    slot.counted.clear();
     if (this.stopping) {
       this.log.info({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker stopped');
       if (this.slots.size === 0) this.allExited?.();
@@ -346,6 +366,12 @@ export class ClusterPrimary {
     }
   }
 
+  /** A plain connection, as libuv accepted it. */
+  private readonly onHandle = (handle: TcpHandle): boolean => {
+    this.admit(handle, false);
+    return true;
+  };
+
   private onConnection(socket: net.Socket, implicit: boolean): void {
     socket.on('error', () => {});
     const proxy = this.o.proxy;
@@ -385,10 +411,14 @@ export class ClusterPrimary {
     );
   }
 
-  /** Apply the limits to the client (the one a PROXY header named, when read) and hand the socket to a worker. */
-  private admit(socket: net.Socket, implicit: boolean, proxied?: { peer: ProxiedPeer | null; head: Buffer }): void {
-    const ip = proxied?.peer?.remoteAddress ?? socket.remoteAddress ?? '';
+  /**
+   * Apply the limits to the client (the one a PROXY header named, when read) and hand the
+   * connection (a socket, or a plain connection's TCP handle) to a worker.
+   */
+  private admit(conn: net.Socket | TcpHandle, implicit: boolean, proxied?: { peer: ProxiedPeer | null; head: Buffer }): void {
+    const ip = proxied?.peer?.remoteAddress ?? remoteAddressOf(conn);
     const refuse = (reason: string): void => {
+      const socket = conn instanceof net.Socket ? conn : socketOfHandle(conn);
       // Read (and drop) what the client sends, so its close is seen and the socket freed.
       socket.resume();
       socket.end(formatReply(421, reason));
@@ -415,12 +445,15 @@ export class ClusterPrimary {
     const msg: ToWorker = proxied
       ? { type: 'conn', id, implicit, proxied: proxied.peer, head: proxied.head.toString('base64') }
       : { type: 'conn', id, implicit };
-    // The socket is closed here once sent: the worker owns it.
-    slot.worker.send(msg, socket, (err: Error | null) => {
+    // Node closes a socket here once the worker has it. A TCP handle goes as Node's cluster
+    // hands its own over ('net.Native'): our descriptor is closed once the message carrying a
+    // duplicate of it is sent.
+    slot.worker.send(msg, conn as net.Socket, (err: Error | null) => {
+      if (!(conn instanceof net.Socket)) conn.close();
       if (!err) return;
       this.log.warn({ err, worker: slot.worker.id, remote: ip }, 'could not hand a connection to a worker');
       this.release(slot, id);
-      socket.destroy();
+      if (conn instanceof net.Socket) conn.destroy();
     });
   }
 
@@ -461,7 +494,11 @@ export class ClusterPrimary {
     const user = slot.holds.get(hid);
     if (user === undefined) return;
     slot.holds.delete(hid);
-    const n = (this.userSessions.get(user) ?? 1) - 1;
+    this.addSessions(user, -1);
+  }
+
+  private addSessions(user: string, d: number): void {
+    const n = (this.userSessions.get(user) ?? 0) + d;
     if (n <= 0) this.userSessions.delete(user);
     else this.userSessions.set(user, n);
   }
@@ -497,6 +534,13 @@ export class ClusterPrimary {
   }
 }
 
+/** The client's address of a socket or of a TCP handle ('' when unknown). */
+function remoteAddressOf(conn: net.Socket | TcpHandle): string {
+  if (conn instanceof net.Socket) return conn.remoteAddress ?? '';
+  const out: { address?: string } = {};
+  return conn.getpeername(out) === 0 ? (out.address ?? '') : '';
+}
+
 function listenOn(server: net.Server, host: string, port: number): Promise<void> {
   const once = (h: string): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -527,15 +571,21 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
   process.on('message', (message: unknown, handle: unknown) => {
     const msg = message as ToWorker | null;
     if (msg?.type === 'conn') {
-      if (!(handle instanceof net.Socket)) {
+      let served: Promise<void>;
+      if (handle instanceof net.Socket) {
+        const opts =
+          msg.proxied !== undefined
+            ? { implicitTls: msg.implicit, proxied: msg.proxied, head: Buffer.from(msg.head ?? '', 'base64') }
+            : { implicitTls: msg.implicit };
+        served = server.acceptConnection(handle, opts);
+      } else if (isTcpHandle(handle)) {
+        // A plain connection handed over as its TCP handle.
+        served = server.acceptHandle(handle);
+      } else {
         send({ type: 'end', id: msg.id });
         return;
       }
-      const opts =
-        msg.proxied !== undefined
-          ? { implicitTls: msg.implicit, proxied: msg.proxied, head: Buffer.from(msg.head ?? '', 'base64') }
-          : { implicitTls: msg.implicit };
-      server.acceptConnection(handle, opts).then(
+      served.then(
         () => send({ type: 'end', id: msg.id }),
         (err) => {
           server.log.error({ err }, 'cannot serve a handed-over connection');
@@ -637,6 +687,9 @@ export class IpcLockoutStore implements LockoutStore {
  * `timeoutMs`) the login is counted in this worker alone, against the same maximum, and the hold
  * asked for is released, so a late grant does not stay counted.
  */
+/** How long a worker sums the logins and logouts of users with no limit before telling the primary. */
+const COUNT_FLUSH_MS = 100;
+
 export class IpcSessionCounter implements SessionCounter {
   private readonly pending = new Map<number, (granted: boolean) => void>();
   private readonly local = new Map<string, number>();
@@ -652,6 +705,8 @@ export class IpcSessionCounter implements SessionCounter {
 
   acquire(user: string, max: number): Promise<(() => void) | null> {
     if (!process.connected || !process.send) return Promise.resolve(this.acquireLocal(user, max));
+    // The primary decides on every session of the user, the unlimited ones too.
+    this.flush();
     const hid = this.nextHid++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -677,6 +732,42 @@ export class IpcSessionCounter implements SessionCounter {
         if (err && this.pending.has(hid)) finish(this.acquireLocal(user, max));
       });
     });
+  }
+
+  /**
+   * A login with no limit: nothing to ask, so nothing to wait for. The primary still counts it
+   * (a user's limit may be set later): logins and logouts are summed here per user and sent in
+   * one message at most every COUNT_FLUSH_MS, and always before an `acquire`, so the primary
+   * has this worker's count when it decides. A session shorter than that costs no message.
+   */
+  count(user: string): () => void {
+    if (!process.connected || !process.send) return this.acquireLocal(user, 0)!;
+    this.bump(user, 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.bump(user, -1);
+    };
+  }
+
+  private readonly deltas = new Map<string, number>();
+  private flushTimer: NodeJS.Timeout | null = null;
+
+  private bump(user: string, d: number): void {
+    const n = (this.deltas.get(user) ?? 0) + d;
+    if (n === 0) this.deltas.delete(user);
+    else this.deltas.set(user, n);
+    if (!this.flushTimer && this.deltas.size > 0) this.flushTimer = setTimeout(() => this.flush(), COUNT_FLUSH_MS).unref();
+  }
+
+  private flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.deltas.size === 0 || !process.connected) return;
+    const msg: ToPrimary = { type: 'session-counts', counts: [...this.deltas] };
+    this.deltas.clear();
+    process.send!(msg, undefined, {}, () => undefined);
   }
 
   private sendRelease(hid: number): void {

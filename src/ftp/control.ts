@@ -179,10 +179,13 @@ export class BareControl implements ControlSocket {
   private pendingBytes = 0;
   private peer: { address?: string; port?: number } | null = null;
   private local: string | undefined | null = null;
-  /** The listener that accepted it (ServerContext.setNoDelay reads it, as on a net.Socket). */
-  readonly server: net.Server;
+  /**
+   * The listener that accepted it (ServerContext.setNoDelay reads it, as on a net.Socket); null
+   * for one accepted by another process (the daemon's primary).
+   */
+  readonly server: net.Server | null;
 
-  private constructor(handle: StreamHandle, server: net.Server) {
+  private constructor(handle: StreamHandle, server: net.Server | null) {
     this.handle = handle;
     this.server = server;
     handle[kControl] = this;
@@ -194,9 +197,14 @@ export class BareControl implements ControlSocket {
    * A bare control connection over `handle`, or null when this Node cannot serve one bare.
    * Whether to serve bare at all (bareControlAvailable) is the listener's choice, made once.
    */
-  static over(handle: TcpHandle, server: net.Server): BareControl | null {
+  static over(handle: TcpHandle, server: net.Server | null): BareControl | null {
     if (!wrap || !streamCapable(handle)) return null;
     return new BareControl(handle, server);
+  }
+
+  /** The socket `toSocket()` made of this connection, if it did. */
+  get madeSocket(): net.Socket | null {
+    return this.made;
   }
 
   /** The handle while it is open and no socket took it (for its descriptor: `_handle.fd`, as on a net.Socket). */
@@ -383,7 +391,7 @@ export class BareControl implements ControlSocket {
       h[kControl] = null;
       // What Node's own accept does with a handle, the socket not reading until asked.
       s = new net.Socket({ handle: h, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
-      (s as { server?: net.Server }).server = this.server;
+      if (this.server) (s as { server?: net.Server }).server = this.server;
       if (this.ending) s.end();
       else if (!wasPaused) s.resume();
     }

@@ -19,7 +19,7 @@ import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOpt
 import { ServerMetrics } from '../metrics';
 import { UserLimitsTracker, type SessionCounter } from './user-limits';
 import { BareControl, bareControlAvailable } from './control';
-import { takeAccepted, type TcpHandle } from './data/connection';
+import { socketOfHandle, takeAccepted, type TcpHandle } from './data/connection';
 
 /** What events carry about the session that caused them. */
 export interface SessionInfo {
@@ -453,7 +453,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       conn.off('error', ignore);
       if (this.proxy && !peer && !implicitTls && !this.proxy.trusted(conn.remoteAddress ?? '')) this.refuseUntrustedHeader(conn, session);
     }
-    if (this.log.info()) session.log.info({ implicitTls }, 'connected');
+    // bare: served on the TCP handle alone (./control.ts), not a net.Socket.
+    if (this.log.info()) session.log.info({ implicitTls, bare: conn instanceof BareControl }, 'connected');
     if (this.listenerCount('connect') > 0) this.emit('connect', info(session));
     session.start();
   }
@@ -510,8 +511,48 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     this.log.info('closed');
   }
 
-  /** Connections given to acceptConnection, by "address port": what ends each one's count. */
+  /** Connections given to acceptConnection or acceptHandle, by "address port": what ends each one's count. */
   private handedOver: Map<string, () => void> | null = null;
+
+  private handedOverMap(): Map<string, () => void> {
+    if (!this.handedOver) {
+      const map = new Map<string, () => void>();
+      this.handedOver = map;
+      // A session's end is its 'disconnect' (a TLS session, implicit or after AUTH TLS, ends
+      // without a 'close' of the raw socket; a bare one has no socket at all).
+      this.on('disconnect', (s) => map.get(`${s.remoteAddress} ${s.remotePort}`)?.());
+    }
+    return this.handedOver;
+  }
+
+  /** Whether handed-over TCP handles are served bare (decided at the first one). */
+  private bareHandover: boolean | null = null;
+
+  /**
+   * @internal The daemon's workers: serve a plain control connection that another process
+   * accepted and handed over as libuv's TCP handle, with no `net.Socket` made on either side
+   * (./control.ts). Otherwise as `acceptConnection` for a plain connection: the same limits,
+   * and the promise resolves once the connection no longer counts.
+   */
+  acceptHandle(handle: TcpHandle): Promise<void> {
+    this.bareHandover ??= bareControlAvailable();
+    // No listener of ours set TCP_NODELAY or SO_OOBINLINE on it: the session sets them (server null).
+    const c = this.bareHandover ? BareControl.over(handle, null) : null;
+    if (!c) return this.acceptConnection(socketOfHandle(handle));
+    const map = this.handedOverMap();
+    const key = `${c.remoteAddress ?? ''} ${c.remotePort ?? 0}`;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        if (map.get(key) === done) map.delete(key);
+        resolve();
+      };
+      map.set(key, done);
+      if (this.closing) refuse(c, 'Server shutting down.');
+      else this.admit(c, false, null);
+      // Refused (421): it became a socket, and ends with it; a session ends with 'disconnect'.
+      c.madeSocket?.once('close', done);
+    });
+  }
 
   /**
    * Serve a control connection accepted somewhere else (the daemon's primary process hands
@@ -526,13 +567,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       socket.destroy();
       return Promise.reject(new Error('acceptConnection: implicitTls needs the tls option'));
     }
-    if (!this.handedOver) {
-      const map = new Map<string, () => void>();
-      this.handedOver = map;
-      // A TLS session (implicit, or after AUTH TLS) ends without a 'close' of the raw socket: its end is the session's.
-      this.on('disconnect', (s) => map.get(`${s.remoteAddress} ${s.remotePort}`)?.());
-    }
-    const map = this.handedOver;
+    const map = this.handedOverMap();
     // A session's events name the client the PROXY header gave: the key must too.
     const peer = opts.proxied ?? null;
     const key = peer ? `${peer.remoteAddress} ${peer.remotePort}` : `${socket.remoteAddress ?? ''} ${socket.remotePort ?? 0}`;

@@ -73,6 +73,11 @@ export async function measureUsage(fs: FileSystem): Promise<DiskUsage> {
 export interface SessionCounter {
   /** Count a session of `user` unless it has `max` already (0: no limit). Resolves to its release, or null when refused. */
   acquire(user: string, max: number): Promise<(() => void) | null>;
+  /**
+   * Count a session of a user with no limit (maxSessions 0): nothing can be refused, so nothing
+   * is waited for. Returns its release. Without it, `acquire(user, 0)` is used.
+   */
+  count?(user: string): () => void;
 }
 
 /** A logged-in session counted against its user (maxSessions) until `release()`; a second release does nothing. */
@@ -144,19 +149,23 @@ export class UserLimitsTracker {
   acquireLogin(user: string, max: number): LoginSlot | null | Promise<LoginSlot | null> {
     const counter = this.counter;
     if (!counter) return this.login(user, max);
-    return counter.acquire(user, max).then((shared) => {
-      if (!shared) return null;
-      const local = this.login(user, 0)!;
-      let released = false;
-      return {
-        release: () => {
-          if (released) return;
-          released = true;
-          local.release();
-          shared();
-        },
-      };
-    });
+    // The daemon's workers ask their primary only when the answer could be no.
+    if (max === 0 && counter.count) return this.sharedSlot(user, counter.count(user));
+    return counter.acquire(user, max).then((shared) => (shared ? this.sharedSlot(user, shared) : null));
+  }
+
+  /** A login counted by the shared counter (`shared` releases it there) and here, for the entry's life. */
+  private sharedSlot(user: string, shared: () => void): LoginSlot {
+    const local = this.login(user, 0)!;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        local.release();
+        shared();
+      },
+    };
   }
 
   /** Count a transfer of `user` in `direction` until `end()`. */

@@ -104,6 +104,9 @@ test('2 workers, 50 clients over PASV sharing one passive range: every transfer 
   const d = await startDaemon(t, ['--config', file]);
   const pids = await workerPids(d);
   t.is(pids.length, 2);
+  // The primary's descriptors: each connection's is closed once handed over.
+  const primaryFds = (): number => fs.readdirSync(`/proc/${d.pid}/fd`).length;
+  const fdsBefore = primaryFds();
 
   const one = async (i: number): Promise<void> => {
     const c = await login(t, d.port, 'alice', 'pw');
@@ -121,8 +124,11 @@ test('2 workers, 50 clients over PASV sharing one passive range: every transfer 
 
   // Each session's records carry the pid of the worker that served it (bunyan's pid field).
   await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length >= 50, 'every session ended');
+  t.is(primaryFds(), fdsBefore, 'the primary holds no descriptor of a connection it handed over');
   const connected = records(d).filter((r) => r.msg === 'connected');
   t.is(connected.length, 50);
+  // The primary hands plain connections over as TCP handles; the workers serve them bare.
+  t.true(connected.every((r) => r.bare === true), 'every session served on the TCP handle');
   const perWorker = new Map<number, number>();
   for (const r of connected) perWorker.set(r.pid, (perWorker.get(r.pid) ?? 0) + 1);
   t.deepEqual([...perWorker.keys()].sort(), [...pids].sort(), 'both workers, and only they, served sessions');
@@ -350,6 +356,51 @@ test('maxSessions holds across 2 workers: the 3rd login of a user with 2 session
   t.deepEqual((await b.list()).map((f) => f.name), [], 'the other session still works');
 });
 
+test('maxSessions set by a reload counts the sessions of the user logged in while it had no limit, on both workers', async (t) => {
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.mkdirSync(path.join(dir, 'home'), { recursive: true });
+  const config = (limits: string): void =>
+    fs.writeFileSync(
+      file,
+      `server: { host: 127.0.0.1, port: 0, authFailedTimeout: 0, workers: 2 }\n` +
+        `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n` +
+        `    - { name: alice, password: pw, home: home, perm: elradfmw${limits} }\n` +
+        `logging: { level: info }\n`,
+    );
+  config('');
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  // No limit: the workers count these logins without asking the primary, and tell it later.
+  const a = await login(t, d.port, 'alice', 'pw');
+  const b = await login(t, d.port, 'alice', 'pw');
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'one session on each worker');
+
+  config(', limits: { maxSessions: 2 }');
+  process.kill(d.pid, 'SIGHUP');
+  await eventually(() => records(d).filter((r) => r.msg === 'configuration reloaded').length === 2, 'both workers reloaded');
+  const refused = await t.throwsAsync(login(t, d.port, 'alice', 'pw'));
+  t.is((refused as FTPError).code, 530, 'the two sessions from before the limit count');
+
+  await a.send('QUIT');
+  a.close();
+  // Its logout reaches the primary (summed with others, within 0.1 s): a login gets in again.
+  let ok = false;
+  for (let attempt = 0; attempt < 50 && !ok; attempt++) {
+    ok = await login(t, d.port, 'alice', 'pw').then(
+      (c) => {
+        c.close();
+        return true;
+      },
+      () => false,
+    );
+    if (!ok) await new Promise((r) => setTimeout(r, 50));
+  }
+  t.true(ok, 'a login after the QUIT works');
+  t.deepEqual((await b.list()).map((f) => f.name), [], 'the other session still works');
+});
+
 test('metrics with 2 workers: the primary serves /metrics, the sum of both workers', async (t) => {
   const dir = tmpDir(t);
   const file = writeConfig(dir, 'workers: 2, metrics: { port: 0 }');
@@ -426,6 +477,8 @@ test('PROXY protocol with 2 workers behind HAProxy: maxConnectionsPerIp 1 counts
   const connected = records(d).filter((r) => r.msg === 'connected');
   t.deepEqual(connected.map((r) => String(r.remote).split(':')[0]).sort(), ['127.0.0.2', '127.0.0.3'], 'sessions of the real clients');
   t.deepEqual(distinctPids(connected), [...pids].sort(), 'one on each worker');
+  // A port that reads PROXY headers hands sockets over (the primary read the header).
+  t.true(connected.every((r) => r.bare === false));
 
   // The end of the session is found (by the client the header named) and reported: its place is free again.
   t.is((await first.cmd('QUIT')).code, 221);

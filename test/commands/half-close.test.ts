@@ -84,12 +84,14 @@ onBothPaths('a half-close during a download aborts it, as a client gone away, an
   await c.login(USER, PASS);
   t.is((await c.cmd('TYPE I')).code, 200);
   const data = await c.epsvConnect();
-  // The client reads nothing: the transfer stops on full buffers and is still running.
-  data.pause();
   let dataEnded = false;
   data.on('close', () => (dataEnded = true));
   data.on('error', () => {});
   t.is((await c.cmd('RETR big.bin')).code, 125);
+  // The first bytes, then the client reads no more: the transfer stops on full buffers and is
+  // still running.
+  await new Promise((resolve) => data.once('data', resolve));
+  data.pause();
   c.socket.end();
   await c.whenClosed();
   await waitForNoSessions(s.server);

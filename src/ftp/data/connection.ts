@@ -50,6 +50,25 @@ export interface TcpHandle {
   close(cb?: () => void): void;
 }
 
+/** Whether `h` looks like libuv's TCP handle as Node hands one over (from a listener or another process). */
+export function isTcpHandle(h: unknown): h is TcpHandle {
+  const o = h as TcpHandle | null;
+  return typeof o === 'object' && o !== null && typeof o.fd === 'number' && typeof o.getpeername === 'function' && typeof o.close === 'function';
+}
+
+/**
+ * A net.Socket over an accepted TCP handle, not reading until asked: what Node's own accept
+ * does on a listener made with pauseOnConnect. Its errors are ignored; whoever uses it hears of
+ * them through what it does with it.
+ */
+export function socketOfHandle(handle: TcpHandle, allowHalfOpen = false): net.Socket {
+  const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen } as net.SocketConstructorOpts);
+  s.on('error', ignore);
+  return s;
+}
+
+const ignore = (): void => {};
+
 /** What Node's listener handle calls for each accepted connection. */
 type OnConnection = (this: unknown, status: number, handle: TcpHandle | undefined) => void;
 
@@ -94,9 +113,8 @@ export class BareConnection implements DataConnection {
     if (!this.made) {
       const handle = this.handle;
       this.handle = null;
-      // What Node's own accept does with a handle on a listener made with pauseOnConnect.
-      const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
-      s.on('error', () => {}); // errors surface through the transfer that owns the socket
+      // Errors surface through the transfer that owns the socket.
+      const s = handle ? socketOfHandle(handle) : new net.Socket().on('error', ignore);
       if (!handle) s.destroy(); // closed before anyone asked for the stream
       this.made = s;
       bareWrapped++;
