@@ -681,15 +681,16 @@ export class IpcLockoutStore implements LockoutStore {
   }
 }
 
-/**
- * A worker's maxSessions count: each login asks the primary, which counts every worker's sessions
- * (and drops the holds of a worker that exits). Without an answer (no primary, or none within
- * `timeoutMs`) the login is counted in this worker alone, against the same maximum, and the hold
- * asked for is released, so a late grant does not stay counted.
- */
 /** How long a worker sums the logins and logouts of users with no limit before telling the primary. */
 const COUNT_FLUSH_MS = 100;
 
+/**
+ * A worker's maxSessions count: each login of a user with a limit asks the primary, which counts
+ * every worker's sessions (and drops the holds of a worker that exits); logins of users without
+ * one are summed and told (`count`). Without an answer (no primary, or none within
+ * `timeoutMs`) the login is counted in this worker alone, against the same maximum, and the hold
+ * asked for is released, so a late grant does not stay counted.
+ */
 export class IpcSessionCounter implements SessionCounter {
   private readonly pending = new Map<number, (granted: boolean) => void>();
   private readonly local = new Map<string, number>();

@@ -61,8 +61,8 @@ export function isTcpHandle(h: unknown): h is TcpHandle {
  * does on a listener made with pauseOnConnect. Its errors are ignored; whoever uses it hears of
  * them through what it does with it.
  */
-export function socketOfHandle(handle: TcpHandle, allowHalfOpen = false): net.Socket {
-  const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen } as net.SocketConstructorOpts);
+export function socketOfHandle(handle: TcpHandle): net.Socket {
+  const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
   s.on('error', ignore);
   return s;
 }
