@@ -460,7 +460,8 @@ export class Session implements ControlSink {
       this.control = s;
       this.secure = true;
       this.listenTo(s);
-      this.log.info({ protocol: s.getProtocol(), cipher: s.getCipher()?.name }, 'control connection secured');
+      // Guarded: the record's fields are native calls, and the session's logger is made on first use.
+      if (this.ctx.log.info()) this.log.info({ protocol: s.getProtocol(), cipher: s.getCipher()?.name }, 'control connection secured');
     } catch (err) {
       this.log.info({ err }, 'control TLS handshake failed');
       this.destroy();
