@@ -309,6 +309,17 @@ test('lockout counts failures over all workers: the ban holds whichever worker a
   t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort());
 });
 
+/** The daemon of `file` (2 workers) with two sessions of alice, checked to be one on each worker. */
+async function aliceOnBothWorkers(t: ExecutionContext, file: string): Promise<{ d: Daemon; a: Client; b: Client }> {
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const a = await login(t, d.port, 'alice', 'pw');
+  const b = await login(t, d.port, 'alice', 'pw');
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'one session on each worker');
+  return { d, a, b };
+}
+
 test('maxSessions holds across 2 workers: the 3rd login of a user with 2 sessions gets 530; after a QUIT a login works', async (t) => {
   const dir = tmpDir(t);
   const file = path.join(dir, 'ftpdlib.yaml');
@@ -320,12 +331,7 @@ test('maxSessions holds across 2 workers: the 3rd login of a user with 2 session
       `    - { name: alice, password: pw, home: home, perm: elradfmw, limits: { maxSessions: 2 } }\n` +
       `logging: { level: info }\n`,
   );
-  const d = await startDaemon(t, ['--config', file]);
-  const pids = await workerPids(d);
-  const a = await login(t, d.port, 'alice', 'pw');
-  const b = await login(t, d.port, 'alice', 'pw');
-  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
-  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'one session on each worker');
+  const { d, a, b } = await aliceOnBothWorkers(t, file);
 
   // The third login, whichever worker serves it, is refused; its connection stays.
   const c = new Client(10_000);
@@ -369,13 +375,8 @@ test('maxSessions set by a reload counts the sessions of the user logged in whil
         `logging: { level: info }\n`,
     );
   config('');
-  const d = await startDaemon(t, ['--config', file]);
-  const pids = await workerPids(d);
   // No limit: the workers count these logins without asking the primary, and tell it later.
-  const a = await login(t, d.port, 'alice', 'pw');
-  const b = await login(t, d.port, 'alice', 'pw');
-  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 2, 'two sessions logged');
-  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [...pids].sort(), 'one session on each worker');
+  const { d, a, b } = await aliceOnBothWorkers(t, file);
 
   config(', limits: { maxSessions: 2 }');
   process.kill(d.pid, 'SIGHUP');
