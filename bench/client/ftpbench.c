@@ -9,6 +9,9 @@
  *   many   --file NAME --clients C --count K [--login-concurrency L]
  *                                          C threads, each logs in once, then K x RETR; at most L
  *                                          (default 16) of them connect and log in at a time
+ *          [--event]                       the same sessions, logged in the same way, but driven after
+ *                                          login by one thread with epoll instead of one thread each
+ *          [--event-threads N]             --event with N such threads, each driving every Nth session
  *   idle   --sessions N                    hold N logged-in sessions; prints a JSON line with
  *                                          "ready", then waits for a line (or EOF) on stdin, then QUITs
  *   logins --clients C --seconds T         C threads loop connect/USER/PASS/QUIT for T seconds
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -62,6 +66,8 @@ static int g_timeout = 600;
 static int g_verbose = 0;
 static int g_sync = 0; /* --sync: stop before and after the measured phase, see sync_point() */
 static int g_tls = 0;  /* --tls: explicit FTPS with PROT P (retr, stor) */
+static int g_event = 0; /* many --event: one thread drives every session with epoll */
+static int g_event_threads = 1; /* many --event-threads N: N such threads, each with its share */
 /*
  * many: how many clients connect and log in at once, before the measured phase. All 100 at the
  * same instant overflow a listen backlog of 32 (vsftpd's, fixed in its source): with SYN
@@ -721,6 +727,30 @@ static double pct(const double *v, int n, double p) {
   return v[i];
 }
 
+/* The JSON line of "many": latencies of every session's downloads pooled and sorted. */
+static void many_report(const worker_t *w, int C, int total, int errors, long long bytes, const char *firsterr, double s,
+                        double cpu) {
+  double *all = calloc((size_t)total + 1, sizeof(double));
+  double *cyc = calloc((size_t)total + 1, sizeof(double));
+  int k = 0;
+  for (int i = 0; i < C; i++)
+    for (int j = 0; j < w[i].done; j++, k++) {
+      all[k] = w[i].lat[j];
+      cyc[k] = w[i].cyc[j];
+    }
+  qsort(all, (size_t)total, sizeof(double), cmp_double);
+  qsort(cyc, (size_t)total, sizeof(double), cmp_double);
+  printf("{\"mode\":\"many\",\"client\":\"%s\",\"event_threads\":%d,\"clients\":%d,\"per_client\":%d,\"files\":%d,\"errors\":%d,\"bytes\":%lld,"
+         "\"seconds\":%.6f,\"files_per_s\":%.1f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+         "\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f,"
+         "\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f,\"first_error\":\"%s\"}\n",
+         g_event ? "event" : "threads", g_event ? g_event_threads : 0, C, g_count, total, errors, bytes, s, total / s, bytes / s / 1e6, pct(all, total, 50) * 1e3,
+         pct(all, total, 99) * 1e3, total ? all[total - 1] * 1e3 : 0, pct(cyc, total, 50) * 1e3, pct(cyc, total, 99) * 1e3,
+         cpu, cpu / s * 100, json_esc(firsterr, (char[256]){0}, 256));
+  free(all);
+  free(cyc);
+}
+
 static void mode_many(void) {
   int C = g_clients;
   pthread_t *th = calloc((size_t)C, sizeof *th);
@@ -754,27 +784,333 @@ static void mode_many(void) {
     bytes += w[i].bytes;
     if (w[i].errors && !*firsterr) firsterr = w[i].err;
   }
-  double *all = calloc((size_t)total + 1, sizeof(double));
-  double *cyc = calloc((size_t)total + 1, sizeof(double));
-  int k = 0;
-  for (int i = 0; i < C; i++)
-    for (int j = 0; j < w[i].done; j++, k++) {
-      all[k] = w[i].lat[j];
-      cyc[k] = w[i].cyc[j];
-    }
-  qsort(all, (size_t)total, sizeof(double), cmp_double);
-  qsort(cyc, (size_t)total, sizeof(double), cmp_double);
-  double s = t1 - t0;
-  printf("{\"mode\":\"many\",\"clients\":%d,\"per_client\":%d,\"files\":%d,\"errors\":%d,\"bytes\":%lld,"
-         "\"seconds\":%.6f,\"files_per_s\":%.1f,\"mbps\":%.2f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-         "\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f,"
-         "\"client_cpu_s\":%.4f,\"client_cpu_pct\":%.1f,\"first_error\":\"%s\"}\n",
-         C, g_count, total, errors, bytes, s, total / s, bytes / s / 1e6, pct(all, total, 50) * 1e3,
-         pct(all, total, 99) * 1e3, total ? all[total - 1] * 1e3 : 0, pct(cyc, total, 50) * 1e3, pct(cyc, total, 99) * 1e3,
-         c1 - c0, (c1 - c0) / s * 100, json_esc(firsterr, (char[256]){0}, 256));
+  many_report(w, C, total, errors, bytes, firsterr, t1 - t0, c1 - c0);
   sync_point("done");
   pthread_barrier_wait(&g_b_quit);
   for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
+}
+
+/* ---------- many --event ---------- */
+
+/*
+ * The threaded "many" gives each session a thread that blocks on its sockets, so every reply
+ * and every end of a download wakes a thread of its own: on a machine where client and server
+ * share the cores, those wake-ups take CPU from the server's threads (100 client threads used
+ * 74-89% of a core in "many"). Here the sessions log in as there (threads, at most
+ * --login-concurrency at a time), then one thread drives them all with epoll, as a client on
+ * another machine would not take the server's cores at all. Each session does the same steps:
+ * EPSV (PASV where refused), a non-blocking connect, RETR, the data discarded in the kernel
+ * (recv MSG_TRUNC) until EOF, and the 226; the next EPSV goes out when both the EOF and the 226
+ * are in. Latencies are measured at the same points as the threaded client's.
+ */
+enum { EV_EPSV, EV_PASV, EV_CONNECTING, EV_RETR, EV_DONE };
+
+typedef struct {
+  ctl_t c;
+  worker_t *w;
+  int ep; /* the epoll set of the thread that drives this session */
+  int dfd;
+  int st;
+  int got150, got226, eof;
+  double t_file, t_retr;
+  long long n;
+} evs_t;
+
+static void *login_only(void *arg) {
+  evs_t *e = arg;
+  while (sem_wait(&g_login_slots) < 0 && errno == EINTR) {
+  }
+  int ok = ftp_login(&e->c, 1) == 0;
+  sem_post(&g_login_slots);
+  if (!ok) {
+    snprintf(e->w->err, sizeof e->w->err, "login: %s", e->c.last);
+    e->w->errors++;
+    e->st = EV_DONE;
+  }
+  return NULL;
+}
+
+static void set_nonblock(int fd, int on) {
+  int fl = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
+}
+
+/* Take one complete reply from the buffer if it is all there: 1 (*code set), 0 (not yet). */
+static int take_reply(ctl_t *c, int *code) {
+  int off = 0, first = -1;
+  for (;;) {
+    char *line = c->buf + off;
+    char *nl = memchr(line, '\n', (size_t)(c->len - off));
+    if (!nl) {
+      if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd reply: drop */
+      return 0;
+    }
+    int linelen = (int)(nl - line) + 1;
+    off += linelen;
+    if (linelen >= 4 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' && line[2] >= '0' &&
+        line[2] <= '9') {
+      int lc = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+      if (first < 0) first = lc;
+      if (line[3] == ' ' && lc == first) {
+        int n = linelen < (int)sizeof c->last - 1 ? linelen : (int)sizeof c->last - 1;
+        memcpy(c->last, line, (size_t)n);
+        c->last[n] = 0;
+        memmove(c->buf, c->buf + off, (size_t)(c->len - off));
+        c->len -= off;
+        *code = first;
+        return 1;
+      }
+    }
+  }
+}
+
+static void ev_fail(evs_t *e, const char *what) {
+  snprintf(e->w->err, sizeof e->w->err, "%s: %s", what, e->c.last);
+  e->w->errors++;
+  if (e->dfd >= 0) close(e->dfd);
+  e->dfd = -1;
+  epoll_ctl(e->ep, EPOLL_CTL_DEL, e->c.fd, NULL);
+  e->st = EV_DONE;
+}
+
+static void ev_epsv(evs_t *e) {
+  e->t_file = now_s();
+  e->st = EV_EPSV;
+  if (send_cmd(&e->c, "EPSV") < 0) ev_fail(e, "EPSV");
+}
+
+static void ev_send_retr(evs_t *e) {
+  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)e->w->idx << 1) | 1};
+  epoll_ctl(e->ep, EPOLL_CTL_MOD, e->dfd, &ev);
+  e->got150 = e->got226 = e->eof = 0;
+  e->n = 0;
+  e->st = EV_RETR;
+  e->t_retr = now_s();
+  if (send_cmd(&e->c, "RETR %s", g_file) < 0) ev_fail(e, "RETR");
+}
+
+static void ev_connect(evs_t *e, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    snprintf(e->c.last, sizeof e->c.last, "socket: %s", strerror(errno));
+    ev_fail(e, "data connection");
+    return;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, g_host, &sa.sin_addr);
+  int r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+  if (r < 0 && errno != EINPROGRESS) {
+    snprintf(e->c.last, sizeof e->c.last, "connect: %s", strerror(errno));
+    close(fd);
+    ev_fail(e, "data connection");
+    return;
+  }
+  e->dfd = fd;
+  struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = ((uint64_t)e->w->idx << 1) | 1};
+  epoll_ctl(e->ep, EPOLL_CTL_ADD, fd, &ev);
+  e->st = EV_CONNECTING;
+}
+
+/* Both the data's EOF and the 226 are in: one download done; the next one starts. */
+static void ev_maybe_done(evs_t *e) {
+  if (!e->eof || !e->got226) return;
+  double t = now_s();
+  worker_t *w = e->w;
+  w->lat[w->done] = t - e->t_retr;
+  w->cyc[w->done++] = t - e->t_file;
+  w->bytes += e->n;
+  if (w->done < g_count) ev_epsv(e);
+  else {
+    e->st = EV_DONE;
+    epoll_ctl(e->ep, EPOLL_CTL_DEL, e->c.fd, NULL);
+  }
+}
+
+static void ev_reply(evs_t *e, int code) {
+  switch (e->st) {
+    case EV_EPSV:
+      if (code == 229) {
+        char *p = strstr(e->c.last, "(|||");
+        if (p && atoi(p + 4) > 0) ev_connect(e, atoi(p + 4));
+        else ev_fail(e, "EPSV");
+      } else {
+        e->st = EV_PASV;
+        if (send_cmd(&e->c, "PASV") < 0) ev_fail(e, "PASV");
+      }
+      return;
+    case EV_PASV: {
+      char *p = strchr(e->c.last, '(');
+      int h1, h2, h3, h4, p1, p2;
+      if (code == 227 && p && sscanf(p + 1, "%d,%d,%d,%d,%d,%d", &h1, &h2, &h3, &h4, &p1, &p2) == 6) ev_connect(e, p1 * 256 + p2);
+      else ev_fail(e, "PASV");
+      return;
+    }
+    case EV_RETR:
+      if (!e->got150 && (code == 150 || code == 125)) e->got150 = 1;
+      else if (e->got150 && (code == 226 || code == 250)) {
+        e->got226 = 1;
+        ev_maybe_done(e);
+      } else ev_fail(e, "RETR");
+      return;
+    default:
+      ev_fail(e, "unexpected reply");
+  }
+}
+
+static void ev_control(evs_t *e) {
+  for (;;) {
+    if (e->c.len == (int)sizeof e->c.buf) e->c.len = 0;
+    ssize_t r = recv(e->c.fd, e->c.buf + e->c.len, sizeof e->c.buf - (size_t)e->c.len, MSG_DONTWAIT);
+    if (r > 0) {
+      e->c.len += (int)r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    snprintf(e->c.last, sizeof e->c.last, "control connection closed (%s)", r < 0 ? strerror(errno) : "EOF");
+    ev_fail(e, "control");
+    return;
+  }
+  int code;
+  while (e->st != EV_DONE && take_reply(&e->c, &code)) ev_reply(e, code);
+}
+
+static void ev_data(evs_t *e) {
+  if (e->st == EV_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(e->dfd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      snprintf(e->c.last, sizeof e->c.last, "connect: %s", strerror(err));
+      ev_fail(e, "data connection");
+    } else ev_send_retr(e);
+    return;
+  }
+  if (e->st != EV_RETR || e->eof) return;
+  for (;;) {
+    ssize_t r = recv(e->dfd, NULL, 1 << 22, MSG_TRUNC | MSG_DONTWAIT);
+    if (r > 0) {
+      e->n += r;
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (r < 0) {
+      snprintf(e->c.last, sizeof e->c.last, "data: %s", strerror(errno));
+      ev_fail(e, "RETR");
+      return;
+    }
+    break; /* EOF */
+  }
+  close(e->dfd); /* also takes it out of the epoll set */
+  e->dfd = -1;
+  e->eof = 1;
+  ev_maybe_done(e);
+}
+
+/* One driving thread: sessions idx, idx + N, idx + 2N, ... of es[], all on its own epoll set. */
+typedef struct {
+  evs_t *es;
+  int first, step, C;
+  int ep;
+} driver_t;
+
+static pthread_barrier_t g_ev_go;
+
+static void *ev_driver(void *arg) {
+  driver_t *d = arg;
+  pthread_barrier_wait(&g_ev_go);
+  for (int i = d->first; i < d->C; i += d->step)
+    if (d->es[i].st != EV_DONE) ev_epsv(&d->es[i]);
+  struct epoll_event evs[256];
+  for (;;) {
+    int left = 0;
+    for (int i = d->first; i < d->C; i += d->step) left += d->es[i].st != EV_DONE;
+    if (!left) break;
+    int n = epoll_wait(d->ep, evs, 256, 30000);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      for (int i = d->first; i < d->C; i += d->step)
+        if (d->es[i].st != EV_DONE) {
+          snprintf(d->es[i].c.last, sizeof d->es[i].c.last, "no event for 30 s");
+          ev_fail(&d->es[i], "stalled");
+        }
+      break;
+    }
+    for (int k = 0; k < n; k++) {
+      evs_t *e = &d->es[evs[k].data.u64 >> 1];
+      if (e->st == EV_DONE) continue;
+      if (evs[k].data.u64 & 1) {
+        if (e->dfd >= 0) ev_data(e);
+      } else ev_control(e);
+    }
+  }
+  return NULL;
+}
+
+static void mode_many_event(void) {
+  int C = g_clients, N = g_event_threads < C ? g_event_threads : C;
+  pthread_t *th = calloc((size_t)C, sizeof *th);
+  worker_t *w = calloc((size_t)C, sizeof *w);
+  evs_t *es = calloc((size_t)C, sizeof *es);
+  driver_t *d = calloc((size_t)N, sizeof *d);
+  sem_init(&g_login_slots, 0, (unsigned)g_login_concurrency);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  for (int i = 0; i < C; i++) {
+    w[i].idx = i;
+    w[i].lat = calloc((size_t)g_count, sizeof(double));
+    w[i].cyc = calloc((size_t)g_count, sizeof(double));
+    es[i].w = &w[i];
+    es[i].dfd = -1;
+    es[i].c.fd = -1;
+    if (pthread_create(&th[i], &attr, login_only, &es[i]) != 0) die("pthread_create");
+  }
+  for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
+  pthread_barrier_init(&g_ev_go, NULL, (unsigned)N + 1);
+  for (int k = 0; k < N; k++) {
+    d[k] = (driver_t){.es = es, .first = k, .step = N, .C = C, .ep = epoll_create1(EPOLL_CLOEXEC)};
+    if (d[k].ep < 0) die("epoll_create1: %s", strerror(errno));
+  }
+  for (int i = 0; i < C; i++) {
+    es[i].ep = d[i % N].ep;
+    if (es[i].st == EV_DONE) continue;
+    set_nonblock(es[i].c.fd, 1);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)i << 1};
+    epoll_ctl(es[i].ep, EPOLL_CTL_ADD, es[i].c.fd, &ev);
+  }
+  for (int k = 0; k < N; k++)
+    if (pthread_create(&th[k], &attr, ev_driver, &d[k]) != 0) die("pthread_create");
+  sync_point("ready");
+  double t0 = now_s(), c0 = cpu_s();
+  pthread_barrier_wait(&g_ev_go);
+  for (int k = 0; k < N; k++) pthread_join(th[k], NULL);
+  double t1 = now_s(), c1 = cpu_s();
+  int total = 0, errors = 0;
+  long long bytes = 0;
+  const char *firsterr = "";
+  for (int i = 0; i < C; i++) {
+    total += w[i].done;
+    errors += w[i].errors;
+    bytes += w[i].bytes;
+    if (w[i].errors && !*firsterr) firsterr = w[i].err;
+  }
+  many_report(w, C, total, errors, bytes, firsterr, t1 - t0, c1 - c0);
+  sync_point("done");
+  for (int k = 0; k < N; k++) close(d[k].ep);
+  for (int i = 0; i < C; i++) {
+    if (es[i].c.fd < 0) continue;
+    set_nonblock(es[i].c.fd, 0);
+    if (es[i].c.len == 0 && !w[i].errors) ftp_quit(&es[i].c);
+    else {
+      close(es[i].c.fd);
+      es[i].c.fd = -1;
+    }
+  }
 }
 
 /* idle: open sessions with a few threads, hold them, then QUIT */
@@ -921,6 +1257,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "-v") == 0) g_verbose = 1;
     else if (strcmp(a, "--sync") == 0) g_sync = 1;
     else if (strcmp(a, "--tls") == 0) g_tls = 1;
+    else if (strcmp(a, "--event") == 0) g_event = 1;
+    else if (OPT("--event-threads")) g_event = 1, g_event_threads = atoi(v);
     else die("unknown option %s", a);
 #undef OPT
   }
@@ -934,7 +1272,7 @@ int main(int argc, char **argv) {
 #endif
   }
   if (g_clients < 1 || g_clients > 5000 || g_sessions < 1 || g_sessions > 20000 || g_count < 1 || g_count > 1000000 ||
-      g_login_concurrency < 1 || g_login_concurrency > 5000)
+      g_login_concurrency < 1 || g_login_concurrency > 5000 || g_event_threads < 1 || g_event_threads > 64)
     die("argument out of range");
   /* enough descriptors for idle sessions */
   struct rlimit rl;
@@ -947,7 +1285,7 @@ int main(int argc, char **argv) {
   alarm((unsigned)g_timeout);
   if (strcmp(mode, "retr") == 0) mode_retr();
   else if (strcmp(mode, "stor") == 0) mode_stor();
-  else if (strcmp(mode, "many") == 0) mode_many();
+  else if (strcmp(mode, "many") == 0) g_event ? mode_many_event() : mode_many();
   else if (strcmp(mode, "idle") == 0) mode_idle();
   else if (strcmp(mode, "logins") == 0) mode_logins();
   else die("unknown mode %s", mode);
