@@ -727,9 +727,17 @@ static double pct(const double *v, int n, double p) {
   return v[i];
 }
 
-/* The JSON line of "many": latencies of every session's downloads pooled and sorted. */
-static void many_report(const worker_t *w, int C, int total, int errors, long long bytes, const char *firsterr, double s,
-                        double cpu) {
+/* The JSON line of "many": the sessions' counts summed, their downloads' latencies pooled and sorted. */
+static void many_report(const worker_t *w, int C, double s, double cpu) {
+  int total = 0, errors = 0;
+  long long bytes = 0;
+  const char *firsterr = "";
+  for (int i = 0; i < C; i++) {
+    total += w[i].done;
+    errors += w[i].errors;
+    bytes += w[i].bytes;
+    if (w[i].errors && !*firsterr) firsterr = w[i].err;
+  }
   double *all = calloc((size_t)total + 1, sizeof(double));
   double *cyc = calloc((size_t)total + 1, sizeof(double));
   int k = 0;
@@ -751,10 +759,21 @@ static void many_report(const worker_t *w, int C, int total, int errors, long lo
   free(cyc);
 }
 
+/* C sessions' records for "many", each with room for --count latencies. */
+static worker_t *many_workers(int C) {
+  worker_t *w = calloc((size_t)C, sizeof *w);
+  for (int i = 0; i < C; i++) {
+    w[i].idx = i;
+    w[i].lat = calloc((size_t)g_count, sizeof(double));
+    w[i].cyc = calloc((size_t)g_count, sizeof(double));
+  }
+  return w;
+}
+
 static void mode_many(void) {
   int C = g_clients;
   pthread_t *th = calloc((size_t)C, sizeof *th);
-  worker_t *w = calloc((size_t)C, sizeof *w);
+  worker_t *w = many_workers(C);
   pthread_barrier_init(&g_barrier, NULL, (unsigned)C + 1);
   pthread_barrier_init(&g_b_go, NULL, (unsigned)C + 1);
   pthread_barrier_init(&g_b_done, NULL, (unsigned)C + 1);
@@ -763,28 +782,15 @@ static void mode_many(void) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
-  for (int i = 0; i < C; i++) {
-    w[i].idx = i;
-    w[i].lat = calloc((size_t)g_count, sizeof(double));
-    w[i].cyc = calloc((size_t)g_count, sizeof(double));
+  for (int i = 0; i < C; i++)
     if (pthread_create(&th[i], &attr, many_worker, &w[i]) != 0) die("pthread_create");
-  }
   pthread_barrier_wait(&g_barrier); /* everyone is logged in (or failed) */
   sync_point("ready");
   double t0 = now_s(), c0 = cpu_s();
   pthread_barrier_wait(&g_b_go);
   pthread_barrier_wait(&g_b_done);
   double t1 = now_s(), c1 = cpu_s();
-  int total = 0, errors = 0;
-  long long bytes = 0;
-  const char *firsterr = "";
-  for (int i = 0; i < C; i++) {
-    total += w[i].done;
-    errors += w[i].errors;
-    bytes += w[i].bytes;
-    if (w[i].errors && !*firsterr) firsterr = w[i].err;
-  }
-  many_report(w, C, total, errors, bytes, firsterr, t1 - t0, c1 - c0);
+  many_report(w, C, t1 - t0, c1 - c0);
   sync_point("done");
   pthread_barrier_wait(&g_b_quit);
   for (int i = 0; i < C; i++) pthread_join(th[i], NULL);
@@ -1054,7 +1060,7 @@ static void *ev_driver(void *arg) {
 static void mode_many_event(void) {
   int C = g_clients, N = g_event_threads < C ? g_event_threads : C;
   pthread_t *th = calloc((size_t)C, sizeof *th);
-  worker_t *w = calloc((size_t)C, sizeof *w);
+  worker_t *w = many_workers(C);
   evs_t *es = calloc((size_t)C, sizeof *es);
   driver_t *d = calloc((size_t)N, sizeof *d);
   sem_init(&g_login_slots, 0, (unsigned)g_login_concurrency);
@@ -1062,9 +1068,6 @@ static void mode_many_event(void) {
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
   for (int i = 0; i < C; i++) {
-    w[i].idx = i;
-    w[i].lat = calloc((size_t)g_count, sizeof(double));
-    w[i].cyc = calloc((size_t)g_count, sizeof(double));
     es[i].w = &w[i];
     es[i].dfd = -1;
     es[i].c.fd = -1;
@@ -1090,16 +1093,7 @@ static void mode_many_event(void) {
   pthread_barrier_wait(&g_ev_go);
   for (int k = 0; k < N; k++) pthread_join(th[k], NULL);
   double t1 = now_s(), c1 = cpu_s();
-  int total = 0, errors = 0;
-  long long bytes = 0;
-  const char *firsterr = "";
-  for (int i = 0; i < C; i++) {
-    total += w[i].done;
-    errors += w[i].errors;
-    bytes += w[i].bytes;
-    if (w[i].errors && !*firsterr) firsterr = w[i].err;
-  }
-  many_report(w, C, total, errors, bytes, firsterr, t1 - t0, c1 - c0);
+  many_report(w, C, t1 - t0, c1 - c0);
   sync_point("done");
   for (int k = 0; k < N; k++) close(d[k].ep);
   for (int i = 0; i < C; i++) {
