@@ -114,7 +114,30 @@ interface Slot {
   holds: Map<number, string>;
   /** User → sessions this worker reported in 'session-counts' (users with no limit). */
   counted: Map<string, number>;
+  /**
+   * Connections sent to this worker whose descriptor it has not yet acknowledged, oldest first:
+   * Node sends one descriptor at a time and the worker answers each with an ACK, or a NACK when
+   * the descriptor did not arrive (the worker is out of descriptors: the kernel truncated the
+   * message's ancillary data).
+   */
+  handover: Handover[];
 }
+
+/** A connection on its way to a worker (see Slot.handover). */
+interface Handover {
+  id: number;
+  conn: net.Socket | TcpHandle;
+  msg: ToWorker;
+  ip: string;
+  /** NACKs so far, over every worker it was sent to. */
+  nacks: number;
+}
+
+/**
+ * Node's own limit for a socket it sends (MAX_HANDLE_RETRANSMISSIONS): after the fourth NACK of a
+ * net.Socket it closes the socket and gives up, and so does the primary with a TCP handle.
+ */
+const MAX_HANDOVER_NACKS = 4;
 
 const MINUTE_MS = 60_000;
 
@@ -280,9 +303,15 @@ export class ClusterPrimary {
 
   private fork(): Slot {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
-    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map(), counted: new Map() };
+    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map(), counted: new Map(), handover: [] };
     this.slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.onMessage(slot, msg));
+    // Node's answers to a descriptor sent, which it handles itself before this listener runs:
+    // the same event node:cluster listens to for its own messages.
+    worker.process.on('internalMessage', (msg: { cmd?: string } | null) => {
+      if (msg?.cmd === 'NODE_HANDLE_ACK') this.handedOver(slot, true);
+      else if (msg?.cmd === 'NODE_HANDLE_NACK') this.handedOver(slot, false);
+    });
     worker.on('error', (err) => this.log.warn({ err, worker: worker.id, workerPid: slot.pid }, 'worker IPC error'));
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
     this.log.info({ worker: worker.id, workerPid: slot.pid }, 'worker started');
@@ -322,6 +351,9 @@ export class ClusterPrimary {
 
   private onExit(slot: Slot, code: number | null, signal: string | null): void {
     this.slots.delete(slot.worker.id);
+    // Connections the worker may or may not have received when it died: closed, not sent again
+    // (one it had may have had its greeting already).
+    for (const h of slot.handover.splice(0)) if (!(h.conn instanceof net.Socket)) h.conn.close();
     for (const id of [...slot.conns.keys()]) this.release(slot, id);
     for (const hid of [...slot.holds.keys()]) this.releaseSession(slot, hid);
     for (const [user, n] of slot.counted) this.addSessions(user, -n);
@@ -417,12 +449,7 @@ export class ClusterPrimary {
    */
   private admit(conn: net.Socket | TcpHandle, implicit: boolean, proxied?: { peer: ProxiedPeer | null; head: Buffer }): void {
     const ip = proxied?.peer?.remoteAddress ?? remoteAddressOf(conn);
-    const refuse = (reason: string): void => {
-      const socket = conn instanceof net.Socket ? conn : socketOfHandle(conn);
-      // Read (and drop) what the client sends, so its close is seen and the socket freed.
-      socket.resume();
-      socket.end(formatReply(421, reason));
-    };
+    const refuse = (reason: string): void => refuseConnection(conn, reason);
     if (this.stopping) return refuse('Server shutting down.');
     if (this.total + this.pendingHeaders >= this.o.maxConnections) {
       this.log.warn({ remote: ip }, 'too many connections');
@@ -441,25 +468,63 @@ export class ClusterPrimary {
     const id = this.nextId++;
     this.total++;
     this.perIp.set(ip, n + 1);
-    slot.conns.set(id, ip);
     const msg: ToWorker = proxied
       ? { type: 'conn', id, implicit, proxied: proxied.peer, head: proxied.head.toString('base64') }
       : { type: 'conn', id, implicit };
-    // Node closes a socket here once the worker has it. A TCP handle goes as Node's cluster
-    // hands its own over ('net.Native'): our descriptor is closed once the message carrying a
-    // duplicate of it is sent.
-    slot.worker.send(msg, conn as net.Socket, (err: Error | null) => {
-      if (!(conn instanceof net.Socket)) conn.close();
+    this.handOver(slot, { id, conn, msg, ip, nacks: 0 });
+  }
+
+  /**
+   * Send a connection to the worker in `slot`. Node closes a socket it sent once the worker
+   * acknowledges it, and sends it again on a NACK. A TCP handle goes as Node's cluster hands its
+   * own over ('net.Native'), for which Node does neither: the primary closes its descriptor on
+   * the ACK (handedOver), and on a NACK sends the handle to another worker.
+   */
+  private handOver(slot: Slot, h: Handover): void {
+    slot.conns.set(h.id, h.ip);
+    slot.handover.push(h);
+    slot.worker.send(h.msg, h.conn as net.Socket, (err: Error | null) => {
       if (!err) return;
-      this.log.warn({ err, worker: slot.worker.id, remote: ip }, 'could not hand a connection to a worker');
-      this.release(slot, id);
-      if (conn instanceof net.Socket) conn.destroy();
+      // Not written: no ACK or NACK will come for it.
+      const i = slot.handover.indexOf(h);
+      if (i >= 0) slot.handover.splice(i, 1);
+      this.log.warn({ err, worker: slot.worker.id, remote: h.ip }, 'could not hand a connection to a worker');
+      this.release(slot, h.id);
+      if (h.conn instanceof net.Socket) h.conn.destroy();
+      else h.conn.close();
     });
   }
 
-  /** The ready worker with the fewest connections; ties go round. */
-  private pick(): Slot | null {
-    const ready = [...this.slots.values()].filter((s) => s.ready && s.worker.isConnected());
+  /** The worker in `slot` acknowledged (`ok`) or refused the oldest descriptor sent to it. */
+  private handedOver(slot: Slot, ok: boolean): void {
+    const h = slot.handover[0];
+    if (!h) return;
+    const socket = h.conn instanceof net.Socket;
+    if (ok || (socket && ++h.nacks < MAX_HANDOVER_NACKS)) {
+      // Acknowledged; or a socket Node sends again itself, still the oldest in flight.
+      if (ok) slot.handover.shift();
+      if (ok && !socket) (h.conn as TcpHandle).close();
+      return;
+    }
+    slot.handover.shift();
+    this.release(slot, h.id);
+    this.log.warn({ worker: slot.worker.id, workerPid: slot.pid, remote: h.ip, attempts: socket ? h.nacks : h.nacks + 1 }, 'a worker could not take a connection (out of descriptors?)');
+    if (socket) return; // Node has closed it
+    h.nacks++;
+    const next = h.nacks < MAX_HANDOVER_NACKS && !this.stopping ? this.pick(slot) : null;
+    if (!next) {
+      refuseConnection(h.conn, 'Service not available, try again later.');
+      return;
+    }
+    this.total++;
+    this.perIp.set(h.ip, (this.perIp.get(h.ip) ?? 0) + 1);
+    this.handOver(next, h);
+  }
+
+  /** The ready worker with the fewest connections; ties go round. `avoid`: unless it is the only one. */
+  private pick(avoid?: Slot): Slot | null {
+    let ready = [...this.slots.values()].filter((s) => s.ready && s.worker.isConnected());
+    if (avoid && ready.length > 1) ready = ready.filter((s) => s !== avoid);
     if (ready.length === 0) return null;
     this.turn = (this.turn + 1) % ready.length;
     let best: Slot | null = null;
@@ -532,6 +597,14 @@ export class ClusterPrimary {
     if (!slot.worker.isConnected()) return;
     slot.worker.send(msg, undefined, () => undefined);
   }
+}
+
+/** Answer a connection no worker will serve with `421 reason` and close it. */
+function refuseConnection(conn: net.Socket | TcpHandle, reason: string): void {
+  const socket = conn instanceof net.Socket ? conn : socketOfHandle(conn);
+  // Read (and drop) what the client sends, so its close is seen and the socket freed.
+  socket.resume();
+  socket.end(formatReply(421, reason));
 }
 
 /** The client's address of a socket or of a TCP handle ('' when unknown). */

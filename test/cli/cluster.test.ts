@@ -1,4 +1,5 @@
 // server.workers: a primary that listens and hands connections to worker processes.
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -70,6 +71,7 @@ function rawConnect(t: ExecutionContext, port: number): Promise<{ socket: net.So
       const nl = buf.indexOf('\r\n');
       if (nl >= 0) resolve({ socket, reply: buf.slice(0, nl) });
     });
+    socket.on('close', () => reject(new Error(`closed before a whole reply line (got ${JSON.stringify(buf)})`)));
   });
 }
 
@@ -210,6 +212,88 @@ test('2 workers: clients that send all their commands and half-close get every r
     );
     t.true(fs.statSync(path.join(dir, 'home', `d${i}`)).isDirectory());
   }
+});
+
+/**
+ * Make the process `pid` unable to open any descriptor: its soft RLIMIT_NOFILE goes down to its
+ * lowest free descriptor number. A descriptor sent to it is then dropped by the kernel (the
+ * message's ancillary data is truncated) and Node answers the sender with a NACK. Returns a
+ * function that puts the limit back.
+ */
+function starveOfDescriptors(pid: number): () => void {
+  const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
+  let lowest = 0;
+  while (used.has(lowest)) lowest++;
+  const soft = /Max open files\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1];
+  execFileSync('prlimit', ['--pid', String(pid), `--nofile=${lowest}:`]);
+  return () => execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`]);
+}
+
+const handoverWarnings = (d: Daemon): LogRecord[] => records(d).filter((r) => r.msg === 'a worker could not take a connection (out of descriptors?)');
+
+test('a worker out of descriptors: the connections it cannot take go to the other worker, and no place is lost', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2, maxConnections: 4');
+  const d = await startDaemon(t, ['--config', file]);
+  const [starved, other] = await workerPids(d);
+  const restore = starveOfDescriptors(starved);
+  t.teardown(restore);
+
+  // Four at once, the server's maximum. The primary offers each to the worker with the fewest
+  // connections: from the second on that is the starved one, which refuses it; the other serves
+  // all four.
+  const clients: Client[] = [];
+  for (let i = 0; i < 4; i++) clients.push(await login(t, d.port, 'alice', 'pw'));
+  for (const c of clients) t.is((await c.send('NOOP')).code, 200);
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 4, 'four sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [other], 'all four served by the worker with descriptors');
+  const warned = handoverWarnings(d);
+  t.true(warned.length >= 3, `${warned.length} refusals logged`);
+  t.true(warned.every((r) => r.workerPid === starved && r.pid === d.pid));
+
+  // The refused hand-overs were not counted twice: a fifth connection is one too many...
+  const fifth = await rawConnect(t, d.port);
+  t.regex(fifth.reply, /^421 Too many connections/);
+  // ...and once the four are gone, four fit again.
+  for (const c of clients) c.close();
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length === 4, 'the four sessions ended');
+  restore();
+  const again: Client[] = [];
+  for (let i = 0; i < 4; i++) again.push(await login(t, d.port, 'alice', 'pw'));
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 8, 'four more sessions logged');
+  const later = records(d).filter((r) => r.msg === 'connected').slice(4);
+  t.deepEqual(distinctPids(later), [starved, other].sort(), 'with its descriptors back, the first worker serves again');
+  for (const c of again) c.close();
+});
+
+test('both workers out of descriptors: the client gets 421 after four tries, and the connection is not counted', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2, maxConnections: 2');
+  const d = await startDaemon(t, ['--config', file]);
+  const pids = await workerPids(d);
+  const restores = pids.map(starveOfDescriptors);
+  t.teardown(() => restores.forEach((r) => r()));
+  for (let i = 0; i < 3; i++) {
+    const c = await rawConnect(t, d.port);
+    t.regex(c.reply, /^421 Service not available/, `connection ${i}`);
+  }
+  await eventually(() => handoverWarnings(d).length === 12, 'four refusals per connection logged');
+  const warned = handoverWarnings(d);
+  t.deepEqual(
+    warned.map((r) => r.attempts),
+    [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4],
+  );
+  for (let i = 1; i < warned.length; i++) {
+    if (warned[i].attempts !== 1) t.not(warned[i].workerPid, warned[i - 1].workerPid, 'each new try goes to the other worker');
+  }
+  restores.forEach((r) => r());
+  // Three refused connections left no count behind: both places of maxConnections are free.
+  const a = await login(t, d.port, 'alice', 'pw');
+  const b = await login(t, d.port, 'alice', 'pw');
+  const third = await rawConnect(t, d.port);
+  t.regex(third.reply, /^421 Too many connections/);
+  a.close();
+  b.close();
 });
 
 test('kill -9 of a worker: the primary logs it, starts a new one, and new logins work', async (t) => {
