@@ -1194,7 +1194,7 @@ function manyScenario(key, event) {
         gc = { ...loop.gc, alloc_kib_per_file: loop.gc.allocated_bytes / 1024 / r.files };
         delete loop.gc;
       }
-      return { files_per_s: r.files_per_s, p50_ms: r.p50_ms, p99_ms: r.p99_ms, file_p50_ms: r.file_p50_ms, file_p99_ms: r.file_p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop, loop_sched: sched, gc };
+      return { files_per_s: r.files_per_s, client: r.client, event_threads: r.event_threads, p50_ms: r.p50_ms, p99_ms: r.p99_ms, file_p50_ms: r.file_p50_ms, file_p99_ms: r.file_p99_ms, server_cpu_s: cpu, cpu_ms_per_file: (cpu / r.files) * 1e3, client_cpu_pct: r.client_cpu_pct, eld: loop, loop_sched: sched, gc };
     },
   };
 }
