@@ -32,6 +32,7 @@
 // cannot tell the two apart. It needs at least 3 runs with both servers; the draws come from
 // a fixed seed, so the same files give the same interval.
 const fs = require('fs');
+const zlib = require('zlib');
 const { num: fmt, table } = require('./format.js');
 
 const SCENARIOS = [
@@ -226,14 +227,15 @@ function main(argv) {
   const byPredecessor = argv.includes('--by-predecessor');
   const files = argv.filter((a) => !a.startsWith('--'));
   if (!files.length || argv.includes('--help')) {
-    console.log('usage: node bench/pool.js [--all-rounds] [--by-predecessor] RUN.json [RUN.json ...]   (bench/run.js --json files)');
+    console.log('usage: node bench/pool.js [--all-rounds] [--by-predecessor] RUN.json[.gz] [RUN.json ...]   (bench/run.js --json files; bench/runs keeps the project\'s, gzipped)');
     return argv.includes('--help') ? 0 : 2;
   }
   const runs = [];
   for (const file of files) {
     let run;
     try {
-      run = JSON.parse(fs.readFileSync(file, 'utf8'));
+      const raw = fs.readFileSync(file);
+      run = JSON.parse((file.endsWith('.gz') ? zlib.gunzipSync(raw) : raw).toString('utf8'));
     } catch (e) {
       console.error(`pool: ${file}: ${e.message}`);
       return 2;
@@ -246,7 +248,7 @@ function main(argv) {
       console.log(`(${file}: a ${run.mode} run, left out)`);
       continue;
     }
-    run.file = file.replace(/^.*\//, '');
+    run.file = file.replace(/^.*\//, '').replace(/\.gz$/, '');
     runs.push(run);
   }
   if (!runs.length) return 2;

@@ -1,4 +1,9 @@
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 
 // bench/pool.js is plain JavaScript run by node; its pooling rules are what a reader of several
 // benchmark runs relies on, so they are checked here on made-up runs.
@@ -186,4 +191,19 @@ test('loop delay: the rounds of ftpdlib whose p99 is under 10 ms, over every run
   t.deepEqual({ n: l.n, under: l.under, median: l.median }, { n: 4, under: 2, median: (9.99 + 10) / 2 });
   t.deepEqual(pool.loopRounds([a, b, c], sc('many-event')), { n: 1, under: 1, median: 3, limitMs: 10 });
   t.is(pool.loopRounds([a], sc('many'), 5).under, 1);
+});
+
+test('a gzipped run (bench/runs keeps them so) is read as the plain file, under the same name', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-gz-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const files = ['r1', 'r2', 'r3'].map((name, i) => {
+    const f = path.join(dir, `${name}.json${i === 1 ? '' : '.gz'}`);
+    const body = JSON.stringify(run(name, { many: { 'ftpdlib-sendfile': [1200 + i, 1300], 'pure-ftpd': [1000, 1000 + i] } }));
+    fs.writeFileSync(f, i === 1 ? body : zlib.gzipSync(body));
+    return f;
+  });
+  const out = execFileSync(process.execPath, [path.join(__dirname, '..', '..', 'bench', 'pool.js'), ...files], { encoding: 'utf8' });
+  t.regex(out, /runs: r1\.json, r2\.json, r3\.json/);
+  t.regex(out, /ftpdlib-sendfile\s+6\s+1,251/);
+  t.regex(out, /better in 6 of 6 rounds/);
 });
