@@ -320,6 +320,14 @@ export class ClusterPrimary {
 
   private onMessage(slot: Slot, msg: ToPrimary): void {
     if (msg?.type === 'end') {
+      // The worker's ACK of this connection's descriptor came before this on the same channel. A
+      // hand-over still waiting means ACKs are not seen here (a Node that no longer emits
+      // 'internalMessage' for them): close the descriptor now rather than keep it.
+      const i = slot.handover.findIndex((h) => h.id === msg.id);
+      if (i >= 0) {
+        const [h] = slot.handover.splice(i, 1);
+        if (!(h.conn instanceof net.Socket)) h.conn.close();
+      }
       this.release(slot, msg.id);
     } else if (msg?.type === 'lockout') {
       void this.answerLockout(slot, msg.rid, msg.call);
