@@ -118,7 +118,9 @@ interface Slot {
    * Connections sent to this worker whose descriptor it has not yet acknowledged, oldest first:
    * Node sends one descriptor at a time and the worker answers each with an ACK, or a NACK when
    * the descriptor did not arrive (the worker is out of descriptors: the kernel truncated the
-   * message's ancillary data).
+   * message's ancillary data). The answers match this list in order only because these are the
+   * only descriptors sent to a worker: a worker's own listeners (passive ports) are `exclusive`,
+   * so node:cluster sends it none.
    */
   handover: Handover[];
 }
