@@ -159,30 +159,40 @@ static int tcp_connect(const char *host, int port) {
   return -1;
 }
 
+/* Take one complete reply from the buffer if it is all there: 1 (*code set), 0 (not yet). */
+static int take_reply(ctl_t *c, int *code) {
+  int off = 0, first = -1;
+  for (;;) {
+    char *line = c->buf + off;
+    char *nl = memchr(line, '\n', (size_t)(c->len - off));
+    if (!nl) {
+      if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd reply: drop */
+      return 0;
+    }
+    int linelen = (int)(nl - line) + 1;
+    off += linelen;
+    if (linelen >= 4 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' && line[2] >= '0' &&
+        line[2] <= '9') {
+      int lc = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+      if (first < 0) first = lc;
+      if (line[3] == ' ' && lc == first) {
+        int n = linelen < (int)sizeof c->last - 1 ? linelen : (int)sizeof c->last - 1;
+        memcpy(c->last, line, (size_t)n);
+        c->last[n] = 0;
+        memmove(c->buf, c->buf + off, (size_t)(c->len - off));
+        c->len -= off;
+        *code = first;
+        return 1;
+      }
+    }
+  }
+}
+
 /* Read one complete (possibly multi-line) reply; returns the 3-digit code or -1. */
 static int read_reply(ctl_t *c) {
-  int code = -1;
+  int code;
   for (;;) {
-    /* find a complete line in the buffer */
-    char *nl = memchr(c->buf, '\n', (size_t)c->len);
-    if (nl) {
-      int linelen = (int)(nl - c->buf) + 1;
-      int n = linelen < (int)sizeof c->last - 1 ? linelen : (int)sizeof c->last - 1;
-      memcpy(c->last, c->buf, (size_t)n);
-      c->last[n] = 0;
-      int done = 0;
-      if (linelen >= 4 && c->buf[0] >= '0' && c->buf[0] <= '9' && c->buf[1] >= '0' && c->buf[1] <= '9' &&
-          c->buf[2] >= '0' && c->buf[2] <= '9') {
-        int lc = (c->buf[0] - '0') * 100 + (c->buf[1] - '0') * 10 + (c->buf[2] - '0');
-        if (code < 0) code = lc;
-        if (c->buf[3] == ' ' && lc == code) done = 1;
-      }
-      memmove(c->buf, c->buf + linelen, (size_t)(c->len - linelen));
-      c->len -= linelen;
-      if (done) return code;
-      continue;
-    }
-    if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd line: drop */
+    if (take_reply(c, &code)) return code;
     ssize_t r;
 #ifdef FTPBENCH_TLS
     if (c->ssl) {
@@ -803,8 +813,9 @@ static void mode_many(void) {
  * and every end of a download wakes a thread of its own: on a machine where client and server
  * share the cores, those wake-ups take CPU from the server's threads (100 client threads used
  * 74-89% of a core in "many"). Here the sessions log in as there (threads, at most
- * --login-concurrency at a time), then one thread drives them all with epoll, as a client on
- * another machine would not take the server's cores at all. Each session does the same steps:
+ * --login-concurrency at a time), then epoll threads drive them (--event-threads N, each every
+ * Nth session): fewer threads to wake, as a client on another machine would not take the
+ * server's cores at all. Each session does the same steps:
  * EPSV (PASV where refused), a non-blocking connect, RETR, the data discarded in the kernel
  * (recv MSG_TRUNC) until EOF, and the 226; the next EPSV goes out when both the EOF and the 226
  * are in. Latencies are measured at the same points as the threaded client's.
@@ -839,35 +850,6 @@ static void *login_only(void *arg) {
 static void set_nonblock(int fd, int on) {
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK);
-}
-
-/* Take one complete reply from the buffer if it is all there: 1 (*code set), 0 (not yet). */
-static int take_reply(ctl_t *c, int *code) {
-  int off = 0, first = -1;
-  for (;;) {
-    char *line = c->buf + off;
-    char *nl = memchr(line, '\n', (size_t)(c->len - off));
-    if (!nl) {
-      if (c->len == (int)sizeof c->buf) c->len = 0; /* absurd reply: drop */
-      return 0;
-    }
-    int linelen = (int)(nl - line) + 1;
-    off += linelen;
-    if (linelen >= 4 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' && line[2] >= '0' &&
-        line[2] <= '9') {
-      int lc = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-      if (first < 0) first = lc;
-      if (line[3] == ' ' && lc == first) {
-        int n = linelen < (int)sizeof c->last - 1 ? linelen : (int)sizeof c->last - 1;
-        memcpy(c->last, line, (size_t)n);
-        c->last[n] = 0;
-        memmove(c->buf, c->buf + off, (size_t)(c->len - off));
-        c->len -= off;
-        *code = first;
-        return 1;
-      }
-    }
-  }
 }
 
 static void ev_fail(evs_t *e, const char *what) {
