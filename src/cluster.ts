@@ -510,25 +510,23 @@ export class ClusterPrimary {
     const h = slot.handover[0];
     if (!h) return;
     const socket = h.conn instanceof net.Socket;
-    if (ok || (socket && ++h.nacks < MAX_HANDOVER_NACKS)) {
-      // Acknowledged; or a socket Node sends again itself, still the oldest in flight.
-      if (ok) slot.handover.shift();
-      if (ok && !socket) (h.conn as TcpHandle).close();
-      return;
-    }
+    if (!ok) h.nacks++;
+    // Node sends a refused socket again itself, to the same worker, until its fourth NACK.
+    if (!ok && socket && h.nacks < MAX_HANDOVER_NACKS) return;
     slot.handover.shift();
-    this.release(slot, h.id);
-    this.log.warn({ worker: slot.worker.id, workerPid: slot.pid, remote: h.ip, attempts: socket ? h.nacks : h.nacks + 1 }, 'a worker could not take a connection (out of descriptors?)');
-    if (socket) return; // Node has closed it
-    h.nacks++;
-    const next = h.nacks < MAX_HANDOVER_NACKS && !this.stopping ? this.pick(slot) : null;
-    if (!next) {
-      refuseConnection(h.conn, 'Service not available, try again later.');
+    if (ok) {
+      if (!socket) (h.conn as TcpHandle).close(); // a socket Node closes itself
       return;
     }
-    this.total++;
-    this.perIp.set(h.ip, (this.perIp.get(h.ip) ?? 0) + 1);
-    this.handOver(next, h);
+    this.log.warn({ worker: slot.worker.id, workerPid: slot.pid, remote: h.ip, attempts: h.nacks }, 'a worker could not take a connection (out of descriptors?)');
+    const next = !socket && h.nacks < MAX_HANDOVER_NACKS && !this.stopping ? this.pick(slot) : null;
+    if (next) {
+      slot.conns.delete(h.id); // its place in the limits goes with it
+      this.handOver(next, h);
+      return;
+    }
+    this.release(slot, h.id);
+    if (!socket) refuseConnection(h.conn, 'Service not available, try again later.'); // Node has closed a socket
   }
 
   /** The ready worker with the fewest connections; ties go round. `avoid`: unless it is the only one. */
