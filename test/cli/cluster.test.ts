@@ -218,7 +218,7 @@ test('2 workers: clients that send all their commands and half-close get every r
  * Make the process `pid` unable to open any descriptor: its soft RLIMIT_NOFILE goes down to its
  * lowest free descriptor number. A descriptor sent to it is then dropped by the kernel (the
  * message's ancillary data is truncated) and Node answers the sender with a NACK. Returns a
- * function that puts the limit back.
+ * function that puts the limit back (if the process is still there).
  */
 function starveOfDescriptors(pid: number): () => void {
   const used = new Set(fs.readdirSync(`/proc/${pid}/fd`).map(Number));
@@ -226,7 +226,9 @@ function starveOfDescriptors(pid: number): () => void {
   while (used.has(lowest)) lowest++;
   const soft = /Max open files\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1];
   execFileSync('prlimit', ['--pid', String(pid), `--nofile=${lowest}:`]);
-  return () => execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`]);
+  return () => {
+    if (fs.existsSync(`/proc/${pid}`)) execFileSync('prlimit', ['--pid', String(pid), `--nofile=${soft}:`]);
+  };
 }
 
 const handoverWarnings = (d: Daemon): LogRecord[] => records(d).filter((r) => r.msg === 'a worker could not take a connection (out of descriptors?)');
