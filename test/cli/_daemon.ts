@@ -17,6 +17,8 @@ const START_TIMEOUT_MS = 45_000;
  * Packages resolve from the checkout's node_modules through NODE_PATH.
  */
 let built: string | undefined;
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
 function buildOnce(): string {
   if (built) return built;
   const ts = require('typescript') as typeof import('typescript');
@@ -72,7 +74,11 @@ export interface Cli {
 /** Start `node bin/ftpdlib.js ...args` from the source. Killed by PID at teardown if still running. */
 export function spawnCli(t: ExecutionContext, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Cli {
   const copy = buildOnce();
-  const child = spawn(process.execPath, [path.join(copy, 'bin', 'ftpdlib.js'), ...args], {
+  // Under `setpriv --pdeathsig KILL` where it exists (util-linux): the daemon is killed with the
+  // test process even when ava ends that process without running teardowns (a test that timed
+  // out), where a daemon and its workers were left running before.
+  const argv = [process.execPath, path.join(copy, 'bin', 'ftpdlib.js'), ...args];
+  const child = spawn(SETPRIV ?? argv[0], SETPRIV ? ['--pdeathsig', 'KILL', ...argv] : argv.slice(1), {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules'), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
