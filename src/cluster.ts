@@ -526,7 +526,8 @@ export class ClusterPrimary {
       return;
     }
     this.release(slot, h.id);
-    if (!socket) refuseConnection(h.conn, 'Service not available, try again later.'); // Node has closed a socket
+    // Node has closed a socket itself.
+    if (!socket) refuseConnection(h.conn, this.stopping ? 'Server shutting down.' : 'Service not available, try again later.');
   }
 
   /** The ready worker with the fewest connections; ties go round. `avoid`: unless it is the only one. */
