@@ -136,8 +136,9 @@ interface Handover {
 }
 
 /**
- * Node's own limit for a socket it sends (MAX_HANDLE_RETRANSMISSIONS): after the fourth NACK of a
- * net.Socket it closes the socket and gives up, and so does the primary with a TCP handle.
+ * Tries of one connection over the workers (the first and up to three more, each on another worker
+ * where there is one) before the client gets 421: the four tries Node itself makes of a socket it
+ * sends (MAX_HANDLE_RETRANSMISSIONS), but not all to the same worker.
  */
 const MAX_HANDOVER_NACKS = 4;
 
@@ -326,10 +327,7 @@ export class ClusterPrimary {
       // hand-over still waiting means ACKs are not seen here (a Node that no longer emits
       // 'internalMessage' for them): close the descriptor now rather than keep it.
       const i = slot.handover.findIndex((h) => h.id === msg.id);
-      if (i >= 0) {
-        const [h] = slot.handover.splice(i, 1);
-        if (!(h.conn instanceof net.Socket)) h.conn.close();
-      }
+      if (i >= 0) closeOwnCopy(slot.handover.splice(i, 1)[0].conn);
       this.release(slot, msg.id);
     } else if (msg?.type === 'lockout') {
       void this.answerLockout(slot, msg.rid, msg.call);
@@ -363,7 +361,7 @@ export class ClusterPrimary {
     this.slots.delete(slot.worker.id);
     // Connections the worker may or may not have received when it died: closed, not sent again
     // (one it had may have had its greeting already).
-    for (const h of slot.handover.splice(0)) if (!(h.conn instanceof net.Socket)) h.conn.close();
+    for (const h of slot.handover.splice(0)) closeOwnCopy(h.conn);
     for (const id of [...slot.conns.keys()]) this.release(slot, id);
     for (const hid of [...slot.holds.keys()]) this.releaseSession(slot, hid);
     for (const [user, n] of slot.counted) this.addSessions(user, -n);
@@ -485,49 +483,44 @@ export class ClusterPrimary {
   }
 
   /**
-   * Send a connection to the worker in `slot`. Node closes a socket it sent once the worker
-   * acknowledges it, and sends it again on a NACK. A TCP handle goes as Node's cluster hands its
-   * own over ('net.Native'), for which Node does neither: the primary closes its descriptor on
-   * the ACK (handedOver), and on a NACK sends the handle to another worker.
+   * Send a connection to the worker in `slot`. The primary keeps its own copy of the descriptor
+   * until the worker answers: it closes it on the worker's ACK (handedOver), and on a NACK sends
+   * the connection to another worker. A TCP handle goes as Node's cluster hands its own over
+   * ('net.Native'), for which Node keeps nothing; a socket goes with `keepOpen`, without which
+   * Node would keep it and send it again itself, always to the same worker.
    */
   private handOver(slot: Slot, h: Handover): void {
     slot.conns.set(h.id, h.ip);
     slot.handover.push(h);
-    slot.worker.send(h.msg, h.conn as net.Socket, (err: Error | null) => {
+    slot.worker.send(h.msg, h.conn as net.Socket, { keepOpen: true }, (err: Error | null) => {
       if (!err) return;
       // Not written: no ACK or NACK will come for it.
       const i = slot.handover.indexOf(h);
       if (i >= 0) slot.handover.splice(i, 1);
       this.log.warn({ err, worker: slot.worker.id, remote: h.ip }, 'could not hand a connection to a worker');
       this.release(slot, h.id);
-      if (h.conn instanceof net.Socket) h.conn.destroy();
-      else h.conn.close();
+      closeOwnCopy(h.conn);
     });
   }
 
   /** The worker in `slot` acknowledged (`ok`) or refused the oldest descriptor sent to it. */
   private handedOver(slot: Slot, ok: boolean): void {
-    const h = slot.handover[0];
+    const h = slot.handover.shift();
     if (!h) return;
-    const socket = h.conn instanceof net.Socket;
-    if (!ok) h.nacks++;
-    // Node sends a refused socket again itself, to the same worker, until its fourth NACK.
-    if (!ok && socket && h.nacks < MAX_HANDOVER_NACKS) return;
-    slot.handover.shift();
     if (ok) {
-      if (!socket) (h.conn as TcpHandle).close(); // a socket Node closes itself
+      closeOwnCopy(h.conn);
       return;
     }
+    h.nacks++;
     this.log.warn({ worker: slot.worker.id, workerPid: slot.pid, remote: h.ip, attempts: h.nacks }, 'a worker could not take a connection (out of descriptors?)');
-    const next = !socket && h.nacks < MAX_HANDOVER_NACKS && !this.stopping ? this.pick(slot) : null;
+    const next = h.nacks < MAX_HANDOVER_NACKS && !this.stopping ? this.pick(slot) : null;
     if (next) {
       slot.conns.delete(h.id); // its place in the limits goes with it
       this.handOver(next, h);
       return;
     }
     this.release(slot, h.id);
-    // Node has closed a socket itself.
-    if (!socket) refuseConnection(h.conn, this.stopping ? 'Server shutting down.' : 'Service not available, try again later.');
+    refuseConnection(h.conn, this.stopping ? 'Server shutting down.' : 'Service not available, try again later.');
   }
 
   /** The ready worker with the fewest connections; ties go round. `avoid`: unless it is the only one. */
@@ -606,6 +599,15 @@ export class ClusterPrimary {
     if (!slot.worker.isConnected()) return;
     slot.worker.send(msg, undefined, () => undefined);
   }
+}
+
+/**
+ * Close the primary's descriptor of a connection a worker has (or that no worker will get). Only
+ * the descriptor: no FIN, as the connection lives on in the worker.
+ */
+function closeOwnCopy(conn: net.Socket | TcpHandle): void {
+  if (conn instanceof net.Socket) conn.destroy();
+  else conn.close();
 }
 
 /** Answer a connection no worker will serve with `421 reason` and close it. */

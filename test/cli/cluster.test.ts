@@ -9,6 +9,7 @@ import { Readable, Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { Client, FTPError, enterPassiveModeIPv4 } from 'basic-ftp';
 import { startHaproxy } from '../helpers/haproxy';
+import { certs } from '../helpers/tls';
 import { LineClient } from '../helpers/line-client';
 import { eventually, login, startDaemon, tmpDir, type Cli } from './_daemon';
 
@@ -292,6 +293,88 @@ test('both workers out of descriptors: the client gets 421 after four tries, and
   // Three refused connections left no count behind: both places of maxConnections are free.
   const a = await login(t, d.port, 'alice', 'pw');
   const b = await login(t, d.port, 'alice', 'pw');
+  const third = await rawConnect(t, d.port);
+  t.regex(third.reply, /^421 Too many connections/);
+  a.close();
+  b.close();
+});
+
+/** A daemon with 2 workers and an implicit-FTPS port (from the banner); `server` adds to its config. */
+async function implicitDaemon(t: ExecutionContext, server: string): Promise<{ d: Daemon; implicitPort: number }> {
+  const dir = tmpDir(t);
+  const { cert, key } = certs();
+  const file = writeConfig(dir, `workers: 2, implicitTlsPort: 0, tls: { certFile: ${JSON.stringify(cert)}, keyFile: ${JSON.stringify(key)} }, ${server}`);
+  const d = await startDaemon(t, ['--config', file]);
+  const m = await d.waitFor('stderr', /implicit on port (\d+)/);
+  return { d, implicitPort: Number(m[1]) };
+}
+
+/** An implicit-FTPS login (TLS from the first byte) with basic-ftp. */
+async function implicitLogin(t: ExecutionContext, port: number): Promise<Client> {
+  const c = new Client(10_000);
+  t.teardown(() => c.close());
+  await c.access({ host: '127.0.0.1', port, user: 'alice', password: 'pw', secure: 'implicit', secureOptions: { rejectUnauthorized: false } });
+  return c;
+}
+
+test('implicit FTPS with a worker out of descriptors: its connections go to the other worker, and no place is lost', async (t) => {
+  const { d, implicitPort } = await implicitDaemon(t, 'maxConnections: 4');
+  const [starved, other] = await workerPids(d);
+  const restore = starveOfDescriptors(starved);
+  t.teardown(restore);
+
+  // Connections to the implicit port go over as sockets (TLS is the worker's), not TCP handles.
+  const clients: Client[] = [];
+  for (let i = 0; i < 4; i++) clients.push(await implicitLogin(t, implicitPort));
+  for (const c of clients) t.is((await c.send('NOOP')).code, 200, 'a session over TLS');
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 4, 'four sessions logged');
+  const connected = records(d).filter((r) => r.msg === 'connected');
+  t.true(connected.every((r) => r.implicitTls === true && r.bare === false));
+  t.deepEqual(distinctPids(connected), [other], 'all four served by the worker with descriptors');
+  const warned = handoverWarnings(d);
+  t.true(warned.length >= 3, `${warned.length} refusals logged`);
+  t.true(warned.every((r) => r.workerPid === starved && r.attempts === 1), 'each refused once, then taken by the other worker');
+
+  // No place counted twice: a fifth connection is one too many, and after QUIT four fit again.
+  const fifth = await rawConnect(t, d.port);
+  t.regex(fifth.reply, /^421 Too many connections/);
+  for (const c of clients) c.close();
+  await eventually(() => records(d).filter((r) => r.msg === 'disconnected').length === 4, 'the four sessions ended');
+  restore();
+  const again: Client[] = [];
+  for (let i = 0; i < 4; i++) again.push(await implicitLogin(t, implicitPort));
+  await eventually(() => records(d).filter((r) => r.msg === 'connected').length === 8, 'four more sessions logged');
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected').slice(4)), [starved, other].sort(), 'with its descriptors back, the first worker serves again');
+  for (const c of again) c.close();
+});
+
+test('implicit FTPS, both workers out of descriptors: four tries alternate between the workers, then 421, and nothing is held', async (t) => {
+  const { d, implicitPort } = await implicitDaemon(t, 'maxConnections: 2');
+  const pids = await workerPids(d);
+  const primaryFds = (): number => fs.readdirSync(`/proc/${d.pid}/fd`).length;
+  const fdsBefore = primaryFds();
+  const restores = pids.map(starveOfDescriptors);
+  t.teardown(() => restores.forEach((r) => r()));
+  // The refusal comes before any TLS, as every refusal on the implicit port does: a plain reply.
+  for (let i = 0; i < 2; i++) {
+    const c = await rawConnect(t, implicitPort);
+    t.regex(c.reply, /^421 Service not available/, `connection ${i}`);
+    c.socket.destroy();
+  }
+  await eventually(() => handoverWarnings(d).length === 8, 'four refusals per connection logged');
+  const warned = handoverWarnings(d);
+  t.deepEqual(
+    warned.map((r) => r.attempts),
+    [1, 2, 3, 4, 1, 2, 3, 4],
+  );
+  for (let i = 1; i < warned.length; i++) {
+    if (warned[i].attempts !== 1) t.not(warned[i].workerPid, warned[i - 1].workerPid, 'each new try goes to the other worker');
+  }
+  await eventually(() => primaryFds() === fdsBefore, 'the primary closed both refused connections');
+  restores.forEach((r) => r());
+  // Both places of maxConnections are free.
+  const a = await implicitLogin(t, implicitPort);
+  const b = await implicitLogin(t, implicitPort);
   const third = await rawConnect(t, d.port);
   t.regex(third.reply, /^421 Too many connections/);
   a.close();
