@@ -40,6 +40,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/sendfile.h>
@@ -493,6 +494,12 @@ static int rescue_rpipe(ioth_t *th, job_t *j, size_t left, int *op) {
   return 0;
 }
 
+/* Whether the socket's next byte is TCP urgent data (or urgent data announced and not yet in). */
+static int at_urgent_mark(int sock) {
+  int mark = 0;
+  return ioctl(sock, SIOCATMARK, &mark) == 0 && mark;
+}
+
 static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
   if (ensure_rpipe(th, j->pipe_size) < 0) {
     *op = OP_PIPE;
@@ -500,10 +507,22 @@ static ssize_t move_splice_recv(ioth_t *th, job_t *j, size_t want, int *op) {
   }
   size_t len = want < th->rpcap ? want : th->rpcap;
   ssize_t n = splice(j->sock, NULL, th->rpw, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-  if (n == 0) return 0;
-  if (n < 0) {
+  if (n <= 0) {
+    int e = n < 0 ? errno : 0;
+    /* splice stops at TCP urgent data (MSG_OOB) and never gets past it: it answers EAGAIN, or
+     * 0 once the FIN is in, with the upload's rest still queued behind the mark. recv moves past
+     * it, dropping the urgent byte as a read of the stream path does (unless SO_OOBINLINE), and
+     * splice works again after it. */
+    if ((e == 0 || e == EAGAIN) && at_urgent_mark(j->sock)) {
+      if (ensure_buf(th, j->chunk) < 0) {
+        *op = OP_ALLOC;
+        return -ENOMEM;
+      }
+      return move_copy_recv(th, j, want < th->buflen ? want : th->buflen, op);
+    }
+    if (n == 0) return 0;
     *op = OP_SPLICE_IN;
-    return -errno;
+    return -e;
   }
   j->consumed += (uint64_t)n;
   size_t left = (size_t)n;
