@@ -246,8 +246,9 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
   }
 
   /**
-   * Open for writing (STOR, APPE, STOU, REST+STOR), never O_APPEND (splice refuses
-   * it): append starts at the size the open saw. Same refusals as openRead.
+   * Open for writing (STOR, APPE, STOU, REST+STOR); APPE opens O_APPEND (as
+   * LocalFileSystem.openWrite does), its handle's offset the size the open saw.
+   * Same refusals as openRead.
    */
   async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
     const p = this.jail.clean(path, 'open');
@@ -258,6 +259,7 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
     let flags = fs.constants.O_WRONLY | fs.constants.O_CREAT;
     if (options.exclusive) flags |= fs.constants.O_EXCL;
     else if (!append && offset === 0) flags |= fs.constants.O_TRUNC;
+    if (append) flags |= fs.constants.O_APPEND;
     const [fd, st] = await this.call<[number, RawStat]>(FsOp.open, 'open', p, loc.real, null, flags, 0o666);
     if (append) return new AsUserFileHandle(this.addon, fd, st[1]);
     if (offset > 0) {

@@ -165,6 +165,8 @@ class FdFileHandle implements FileHandle {
     readonly size?: number,
     /** A read-only descriptor on a local filesystem: close(2) on the event loop (LOCAL_FS). */
     private readonly inlineClose = false,
+    /** Opened O_APPEND (APPE): every write lands at the end, so only one may be in flight. */
+    private readonly append = false,
   ) {}
 
   /** The descriptor number, or -1 once close() was called. */
@@ -179,8 +181,10 @@ class FdFileHandle implements FileHandle {
   }
 
   createWriteStream(): Writable {
-    // Several positional writes in flight while the socket keeps being read (./fd-sink.ts).
-    const s = new FdWriteSink(this.descriptor, this.offset);
+    // Several positional writes in flight while the socket keeps being read (./fd-sink.ts). On an
+    // O_APPEND descriptor a write lands where the file ends when it runs, so two in flight could
+    // land out of order: one at a time there.
+    const s = new FdWriteSink(this.descriptor, this.offset, undefined, undefined, this.append ? 1 : undefined);
     this.streams.push(s);
     return s;
   }
@@ -452,10 +456,12 @@ export class LocalFileSystem implements FileSystem, JailOwner {
   }
 
   /**
-   * Open for writing (STOR, APPE, STOU, REST+STOR). Never O_APPEND, which
-   * splice(2) refuses: append opens at the file's size instead, and
-   * `offset` of the returned handle says where writing starts. An existing
-   * non-regular file is refused as in openRead (EISDIR or EPERM).
+   * Open for writing (STOR, APPE, STOU, REST+STOR). APPE opens O_APPEND, so that
+   * every write lands at the file's end as it is then, and two uploads appending
+   * to one file at once (or a local process appending meanwhile) do not overwrite
+   * each other; `offset` of the handle is the size the open saw. (splice(2) refuses
+   * O_APPEND, so the engine receives APPE by copy.) An existing non-regular file is
+   * refused as in openRead (EISDIR or EPERM).
    */
   async openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle> {
     const p = this.jail.clean(path, 'open');
@@ -467,9 +473,9 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     // An exclusive create (STOU, SITE CPTO's temporary files) there too: one openat2 that makes
     // the file or finds something there, which the portable path below then answers EEXIST for.
     if (ops && !(exclusive && append)) {
-      const r = await ops.openWrite(await this.jail.realRoot(), p.slice(1), !append && offset === 0 && !exclusive, exclusive);
+      const r = await ops.openWrite(await this.jail.realRoot(), p.slice(1), !append && offset === 0 && !exclusive, exclusive, append);
       if (r && 'fd' in r) {
-        if (append) return new FdFileHandle(r.fd, ops, r.stat.size);
+        if (append) return new FdFileHandle(r.fd, ops, r.stat.size, undefined, false, true);
         if (offset > 0) {
           try {
             await new Promise<void>((resolve, reject) => ftruncate(r.fd, offset, (err) => (err ? reject(err) : resolve())));
@@ -485,6 +491,7 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     let flags = C.O_WRONLY | C.O_CREAT;
     if (options.exclusive) flags |= C.O_EXCL;
     else if (!append && offset === 0) flags |= C.O_TRUNC;
+    if (append) flags |= C.O_APPEND;
     if (loc.exists && !options.exclusive) {
       const st = await fsp.stat(loc.real);
       if (st.isDirectory()) throw fsError('EISDIR', 'open', p);

@@ -345,7 +345,7 @@ export class MemoryFileSystem implements FileSystem {
     if (options.append) offset = file.size;
     // REST n then STOR replaces everything from n on (offset 0: the whole file).
     else if (offset < file.size) this.truncate(file, offset);
-    return new MemoryFileHandle(this, file, offset, p);
+    return new MemoryFileHandle(this, file, offset, p, undefined, options.append === true);
   }
 
   /** @internal Used by handles. */
@@ -369,6 +369,8 @@ class MemoryFileHandle implements FileHandle {
     readonly offset: number,
     private readonly path: string,
     readonly size?: number,
+    /** APPE: each write lands at the file's end as it is then (as O_APPEND does), not at `offset`. */
+    private readonly append = false,
   ) {}
 
   createReadStream(): Readable {
@@ -401,6 +403,7 @@ class MemoryFileHandle implements FileHandle {
           cb(fsError('EBADF', 'write', this.path));
           return;
         }
+        if (this.append) pos = this.file.size;
         try {
           this.mfs._write(this.file, chunk, pos, this.path);
         } catch (err) {

@@ -912,7 +912,8 @@ static void check_job(job_t *j) {
     return;
   }
   j->size_at_start = S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
-  /* splice(2) refuses O_APPEND files; pwrite at explicit offsets works either way. */
+  /* splice(2) refuses O_APPEND files. pwrite takes them, but on Linux writes at the file's end
+   * whatever the offset: for APPE, what is wanted (the job's offset then only counts). */
   if (j->dir == DIR_RECV && j->mech == M_SPLICE && (ffl & O_APPEND)) j->mech = M_COPY;
   /* Send: TCP_CORK while the job runs, so every segment leaves full (nginx's tcp_nopush);
    * the tail is pushed when the job uncorks at its end (drop_job_fds). Measured on loopback:
@@ -1647,9 +1648,11 @@ static napi_value js_socket_reset(napi_env env, napi_callback_info info) {
  *   FSOP_STAT   follow the path, fstat it (no fd returned)
  *   FSOP_READ   open a regular file read-only
  *   FSOP_WRITE  open or create a regular file write-only; flags may add O_CREAT,
- *               O_TRUNC, or O_CREAT | O_EXCL (create only: anything already there,
- *               a symlink included, is left to the portable path, which answers
- *               EEXIST); never O_APPEND (splice refuses it)
+ *               O_TRUNC, O_APPEND (APPE: every write lands at the end, so two
+ *               uploads appending at once do not overwrite each other; the engine
+ *               receives into such a file by copy, as splice refuses it), or
+ *               O_CREAT | O_EXCL (create only: anything already there, a symlink
+ *               included, is left to the portable path, which answers EEXIST)
  *   FSOP_CLOSE  close(fd) with fd in `flags`
  *
  * A path is first opened O_PATH (no side effect, whatever it is) and fstat'ed,
@@ -1783,14 +1786,14 @@ static void fsop_execute(napi_env env, void *data) {
       /* A new file: create it (through a dangling link, its target is created,
        * as long as it stays beneath the root; with O_EXCL a link there is EEXIST,
        * which the portable path answers). Then it must be a regular file. */
-      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (r->flags & (O_TRUNC | O_EXCL)), r->mode);
+      int fd = openat2_beneath(rootfd, r->rel, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | (r->flags & (O_TRUNC | O_EXCL | O_APPEND)), r->mode);
       if (fd < 0) {
         r->err = errno == ENXIO ? EPERM : errno; /* ENXIO: a FIFO with no reader appeared there */
       } else if (fstat(fd, &r->st) < 0 || !S_ISREG(r->st.st_mode)) {
         r->err = EPERM;
         close(fd);
       } else {
-        clear_nonblock(fd, O_WRONLY);
+        clear_nonblock(fd, O_WRONLY | (r->flags & O_APPEND));
         r->fd = fd;
         r->have_st = 1;
         r->err = 0;
@@ -1828,7 +1831,7 @@ static void fsop_execute(napi_env env, void *data) {
     return;
   }
   /* It exists: no O_CREAT, so a file removed meanwhile is not made anew here. */
-  int flags = r->op == FSOP_READ ? O_RDONLY : O_WRONLY | (r->flags & O_TRUNC);
+  int flags = r->op == FSOP_READ ? O_RDONLY : O_WRONLY | (r->flags & (O_TRUNC | O_APPEND));
   int fd = reopen_same(rootfd, r->rel, flags, r->mode, 0, &pst, &r->st);
   close(rootfd);
   if (fd < 0) {

@@ -537,9 +537,10 @@ export interface JailedFs {
   openRead(root: string, rel: string): Promise<JailedResult>;
   /**
    * Open (O_TRUNC when asked) or create a regular file write-only; `exclusive`: create only
-   * (O_EXCL), and anything already there is left to the caller's portable path.
+   * (O_EXCL), and anything already there is left to the caller's portable path; `append`:
+   * O_APPEND (APPE), every write at the file's end whatever its offset.
    */
-  openWrite(root: string, rel: string, truncate: boolean, exclusive?: boolean): Promise<JailedResult>;
+  openWrite(root: string, rel: string, truncate: boolean, exclusive?: boolean, append?: boolean): Promise<JailedResult>;
   /** Close a descriptor off the event loop. */
   close(fd: number): Promise<void>;
   /**
@@ -591,8 +592,13 @@ export const jailedFs: JailedFs | null =
     ? {
         stat: (root, rel) => jailed(FSOP_STAT, root, rel, 0),
         openRead: (root, rel) => jailed(FSOP_READ, root, rel, 0),
-        openWrite: (root, rel, truncate, exclusive) =>
-          jailed(FSOP_WRITE, root, rel, fs.constants.O_CREAT | (truncate ? fs.constants.O_TRUNC : 0) | (exclusive ? fs.constants.O_EXCL : 0)),
+        openWrite: (root, rel, truncate, exclusive, append) =>
+          jailed(
+            FSOP_WRITE,
+            root,
+            rel,
+            fs.constants.O_CREAT | (truncate ? fs.constants.O_TRUNC : 0) | (exclusive ? fs.constants.O_EXCL : 0) | (append ? fs.constants.O_APPEND : 0),
+          ),
         close: (fd) =>
           new Promise<void>((resolve, reject) => {
             addon.fsop!(FSOP_CLOSE, '', '', fd, 0, (errno) => {

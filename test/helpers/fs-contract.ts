@@ -125,6 +125,31 @@ export function fsContract(test: TestFn, label: string, make: FsFactory): void {
     t.is((await getFile(fs, '/g')).toString(), 'new');
   });
 
+  it('two appends open at once both land whole, neither over the other (APPE from two sessions)', async (t, fs) => {
+    await putFile(fs, '/log', 'head|');
+    const a = await fs.openWrite('/log', { append: true });
+    const b = await fs.openWrite('/log', { append: true });
+    t.is(a.offset, 5);
+    t.is(b.offset, 5, 'both opened at the same size');
+    // Interleaved writes, each stream in its own order.
+    const wa = a.createWriteStream();
+    const wb = b.createWriteStream();
+    const write = (w: NodeJS.WritableStream, s: string): Promise<void> => new Promise((resolve, reject) => w.write(s, (err) => (err ? reject(err) : resolve())));
+    for (let i = 0; i < 4; i++) {
+      await write(wa, `a${i}|`);
+      await write(wb, `b${i}|`);
+    }
+    await Promise.all([wa, wb].map((w) => new Promise<void>((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())))));
+    await a.close();
+    await b.close();
+    const got = (await getFile(fs, '/log')).toString();
+    t.is(got.length, 5 + 8 * 3, 'every byte of both');
+    t.true(got.startsWith('head|'));
+    const parts = got.slice(5).split('|').filter(Boolean);
+    t.deepEqual(parts.filter((p) => p.startsWith('a')), ['a0', 'a1', 'a2', 'a3'], 'the first upload whole and in order');
+    t.deepEqual(parts.filter((p) => p.startsWith('b')), ['b0', 'b1', 'b2', 'b3'], 'the second too');
+  });
+
   it('exclusive creates a missing file and refuses an existing one with EEXIST', async (t, fs) => {
     await putFile(fs, '/u', 'one', { exclusive: true });
     t.is(await codeOf(t, fs.openWrite('/u', { exclusive: true })), 'EEXIST');

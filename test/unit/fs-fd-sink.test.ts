@@ -42,6 +42,30 @@ function chunks(total: number): Buffer[] {
   return out;
 }
 
+test('one write in flight at a time when asked (an O_APPEND descriptor): the bytes land in order', async (t) => {
+  const { file, fd: rw } = tmpFile(t);
+  fs.writeSync(rw, Buffer.from('head'), 0, 4, 0);
+  // On O_APPEND every write lands at the end when it runs: two in flight could swap places.
+  const fd = fs.openSync(file, 'a');
+  t.teardown(() => fs.closeSync(fd));
+  const parts = chunks(3 * 1024 * 1024 + 5);
+  let inFlight = 0;
+  let most = 0;
+  const writev = (f: number, bufs: Buffer[], pos: number, cb: Cb): void => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    // A slow disk: the socket keeps delivering while a write runs.
+    setTimeout(() => fs.writev(f, bufs, pos, (err, n) => {
+      inFlight--;
+      cb(err, n);
+    }), 2);
+  };
+  const sink = new FdWriteSink(fd, 4, writev, 256 * 1024, 1);
+  await pipeline(Readable.from(parts), sink);
+  t.is(most, 1, 'never two writes at once');
+  t.true(fs.readFileSync(file).equals(Buffer.concat([Buffer.from('head'), ...parts])));
+});
+
 test('every byte lands at its offset, from the start offset on, with writes in flight together', async (t) => {
   const { file, fd } = tmpFile(t);
   fs.writeSync(fd, Buffer.from('keep'), 0, 4, 0);

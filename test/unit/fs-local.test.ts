@@ -246,16 +246,17 @@ test('local: handles expose the real fd; streams never close it; close closes on
   t.is(h.fd, -1);
 });
 
-test('local: append opens at the size without O_APPEND; REST writes at the offset', async (t) => {
+test('local: append opens O_APPEND, so a write lands at the end whatever its offset', async (t) => {
   const { root } = await sandbox(t);
   const fs = new LocalFileSystem(root);
   await putFile(fs, '/f', 'abc');
   const h = await fs.openWrite('/f', { append: true });
-  t.is(h.offset, 3);
-  // Without O_APPEND a positioned write lands where asked (splice needs that).
-  await pwriteAsync(h.fd as number, Buffer.from('Z'), 0, 1, 0);
+  t.is(h.offset, 3, 'the offset is the size the open saw');
+  // Another writer appended meanwhile: the handle's writes still go after it, not over it.
+  await fsp.appendFile(path.join(root, 'f'), 'XY');
+  await pwriteAsync(h.fd as number, Buffer.from('Z'), 0, 1, h.offset);
   await h.close();
-  t.is(await fsp.readFile(path.join(root, 'f'), 'utf8'), 'Zbc');
+  t.is(await fsp.readFile(path.join(root, 'f'), 'utf8'), 'abcXYZ');
 });
 
 test('local: unlink of a directory says EISDIR; mkdir of an existing dangling link says EEXIST', async (t) => {
