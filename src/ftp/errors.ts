@@ -48,13 +48,21 @@ const BY_CODE: Readonly<Record<string, Reply>> = Object.assign(Object.create(nul
 
 const UNEXPECTED: Reply = { code: 451, text: 'Requested action aborted: local error in processing.' };
 
+/** Transfer failures that are this server's (451), where the rest are the connection's (426). */
+const LOCAL_TRANSFER_FAILURES = new Set(['EIO', 'EINVAL']);
+
 /**
  * Decide the reply for anything a handler threw. The client gets a code and a
  * short reason; the detail (paths, errno text) belongs in the log only.
  */
 export function toReply(err: unknown): Reply {
   if (err instanceof FtpError) return { code: err.reply, text: err.reason };
-  if (err instanceof TransferError) return (Object.hasOwn(BY_CODE, err.code) && BY_CODE[err.code]) || { code: 426, text: 'Transfer failed.' };
+  if (err instanceof TransferError) {
+    // A transfer failing on the disk (EIO), or with EINVAL (the file's or the engine's: a splice
+    // refused mid-way, not a bad argument of the client's), failed here, not on the connection.
+    if (LOCAL_TRANSFER_FAILURES.has(err.code)) return UNEXPECTED;
+    return (Object.hasOwn(BY_CODE, err.code) && BY_CODE[err.code]) || { code: 426, text: 'Transfer failed.' };
+  }
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && Object.hasOwn(BY_CODE, code)) return BY_CODE[code];
   return UNEXPECTED;
@@ -62,7 +70,9 @@ export function toReply(err: unknown): Reply {
 
 /** True for errors that are part of normal operation (not worth an error-level log). */
 export function isExpected(err: unknown): boolean {
-  if (err instanceof FtpError || err instanceof TransferError) return true;
+  if (err instanceof FtpError) return true;
+  // A disk error during a transfer is worth an error-level record, as it is anywhere else.
+  if (err instanceof TransferError) return err.code !== 'EIO';
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && Object.hasOwn(BY_CODE, code);
 }

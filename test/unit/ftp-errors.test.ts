@@ -58,6 +58,14 @@ test('toReply: TransferError maps by code, unknown transfer codes are 426', (t) 
   t.true(isExpected(new TransferError('x', 'WHATEVER', 0, 'stream')));
 });
 
+test('toReply: a transfer failing on the disk (EIO) or inside the engine (EINVAL) is 451, a local error, not 426 or 550', (t) => {
+  t.is(toReply(new TransferError('pwrite: input/output error', 'EIO', 10, 'splice')).code, 451);
+  t.is(toReply(new TransferError('splice: invalid argument', 'EINVAL', 10, 'splice')).code, 451);
+  t.false(isExpected(new TransferError('pwrite: input/output error', 'EIO', 10, 'splice')), 'a disk error is logged as an error');
+  // Outside a transfer EINVAL stays the client's (RNTO of a folder into itself).
+  t.is(toReply(fsError('EINVAL', 'rename', '/a')).code, 550);
+});
+
 test('toReply: anything unexpected is 451 without detail', (t) => {
   const unexpected: unknown[] = [new Error('boom at /home/x'), new TypeError('y'), fsError('EIO', 'read'), 'a string', null, undefined, 42, { code: 17 }];
   for (const err of unexpected) {
