@@ -4,6 +4,9 @@ import { FtpError } from './errors';
 import { COMMANDS } from './commands';
 import type { Session } from './session';
 
+/** Commands that may come between REST and its transfer command without cancelling it. */
+const KEEPS_REST = new Set(['REST', 'PASV', 'EPSV', 'PORT', 'EPRT', 'SIZE', 'MDTM', 'NOOP', 'STAT', 'HELP']);
+
 /**
  * The checks every command shares, once, in this order (STYLE.md):
  * known verb (500), argument count (501), logged in (530), valid in the
@@ -16,10 +19,14 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
     session.copyFrom = null;
     throw new FtpError(500, `Command "${sanitizeLine(verb.slice(0, 16))}" not understood.`);
   }
-  // An RNFR is consumed by the command right after it, whatever that is (RFC 959: RNTO must follow at once).
-  if (cmd.verb !== 'RNTO' && cmd.verb !== 'RNFR') session.renameFrom = null;
-  // The same for SITE CPFR and SITE CPTO (site.ts keeps it only for a SITE CPTO).
-  if (cmd.verb !== 'SITE') session.copyFrom = null;
+  // An RNFR is consumed by the command right after it, whatever that is (RFC 959: RNTO must follow
+  // at once), a new RNFR included: one refused (501, 550) leaves no source behind.
+  if (cmd.verb !== 'RNTO') session.renameFrom = null;
+  // The same for SITE CPFR and SITE CPTO: only a SITE CPTO keeps it (site.ts clears it for the rest).
+  if (cmd.verb !== 'SITE' || !/^CPTO(\s|$)/i.test(arg.trimStart())) session.copyFrom = null;
+  // A REST offset belongs to the transfer command right after it (RFC 959). Clients set up that
+  // transfer's data connection before or after REST, and some ask the file's SIZE first.
+  if (!cmd.transfer && !KEEPS_REST.has(cmd.verb)) session.restOffset = 0;
 
   if (cmd.arg === 'required' && arg.length === 0) throw new FtpError(501, 'Syntax error: command needs an argument.');
   if (cmd.arg === 'none' && arg.trim().length > 0) throw new FtpError(501, 'Syntax error: command does not accept arguments.');
@@ -57,6 +64,8 @@ export async function dispatchTransfer(session: Session, verb: string, arg: stri
   try {
     await dispatch(session, verb, arg);
   } finally {
+    // The REST offset is this command's, taken or not (a command refused before its handler).
+    session.restOffset = 0;
     session.transferAbort = null;
     // ABOR arrived before any transfer started (the command failed or never reached it), or
     // after it ended: answered once the command's own reply is out (Session.execute).

@@ -82,17 +82,22 @@ export function parseFtpTime(s: string): Date | null {
 export const MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode', 'unix.uid', 'unix.gid'] as const;
 export const DEFAULT_MLST_FACTS = ['type', 'size', 'modify', 'perm', 'unique', 'unix.mode'];
 
-/** RFC 3659 `perm` fact from the user's letters (pyftpdlib's meaning of each letter). */
-export function permFact(st: FileStat, perms: string): string {
+/**
+ * RFC 3659 `perm` fact from the user's letters (pyftpdlib's meaning of each letter): `perms` are
+ * those at the entry's own path, `inside` (a folder's) those at a new name in it, where its c, m
+ * and p act (STOR, MKD and DELE there). They differ where a per-directory override applies to
+ * the folder but not below it; the user's letters are both when no path is known.
+ */
+export function permFact(st: FileStat, perms: string, inside = perms): string {
   let out = '';
   if (st.kind === 'dir') {
-    if (perms.includes('w')) out += 'c';
+    if (inside.includes('w')) out += 'c';
     if (perms.includes('d')) out += 'd';
     if (perms.includes('e')) out += 'e';
     if (perms.includes('f')) out += 'f';
     if (perms.includes('l')) out += 'l';
-    if (perms.includes('m')) out += 'm';
-    if (perms.includes('d')) out += 'p';
+    if (inside.includes('m')) out += 'm';
+    if (inside.includes('d')) out += 'p';
   } else {
     if (perms.includes('a')) out += 'a';
     if (perms.includes('d')) out += 'd';
@@ -104,12 +109,12 @@ export function permFact(st: FileStat, perms: string): string {
 }
 
 /** "type=file;size=3;modify=...; name" (MLSD line, or MLST line without the leading space). */
-export function mlsxLine(name: string, st: FileStat, facts: ReadonlySet<string>, perms: string, typeOverride?: string): string {
+export function mlsxLine(name: string, st: FileStat, facts: ReadonlySet<string>, perms: string | { self: string; inside: string }, typeOverride?: string): string {
   let out = '';
   if (facts.has('type')) out += `type=${typeOverride ?? (st.kind === 'dir' ? 'dir' : st.kind === 'file' ? 'file' : st.kind === 'symlink' ? 'OS.unix=symlink' : 'OS.unix=other')};`;
   if (facts.has('size') && st.kind !== 'dir') out += `size=${st.size};`;
   if (facts.has('modify')) out += `modify=${ftpTime(st.mtime)};`;
-  if (facts.has('perm')) out += `perm=${permFact(st, perms)};`;
+  if (facts.has('perm')) out += `perm=${typeof perms === 'string' ? permFact(st, perms) : permFact(st, perms.self, perms.inside)};`;
   if (facts.has('unique')) out += `unique=${st.unique};`;
   if (facts.has('unix.mode')) out += `unix.mode=0${(st.mode & 0o7777).toString(8).padStart(3, '0')};`;
   if (facts.has('unix.uid')) out += `unix.uid=${st.uid};`;

@@ -2,9 +2,9 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type Logger from 'bunyan';
 import type { ResolvedOptions } from '../config/options';
-import type { FileSystem, FileHandle } from '../fs/types';
+import type { FileSystem, FileHandle, FileStat } from '../fs/types';
 import type { CopyPath } from '../fs/copy';
-import { resolveFtpPath } from '../fs/paths';
+import { ftpJoin, resolveFtpPath } from '../fs/paths';
 import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
@@ -344,10 +344,23 @@ export class Session implements ControlSink {
       this.replyAndClose(500, 'Internal error.');
       return;
     }
-    for (const ev of events) {
-      this.onEvent(ev);
-      // Nothing after AUTH TLS in the same read is trusted: it would run inside TLS unprotected.
-      if (this.tlsPending) break;
+    this.takeEvents(events);
+  }
+
+  /**
+   * Commands read after an AUTH in the same read, held until AUTH is answered: dropped when the
+   * handshake starts (they would run inside TLS unprotected, the STARTTLS command injection),
+   * run in order when AUTH is refused.
+   */
+  private heldAfterAuth: FrameEvent[] | null = null;
+
+  private takeEvents(events: FrameEvent[]): void {
+    for (let i = 0; i < events.length; i++) {
+      this.onEvent(events[i]);
+      if (this.tlsPending) {
+        if (i + 1 < events.length) this.heldAfterAuth = events.slice(i + 1);
+        return;
+      }
     }
   }
 
@@ -356,7 +369,13 @@ export class Session implements ControlSink {
     if (ev.type === 'error') {
       // Framing errors are answered in order with the commands around them.
       this.queue.push(ev);
-    } else if (this.busy && DURING_TRANSFER.has(ev.verb) && (this.transfer || (this.transferAbort && BEFORE_FIRST_REPLY.has(ev.verb)))) {
+    } else if (
+      this.busy &&
+      DURING_TRANSFER.has(ev.verb) &&
+      (this.transfer || (this.transferAbort && BEFORE_FIRST_REPLY.has(ev.verb))) &&
+      // Replies go in the order of the commands: only ABOR passes commands already waiting.
+      (ev.verb === 'ABOR' || this.queue.length === 0)
+    ) {
       void this.execute(ev);
       return;
     } else {
@@ -385,6 +404,10 @@ export class Session implements ControlSink {
           if (!this.tlsPending) this.control.resume();
         }
         if (ev.type === 'error') {
+          // A line that is no command still comes between RNFR and RNTO (or REST and its transfer).
+          this.renameFrom = null;
+          this.copyFrom = null;
+          this.restOffset = 0;
           this.reply(ev.code, ev.reason);
           continue;
         }
@@ -454,6 +477,7 @@ export class Session implements ControlSink {
     // The TLS socket reports the end from now on (a FIN in the handshake fails it instead).
     raw.off('end', Session.onSocketEnd);
     this.framer.reset();
+    this.heldAfterAuth = null;
     this.reply(234, 'AUTH TLS successful.');
     try {
       const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
@@ -474,7 +498,10 @@ export class Session implements ControlSink {
   cancelTlsPending(): void {
     if (!this.tlsPending) return;
     this.tlsPending = false;
-    if (!this.readPaused) this.control.resume();
+    const held = this.heldAfterAuth;
+    this.heldAfterAuth = null;
+    if (held) this.takeEvents(held);
+    if (!this.readPaused && !this.tlsPending) this.control.resume();
   }
 
   /** Whether the TLS policies exempt this user name. */
@@ -512,6 +539,27 @@ export class Session implements ControlSink {
     }
     s.on('error', () => {});
     return gate ? new GatedTlsConnection(s, gate) : new SocketConnection(s);
+  }
+
+  /**
+   * The user's letters for the `perm` fact of the entry at `path` (MLSD, MLST), per-directory
+   * overrides applied: those at the path itself, and for a folder those at a new name in it.
+   * Only when the fact is asked for (OPTS MLST can leave it out).
+   */
+  async permsAt(path: string, kind: FileStat['kind']): Promise<{ self: string; inside: string }> {
+    if (!this.mlstFacts.has('perm')) return { self: '', inside: '' };
+    const a = this.ctx.options.authorizer;
+    const user = this.user!;
+    const letters = async (p: string, which: string): Promise<string> => {
+      let out = '';
+      for (const l of which) {
+        const r = a.hasPerm(user, l as PermLetter, p);
+        if (typeof r === 'boolean' ? r : await r) out += l;
+      }
+      return out;
+    };
+    if (kind !== 'dir') return { self: await letters(path, 'adfrw'), inside: '' };
+    return { self: await letters(path, 'defl'), inside: await letters(ftpJoin(path, 'new-entry'), 'wmd') };
   }
 
   // ---- timers --------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { FtpError } from '../errors';
 import { mlsxLine } from '../listing';
 import { entriesOf, safeName, sendListing } from './list';
+import { ftpJoin } from '../../fs/paths';
 import type { CommandDescriptor } from './types';
 
 export const mlsd: CommandDescriptor = {
@@ -17,8 +18,11 @@ export const mlsd: CommandDescriptor = {
     const st = await fs.stat(path);
     if (st.kind !== 'dir') throw new FtpError(501, 'No such directory.');
     const entries = await entriesOf(session, path);
-    const perms = await session.options.authorizer.getPerms(session.user!);
-    const lines = entries.map((e) => mlsxLine(safeName(e.name), e.stat, session.mlstFacts, perms));
+    const lines: string[] = [];
+    for (const e of entries) {
+      const perms = await session.permsAt(ftpJoin(path, e.name), e.stat.kind);
+      lines.push(mlsxLine(safeName(e.name), e.stat, session.mlstFacts, perms));
+    }
     await sendListing(session, 'MLSD', path, lines);
   },
 };

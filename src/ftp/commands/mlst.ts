@@ -11,8 +11,7 @@ export const mlst: CommandDescriptor = {
   path: 'arg-or-cwd',
   async handle({ session, path }) {
     const st = await session.requireFs().stat(path);
-    const perms = await session.options.authorizer.getPerms(session.user!);
-    const line = mlsxLine(safeName(path), st, session.mlstFacts, perms);
+    const line = mlsxLine(safeName(path), st, session.mlstFacts, await session.permsAt(path, st.kind));
     session.reply(250, [`Listing ${safeName(path)}`, ` ${line}`, 'End MLST.']);
   },
 };

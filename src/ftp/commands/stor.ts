@@ -11,6 +11,9 @@ export async function receiveFile(session: Session, verb: string, path: string, 
   const fs = session.requireFs();
   const existing = await existingTarget(fs, path);
   if (rest > 0 && rest > (existing?.size ?? 0)) throw new FtpError(554, 'Invalid REST parameter: beyond the end of the file.');
+  // APPE writes at the end (O_APPEND): REST at the file's size is a client resuming that way, any
+  // other offset could not be honoured (pyftpdlib refuses every REST before APPE).
+  if (how.append && rest > 0 && rest !== (existing?.size ?? 0)) throw new FtpError(554, 'Invalid REST parameter: APPE writes at the end of the file.');
   // The quota is checked (552) before the file is opened, which would cut it.
   const quota = await startUpload(session, { path, existing, append: how.append === true, offset: how.append ? 0 : rest });
   try {
