@@ -41,7 +41,9 @@ export interface OpenWriteOptions {
 export interface FileHandle {
   /**
    * The file descriptor, for handles backed by a local file. Absent otherwise.
-   * Use it with explicit offsets only, and stop using it before close().
+   * Use it with explicit offsets only, and stop using it before close(). An append
+   * handle's may be open O_APPEND (the local filesystems' are): on Linux its writes
+   * land at the file's end whatever offset they give.
    */
   readonly fd?: number;
   /** Offset the handle was opened at (REST), or where appending starts. */
