@@ -13,7 +13,7 @@ import { DEFAULT_MLST_FACTS } from './listing';
 import { formatReply } from './parser';
 import type { CopyInfo, ServerContext } from './server-context';
 import { Session, type TransferInfo } from './session';
-import { TlsManager } from './tls';
+import { TlsManager, type TlsLease } from './tls';
 import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './proxy-protocol';
 import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOptions } from './proxy-socket';
 import { ServerMetrics } from '../metrics';
@@ -410,18 +410,21 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     }
     // Implicit FTPS: the handshake comes first; the connection counts against the limits meanwhile.
     this.pendingHandshakes++;
-    this.tls!.accept(socket, this.options.tlsHandshakeTimeout * 1000).then(
+    const lease = this.tls!.lease();
+    this.tls!.accept(socket, this.options.tlsHandshakeTimeout * 1000, false, lease.context).then(
       (s) => {
         this.pendingHandshakes--;
         if (this.closing) {
           s.destroy();
+          lease.release();
           this.release(ip);
           return;
         }
-        this.startSession(s, true, peer);
+        this.startSession(s, true, peer, lease);
       },
       (err) => {
         this.pendingHandshakes--;
+        lease.release();
         this.release(ip);
         this.log.info({ err, remote: ip }, 'implicit TLS handshake failed');
       },
@@ -443,8 +446,8 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     });
   }
 
-  private startSession(conn: net.Socket | BareControl, implicitTls: boolean, peer: ProxiedPeer | null = null): void {
-    const session = new Session(this.ctx, conn, implicitTls, peer);
+  private startSession(conn: net.Socket | BareControl, implicitTls: boolean, peer: ProxiedPeer | null = null, lease: TlsLease | null = null): void {
+    const session = new Session(this.ctx, conn, implicitTls, peer, lease);
     this.sessions.add(session);
     this.trimmer?.note();
     if (!(conn instanceof BareControl)) {

@@ -12,6 +12,7 @@ import type { DataChannel } from './data/channel';
 import { SocketConnection, type DataConnection } from './data/connection';
 import { nativeTlsAvailable } from './data/engines';
 import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
+import type { TlsLease } from './tls';
 import { closePassiveListener, type SparePassive } from './data/passive';
 import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
@@ -138,12 +139,17 @@ export class Session implements ControlSink {
   private tlsPending = false;
   private firstChunk = true;
 
+  /** This session's TLS context (its own ticket keys: TlsManager.lease), from AUTH TLS or the implicit handshake on. */
+  private tlsLease: TlsLease | null;
+
   constructor(
     readonly ctx: ServerContext,
     socket: Control,
     implicitTls = false,
     proxied: ProxiedPeer | null = null,
+    tlsLease: TlsLease | null = null,
   ) {
+    this.tlsLease = tlsLease;
     this.control = socket;
     if (implicitTls) {
       this.secure = true;
@@ -480,7 +486,8 @@ export class Session implements ControlSink {
     this.heldAfterAuth = null;
     this.reply(234, 'AUTH TLS successful.');
     try {
-      const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000);
+      this.tlsLease ??= tlsm.lease();
+      const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000, false, this.tlsLease.context);
       this.control = s;
       this.secure = true;
       this.listenTo(s);
@@ -524,9 +531,9 @@ export class Session implements ControlSink {
       const timeout = this.options.tlsHandshakeTimeout * 1000;
       // Through a gate when the engine could carry the records of a binary transfer.
       if (this.options.useSendfile && this.options.nativeTls && nativeTlsAvailable()) {
-        ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout));
+        ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout, this.tlsLease?.dataContext));
       } else {
-        s = await tlsm.accept(raw.socket, timeout, true);
+        s = await tlsm.accept(raw.socket, timeout, true, this.tlsLease?.dataContext);
       }
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
@@ -897,6 +904,8 @@ export class Session implements ControlSink {
     this.transferAbort?.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
     this.transfer?.abort.abort(new TransferError('Session closed.', 'FTPD_ERR_ABORTED', 0, 'stream'));
     this.logout();
+    this.tlsLease?.release();
+    this.tlsLease = null;
   }
 
   private closeHandled = false;

@@ -16,13 +16,40 @@ export class TlsHandshakeError extends Error {
 }
 
 /**
- * The server's TLS material: one SecureContext shared by control and data
- * connections, so a data connection can resume the control connection's
- * session (tickets are encrypted with keys that live in the context; the
- * keys survive a certificate reload, so sessions resume across it too).
+ * The TLS context of one session's control and data connections (TlsManager.lease). Its ticket
+ * keys are this session's alone, so a data connection can resume only this session's control
+ * connection: a ticket of any other session (another user's, or an attacker's who did AUTH TLS
+ * without logging in) does not decrypt, the handshake is a full one, and tlsRequireSessionReuse
+ * refuses it.
+ */
+export interface TlsLease {
+  /** For the control connection. */
+  readonly context: tls.SecureContext;
+  /** For its data connections: the same context, or undefined for the shared data context. */
+  readonly dataContext: tls.SecureContext | undefined;
+  /** Give the context back (the session ended); its ticket keys are replaced before any reuse. */
+  release(): void;
+}
+
+interface Material {
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer | undefined;
+}
+
+/** Released session contexts kept for the next sessions (about 40 KiB each; making one costs about 1 ms). */
+const SPARE_CONTEXTS = 64;
+
+/**
+ * The server's TLS material. With tlsRequireSessionReuse (the default), each session's control
+ * and data connections share a context of their own, whose ticket keys no other session has
+ * (lease()); otherwise one context serves every control connection.
  */
 export class TlsManager {
   private context: tls.SecureContext;
+  /** Contexts given back by ended sessions, with fresh ticket keys, and the certificate generation they hold. */
+  private spare: tls.SecureContext[] = [];
+  private generation = 0;
   /**
    * For data connections that need not resume the control session: TLS 1.2 at most.
    * A fresh TLS 1.3 handshake is followed by session tickets, which a client that only
@@ -34,22 +61,54 @@ export class TlsManager {
   private dataContext: tls.SecureContext;
   private readonly ticketKeys = randomBytes(48);
 
+  /** The files as last read (and found usable): sessions' contexts are made from these. */
+  private material: Material;
+
   constructor(
     private readonly opts: Readonly<TlsOptions>,
     private readonly dataMustResume = true,
   ) {
-    this.context = this.build();
-    this.dataContext = dataMustResume ? this.context : this.build('TLSv1.2');
+    this.material = this.readFiles();
+    this.context = this.build(this.material);
+    this.dataContext = dataMustResume ? this.context : this.build(this.material, 'TLSv1.2');
   }
 
   /** Read the files again and use them for new handshakes. Throws ConfigError and keeps the old ones on failure. */
   reload(): void {
-    const context = this.build();
-    this.dataContext = this.dataMustResume ? context : this.build('TLSv1.2');
+    const material = this.readFiles();
+    const context = this.build(material);
+    this.dataContext = this.dataMustResume ? context : this.build(material, 'TLSv1.2');
     this.context = context;
+    this.material = material;
+    // Sessions already secured keep theirs; new ones get contexts with the new files.
+    this.spare = [];
+    this.generation++;
   }
 
-  private build(maxVersion?: 'TLSv1.2'): tls.SecureContext {
+  /**
+   * The context for one session's control connection and its data connections: a context of its
+   * own when data connections must resume the control session, the shared one otherwise.
+   */
+  lease(): TlsLease {
+    if (!this.dataMustResume) return { context: this.context, dataContext: undefined, release: () => undefined };
+    const generation = this.generation;
+    const context = this.spare.pop() ?? this.build(this.material, undefined, randomBytes(48));
+    let released = false;
+    return {
+      context,
+      dataContext: context,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (generation !== this.generation || this.spare.length >= SPARE_CONTEXTS) return;
+        // No ticket this session was given works with the context's next session.
+        (context as unknown as { context: { setTicketKeys(k: Buffer): void } }).context.setTicketKeys(randomBytes(48));
+        this.spare.push(context);
+      },
+    };
+  }
+
+  private readFiles(): Material {
     const read = (key: string, file: string): Buffer => {
       try {
         return fs.readFileSync(file);
@@ -57,9 +116,14 @@ export class TlsManager {
         throw new ConfigError(key, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
     };
-    const cert = read('tls.certFile', this.opts.certFile);
-    const key = read('tls.keyFile', this.opts.keyFile);
-    const ca = this.opts.caFile ? read('tls.caFile', this.opts.caFile) : undefined;
+    return {
+      cert: read('tls.certFile', this.opts.certFile),
+      key: read('tls.keyFile', this.opts.keyFile),
+      ca: this.opts.caFile ? read('tls.caFile', this.opts.caFile) : undefined,
+    };
+  }
+
+  private build({ cert, key, ca }: Material, maxVersion?: 'TLSv1.2', ticketKeys = this.ticketKeys): tls.SecureContext {
     try {
       return tls.createSecureContext({
         cert,
@@ -68,7 +132,7 @@ export class TlsManager {
         minVersion: this.opts.minVersion ?? 'TLSv1.2',
         maxVersion: maxVersion ?? this.opts.maxVersion ?? 'TLSv1.3',
         ciphers: this.opts.ciphers,
-        ticketKeys: this.ticketKeys,
+        ticketKeys,
         sessionTimeout: 3600,
         sessionIdContext: 'ftpdlib',
         // No client-initiated renegotiation (TLS 1.2): a cheap DoS and never needed by FTP clients.
@@ -87,25 +151,26 @@ export class TlsManager {
    * once the handshake is complete; rejects (and destroys the socket) on
    * failure or after `timeoutMs`.
    */
-  accept(raw: net.Socket, timeoutMs: number, data = false): Promise<tls.TLSSocket> {
-    return this.handshake(raw, this.socketOver(raw, data), timeoutMs);
+  accept(raw: net.Socket, timeoutMs: number, data = false, context?: tls.SecureContext): Promise<tls.TLSSocket> {
+    return this.handshake(raw, this.socketOver(raw, data, context), timeoutMs);
   }
 
   /**
    * accept() for a data connection through a TlsGate (src/ftp/data/tls-gate.ts), so that the
    * native engine can take the connection's records over once the handshake is done.
    */
-  async acceptGated(raw: net.Socket, timeoutMs: number): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
+  async acceptGated(raw: net.Socket, timeoutMs: number, context?: tls.SecureContext): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
     const gate = new TlsGate(raw);
-    const s = this.socketOver(gate, true);
+    const s = this.socketOver(gate, true, context);
     gate.bind(s);
     return { socket: await this.handshake(raw, s, timeoutMs), gate };
   }
 
-  private socketOver(under: net.Socket | TlsGate, data: boolean): tls.TLSSocket {
+  /** `context`: the session's (lease()); without it the shared control or data context. */
+  private socketOver(under: net.Socket | TlsGate, data: boolean, context?: tls.SecureContext): tls.TLSSocket {
     return new tls.TLSSocket(under as net.Socket, {
       isServer: true,
-      secureContext: data ? this.dataContext : this.context,
+      secureContext: context ?? (data ? this.dataContext : this.context),
       requestCert: Boolean(this.opts.caFile),
       rejectUnauthorized: Boolean(this.opts.requireClientCert),
     });
