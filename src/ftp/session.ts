@@ -39,6 +39,12 @@ const BEFORE_FIRST_REPLY = new Set(['ABOR', 'QUIT']);
 
 /** Most commands held while an earlier one runs before we stop reading the socket. */
 const MAX_QUEUED = 32;
+/**
+ * Reply bytes the client has not taken yet beyond which no further command runs (and, once
+ * MAX_QUEUED wait, the socket is not read): a client that sends and never reads cannot make the
+ * server hold its replies without bound.
+ */
+export const MAX_UNSENT_REPLIES = 256 * 1024;
 
 /** Uploads: not started once the client has half-closed the control connection (onInputEnd). */
 const UPLOADS = new Set(['STOR', 'APPE', 'STOU']);
@@ -380,7 +386,8 @@ export class Session implements ControlSink {
       DURING_TRANSFER.has(ev.verb) &&
       (this.transfer || (this.transferAbort && BEFORE_FIRST_REPLY.has(ev.verb))) &&
       // Replies go in the order of the commands: only ABOR passes commands already waiting.
-      (ev.verb === 'ABOR' || this.queue.length === 0)
+      (ev.verb === 'ABOR' || this.queue.length === 0) &&
+      (ev.verb === 'ABOR' || this.socket.writableLength <= MAX_UNSENT_REPLIES)
     ) {
       void this.execute(ev);
       return;
@@ -404,6 +411,10 @@ export class Session implements ControlSink {
     this.busy = true;
     try {
       while (this.queue.length && !this.closed) {
+        if (this.socket.writableLength > MAX_UNSENT_REPLIES) {
+          await this.roomForReplies();
+          if (this.closed) break;
+        }
         const ev = this.queue.shift()!;
         if (this.readPaused && this.queue.length < MAX_QUEUED / 2) {
           this.readPaused = false;
@@ -427,6 +438,17 @@ export class Session implements ControlSink {
       if (this.queue.length === 0) this.queue.length = 0;
       // Every command read before the client's FIN is answered: end the connection.
       if (this.inputEnded && !this.closed) this.close();
+    }
+  }
+
+  /**
+   * Wait until the client has read its replies down to MAX_UNSENT_REPLIES. Meanwhile commands
+   * queue up to MAX_QUEUED and the socket is then not read, so TCP makes the client wait too; the
+   * idle timeout still runs, as no command does.
+   */
+  private async roomForReplies(): Promise<void> {
+    while (!this.closed && this.socket.writableLength > MAX_UNSENT_REPLIES) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
