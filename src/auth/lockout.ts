@@ -195,30 +195,93 @@ export class LockoutAuthorizer implements Authorizer {
     return Math.min(this.delayMaxMs, this.delayBaseMs * 2 ** (failures - 1));
   }
 
+  /**
+   * Attempts of this process whose outcome is not known yet, per key. Each counts as a failure
+   * to come: without it, attempts sent at once all read the same counts before any failure was
+   * recorded, and each got its password checked, with no delay and no ban (an audit had 30
+   * parallel guesses checked within 60 ms against maxFailures 3).
+   */
+  private readonly inFlight = new Map<string, number>();
+  /** Counts every failure recorded by this process, so that a login knows whether one came meanwhile. */
+  private failureEpoch = 0;
+  /** Resolvers of attempts waiting for an attempt in flight on one of their keys to end. */
+  private readonly settleWaiters = new Map<string, Array<() => void>>();
+
   async validateAuthentication(user: string, password: string, client: ClientInfo): Promise<void> {
     const keys = this.keysOf(user, client);
-    const now = this.now();
-    const records = await Promise.all(keys.map((k) => this.store.get(k, now)));
-    let failures = 0;
+    let now: number;
+    let records: Array<LockoutRecord | undefined>;
+    let failures: number;
     let banned: string | undefined;
-    records.forEach((r, i) => {
-      if (r === undefined) return;
-      if (now - r.windowStart < this.windowMs) failures = Math.max(failures, r.failures);
-      if (r.bannedUntil > now && banned === undefined) banned = keys[i];
-    });
-    const wait = banned !== undefined ? this.delayFor(Math.max(failures, this.maxFailures)) : this.delayFor(failures);
-    if (wait > 0) await this.sleep(wait);
-    if (banned !== undefined) {
-      this.log.info({ user, remote: client?.address, key: banned }, 'login refused: temporarily banned after failed logins');
-      throw new AuthenticationFailedError('Too many failed logins; try again later.');
+    let pending: number;
+    for (;;) {
+      now = this.now();
+      records = await Promise.all(keys.map((k) => this.store.get(k, now)));
+      failures = 0;
+      banned = undefined;
+      records.forEach((r, i) => {
+        if (r === undefined) return;
+        if (now - r.windowStart < this.windowMs) failures = Math.max(failures, r.failures);
+        if (r.bannedUntil > now && banned === undefined) banned = keys[i];
+      });
+      pending = Math.max(0, ...keys.map((k) => this.inFlight.get(k) ?? 0));
+      // Attempts in flight could bring the key to its ban: wait for one to end, then read again.
+      if (banned === undefined && pending > 0 && failures + pending >= this.maxFailures) {
+        await this.whenOneSettles(keys);
+        continue;
+      }
+      break;
     }
+    const epoch = this.failureEpoch;
+    // From here to the end this attempt is in flight (counted synchronously after the read).
+    for (const k of keys) this.inFlight.set(k, (this.inFlight.get(k) ?? 0) + 1);
     try {
-      await this.inner.validateAuthentication(user, password, client);
-    } catch (err) {
-      if (err instanceof AuthenticationFailedError) await this.recordFailure(keys, user, client);
-      throw err;
+      // Attempts in flight wait as if they had failed before this one, as sequential ones would.
+      const ahead = failures + pending;
+      const wait = banned !== undefined ? this.delayFor(Math.max(ahead, this.maxFailures)) : this.delayFor(ahead);
+      if (wait > 0) await this.sleep(wait);
+      if (banned !== undefined) {
+        this.log.info({ user, remote: client?.address, key: banned }, 'login refused: temporarily banned after failed logins');
+        throw new AuthenticationFailedError('Too many failed logins; try again later.');
+      }
+      try {
+        await this.inner.validateAuthentication(user, password, client);
+      } catch (err) {
+        if (err instanceof AuthenticationFailedError) await this.recordFailure(keys, user, client);
+        throw err;
+      }
+      // Reset only what there is to reset (a store call per login costs, an IPC one in the daemon):
+      // counts read at the start, or failures recorded since by attempts beside this one.
+      if (records.some((r) => r !== undefined) || this.failureEpoch !== epoch) await Promise.all(keys.map((k) => this.store.reset(k)));
+    } finally {
+      for (const k of keys) {
+        const n = (this.inFlight.get(k) ?? 1) - 1;
+        if (n <= 0) this.inFlight.delete(k);
+        else this.inFlight.set(k, n);
+        const waiters = this.settleWaiters.get(k);
+        if (waiters) {
+          this.settleWaiters.delete(k);
+          for (const w of waiters) w();
+        }
+      }
     }
-    if (records.some((r) => r !== undefined)) await Promise.all(keys.map((k) => this.store.reset(k)));
+  }
+
+  /** Resolves when an attempt in flight on any of `keys` ends. */
+  private whenOneSettles(keys: string[]): Promise<void> {
+    return new Promise((resolve) => {
+      let done = false;
+      const once = (): void => {
+        if (done) return;
+        done = true;
+        resolve();
+      };
+      for (const k of keys) {
+        const list = this.settleWaiters.get(k);
+        if (list) list.push(once);
+        else this.settleWaiters.set(k, [once]);
+      }
+    });
   }
 
   getHomeDir(user: string): string | Promise<string> {
@@ -253,6 +316,7 @@ export class LockoutAuthorizer implements Authorizer {
   }
 
   private async recordFailure(keys: string[], user: string, client: ClientInfo): Promise<void> {
+    this.failureEpoch++;
     const now = this.now();
     const updated = await Promise.all(keys.map((k) => this.store.addFailure(k, now, this.windowMs)));
     for (let i = 0; i < keys.length; i++) {

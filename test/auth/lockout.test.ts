@@ -87,6 +87,34 @@ test('after maxFailures the key is banned: refused without a password check, aft
   t.is(h.inner.checks, 4);
 });
 
+test('attempts sent at once count as they would one after another: no more password checks than maxFailures, then the ban', async (t) => {
+  const h = harness({ maxFailures: 3, banSeconds: 900, delayBase: 1, delayMax: 10 });
+  // The inner check takes a while, as scrypt does: every attempt is in flight at the same time.
+  const slow = h.inner.validateAuthentication.bind(h.inner);
+  h.inner.validateAuthentication = async (u, p, c) => {
+    await new Promise((r) => setTimeout(r, 20));
+    return slow(u, p, c);
+  };
+  const results = await Promise.all(Array.from({ length: 30 }, (_, i) => h.attempt('alice', i === 29 ? 'right' : 'wrong')));
+  t.is(h.inner.checks, 3, 'three passwords checked, as three sequential attempts would have');
+  t.is(results.filter((r) => r === 'ok').length, 0, 'the last, right, password came after the ban');
+  // The checked attempts waited as sequential ones would have: none, then 1 s, then 2 s.
+  t.deepEqual(h.sleeps.slice(0, 2).sort((a, b) => a - b), [1000, 2000]);
+  t.is(await h.attempt('alice', 'right'), 'refused', 'banned');
+});
+
+test('logins at once below maxFailures all go ahead, and a success then clears the failures before it', async (t) => {
+  const h = harness({ maxFailures: 5, banSeconds: 900, delayBase: 0, delayMax: 0 });
+  // A client opening several connections with the right password at once (FileZilla's transfers).
+  const ok = await Promise.all(Array.from({ length: 4 }, () => h.attempt('alice', 'right')));
+  t.deepEqual(ok, ['ok', 'ok', 'ok', 'ok']);
+  t.is(h.inner.checks, 4);
+  // Two wrong at once, then the right one: it resets the counts they left.
+  await Promise.all([h.attempt('alice', 'wrong'), h.attempt('alice', 'wrong')]);
+  t.is(await h.attempt('alice', 'right'), 'ok');
+  t.is(h.store.get('user:alice', h.clock.now), undefined, 'nothing left counted after a success');
+});
+
 test('a successful login resets the counts of its address and user name', async (t) => {
   const h = harness({ maxFailures: 3 });
   await h.attempt('alice', 'wrong');
