@@ -110,3 +110,27 @@ test('a passive range more than half in use keeps no listener; an exhausted rang
   b.close();
   c.close();
 });
+
+test('a PASV that no transfer command uses is closed after dataConnectTimeout: its port goes back to the range', async (t) => {
+  const first = await freeRange(2);
+  const s = await startServer(t, { passivePorts: [first, first + 1], dataConnectTimeout: 1 });
+  fs.writeFileSync(path.join(s.root, 'f.bin'), randomContent(1000));
+  // Two sessions each take a port with EPSV and then only keep the session alive.
+  const a = await loggedIn(s.port, USER, PASS);
+  const b = await loggedIn(s.port, USER, PASS);
+  const pa = parseEpsv(await a.cmd('EPSV'));
+  parseEpsv(await b.cmd('EPSV'));
+  const c = await loggedIn(s.port, USER, PASS);
+  t.is((await c.cmd('EPSV')).code, 425, 'the range is taken');
+  await new Promise((r) => setTimeout(r, 1600));
+  t.is((await a.cmd('NOOP')).code, 200);
+  t.is(await probe(pa), 'refused', 'the unused listener is closed');
+  // The ports are back: another session gets one and downloads through it.
+  const body = fs.readFileSync(path.join(s.root, 'f.bin'));
+  await retrOver(t, c, 'f.bin', body);
+  // The session whose PASV expired is told so when it finally asks for a transfer.
+  const late = await a.cmd('RETR f.bin');
+  const lateFinal = late.code === 150 || late.code === 125 ? await a.read() : late;
+  t.is(lateFinal?.code, 425, lateFinal?.text);
+  for (const x of [a, b, c]) x.close();
+});

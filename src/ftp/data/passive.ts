@@ -74,12 +74,32 @@ export class PassiveChannel implements DataChannel {
   /** The listener was handed on (kept by the session, or closed). */
   private released = false;
 
+  /**
+   * Closes a channel no transfer command came for within connectTimeoutMs (as pyftpdlib's
+   * passive listener times out): a PASV that is never used must not hold its port, and with it
+   * a place in the passive range, for as long as the session lasts.
+   */
+  private unused: NodeJS.Timeout | null;
+
   private constructor(
     private readonly server: net.Server,
     readonly port: number,
     private readonly opts: PassiveOptions,
   ) {
     (server as OwnedServer)[OWNER] = this;
+    this.unused = setTimeout(() => this.expire(), opts.connectTimeoutMs);
+    this.unused.unref();
+  }
+
+  /** No transfer command came: close the connection if one came, and free the port. */
+  private expire(): void {
+    this.unused = null;
+    if (this.closed) return;
+    this.opts.log.debug({ port: this.port }, 'passive channel closed: no transfer command came for it');
+    this.closed = true;
+    this.release(false);
+    this.conn?.destroy();
+    this.ready?.then((c) => c.destroy(), () => {});
   }
 
   /**
@@ -160,6 +180,10 @@ export class PassiveChannel implements DataChannel {
   }
 
   open(signal: TransferSignal): Promise<DataConnection> {
+    if (this.unused) {
+      clearTimeout(this.unused);
+      this.unused = null;
+    }
     if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
       const done = (err: Error | null, ready?: Promise<DataConnection>): void => {
@@ -181,6 +205,10 @@ export class PassiveChannel implements DataChannel {
   }
 
   close(): void {
+    if (this.unused) {
+      clearTimeout(this.unused);
+      this.unused = null;
+    }
     if (this.closed) return;
     this.closed = true;
     // Without a connection, a late one may still be on its way here: close the listener (as
