@@ -722,6 +722,10 @@ export class Session implements ControlSink {
       this.transfer = t;
       this.reply(channel.connected ? 125 : 150, opts.preliminary);
       const c = (conn = await channel.open(abort.signal));
+      // A passive connection is made ready (TLS or not) as it arrives, under the PROT of that
+      // moment: one that came in clear before a PROT P must not carry a PROT P transfer
+      // (tlsDataRequired would otherwise be bypassed by connecting first).
+      if (this.prot === 'P' && !c.tls) throw new FtpError(522, 'Data connection must use TLS (PROT P); it was opened in clear.');
       // Idle means no byte moved for dataTimeout (src/ftp/data/idle-watch.ts).
       const dataTimeoutMs = this.options.dataTimeout * 1000;
       if (dataTimeoutMs > 0) {

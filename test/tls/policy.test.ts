@@ -103,6 +103,32 @@ test('tlsDataRequired: PROT C gets 534 and a clear transfer gets 522; PROT P wor
   t.is((await c.read())?.code, 226);
 });
 
+test('tlsDataRequired: a data connection opened in clear before PROT P cannot carry the transfer', async (t) => {
+  const s = await server(t, { tlsDataRequired: true });
+  fs.writeFileSync(path.join(s.root, 'f.bin'), randomContent(5000));
+  const c = await plain(t, s);
+  await c.auth();
+  await c.login(USER, PASS);
+  await c.ok('PBSZ 0', 200);
+  await c.ok('TYPE I', 200);
+  // Connect in clear while PROT is still C, then ask for P: the connection stays clear.
+  const port = await c.epsv();
+  const d = await connectData(port);
+  const got = drain(d);
+  await c.ok('PROT P', 200);
+  const first = await c.cmd('RETR f.bin');
+  const final = first.code === 150 || first.code === 125 ? await c.read() : first;
+  t.is(final?.code, 522, `${final?.code} ${final?.text}`);
+  t.is((await got).length, 0, 'not one byte of the file in clear');
+  // A TLS data connection then works.
+  const p2 = await c.epsv();
+  const d2 = await c.dataTls(p2);
+  const body = drain(d2);
+  t.regex(String((await c.cmd('RETR f.bin')).code), /^1(25|50)$/);
+  t.is((await body).length, 5000);
+  t.is((await c.read())?.code, 226);
+});
+
 test('tlsDataRequired: a plain-only login (no AUTH) cannot transfer in clear', async (t) => {
   const s = await server(t, { tlsDataRequired: true });
   const c = await plain(t, s);
