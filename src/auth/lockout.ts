@@ -267,7 +267,7 @@ export class LockoutAuthorizer implements Authorizer {
     }
   }
 
-  /** Resolves when an attempt in flight on any of `keys` ends. */
+  /** Resolves when an attempt in flight on any of `keys` ends (waiting only on keys that have one, which will). */
   private whenOneSettles(keys: string[]): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
@@ -277,6 +277,7 @@ export class LockoutAuthorizer implements Authorizer {
         resolve();
       };
       for (const k of keys) {
+        if (!this.inFlight.has(k)) continue;
         const list = this.settleWaiters.get(k);
         if (list) list.push(once);
         else this.settleWaiters.set(k, [once]);

@@ -47,8 +47,9 @@ const SPARE_CONTEXTS = 64;
  */
 export class TlsManager {
   private context: tls.SecureContext;
-  /** Contexts given back by ended sessions, with fresh ticket keys, and the certificate generation they hold. */
+  /** Contexts given back by ended sessions, with fresh ticket keys; emptied by reload(). */
   private spare: tls.SecureContext[] = [];
+  /** Counts reloads: a context made before the last one is not kept for reuse. */
   private generation = 0;
   /**
    * For data connections that need not resume the control session: TLS 1.2 at most.

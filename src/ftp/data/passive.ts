@@ -91,15 +91,19 @@ export class PassiveChannel implements DataChannel {
     this.unused.unref();
   }
 
-  /** No transfer command came: close the connection if one came, and free the port. */
+  /** No transfer command came: close the connection if one came, and free the port (not kept). */
   private expire(): void {
     this.unused = null;
     if (this.closed) return;
     this.opts.log.debug({ port: this.port }, 'passive channel closed: no transfer command came for it');
-    this.closed = true;
-    this.release(false);
-    this.conn?.destroy();
-    this.ready?.then((c) => c.destroy(), () => {});
+    this.shut(false);
+  }
+
+  private stopUnusedTimer(): void {
+    if (this.unused) {
+      clearTimeout(this.unused);
+      this.unused = null;
+    }
   }
 
   /**
@@ -180,10 +184,7 @@ export class PassiveChannel implements DataChannel {
   }
 
   open(signal: TransferSignal): Promise<DataConnection> {
-    if (this.unused) {
-      clearTimeout(this.unused);
-      this.unused = null;
-    }
+    this.stopUnusedTimer();
     if (this.closed) return Promise.reject(new FtpError(425, "Can't open data connection."));
     return new Promise((resolve, reject) => {
       const done = (err: Error | null, ready?: Promise<DataConnection>): void => {
@@ -205,15 +206,17 @@ export class PassiveChannel implements DataChannel {
   }
 
   close(): void {
-    if (this.unused) {
-      clearTimeout(this.unused);
-      this.unused = null;
-    }
-    if (this.closed) return;
-    this.closed = true;
+    this.stopUnusedTimer();
     // Without a connection, a late one may still be on its way here: close the listener (as
     // always), so that it is refused rather than taken by this session's next PASV.
-    this.release(this.conn !== null);
+    this.shut(this.conn !== null);
+  }
+
+  /** Close the channel and its connection; `offer`: the session may keep the listener. */
+  private shut(offer: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release(offer);
     this.conn?.destroy();
     this.ready?.then((c) => c.destroy(), () => {});
   }
