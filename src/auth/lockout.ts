@@ -78,10 +78,17 @@ export interface LockoutOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** In-memory counts with a bound on the number of keys. */
+/**
+ * In-memory counts with a bound on the number of keys. When full, the least recently touched
+ * key goes first, but a key whose ban still runs is kept over keys without one: a banned key is
+ * never touched again (banned attempts are not counted), so by recency alone a spray of failures
+ * from fresh addresses and names would push the ban out.
+ */
 export class MemoryLockoutStore implements LockoutStore {
   /** Insertion order is recency: each touch moves the key to the end; the front is dropped first. */
   private readonly records = new Map<string, LockoutRecord>();
+  /** The latest time a caller gave; what "the ban still runs" is judged by when evicting. */
+  private now = -Infinity;
 
   constructor(
     private readonly maxEntries = 10000,
@@ -96,6 +103,7 @@ export class MemoryLockoutStore implements LockoutStore {
   }
 
   get(key: string, now: number): LockoutRecord | undefined {
+    this.now = Math.max(this.now, now);
     const r = this.records.get(key);
     if (r === undefined) return undefined;
     if (this.expired(r, now)) {
@@ -106,6 +114,7 @@ export class MemoryLockoutStore implements LockoutStore {
   }
 
   addFailure(key: string, now: number, windowMs: number): LockoutRecord {
+    this.now = Math.max(this.now, now);
     const old = this.records.get(key);
     let r: LockoutRecord;
     if (old === undefined || now - old.windowStart >= windowMs) {
@@ -133,8 +142,16 @@ export class MemoryLockoutStore implements LockoutStore {
   private put(key: string, r: LockoutRecord): void {
     this.records.delete(key);
     this.records.set(key, r);
+    // Keys with a running ban go to the back instead, each at most once per eviction; when
+    // every key is banned, the oldest ban goes.
+    let spared = 0;
     while (this.records.size > this.maxEntries) {
-      this.records.delete(this.records.keys().next().value as string);
+      const [k, v] = this.records.entries().next().value as [string, LockoutRecord];
+      this.records.delete(k);
+      if (v.bannedUntil > this.now && spared < this.records.size) {
+        this.records.set(k, v);
+        spared++;
+      }
     }
   }
 }

@@ -166,6 +166,24 @@ test('memory is bounded: cycling user names and addresses keeps at most maxEntri
   t.true(h.store.size <= 50, `${h.store.size} keys`);
 });
 
+test('a full store keeps running bans: failures from fresh addresses and names do not push a ban out', async (t) => {
+  const h = harness({ maxFailures: 3, banSeconds: 900, maxEntries: 50, delayBase: 0 });
+  // alice is banned by failures from three addresses (her user key), then the store fills
+  // many times over with one failure each from other names and addresses.
+  for (let i = 0; i < 3; i++) await h.attempt('alice', 'wrong', `198.51.100.${i + 1}`);
+  const checks = h.inner.checks;
+  t.is(await h.attempt('alice', 'right', '198.51.100.9'), 'refused');
+  t.is(h.inner.checks, checks, 'banned: no password check');
+  h.clock.now += 60_000;
+  for (let i = 0; i < 500; i++) await h.attempt(`junk${i}`, 'wrong', `10.1.${i >> 8}.${i & 255}`);
+  t.true(h.store.size <= 50, `${h.store.size} keys`);
+  t.is(await h.attempt('alice', 'right', '198.51.100.10'), 'refused', 'the ban outlived the spray');
+  t.is(h.inner.checks, checks + 500, 'still no password check for alice');
+  // Once the ban has run out, the key can go like any other, and alice logs in.
+  h.clock.now += 900_000;
+  t.is(await h.attempt('alice', 'right', '198.51.100.11'), 'ok');
+});
+
 test('bans and delays are logged', async (t) => {
   const records: Array<{ level: string; msg?: string; fields: Record<string, unknown> }> = [];
   const at = (level: string) => (fields: object, msg?: string) => records.push({ level, msg, fields: fields as Record<string, unknown> });
