@@ -240,6 +240,13 @@ function ip(key: string, v: unknown): string {
   return s;
 }
 
+/** An address PASV can announce: its 227 reply carries four decimal bytes. */
+function ipv4(key: string, v: unknown): string {
+  const s = str(key, v);
+  if (!net.isIPv4(s)) throw new ConfigError(key, `expected an IPv4 address (PASV announces four bytes), got ${JSON.stringify(s)}`);
+  return s;
+}
+
 /** Check every option once, fill defaults, and freeze the result. Throws ConfigError naming the key. */
 export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
   if (!input || typeof input !== 'object') throw new ConfigError('options', 'expected an object');
@@ -271,7 +278,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
       throw new ConfigError('masqueradeAddressMap', 'expected an object { localAddress: publicAddress }');
     }
     for (const [k, v] of Object.entries(o.masqueradeAddressMap)) {
-      map[ip(`masqueradeAddressMap key`, k)] = ip(`masqueradeAddressMap.${k}`, v);
+      map[ip(`masqueradeAddressMap key`, k)] = ipv4(`masqueradeAddressMap.${k}`, v);
     }
   }
   const encoding = o.encoding;
@@ -290,7 +297,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     dataConnectTimeout: num('dataConnectTimeout', o.dataConnectTimeout, 0.001, 3600),
     dataTimeout: num('dataTimeout', o.dataTimeout, 0, 86400),
     passivePorts,
-    masqueradeAddress: o.masqueradeAddress === undefined ? null : ip('masqueradeAddress', o.masqueradeAddress),
+    masqueradeAddress: o.masqueradeAddress === undefined ? null : ipv4('masqueradeAddress', o.masqueradeAddress),
     masqueradeAddressMap: Object.freeze(map),
     permitForeignAddresses: bool('permitForeignAddresses', o.permitForeignAddresses),
     permitPrivilegedPorts: bool('permitPrivilegedPorts', o.permitPrivilegedPorts),

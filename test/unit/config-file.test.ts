@@ -159,10 +159,27 @@ ${PLAIN_USERS}`);
   t.is(pp.message, 'expected first <= last');
   const m = at(t, issues, 'server.masqueradeAddressMap.10.0.0.5');
   t.is(m.line, 6);
-  t.regex(m.message, /expected an IP address/);
+  t.regex(m.message, /expected an IPv4 address/);
   t.is(at(t, issues, 'server.encoding').line, 7);
   t.is(at(t, issues, 'server.tlsControlRequired').message, 'needs the tls option (certificate and key)');
   t.is(at(t, issues, 'server.tlsControlRequired').line, 8);
+});
+
+test('masqueradeAddress and the values of masqueradeAddressMap must be IPv4: PASV announces four bytes', (t) => {
+  const dir = tmpDir(t);
+  const file = write(dir, 'f.yaml', `
+server:
+  masqueradeAddress: "2001:db8::7"
+${PLAIN_USERS}`);
+  const m = at(t, issuesOf(t, () => loadConfigFile(file)), 'server.masqueradeAddress');
+  t.is(m.line, 2);
+  t.regex(m.message, /expected an IPv4 address/);
+  const map = write(dir, 'g.yaml', `
+server:
+  masqueradeAddressMap:
+    "::1": "2001:db8::7"
+${PLAIN_USERS}`);
+  t.regex(at(t, issuesOf(t, () => loadConfigFile(map)), 'server.masqueradeAddressMap.::1').message, /expected an IPv4 address/);
 });
 
 test('the library and the file agree: a value resolveOptions accepts loads, one it refuses does not', (t) => {
