@@ -591,7 +591,8 @@ export function substituteEnv(s: string, env: NodeJS.ProcessEnv, report: (messag
       }
       const name = s.slice(i + 2, end);
       if (!ENV_NAME.test(name)) {
-        report(`\${${name}}: expected an environment variable name (letters, digits, _)`);
+        // Not echoed: a value that is no name may be a password written inside ${ }.
+        report('${ } must hold an environment variable name (letters, digits, _); write $${ for a literal ${');
         return s;
       }
       const value = env[name];
@@ -652,7 +653,11 @@ function readYaml(
   try {
     raw = source.doc!.toJS({ maxAliasCount: 100 });
   } catch (err) {
-    issues.push({ file: name, line: 0, path: '', message: (err as Error).message });
+    // The YAML library names the alias it could not resolve: an unquoted password starting with *.
+    const message = /alias/i.test((err as Error).message) && !/excessive/i.test((err as Error).message)
+      ? 'an alias (*name) whose anchor is not set; quote a value that starts with * or &'
+      : (err as Error).message;
+    issues.push({ file: name, line: 0, path: '', message });
     return null;
   }
   if (displayPrefix) source.displayPrefix = displayPrefix(raw);

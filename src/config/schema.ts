@@ -100,6 +100,14 @@ function describe(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** What a value is, without its value. */
+function kindOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v === 'number' ? 'a number' : typeof v === 'boolean' ? 'true or false' : `a ${typeof v}`;
+}
+
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -141,7 +149,8 @@ export function check(node: SchemaNode, value: unknown, path: KeyPath, ctx: Chec
     ctx.issues.push({ path, message });
     return value;
   };
-  const expected = (): unknown => fail(`expected ${expectation(node)}, got ${describe(value)}`);
+  // A secret's value is never echoed, not even a wrong one: it may be the password itself.
+  const expected = (): unknown => fail(`expected ${expectation(node)}, got ${node.secret ? kindOf(value) : describe(value)}`);
   switch (node.kind) {
     case 'any':
       return value;
@@ -320,7 +329,8 @@ export function maskSecrets(node: SchemaNode, value: unknown): unknown {
 
 /** postgres://user:secret@host/db → postgres://user:********@host/db; key=value strings get password=******** . */
 export function maskUrlPassword(s: string): string {
-  const url = /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^@]*)(@)/i.exec(s);
+  // The password runs to the last @ of the authority (before the first /), as pg reads it.
+  const url = /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^/]*)(@)/i.exec(s);
   let out = url ? `${url[1]}********${url[3]}${s.slice(url[0].length)}` : s;
   out = out.replace(/([?&\s]|^)(password=)([^&\s]*)/gi, (_m, a: string, b: string) => `${a}${b}********`);
   return out;

@@ -473,7 +473,7 @@ export class Session implements ControlSink {
     }
     if (this.ctx.log.info()) {
       this.log.info(
-        { cmd: ev.verb, arg: ev.verb === 'PASS' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
+        { cmd: ev.verb, arg: ev.verb === 'PASS' || ev.verb === 'ACCT' ? '******' : ev.arg, code: this.lastReplyCode, ms: Date.now() - started },
         'command',
       );
     }

@@ -44,6 +44,23 @@ test('a wrong password gets 530, and max attempts closes the connection', async 
   t.deepEqual(failed, [USER, 'nobody']);
 });
 
+test('the command log masks the arguments of PASS and ACCT (firewall clients send a password in ACCT)', async (t) => {
+  const s = await startServer(t);
+  const c = await LineClient.open(s.port);
+  t.is((await c.cmd(`USER ${USER}`)).code, 331);
+  t.is((await c.cmd('PASS Wr0ng-Secret-1')).code, 530);
+  t.is((await c.cmd(`USER ${USER}`)).code, 331);
+  t.is((await c.cmd(`PASS ${PASS}`)).code, 230);
+  t.is((await c.cmd('ACCT Firewall-Secret-2')).code, 502);
+  t.is((await c.cmd('NOOP')).code, 200);
+  c.close();
+  const logged = s.records.filter((r) => r.msg === 'command');
+  t.deepEqual(logged.filter((r) => r.cmd === 'PASS' || r.cmd === 'ACCT').map((r) => [r.cmd, r.arg]), [['PASS', '******'], ['PASS', '******'], ['ACCT', '******']]);
+  const all = JSON.stringify(s.records);
+  t.false(all.includes('Secret'), 'no secret anywhere in the log');
+  t.false(all.includes(PASS), 'nor the right password');
+});
+
 test('PASS without USER is a bad sequence (503)', async (t) => {
   const s = await startServer(t);
   const c = await LineClient.open(s.port);

@@ -381,7 +381,7 @@ test('substituteEnv: ${NAME}, $${ escape, unset and malformed names', (t) => {
   t.deepEqual(problems, [
     'environment variable NOPE is not set',
     'unterminated ${ (write $${ for a literal ${)',
-    '${A-B}: expected an environment variable name (letters, digits, _)',
+    '${ } must hold an environment variable name (letters, digits, _); write $${ for a literal ${',
   ]);
 });
 
@@ -424,6 +424,25 @@ test('check-config output masks passwords, hashes and connection-string password
   t.is(shown.cacheTtl, 5);
   t.false(formatEffectiveConfig(pg).includes('hunter'));
   t.is((effectiveConfig(pg, true).authorizer as Record<string, unknown>).password, 'hunter3');
+  // pg reads the password up to the last @ of the authority.
+  const at2 = loadConfigFile(write(dir, 'q.yaml', `authorizer:\n  type: postgres\n  connectionString: postgres://ftp:Tr0ub@dor@3-horse@db:5432/ftp\n`));
+  t.is((effectiveConfig(at2).authorizer as Record<string, unknown>).connectionString, 'postgres://ftp:********@db:5432/ftp');
+});
+
+test('errors never echo a secret: a password of the wrong type, inside ${ }, or read as a YAML alias', (t) => {
+  const dir = tmpDir(t);
+  const head = 'authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n    - name: bob\n      home: /tmp\n';
+  const cases: Array<[string, string, RegExp]> = [
+    ['73915208', '73915208', /password: expected a string, got a number/],
+    ['"${9vT!k}"', '9vT!k', /must hold an environment variable name/],
+    ['*Zr9Kw2pQ', 'Zr9Kw2pQ', /an alias \(\*name\) whose anchor is not set; quote a value that starts with \* or &/],
+  ];
+  for (const [yaml, secret, shown] of cases) {
+    const issues = issuesOf(t, () => loadConfigFile(write(dir, 's.yaml', `${head}      password: ${yaml}\n`)));
+    const text = issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+    t.regex(text, shown, yaml);
+    t.false(text.includes(secret), `${yaml}: ${text}`);
+  }
 });
 
 test('htpasswd: built with its options; a missing file is reported at authorizer.file', async (t) => {
