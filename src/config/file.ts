@@ -868,7 +868,11 @@ function tidy(first: ConfigIssue[], later: ConfigIssue[] = []): ConfigIssue[] {
   return kept.sort((a, b) => order.indexOf(a.file) - order.indexOf(b.file) || a.line - b.line);
 }
 
-/** Plain-text passwords only with allowPlaintextPasswords; every user but anonymous needs one. */
+/**
+ * Plain-text passwords only with allowPlaintextPasswords; every entry of users/usersFile needs
+ * one, one named anonymous too: anonymous access (any password) comes only from the
+ * `anonymous:` section, never from an entry whose password happens to be empty.
+ */
 function checkPasswords(auth: Record<string, unknown>, origins: UserOrigin[], issues: ConfigIssue[]): void {
   const list = [...((auth.users as VirtualUserFileConfig[]) ?? []), ...((auth.usersFromFile as VirtualUserFileConfig[]) ?? [])];
   list.forEach((u, i) => {
@@ -876,7 +880,14 @@ function checkPasswords(auth: Record<string, unknown>, origins: UserOrigin[], is
     const at = origins[i];
     const pw = u.password;
     if (pw === undefined || pw === '') {
-      if (u.name !== 'anonymous') issues.push(at.source.issue([...at.path, 'password'], 'missing (expected a $scrypt$ hash from `ftpdlib hash-password`)'));
+      issues.push(
+        at.source.issue(
+          [...at.path, 'password'],
+          u.name === 'anonymous'
+            ? 'missing; anonymous access (any password) is the authorizer.anonymous section, not a user entry without a password'
+            : 'missing (expected a $scrypt$ hash from `ftpdlib hash-password`)',
+        ),
+      );
       return;
     }
     if (typeof pw === 'string' && !pw.startsWith(SCRYPT_PREFIX) && auth.allowPlaintextPasswords !== true) {

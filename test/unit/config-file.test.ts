@@ -312,6 +312,22 @@ authorizer:
   await built.close();
 });
 
+test('a users entry named anonymous without a password is an error: anonymous access is only the anonymous section', (t) => {
+  const dir = tmpDir(t);
+  for (const pw of ['', '"${ANON_PW}"']) {
+    const file = write(dir, 'a.yaml', `
+authorizer:
+  type: virtual
+  allowPlaintextPasswords: true
+  users:
+    - { name: anonymous, password: ${pw === '' ? '""' : pw}, home: /tmp, perm: elrw }
+`);
+    const issue = at(t, issuesOf(t, () => loadConfigFile(file, { env: { ANON_PW: '' } })), 'authorizer.users[0].password');
+    t.is(issue.line, 5);
+    t.regex(issue.message, /anonymous access \(any password\) is the authorizer.anonymous section/);
+  }
+});
+
 test('relative homes and paths are taken from the config file folder', (t) => {
   const dir = tmpDir(t);
   fs.mkdirSync(path.join(dir, 'sub'));
