@@ -230,7 +230,7 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
 
   async chmod(path: string, mode: number): Promise<void> {
     const p = this.jail.clean(path, 'chmod');
-    await this.call(FsOp.chmod, 'chmod', p, await this.jail.followExisting(p, 'chmod'), null, mode & 0o7777);
+    await this.call(FsOp.chmod, 'chmod', p, await this.jail.followExisting(p, 'chmod'), null, mode & 0o777);
   }
 
   /**

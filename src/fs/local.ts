@@ -3,10 +3,11 @@ import { constants as C, promises as fsp, createReadStream, createWriteStream, f
 import type { Stats } from 'node:fs';
 import * as nodePath from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fsError } from './errors';
+import { JailError, fsError } from './errors';
 import { FdWriteSink } from './fd-sink';
 import { Jail, type JailOwner, type JailProbe } from './jail';
 import { ftpIsWithin } from './paths';
+import { withPinned, withPinnedEntry } from './pin';
 import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
 import type { JailedFs, JailedStat } from '../native';
 
@@ -34,6 +35,34 @@ export function kindOfMode(mode: number): FileKind {
     default:
       return 'other';
   }
+}
+
+/**
+ * The entries of the directory at `dir` (a real or pinned path), each with its lstat; names are
+ * read first, then lstat'ed READDIR_CONCURRENCY at a time.
+ */
+async function readdirAt(dir: string): Promise<DirEntry[]> {
+  // Names only: every entry needs an lstat for size and mtime anyway, so
+  // the dirent types of withFileTypes would add nothing.
+  const names = await fsp.readdir(dir);
+  const out: Array<DirEntry | undefined> = new Array(names.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < names.length) {
+      const i = next++;
+      const name = names[i];
+      try {
+        out[i] = { name, stat: toFileStat(await fsp.lstat(`${dir}/${name}`)) };
+      } catch (err) {
+        // Removed between readdir and lstat: it is simply gone.
+        if (errCode(err) !== 'ENOENT') throw err;
+      }
+    }
+  };
+  const workers: Array<Promise<void>> = [];
+  for (let w = 0; w < Math.min(READDIR_CONCURRENCY, names.length); w++) workers.push(worker());
+  await Promise.all(workers);
+  return out.filter((e): e is DirEntry => e !== undefined);
 }
 
 /** The FileStat of an fs.Stats. */
@@ -347,67 +376,47 @@ export class LocalFileSystem implements FileSystem, JailOwner {
       if (r && 'stat' in r) return jailedFileStat(r.stat);
       if (r) throw fsError(r.code, 'stat', p);
     }
-    return toFileStat(await fsp.stat(await this.jail.followExisting(p, 'stat')));
+    return toFileStat(await withPinned(await this.jail.followExisting(p, 'stat'), false, p, (q) => fsp.stat(q)));
   }
 
   async lstat(path: string): Promise<FileStat> {
     const p = this.jail.clean(path, 'lstat');
-    const real = p === '/' ? await this.jail.realRoot() : await this.jail.entry(p, 'lstat');
-    return toFileStat(await fsp.lstat(real));
+    if (p === '/') return toFileStat(await fsp.lstat(await this.jail.realRoot()));
+    return toFileStat(await withPinnedEntry(await this.jail.entry(p, 'lstat'), p, (q) => fsp.lstat(q)));
   }
 
   async readdir(path: string): Promise<DirEntry[]> {
     const p = this.jail.clean(path, 'scandir');
-    const dir = await this.jail.followExisting(p, 'scandir');
-    // Names only: every entry needs an lstat for size and mtime anyway, so
-    // the dirent types of withFileTypes would add nothing.
-    const names = await fsp.readdir(dir);
-    const out: Array<DirEntry | undefined> = new Array(names.length);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < names.length) {
-        const i = next++;
-        const name = names[i];
-        try {
-          out[i] = { name, stat: toFileStat(await fsp.lstat(nodePath.join(dir, name))) };
-        } catch (err) {
-          // Removed between readdir and lstat: it is simply gone.
-          if (errCode(err) !== 'ENOENT') throw err;
-        }
-      }
-    };
-    const workers: Array<Promise<void>> = [];
-    for (let w = 0; w < Math.min(READDIR_CONCURRENCY, names.length); w++) workers.push(worker());
-    await Promise.all(workers);
-    return out.filter((e): e is DirEntry => e !== undefined);
+    return withPinned(await this.jail.followExisting(p, 'scandir'), true, p, (dir) => readdirAt(dir));
   }
 
   async mkdir(path: string): Promise<void> {
     const p = this.jail.clean(path, 'mkdir');
     if (p === '/') throw fsError('EEXIST', 'mkdir', p);
-    await fsp.mkdir(await this.jail.entry(p, 'mkdir'));
+    await withPinnedEntry(await this.jail.entry(p, 'mkdir'), p, (q) => fsp.mkdir(q));
   }
 
   async rmdir(path: string): Promise<void> {
     const p = this.jail.clean(path, 'rmdir');
     if (p === '/') throw fsError('EPERM', 'rmdir', p);
-    await fsp.rmdir(await this.jail.entry(p, 'rmdir'));
+    await withPinnedEntry(await this.jail.entry(p, 'rmdir'), p, (q) => fsp.rmdir(q));
   }
 
   async unlink(path: string): Promise<void> {
     const p = this.jail.clean(path, 'unlink');
     if (p === '/') throw fsError('EPERM', 'unlink', p);
-    const real = await this.jail.entry(p, 'unlink');
-    try {
-      await fsp.unlink(real);
-    } catch (err) {
-      // POSIX lets unlink(dir) fail with EPERM; Linux says EISDIR. Say EISDIR everywhere.
-      if (errCode(err) === 'EPERM' || errCode(err) === 'EACCES') {
-        const st = await fsp.lstat(real).catch(() => undefined);
-        if (st?.isDirectory()) throw fsError('EISDIR', 'unlink', p);
+    await withPinnedEntry(await this.jail.entry(p, 'unlink'), p, async (real) => {
+      try {
+        await fsp.unlink(real);
+      } catch (err) {
+        // POSIX lets unlink(dir) fail with EPERM; Linux says EISDIR. Say EISDIR everywhere.
+        if (errCode(err) === 'EPERM' || errCode(err) === 'EACCES') {
+          const st = await fsp.lstat(real).catch(() => undefined);
+          if (st?.isDirectory()) throw fsError('EISDIR', 'unlink', p);
+        }
+        throw err;
       }
-      throw err;
-    }
+    });
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -416,21 +425,22 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     if (src === '/' || dst === '/') throw fsError('EPERM', 'rename', src === '/' ? src : dst);
     if (dst !== src && ftpIsWithin(src, dst)) throw fsError('EINVAL', 'rename', dst);
     const [realSrc, realDst] = await Promise.all([this.jail.entry(src, 'rename'), this.jail.entry(dst, 'rename')]);
-    await fsp.rename(realSrc, realDst);
+    await withPinnedEntry(realSrc, src, (a) => withPinnedEntry(realDst, dst, (b) => fsp.rename(a, b)));
   }
 
   async setMtime(path: string, mtime: Date): Promise<void> {
     const p = this.jail.clean(path, 'utime');
-    const real = await this.jail.followExisting(p, 'utime');
-    const st = await fsp.stat(real);
-    await fsp.utimes(real, st.atime, mtime);
+    await withPinned(await this.jail.followExisting(p, 'utime'), false, p, async (real) => {
+      const st = await fsp.stat(real);
+      await fsp.utimes(real, st.atime, mtime);
+    });
   }
 
+  /** Permission bits only: an FTP user never sets setuid, setgid or sticky (vsftpd masks them too). */
   async chmod(path: string, mode: number): Promise<void> {
     const p = this.jail.clean(path, 'chmod');
-    await fsp.chmod(await this.jail.followExisting(p, 'chmod'), mode & 0o7777);
+    await withPinned(await this.jail.followExisting(p, 'chmod'), false, p, (q) => fsp.chmod(q, mode & 0o777));
   }
-
   /**
    * Open for reading. Only regular files: a directory gives EISDIR, anything
    * else (FIFO, device, socket) EPERM, checked with a stat before the open
@@ -447,12 +457,13 @@ export class LocalFileSystem implements FileSystem, JailOwner {
       const r = await ops.openRead(info.real, p.slice(1));
       if (r && 'fd' in r) return new FdFileHandle(r.fd, ops, offset, r.stat.size, info.local);
     }
-    const real = await this.jail.followExisting(p, 'open');
-    const st = await fsp.stat(real);
-    if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
-    if (!st.isFile()) throw fsError('EPERM', 'open', p);
-    const fh = await fsp.open(real, C.O_RDONLY);
-    return new LocalFileHandle(fh, offset, st.size);
+    return withPinned(await this.jail.followExisting(p, 'open'), false, p, async (real) => {
+      const st = await fsp.stat(real);
+      if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
+      if (!st.isFile()) throw fsError('EPERM', 'open', p);
+      const fh = await fsp.open(real, C.O_RDONLY);
+      return new LocalFileHandle(fh, offset, st.size);
+    });
   }
 
   /**
@@ -488,16 +499,25 @@ export class LocalFileSystem implements FileSystem, JailOwner {
       }
     }
     const loc = await this.jail.follow(p);
-    let flags = C.O_WRONLY | C.O_CREAT;
+    // O_NOFOLLOW: loc.real has no symlink in it as checked (a dangling link was followed to its
+    // target), so one there now was swapped in since; ELOOP then, never a write through it.
+    let flags = C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW;
     if (options.exclusive) flags |= C.O_EXCL;
     else if (!append && offset === 0) flags |= C.O_TRUNC;
     if (append) flags |= C.O_APPEND;
-    if (loc.exists && !options.exclusive) {
-      const st = await fsp.stat(loc.real);
-      if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
-      if (!st.isFile()) throw fsError('EPERM', 'open', p);
-    }
-    const fh = await fsp.open(loc.real, flags, 0o666);
+    const fh = await withPinnedEntry(loc.real, p, async (real) => {
+      if (loc.exists && !options.exclusive) {
+        const st = await fsp.stat(real);
+        if (st.isDirectory()) throw fsError('EISDIR', 'open', p);
+        if (!st.isFile()) throw fsError('EPERM', 'open', p);
+      }
+      try {
+        return await fsp.open(real, flags, 0o666);
+      } catch (err) {
+        if (errCode(err) === 'ELOOP') throw new JailError(p);
+        throw err;
+      }
+    });
     if (!append) {
       // REST n then STOR: the upload replaces everything from n on, so a shorter
       // upload cannot leave the old file's tail behind it.

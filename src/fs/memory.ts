@@ -319,7 +319,7 @@ export class MemoryFileSystem implements FileSystem {
 
   async chmod(path: string, mode: number): Promise<void> {
     const node = this.lookup(this.clean(path, 'chmod'), 'chmod');
-    node.mode = (node.mode & C.S_IFMT) | (mode & 0o7777);
+    node.mode = (node.mode & C.S_IFMT) | (mode & 0o777);
   }
 
   async openRead(path: string, offset: number): Promise<FileHandle> {

@@ -89,6 +89,7 @@ export interface FileSystem {
   unlink(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   setMtime(path: string, mtime: Date): Promise<void>;
+  /** The permission bits (0o777) of `mode`; SITE CHMOD never passes setuid, setgid or sticky. */
   chmod(path: string, mode: number): Promise<void>;
   openRead(path: string, offset: number): Promise<FileHandle>;
   openWrite(path: string, options: OpenWriteOptions): Promise<FileHandle>;

@@ -583,6 +583,12 @@ test('SITE HELP and SITE CHMOD (mode changes on disk)', async (t) => {
   t.is(fs.statSync(path.join(s.root, 'a.txt')).mode & 0o7777, 0o600);
   t.is((await c.cmd('SITE chmod 0750 sub')).code, 200);
   t.is(fs.statSync(path.join(s.root, 'sub')).mode & 0o7777, 0o750);
+  // setuid, setgid and sticky are never set: the server runs as root here, so 6755 would make a
+  // setuid-root file of an upload. The permission bits are taken, as vsftpd does.
+  t.is((await c.cmd('SITE CHMOD 6755 a.txt')).code, 200);
+  t.is(fs.statSync(path.join(s.root, 'a.txt')).mode & 0o7777, 0o755);
+  t.is((await c.cmd('SITE CHMOD 1777 sub')).code, 200);
+  t.is(fs.statSync(path.join(s.root, 'sub')).mode & 0o7777, 0o777);
   t.is((await c.cmd('SITE CHMOD 999 a.txt')).code, 501);
   t.is((await c.cmd('SITE CHMOD 644')).code, 501);
   t.is((await c.cmd('SITE CHMOD 644 nope')).code, 550);

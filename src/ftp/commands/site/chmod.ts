@@ -11,7 +11,9 @@ export const chmod: SiteCommand = {
     const fs = session.requireFs();
     await fs.resolve(path);
     await session.requirePerm('M', path);
-    await fs.chmod(path, parseInt(m[1], 8));
+    // Permission bits only, whatever the filesystem: an FTP user never makes a setuid, setgid or
+    // sticky file (a setuid binary owned by the server's user, root without runAs). vsftpd masks too.
+    await fs.chmod(path, parseInt(m[1], 8) & 0o777);
     session.reply(200, 'SITE CHMOD successful.');
   },
 };
