@@ -1,10 +1,12 @@
+import * as nodePath from 'node:path';
 import { fsError } from './errors';
+import { LocalFileSystem } from './local';
 import { resolveFtpPath } from './paths';
 import type { DirEntry, FileHandle, FileStat, FileSystem, OpenWriteOptions } from './types';
 
 /**
  * One folder of another FileSystem, seen as a root: per-user homes inside one shared
- * filesystem (a MemoryFileSystem, or a store of your own), with
+ * filesystem (a LocalFileSystem, a MemoryFileSystem, or a store of your own), with
  * `fileSystem: (user, home) => new SubtreeFileSystem(shared, home)`.
  *
  * Paths arrive normalised ("/", "/a/b", no ".."), so prefixing the folder can never climb
@@ -13,14 +15,24 @@ import type { DirEntry, FileHandle, FileStat, FileSystem, OpenWriteOptions } fro
  */
 export class SubtreeFileSystem implements FileSystem {
   private readonly base: string;
+  private readonly inner: FileSystem;
 
-  /** `folder` is a path inside `inner` ("/home/alice"); it must exist before a session logs in. */
-  constructor(
-    private readonly inner: FileSystem,
-    folder: string,
-  ) {
+  /**
+   * `folder` is a path inside `inner` ("/home/alice"); it must exist before a session logs in.
+   * Over a LocalFileSystem the view is a LocalFileSystem jailed at the folder itself: prefixing
+   * alone left the jail at the shared store, so a symlink in one user's folder (a relative
+   * `sub/up -> ..` moved up a level by RNFR/RNTO is enough) led into the other users' folders.
+   */
+  constructor(inner: FileSystem, folder: string) {
     if (folder.includes('\0')) throw fsError('FTPD_ERR_BADNAME', 'subtree', folder);
-    this.base = resolveFtpPath('/', folder);
+    const base = resolveFtpPath('/', folder);
+    if (inner instanceof LocalFileSystem && base !== '/') {
+      this.inner = new LocalFileSystem(nodePath.join(inner.root, base));
+      this.base = '/';
+    } else {
+      this.inner = inner;
+      this.base = base;
+    }
   }
 
   /** The inner path of a path of this view. */

@@ -1,4 +1,8 @@
 import test from 'ava';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LocalFileSystem } from '../../src/fs/local';
 import { MemoryFileSystem } from '../../src/fs/memory';
 import { SubtreeFileSystem } from '../../src/fs/subtree';
 import { codeOf, fsContract, getFile, putFile } from '../helpers/fs-contract';
@@ -34,4 +38,27 @@ test('subtree: the view root cannot be removed or renamed; NUL is refused', asyn
   t.is(await codeOf(t, alice.rmdir('/..')), 'EPERM');
   t.is(await codeOf(t, alice.stat('/a\0b')), 'FTPD_ERR_BADNAME');
   t.is((await shared.stat('/alice')).kind, 'dir');
+});
+
+test('subtree over a LocalFileSystem: a symlink in one home never leads into another home', async (t) => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpd-store-'));
+  t.teardown(() => fs.rmSync(store, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(store, 'users', 'alice', 'sub'), { recursive: true });
+  fs.mkdirSync(path.join(store, 'users', 'bob'), { recursive: true });
+  fs.writeFileSync(path.join(store, 'users', 'bob', 'private.txt'), 'BOB ONLY');
+  // An innocent relative link: inside alice's home while it sits in sub/...
+  fs.symlinkSync('..', path.join(store, 'users', 'alice', 'sub', 'up'));
+  const shared = new LocalFileSystem(store);
+  const alice = new SubtreeFileSystem(shared, '/users/alice');
+  t.is((await alice.stat('/sub/up')).kind, 'dir');
+  // ...and leading to /users once alice moves it up a level.
+  await alice.rename('/sub/up', '/link');
+  t.is(await codeOf(t, alice.readdir('/link')), 'FTPD_ERR_JAIL');
+  t.is(await codeOf(t, alice.openRead('/link/bob/private.txt', 0)), 'FTPD_ERR_JAIL');
+  t.is(await codeOf(t, putFile(alice, '/link/bob/from-alice.txt', 'x')), 'FTPD_ERR_JAIL');
+  t.deepEqual(fs.readdirSync(path.join(store, 'users', 'bob')), ['private.txt']);
+  // The view still works as a filesystem of its own, on the shared store's disk.
+  await putFile(alice, '/a.txt', 'from alice');
+  t.is(fs.readFileSync(path.join(store, 'users', 'alice', 'a.txt'), 'utf8'), 'from alice');
+  t.is((await getFile(alice, '/a.txt')).toString(), 'from alice');
 });
