@@ -135,6 +135,12 @@ test('a non-recursive override grants letters in that directory only', async (t)
   t.is((await upload(c, 'STOR rel.txt', 'r')).final?.code, 226, 'relative paths are resolved before the check');
   t.false(fs.existsSync(path.join(s.root, 'top.txt')));
   t.false(fs.existsSync(path.join(s.root, 'uploads', 'deep', 'y.txt')));
+  // STOU is checked at the file it creates, as STOR: in /uploads yes, in /uploads/deep no (it
+  // was checked at the folder, which the override covers as an entry of /uploads).
+  t.is((await upload(c, 'STOU', 'u')).final?.code, 226);
+  t.is((await c.cmd('CWD deep')).code, 250);
+  t.is((await upload(c, 'STOU', 'v')).first.code, 550, 'STOU below the override');
+  t.deepEqual(fs.readdirSync(path.join(s.root, 'uploads', 'deep')), []);
 });
 
 test('a recursive override grants letters in the whole subtree', async (t) => {

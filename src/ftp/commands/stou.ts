@@ -22,6 +22,9 @@ export const stou: CommandDescriptor = {
     for (let attempt = 0; attempt < 10; attempt++) {
       const name = `${prefix}.${randomBytes(4).toString('hex')}`;
       const path = ftpJoin(dir, name);
+      // 'w' at the file it creates, as STOR checks it (the descriptor's check was at the folder,
+      // which a non-recursive override of its parent covers).
+      await session.requirePerm('w', path);
       // Always a new file: the quota is checked (552) before it is created.
       const quota = await startUpload(session, { path, existing: null, append: false, offset: 0 });
       let handle;
