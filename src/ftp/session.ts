@@ -6,7 +6,7 @@ import type { FileSystem, FileHandle, FileStat } from '../fs/types';
 import type { CopyPath } from '../fs/copy';
 import { ftpJoin, resolveFtpPath } from '../fs/paths';
 import type { PermLetter, UserLimits } from '../auth/types';
-import { CommandFramer, formatReply, type FrameEvent, type CommandEvent } from './parser';
+import { CommandFramer, formatReply, latin1Safe, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import { SocketConnection, type DataConnection } from './data/connection';
@@ -296,7 +296,9 @@ export class Session implements ControlSink {
   reply(code: number, text: string | readonly string[]): void {
     this.lastReplyCode = code;
     if (this.closed || this.socket.destroyed) return;
-    this.control.write(formatReply(code, text), this.options.encoding === 'latin1' ? 'latin1' : 'utf8');
+    const latin1 = this.options.encoding === 'latin1';
+    const out = formatReply(code, text);
+    this.control.write(latin1 ? latin1Safe(out) : out, latin1 ? 'latin1' : 'utf8');
   }
 
   /** Reply, then close the control connection once the reply is flushed. */

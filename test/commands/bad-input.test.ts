@@ -330,6 +330,23 @@ test('UTF-8 names round-trip; a line that is not UTF-8 is read as latin1', async
   t.deepEqual(lines((await fetch(c, 'NLST')).data).sort(), ['café', 'héllo wörld ✓']);
 });
 
+test("encoding 'latin1': a name on disk with characters above U+00FF forges no reply line and no listing line", async (t) => {
+  const { s, c } = await loggedIn(t, { encoding: 'latin1' });
+  // U+010D and U+010A have the low bytes of CR and LF; U+4E0D and U+4E0A too.
+  fs.writeFileSync(path.join(s.root, 'a\u010d\u010a213 forged reply'), 'x');
+  fs.writeFileSync(path.join(s.root, 'b\u4e0d\u4e0ac'), 'x');
+  fs.writeFileSync(path.join(s.root, 'z-plain.txt'), 'x');
+  const stat = await c.cmd('STAT /');
+  t.is(stat.code, 213);
+  t.is(stat.lines.length, 5, 'header, three entries, footer');
+  t.true(stat.lines[1].endsWith(' a??213 forged reply'), stat.lines[1]);
+  t.true(stat.lines[2].endsWith(' b??c'), stat.lines[2]);
+  t.is((await c.cmd('NOOP')).code, 200, 'the replies stay in step');
+  t.deepEqual(lines((await fetch(c, 'NLST')).data), ['a??213 forged reply', 'b??c', 'z-plain.txt']);
+  t.is((await fetch(c, 'LIST')).data.toString('latin1').split('\r\n').filter(Boolean).length, 3);
+  await assertAlive(t, c);
+});
+
 test('a name too long for the filesystem is 553 and the session continues', async (t) => {
   const { s, c } = await loggedIn(t);
   t.is((await c.cmd(`MKD ${'n'.repeat(300)}`)).code, 553);

@@ -1,5 +1,6 @@
 import { FtpError } from '../errors';
 import { bufferHandle, listLine, mlsxLine } from '../listing';
+import { latin1Safe } from '../parser';
 import type { Session } from '../session';
 import type { DirEntry } from '../../fs/types';
 import { ftpBasename } from '../../fs/paths';
@@ -42,7 +43,7 @@ export async function sendListing(session: Session, verb: string, path: string, 
     verb,
     path,
     direction: 'send',
-    handle: bufferHandle(Buffer.from(body, session.options.encoding === 'latin1' ? 'latin1' : 'utf8')),
+    handle: bufferHandle(session.options.encoding === 'latin1' ? Buffer.from(latin1Safe(body), 'latin1') : Buffer.from(body, 'utf8')),
     ascii: false,
     preliminary: 'Here comes the directory listing.',
     file: false,
