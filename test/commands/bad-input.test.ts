@@ -318,6 +318,16 @@ test('names with CR or LF on disk are listed escaped, one line per entry', async
   await assertAlive(t, c);
 });
 
+test('terminal control characters in names on disk reach no listing raw (ESC, BEL, backspace)', async (t) => {
+  const { s, c } = await loggedIn(t);
+  fs.writeFileSync(path.join(s.root, 'esc\u001b]0;pwned\u0007 bs\b\bX'), 'x');
+  const want = 'esc\\x1b]0;pwned\\x07 bs\\x08\\x08X';
+  t.deepEqual(lines((await fetch(c, 'NLST')).data), [want]);
+  t.true(lines((await fetch(c, 'LIST')).data)[0].endsWith(` ${want}`));
+  t.true(lines((await fetch(c, 'MLSD')).data)[0].endsWith(`; ${want}`));
+  await assertAlive(t, c);
+});
+
 test('UTF-8 names round-trip; a line that is not UTF-8 is read as latin1', async (t) => {
   const { s, c } = await loggedIn(t);
   const r = await c.cmd('MKD héllo wörld ✓');

@@ -366,6 +366,14 @@ test('MDTM reads the time in UTC, and MDTM YYYYMMDDHHMMSS path sets it', async (
   t.is((await c.cmd('MDTM a.txt')).text, '20211231235958');
   t.is((await c.cmd('MDTM sub')).code, 550);
   t.is((await c.cmd('MDTM nope')).code, 550);
+  // A file whose name starts with a time and a space is read, not taken as "set a.txt's time".
+  const odd = path.join(s.root, '20240101120000 a.txt');
+  fs.writeFileSync(odd, 'x');
+  fs.utimesSync(odd, new Date(Date.UTC(2021, 5, 15, 10)), new Date(Date.UTC(2021, 5, 15, 10)));
+  r = await c.cmd('MDTM 20240101120000 a.txt');
+  t.is(r.code, 213);
+  t.is(r.text, '20210615100000');
+  t.is((await c.cmd('MDTM a.txt')).text, '20211231235958', "a.txt's time unchanged");
 });
 
 test('MFMT sets the modification time; bad time is 501', async (t) => {

@@ -160,9 +160,10 @@ test('stripListFlags drops leading ls flags only', (t) => {
   t.is(stripListFlags('-'), '-');
 });
 
-test('safeName shows CR, LF and NUL escaped', (t) => {
-  t.is(safeName('plain'), 'plain');
+test('safeName shows CR, LF and NUL escaped, and the other C0 controls and DEL as \\xNN', (t) => {
+  t.is(safeName('plain é ✓'), 'plain é ✓');
   t.is(safeName('a\r\nb\0c'), 'a\\r\\nb\\0c');
+  t.is(safeName('esc\u001b[2J\u001b]0;pwned\u0007 bs\b\bX\ttab\u007f'), 'esc\\x1b[2J\\x1b]0;pwned\\x07 bs\\x08\\x08X\\x09tab\\x7f');
 });
 
 test('bufferHandle streams its bytes once; an empty one ends at once', async (t) => {

@@ -26,9 +26,21 @@ export async function entriesOf(session: Session, path: string): Promise<DirEntr
   return entries;
 }
 
-/** Lines with CR or LF in a name would break every client's parser: show them escaped. */
+/**
+ * Names as listings show them. CR or LF would break every client's parser, and the other C0
+ * controls and DEL would reach a terminal (`ls` in a command-line client: ESC sequences, BEL,
+ * backspaces), so all are shown escaped: \r, \n, \0, others as \xNN.
+ */
 export function safeName(name: string): string {
-  return name.replace(/[\r\n\0]/g, (c) => (c === '\r' ? '\\r' : c === '\n' ? '\\n' : '\\0'));
+  // eslint-disable-next-line no-control-regex
+  return /[\x00-\x1f\x7f]/.test(name) ? name.replace(/[\x00-\x1f\x7f]/g, escapeControl) : name;
+}
+
+function escapeControl(c: string): string {
+  if (c === '\r') return '\\r';
+  if (c === '\n') return '\\n';
+  if (c === '\0') return '\\0';
+  return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 }
 
 export function listLines(entries: DirEntry[], utc: boolean): string[] {
