@@ -269,6 +269,16 @@ export class PostgresAuthorizer implements Authorizer {
     return { ...this.profileOf(user)?.limits };
   }
 
+  /**
+   * After a config reload (SIGHUP), take over the rows `prev` had read, so that open sessions keep
+   * their letters, home and limits until their next login reads the row again (a new authorizer's
+   * cache is empty, and a session's checks are answered from the cache).
+   */
+  inheritLogins(prev: unknown): void {
+    if (!(prev instanceof PostgresAuthorizer) || prev === this) return;
+    for (const [user, entry] of prev.cache) if (!this.cache.has(user)) this.remember(user, entry);
+  }
+
   private profileOf(user: string): UserProfile | undefined {
     const c = this.cache.get(user);
     if (c === undefined) return undefined;

@@ -289,6 +289,25 @@ export class UnixAuthorizer implements Authorizer {
     return (await this.account(user)).home;
   }
 
+  /**
+   * After a config reload (SIGHUP), take over the logins `prev` knows, so that open sessions keep
+   * their letters (now this config's). A user this config would refuse by name (allowedUsers,
+   * rejectedUsers, minUid; anonymous without anonymousUser) is not taken: that user's sessions lose
+   * every letter at once, as a user removed from a virtual config does.
+   */
+  inheritLogins(prev: unknown): void {
+    if (!(prev instanceof UnixAuthorizer) || prev === this) return;
+    for (const [name, account] of prev.accounts) {
+      if (this.accounts.has(name)) continue;
+      if (name === ANONYMOUS) {
+        if (this.anonymousUser !== undefined) this.accounts.set(name, account);
+        continue;
+      }
+      const refused = this.allowed ? !this.allowed.has(name) : this.rejected.has(name) || account.uid < this.minUid;
+      if (!refused) this.accounts.set(name, account);
+    }
+  }
+
   hasPerm(user: string, letter: PermLetter, _path?: string): boolean {
     return isPermLetter(letter) && this.getPerms(user).includes(letter);
   }

@@ -1125,6 +1125,10 @@ export function buildFromConfig(cfg: LoadedConfig, opts: BuildOptions = {}): Bui
         throw new ConfigFileError([prov ? prov.main.issue(['authorizer', 'type'], message) : { file: next.file, line: 0, path: 'authorizer.type', message }]);
       }
       const fresh = buildAuthorizer(next, logger, { watch: opts.watch });
+      // Authorizers that keep per-login state (postgres rows, system accounts) hand it over, or
+      // every open session of theirs would lose all its letters with the swap.
+      const heir = fresh.authorizer as Authorizer & { inheritLogins?: (prev: Authorizer) => void };
+      heir.inheritLogins?.(inner.authorizer);
       reloadable.swap(fresh.authorizer);
       const old = inner;
       inner = fresh;

@@ -5,7 +5,8 @@
  *
  * Sessions are not tied to the authorizer they logged in with: after a swap, a logged-in user's
  * permission checks are answered by the new one. A user removed from the config loses access at
- * once; a user whose letters changed gets the new letters.
+ * once; a user whose letters changed gets the new letters. Authorizers that keep per-login state
+ * (postgres rows, system accounts) take it over from the old one first (`inheritLogins`).
  */
 import type { Authorizer, ClientInfo, PermLetter, UserLimits } from '../auth/types';
 

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import bcrypt from 'bcryptjs';
 import { PostgresAuthorizer, hashPassword, type PostgresAuthorizerOptions } from '../../src/auth';
+import { buildFromConfig, loadConfigFile } from '../../src/config/file';
 import { LineClient } from '../helpers/line-client';
 import { startPostgres, loadSchema, type PgServer } from '../helpers/postgres';
 import { startServer } from '../helpers/server';
@@ -128,6 +129,28 @@ test.serial('the cache: a row changed in the database is seen after the TTL; the
   t.is(a.getPerms(name), 'elradfmwMT');
   t.is(a.getHomeDir(name), '/srv/two');
   t.true(a.hasPerm(name, 'w', '/x'));
+});
+
+test.serial('a config reload (SIGHUP) keeps the letters, home and limits of users logged in before it', async (t) => {
+  const name = unique('reload');
+  const home = tempHome(t);
+  await addUser(name, await hashPassword('pw', FAST), home, { perm: 'elrw' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-pg-conf-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'f.yaml');
+  fs.writeFileSync(file, `authorizer:\n  type: postgres\n  connectionString: "${db().connectionString}"\n`);
+  const quiet = { info() {}, warn() {}, error() {}, debug() {}, child: () => quiet } as never;
+  const built = buildFromConfig(loadConfigFile(file), { logger: quiet });
+  t.teardown(() => built.close());
+  const auth = built.options.authorizer;
+  await auth.validateAuthentication(name, 'pw', CLIENT);
+  t.true(await auth.hasPerm(name, 'w', '/'));
+  await built.reloadUsers(loadConfigFile(file));
+  // The session's checks after the reload: answered by the new authorizer, from the rows the old one read.
+  t.true(await auth.hasPerm(name, 'w', '/'), 'the logged-in user keeps its letters');
+  t.is(await auth.getPerms(name), 'elrw');
+  t.is(await auth.getHomeDir(name), home);
+  t.false(await auth.hasPerm(unique('never'), 'r', '/'), 'nobody else gains any');
 });
 
 test.serial('failures are never cached: a user added after a failed login can log in at once', async (t) => {

@@ -284,6 +284,30 @@ test('type: unix in the config file: the built options log a system user in, and
   t.is(await loginCode(t, s, users.bob.name, users.bob.password), 530);
 });
 
+test('a config reload (SIGHUP) keeps logged-in system users\' letters; a user the new config refuses loses them', async (t) => {
+  const { alice, bob } = users;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-unix-reload-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'ftpdlib.yaml');
+  const write = (allowed: string[], perm: string): void =>
+    fs.writeFileSync(file, ['authorizer:', '  type: unix', `  allowedUsers: [${allowed.join(', ')}]`, `  globalPerm: ${perm}`, ''].join('\n'));
+  write([alice.name, bob.name], 'elradfmw');
+  const built = buildFromConfig(loadConfigFile(file), { logger: bunyan.createLogger({ name: 'test', streams: [] }) });
+  t.teardown(() => built.close());
+  const auth = built.options.authorizer;
+  const client = { address: '127.0.0.1', port: 40000 };
+  await auth.validateAuthentication(alice.name, alice.password, client);
+  await auth.validateAuthentication(bob.name, bob.password, client);
+  t.true(await auth.hasPerm(alice.name, 'w', '/'));
+  // The reload narrows the letters and drops bob.
+  write([alice.name], 'elr');
+  await built.reloadUsers(loadConfigFile(file));
+  t.true(await auth.hasPerm(alice.name, 'r', '/'), 'alice keeps a session, with the new letters');
+  t.false(await auth.hasPerm(alice.name, 'w', '/'));
+  t.is(await auth.getHomeDir(alice.name), alice.home);
+  t.false(await auth.hasPerm(bob.name, 'r', '/'), 'bob, no longer allowed, loses every letter');
+});
+
 test('acting as the user: a file of another user with mode 600 cannot be RETR\'d, though the server is root', async (t) => {
   const { s } = await serve(t);
   const c = await LineClient.open(s.port);
