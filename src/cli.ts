@@ -393,6 +393,50 @@ function dropPrivileges(runAs: RunAsConfig): void {
   if (process.getuid() === 0 || process.geteuid!() === 0) throw new Error('server.runAs: still root after setuid');
 }
 
+/**
+ * What SIGHUP and SIGUSR2 will need after `runAs` dropped root, checked as the user the daemon now
+ * runs as: reading the config file, its usersFile or htpasswd file, the TLS files and the postgres
+ * TLS files (refused at start when unreadable: a reload would fail and leave removed users and old
+ * passwords valid, and renewed certificates unloaded), and writing the log file (a warning:
+ * SIGUSR2 could not reopen it after a rotation).
+ */
+export function runAsReloadProblems(file: string, cfg: LoadedConfig): { refuse: string[]; warn: string[] } {
+  const refuse: string[] = [];
+  const warn: string[] = [];
+  const readable = (key: string, p: string | undefined): void => {
+    if (p === undefined) return;
+    try {
+      fs.accessSync(p, fs.constants.R_OK);
+    } catch (err) {
+      refuse.push(`${key} (${p}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  readable('the config file', file);
+  const a = cfg.authorizer as { type: string; usersFile?: string; file?: string; ssl?: unknown };
+  if (a.type === 'virtual') readable('authorizer.usersFile', a.usersFile);
+  if (a.type === 'htpasswd') readable('authorizer.file', a.file);
+  if (a.type === 'postgres' && a.ssl && typeof a.ssl === 'object') {
+    const ssl = a.ssl as { caFile?: string; certFile?: string; keyFile?: string };
+    readable('authorizer.ssl.caFile', ssl.caFile);
+    readable('authorizer.ssl.certFile', ssl.certFile);
+    readable('authorizer.ssl.keyFile', ssl.keyFile);
+  }
+  const tls = cfg.server.tls;
+  if (tls) {
+    readable('server.tls.certFile', tls.certFile);
+    readable('server.tls.keyFile', tls.keyFile);
+    readable('server.tls.caFile', tls.caFile);
+  }
+  if (cfg.logging.file) {
+    try {
+      fs.accessSync(cfg.logging.file, fs.constants.W_OK);
+    } catch (err) {
+      warn.push(`logging.file (${cfg.logging.file}): ${(err as NodeJS.ErrnoException).code}; SIGUSR2 cannot reopen it after a rotation`);
+    }
+  }
+  return { refuse, warn };
+}
+
 function urlHost(address: string): string {
   if (address === '::' || address === '0.0.0.0' || address === '') return '127.0.0.1';
   return address.includes(':') ? `[${address}]` : address;
@@ -483,6 +527,14 @@ async function runWithConfig(file: string, args: Args): Promise<void> {
       await exitAfterClose(EXIT.config, (err as Error).message);
     }
     logger.info({ uid: process.getuid!(), gid: process.getgid!(), user: cfg.runAs.user, group: cfg.runAs.group }, 'privileges dropped');
+    const after = runAsReloadProblems(file, cfg);
+    for (const w of after.warn) logger.warn(`server.runAs: user ${cfg.runAs.user} cannot write ${w}`);
+    if (after.refuse.length) {
+      await exitAfterClose(
+        EXIT.config,
+        `server.runAs: user ${cfg.runAs.user} cannot read what SIGHUP rereads, so a reload would keep removed users and old passwords valid:\n  ${after.refuse.join('\n  ')}\n(make them readable by ${cfg.runAs.user} or group ${cfg.runAs.group}, e.g. chgrp ${cfg.runAs.group} + chmod 640)`,
+      );
+    }
   }
   // Homes are checked as the user the daemon now runs as: what it can read is what it can serve.
   try {

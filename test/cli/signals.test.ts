@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import test, { type ExecutionContext } from 'ava';
 import { Client, FTPError } from 'basic-ftp';
 import { makeCert } from '../../src/cli';
-import { eventually, login, startDaemon, tmpDir } from './_daemon';
+import { eventually, login, runCli, startDaemon, tmpDir } from './_daemon';
 
 function writeConfig(dir: string, text: string): string {
   const file = path.join(dir, 'ftpdlib.yaml');
@@ -212,4 +212,36 @@ test('runAs: started as root, the daemon listens and then runs as nobody:nogroup
     (await c.list()).map((f) => f.name),
     ['a.txt'],
   );
+});
+
+test('runAs: a config file or usersFile the dropped user cannot read stops the start (SIGHUP could not reread it)', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.log('not root: skipped');
+    t.pass();
+    return;
+  }
+  const dir = tmpDir(t);
+  fs.chmodSync(dir, 0o755);
+  fs.mkdirSync(path.join(dir, 'home'), { mode: 0o755 });
+  const head = `server:\n  host: 127.0.0.1\n  port: 0\n  runAs: { user: nobody, group: nogroup }\nlogging: { level: info }\n`;
+  // The config file itself, root's and 0600 (a normal choice for a file holding hashes).
+  const file = writeConfig(dir, `${head}authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n${users('alice').replace(/^/gm, '    ').trimEnd()}\n`);
+  fs.chmodSync(file, 0o600);
+  let r = await runCli(t, ['--config', file]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /server\.runAs: user nobody cannot read what SIGHUP rereads/);
+  t.regex(r.stderr, /the config file \(.*ftpdlib\.yaml\): EACCES/);
+  // Its usersFile, the same.
+  fs.chmodSync(file, 0o644);
+  fs.writeFileSync(path.join(dir, 'users.yaml'), users('bob'), { mode: 0o600 });
+  writeConfig(dir, `${head}authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  usersFile: users.yaml\n`);
+  r = await runCli(t, ['--config', file]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /authorizer\.usersFile \(.*users\.yaml\): EACCES/);
+  // Readable by the group the daemon drops to: it starts.
+  fs.chownSync(path.join(dir, 'users.yaml'), 0, 65534);
+  fs.chmodSync(path.join(dir, 'users.yaml'), 0o640);
+  const d = await startDaemon(t, ['--config', file]);
+  await (await login(t, d.port, 'bob', 'pw-bob')).list();
+  t.pass();
 });
