@@ -592,6 +592,14 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
     // The primary reads the PROXY header: maxConnectionsPerIp counts the clients, not the proxy.
     proxy:
       o.proxyProtocol === false ? null : { mode: o.proxyProtocol, trustedProxies: [...o.trustedProxies], timeoutMs: o.proxyProtocolTimeout * 1000 },
+    configProblem: () => {
+      try {
+        loadConfigFile(cfg.file);
+        return null;
+      } catch (err) {
+        return err instanceof ConfigFileError ? err.message : (err as Error).message;
+      }
+    },
   });
   let addrs: Awaited<ReturnType<typeof primary.listen>>;
   try {
@@ -633,6 +641,7 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
     }
     logger.info({ workers: primary.workerPids }, 'SIGHUP: passed on to the workers');
     primary.forward('SIGHUP');
+    primary.retryReplacements();
   });
   process.on('SIGUSR2', () => {
     if (log.file) {

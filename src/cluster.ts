@@ -90,7 +90,17 @@ export interface PrimaryOptions {
   proxy?: { mode: ProxyProtocolMode; trustedProxies: string[]; timeoutMs: number } | null;
   /** How long a scrape waits for each worker's metrics; one that does not answer is left out. Default 2000. */
   metricsTimeoutMs?: number;
+  /**
+   * Asked before a replacement worker is started: why the config file on disk would not load now
+   * (a half-edited file), or null. A replacement reads the file as it is then, so with a broken
+   * one it would exit at once, again and again, while the primary listened and served nobody;
+   * instead the primary waits (retrying every RECHECK_MS, and at once on SIGHUP).
+   */
+  configProblem?: () => string | null;
 }
+
+/** How often the primary looks at the config file again while it keeps a replacement back. */
+const RECHECK_MS = 10_000;
 
 /** A worker exited before it was ready, during start. */
 export class WorkerStartError extends Error {
@@ -263,6 +273,13 @@ export class ClusterPrimary {
     return [...this.slots.values()].map((s) => s.pid);
   }
 
+  /** Start the workers a broken config file kept back, now (after SIGHUP). */
+  retryReplacements(): void {
+    if (this.missing === 0 || this.stopping) return;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.replenish();
+  }
+
   /** Send a signal to every worker (SIGHUP: reload; SIGUSR2: reopen the log). */
   forward(signal: NodeJS.Signals): void {
     for (const s of this.slots.values()) {
@@ -397,6 +414,15 @@ export class ClusterPrimary {
           'workers keep exiting: waiting before starting another',
         );
         this.restartTimer ??= setTimeout(() => this.replenish(), wait);
+        return;
+      }
+      const problem = this.o.configProblem?.() ?? null;
+      if (problem !== null) {
+        this.log.error(
+          { missing: this.missing, retryInSeconds: RECHECK_MS / 1000, problem },
+          'the config file does not load: no replacement worker until it does (SIGHUP retries at once)',
+        );
+        this.restartTimer ??= setTimeout(() => this.replenish(), RECHECK_MS);
         return;
       }
       this.restarts.push(now);

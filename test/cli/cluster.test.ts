@@ -417,6 +417,30 @@ test('kill -9 of a worker: the primary logs it, starts a new one, and new logins
   );
 });
 
+test('a worker dies while the config file is half-edited: no replacement until it loads, the other worker serves; SIGHUP after the fix starts one', async (t) => {
+  const dir = tmpDir(t);
+  const file = writeConfig(dir, 'workers: 2');
+  fs.writeFileSync(path.join(dir, 'home', 'a.txt'), 'A');
+  const good = fs.readFileSync(file, 'utf8');
+  const d = await startDaemon(t, ['--config', file]);
+  const [victim, survivor] = await workerPids(d);
+  fs.writeFileSync(file, `${good}server: { port: [half-edited\n`);
+  process.kill(victim, 'SIGKILL');
+  await eventually(
+    () => records(d).some((r) => r.msg === 'the config file does not load: no replacement worker until it does (SIGHUP retries at once)' && r.pid === d.pid),
+    'the primary says why it keeps the replacement back',
+  );
+  t.false(records(d).some((r) => r.msg === 'replacement worker started'), 'no worker started on the broken file');
+  // Logins go to the surviving worker meanwhile.
+  for (let i = 0; i < 3; i++) t.deepEqual((await (await login(t, d.port, 'alice', 'pw')).list()).map((f) => f.name), ['a.txt']);
+  t.deepEqual(distinctPids(records(d).filter((r) => r.msg === 'connected')), [survivor]);
+  // Fixed, then SIGHUP: the replacement starts at once and serves.
+  fs.writeFileSync(file, good);
+  process.kill(d.pid, 'SIGHUP');
+  await eventually(() => records(d).some((r) => r.msg === 'worker ready' && r.worker === 3), 'a replacement is ready after the fix');
+  t.false(records(d).some((r) => r.msg === 'worker exited during start'));
+});
+
 test('SIGTERM to the primary: workers drain, a running download completes, exit 0', async (t) => {
   const dir = tmpDir(t);
   // 384 KiB/s: the download takes about two seconds, and SIGTERM arrives in its first moments.
