@@ -34,6 +34,13 @@ export interface UploadTarget {
   offset: number;
 }
 
+/** 450 when one of the session user's counted uploads writes `path` (or below it): see UserLimitTracker.uploadingAt. */
+export function refuseWhileUploading(session: Session, path: string): void {
+  if (session.user !== null && session.ctx.userLimits.uploadingAt(session.user, path)) {
+    throw new FtpError(450, 'An upload to this file is running; try again when it ends.');
+  }
+}
+
 /** What is at an upload's or a copy's destination now: its stat, or null when nothing is there; a directory is 550. */
 export async function existingTarget(fs: FileSystem, path: string): Promise<FileStat | null> {
   let existing: FileStat | null = null;
@@ -77,7 +84,7 @@ export async function startUpload(session: Session, target: UploadTarget): Promi
   const freed = target.append ? 0 : Math.max(0, before - target.offset);
   if (quotaFiles > 0 && creates && usage.files >= quotaFiles) throw new FtpError(552, 'Quota exceeded.');
   if (quotaBytes > 0 && usage.bytes - freed >= quotaBytes) throw new FtpError(552, 'Quota exceeded.');
-  const endUpload = tracker.beginUpload(user);
+  const endUpload = tracker.beginUpload(user, target.path);
   // The open creates the file and cuts it at the offset: count both now.
   usage.files += creates ? 1 : 0;
   usage.bytes = Math.max(0, usage.bytes - freed);

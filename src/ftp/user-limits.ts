@@ -28,6 +28,8 @@ interface UserEntry {
   running: { send: number; receive: number };
   /** Uploads between UploadQuota's start and its finish: no walk while there are any. */
   uploads: number;
+  /** The FTP paths those uploads write, with how many write each. */
+  uploading: Map<string, number>;
   /** Null until the first walk has finished. */
   usage: DiskUsage | null;
   measuredAt: number;
@@ -218,16 +220,35 @@ export class UserLimitsTracker {
   }
 
   /** Count an upload of `user` (no walk replaces the usage meanwhile) until the release is called. */
-  beginUpload(user: string): () => void {
+  beginUpload(user: string, path?: string): () => void {
     const e = this.entry(user);
     e.uploads += 1;
+    if (path !== undefined) e.uploading.set(path, (e.uploading.get(path) ?? 0) + 1);
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
       e.uploads -= 1;
+      if (path !== undefined) {
+        const n = (e.uploading.get(path) ?? 1) - 1;
+        if (n > 0) e.uploading.set(path, n);
+        else e.uploading.delete(path);
+      }
       this.dropIfIdle(e);
     };
+  }
+
+  /**
+   * Whether one of `user`'s counted uploads writes `path`, or a file below it. The end of an
+   * upload corrects the usage from the size at its path, so a DELE, a rename or a copy over that
+   * path meanwhile made the usage wrong (counted twice, or not at all): they wait (450).
+   */
+  uploadingAt(user: string, path: string): boolean {
+    const e = this.users.get(user);
+    if (!e || e.uploading.size === 0) return false;
+    const below = path === '/' ? '/' : `${path}/`;
+    for (const p of e.uploading.keys()) if (p === path || p.startsWith(below)) return true;
+    return false;
   }
 
   /** Users with an entry now (for tests and diagnostics). */
@@ -238,7 +259,7 @@ export class UserLimitsTracker {
   private entry(user: string): UserEntry {
     let e = this.users.get(user);
     if (!e) {
-      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, uploads: 0, usage: null, measuredAt: 0, walking: null };
+      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, uploads: 0, uploading: new Map(), usage: null, measuredAt: 0, walking: null };
       this.users.set(user, e);
     }
     return e;

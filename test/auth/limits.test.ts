@@ -192,6 +192,40 @@ test('quotaBytes is shared by the sessions of one user, and counts files made be
   t.is(onDisk(ts, 'two.bin').length, 16 * 1024);
 });
 
+test('quotaBytes: DELE, RNFR, RNTO and SITE CPTO of a file being uploaded wait (450), so the usage stays right', async (t) => {
+  const ts = await serve(t, { quotaBytes: 1024 * 1024 });
+  fs.writeFileSync(path.join(ts.root, 'other.bin'), 'o');
+  fs.mkdirSync(path.join(ts.root, 'd'));
+  const a = await login(ts);
+  const b = await login(ts);
+  // a's upload of keep.bin is under way, its data connection held open.
+  const plan = await prepareData(a, 'passive');
+  a.send('STOR d/keep.bin\r\n');
+  t.true([125, 150].includes((await a.read())?.code ?? 0));
+  const sock = await plan.socket();
+  sock.on('error', () => {});
+  await new Promise<void>((resolve) => sock.write(randomContent(500 * 1024), () => resolve()));
+  for (const line of ['DELE d/keep.bin', 'RNFR d/keep.bin', 'RNFR d']) {
+    const r = await b.cmd(line);
+    t.is(r.code, 450, line);
+    t.is(r.text, 'An upload to this file is running; try again when it ends.');
+  }
+  t.is((await b.cmd('RNFR other.bin')).code, 350);
+  t.is((await b.cmd('RNTO d/keep.bin')).code, 450, 'RNTO over it');
+  t.is((await b.cmd('SITE CPFR other.bin')).code, 350);
+  t.is((await b.cmd('SITE CPTO d/keep.bin')).code, 450, 'SITE CPTO over it');
+  sock.end();
+  t.is((await a.read())?.code, 226);
+  sock.destroy();
+  // Ended: it can be renamed, and its 500 KiB still count. Before, a rename during the upload
+  // took them off the usage, and the quota could be passed again and again.
+  t.is((await b.cmd('RNFR d/keep.bin')).code, 350);
+  t.is((await b.cmd('RNTO moved.bin')).code, 250);
+  const r = await upload(b, 'STOR more.bin', randomContent(600 * 1024));
+  t.is(r.final?.code, 552);
+  t.is(onDisk(ts, 'more.bin').length, 1024 * 1024 - 500 * 1024 - 1);
+});
+
 // ---- disk quota: files -----------------------------------------------------------------------
 
 test('quotaFiles: an upload that would add a file at the limit gets 552 before any 150', async (t) => {

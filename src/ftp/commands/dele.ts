@@ -1,4 +1,5 @@
 import { FtpError } from '../errors';
+import { refuseWhileUploading } from '../quota';
 import type { CommandDescriptor } from './types';
 
 export const dele: CommandDescriptor = {
@@ -9,6 +10,7 @@ export const dele: CommandDescriptor = {
   perm: 'd',
   path: 'arg',
   async handle({ session, path }) {
+    refuseWhileUploading(session, path);
     const fs = session.requireFs();
     const st = await fs.lstat(path);
     if (st.kind === 'dir') throw new FtpError(550, 'Is a directory; use RMD.');

@@ -1,4 +1,5 @@
 import { FtpError } from '../errors';
+import { refuseWhileUploading } from '../quota';
 import type { CommandDescriptor } from './types';
 
 export const rnfr: CommandDescriptor = {
@@ -11,6 +12,7 @@ export const rnfr: CommandDescriptor = {
   async handle({ session, path }) {
     session.renameFrom = null;
     if (path === '/') throw new FtpError(550, "Can't rename home directory.");
+    refuseWhileUploading(session, path);
     await session.requireFs().lstat(path);
     session.renameFrom = path;
     session.reply(350, 'Ready for destination name.');

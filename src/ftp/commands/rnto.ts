@@ -1,4 +1,5 @@
 import { FtpError } from '../errors';
+import { refuseWhileUploading } from '../quota';
 import type { CommandDescriptor } from './types';
 
 export const rnto: CommandDescriptor = {
@@ -13,6 +14,8 @@ export const rnto: CommandDescriptor = {
     const from = session.renameFrom!;
     session.renameFrom = null;
     if (path === '/') throw new FtpError(553, "Can't overwrite home directory.");
+    refuseWhileUploading(session, from);
+    refuseWhileUploading(session, path);
     const fs = session.requireFs();
     // As pyftpdlib: a destination that is a symlink leading out of the root is refused,
     // rather than silently replacing the link.

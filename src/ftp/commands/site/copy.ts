@@ -4,7 +4,7 @@ import { ftpJoin } from '../../../fs/paths';
 import type { FileHandle, FileSystem, FileStat } from '../../../fs/types';
 import { ABORTED_BY_CLIENT, TransferAbort } from '../../data/transfer';
 import { FtpError } from '../../errors';
-import { existingTarget, reserveTree, startUpload } from '../../quota';
+import { existingTarget, refuseWhileUploading, reserveTree, startUpload } from '../../quota';
 import type { ActiveTransfer, Session } from '../../session';
 import type { SiteCommand } from './index';
 
@@ -60,6 +60,7 @@ export const cpto: SiteCommand = {
     if (!arg) throw new FtpError(501, 'Syntax: SITE CPTO <path>.');
     const to = session.resolvePath(arg);
     if (to === '/') throw new FtpError(553, "Can't overwrite home directory.");
+    refuseWhileUploading(session, to);
     const fs = session.requireFs();
     const src = await fs.stat(from);
     if (src.kind === 'dir') return copyFolder(session, fs, from, to);
