@@ -43,16 +43,22 @@ export function kindOfMode(mode: number): FileKind {
  */
 async function readdirAt(dir: string): Promise<DirEntry[]> {
   // Names only: every entry needs an lstat for size and mtime anyway, so
-  // the dirent types of withFileTypes would add nothing.
-  const names = await fsp.readdir(dir);
+  // the dirent types of withFileTypes would add nothing. Read as bytes and lstat'ed by their
+  // bytes: a name that is not UTF-8 (latin1 "caf\xe9", made by another program) decodes to
+  // U+FFFD, and an lstat of the decoded name found nothing, so the file was silently left out
+  // of listings, quota walks and folder copies. It is now listed (with U+FFFD), though no FTP
+  // path names it.
+  const names = await fsp.readdir(dir, { encoding: 'buffer' });
+  const prefix = Buffer.from(`${dir}/`);
   const out: Array<DirEntry | undefined> = new Array(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < names.length) {
       const i = next++;
-      const name = names[i];
+      const raw = names[i];
+      const name = raw.toString('utf8');
       try {
-        out[i] = { name, stat: toFileStat(await fsp.lstat(`${dir}/${name}`)) };
+        out[i] = { name, stat: toFileStat(await fsp.lstat(Buffer.concat([prefix, raw]))) };
       } catch (err) {
         // Removed between readdir and lstat: it is simply gone.
         if (errCode(err) !== 'ENOENT') throw err;

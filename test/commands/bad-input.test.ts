@@ -357,6 +357,23 @@ test("encoding 'latin1': a name on disk with characters above U+00FF forges no r
   await assertAlive(t, c);
 });
 
+test('a name on disk that is not UTF-8 is listed (with U+FFFD), and a folder copy skips it and says so', async (t) => {
+  const { s, c } = await loggedIn(t);
+  fs.mkdirSync(path.join(s.root, 'd'));
+  fs.writeFileSync(Buffer.concat([Buffer.from(path.join(s.root, 'd', 'caf')), Buffer.from([0xe9]), Buffer.from('.txt')]), 'latin1 name');
+  fs.writeFileSync(path.join(s.root, 'd', 'plain.txt'), 'p');
+  t.deepEqual(lines((await fetch(c, 'NLST d')).data), ['caf\ufffd.txt', 'plain.txt']);
+  t.is(lines((await fetch(c, 'MLSD d')).data).length, 2);
+  const stat = await c.cmd('STAT d');
+  t.is(stat.lines.length, 4, 'header, two entries, footer');
+  t.is((await c.cmd('SITE CPFR d')).code, 350);
+  const r = await c.cmd('SITE CPTO d2');
+  t.is(r.code, 250);
+  t.is(r.text, 'Copied 1 folder and 1 file, 1 bytes. Skipped 1 (links and the like, or names no path can give).');
+  t.deepEqual(fs.readdirSync(path.join(s.root, 'd2')), ['plain.txt']);
+  await assertAlive(t, c);
+});
+
 test('a name too long for the filesystem is 553 and the session continues', async (t) => {
   const { s, c } = await loggedIn(t);
   t.is((await c.cmd(`MKD ${'n'.repeat(300)}`)).code, 553);

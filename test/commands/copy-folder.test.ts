@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import test from 'ava';
 import { MemoryFileSystem, VirtualAuthorizer, type CopyInfo } from '../../src';
 import { MAX_TREE_ENTRIES } from '../../src/ftp/commands/site/copy';
+import { LocalFileSystem } from '../../src/fs/local';
 import { loggedIn, loginAs, trickling } from './_support';
 import { nextEvent, randomContent, sha256 } from '../helpers/data-client';
 import type { LineClient } from '../helpers/line-client';
@@ -59,7 +60,7 @@ for (const useSendfile of [true, false]) {
 
     const r = await copy(c, 'src', 'dst');
     t.deepEqual([r.cpfr, r.cpto], [350, 250]);
-    t.is(r.text, `Copied 4 folders and 3 files, ${bytes} bytes. Skipped 1 neither file nor folder (links and the like).`);
+    t.is(r.text, `Copied 4 folders and 3 files, ${bytes} bytes. Skipped 1 (links and the like, or names no path can give).`);
     t.deepEqual(listing(path.join(s.root, 'dst')), ['a.bin', 'empty/', 'sub/', 'sub/b.bin', 'sub/deeper/', 'sub/deeper/c.txt']);
     for (const [rel, body] of Object.entries(files)) {
       t.is(sha256(fs.readFileSync(path.join(s.root, 'dst', rel))), sha256(body), rel);
@@ -175,4 +176,30 @@ test('ABOR during a folder copy stops it: 426 then 226, and the half-made copy i
   t.deepEqual((await mem.readdir('/')).map((e) => e.name), ['src'], 'no temporary folder, no partial copy');
   t.true(slow.chunks() < 68, `stopped after ${slow.chunks()} of 68 chunks`);
   t.is((await c.cmd('NOOP')).code, 200);
+});
+
+test('a file that grows after the folder was listed is copied at its listed size, the size the quota counted', async (t) => {
+  const s = await startServer(t, {
+    // A local filesystem whose listing of src/ is followed at once by an append to src/grow.bin,
+    // between SITE CPTO's listing (and quota count) and its copy of that file.
+    fileSystem: (_user, home) => {
+      const lfs = new LocalFileSystem(home);
+      const readdir = lfs.readdir.bind(lfs);
+      lfs.readdir = async (p: string) => {
+        const entries = await readdir(p);
+        if (p === '/src') fs.appendFileSync(path.join(home, 'src', 'grow.bin'), randomContent(50_000));
+        return entries;
+      };
+      return lfs;
+    },
+  });
+  fs.mkdirSync(path.join(s.root, 'src'));
+  const first = randomContent(100_000);
+  fs.writeFileSync(path.join(s.root, 'src', 'grow.bin'), first);
+  const c = await loginAs(t, s, 'demo', 'demo-password');
+  const r = await copy(c, '/src', '/dst');
+  t.is(r.cpto, 250);
+  t.is(r.text, 'Copied 1 folder and 1 file, 100000 bytes.');
+  t.is(sha256(fs.readFileSync(path.join(s.root, 'dst', 'grow.bin'))), sha256(first));
+  t.is(fs.statSync(path.join(s.root, 'src', 'grow.bin')).size, 150_000, 'the source did grow');
 });

@@ -147,7 +147,10 @@ interface CopyHooks {
   progress(bytes: number): void;
 }
 
-/** Copy the file `from` to a new file `to` (an exclusive open). */
+/**
+ * Copy the file `from` to a new file `to` (an exclusive open), at most `limit` bytes (a folder
+ * copy's files: the size its quota counted when it listed them).
+ */
 async function copyFile(
   session: Session,
   fs: FileSystem,
@@ -155,13 +158,14 @@ async function copyFile(
   to: string,
   stop: () => boolean,
   hooks: CopyHooks,
+  limit = Infinity,
 ): Promise<{ bytes: number; via: CopyPath }> {
   let reader: FileHandle | null = null;
   let writer: FileHandle | null = null;
   try {
     reader = await fs.openRead(from, 0);
     // The size the open saw is what is copied (a file that grows meanwhile is copied as it was).
-    const size = reader.size ?? (await fs.stat(from)).size;
+    const size = Math.min(reader.size ?? (await fs.stat(from)).size, limit);
     hooks.opened?.(size);
     writer = await fs.openWrite(to, { exclusive: true });
     hooks.made();
@@ -244,7 +248,8 @@ async function copyFolder(session: Session, fs: FileSystem, from: string, to: st
               op.bytes += bytes - seen;
               seen = bytes;
             },
-          });
+            // Grown since it was listed: the quota counted the listed size, so that is what is copied.
+          }, f.size);
           copied += done.bytes;
           // One word for the whole copy: the slowest way any of its files went.
           if (done.via === 'stream' || (done.via === 'read/write' && via !== 'stream')) via = done.via;
@@ -267,7 +272,7 @@ async function copyFolder(session: Session, fs: FileSystem, from: string, to: st
       const folders = tree.folders.length;
       session.log.info({ from, to, bytes: copied, seconds: Math.round(seconds * 1e6) / 1e6, via, files, folders, skipped: tree.skipped }, 'copy');
       session.ctx.emitCopy(session, { from, to, bytes: copied, seconds, via, files, folders, skipped: tree.skipped });
-      const skipped = tree.skipped > 0 ? ` Skipped ${tree.skipped} neither file nor folder (links and the like).` : '';
+      const skipped = tree.skipped > 0 ? ` Skipped ${tree.skipped} (links and the like, or names no path can give).` : '';
       session.reply(250, `Copied ${folders} folder${folders === 1 ? '' : 's'} and ${files} file${files === 1 ? '' : 's'}, ${copied} bytes.${skipped}`);
     } finally {
       if (!renamed) {
@@ -294,6 +299,13 @@ async function listTree(session: Session, fs: FileSystem, from: string, to: stri
     for (const e of await fs.readdir(dir)) {
       if (++entries > MAX_TREE_ENTRIES) throw new FtpError(550, `Too many entries to copy (more than ${MAX_TREE_ENTRIES}).`);
       const r = rel ? `${rel}/${e.name}` : e.name;
+      // A name no FTP path can name (a backslash, which is a separator here; bytes that are not
+      // UTF-8, listed as U+FFFD) is skipped and counted: a path built from it would check one
+      // entry's permissions and read another.
+      if (e.name.includes('\\') || e.name.includes('\uFFFD')) {
+        tree.skipped++;
+        continue;
+      }
       if (e.stat.kind === 'dir') {
         tree.folders.push(r);
       } else if (e.stat.kind === 'file') {
