@@ -7,7 +7,7 @@ import { JailError, fsError } from './errors';
 import { FdWriteSink } from './fd-sink';
 import { Jail, type JailOwner, type JailProbe } from './jail';
 import { ftpIsWithin } from './paths';
-import { withPinned, withPinnedEntry } from './pin';
+import { pin, withPinned, withPinnedEntry } from './pin';
 import type { DirEntry, FileHandle, FileKind, FileStat, FileSystem, OpenWriteOptions } from './types';
 import type { JailedFs, JailedStat } from '../native';
 
@@ -41,24 +41,44 @@ export function kindOfMode(mode: number): FileKind {
  * The entries of the directory at `dir` (a real or pinned path), each with its lstat; names are
  * read first, then lstat'ed READDIR_CONCURRENCY at a time.
  */
+/**
+ * The names in the directory at `dir`: strings, and the bytes of a name that is not UTF-8 (which
+ * decodes to U+FFFD, so only its bytes can name it). Read as strings first: names read as bytes
+ * cost about 4 times the memory (a Buffer each: 59 MB against 16 MB of RSS for 100,000 names)
+ * and 2.5 times the time, so the bytes are read only when some name shows a U+FFFD.
+ */
+async function namesAt(dir: string): Promise<Array<string | Buffer>> {
+  const names = await fsp.readdir(dir);
+  if (!names.some((n) => n.includes('\uFFFD'))) return names;
+  const raw = await fsp.readdir(dir, { encoding: 'buffer' });
+  return raw.map((b) => {
+    const s = b.toString('utf8');
+    return s.includes('\uFFFD') ? b : s;
+  });
+}
+
+const nameText = (n: string | Buffer): string => (typeof n === 'string' ? n : n.toString('utf8'));
+
+/** The path of entry `n` in the directory `dir` (a string, or bytes for a name that is not UTF-8). */
+function entryPath(dir: string, n: string | Buffer): string | Buffer {
+  return typeof n === 'string' ? `${dir}/${n}` : Buffer.concat([Buffer.from(`${dir}/`), n]);
+}
+
 async function readdirAt(dir: string): Promise<DirEntry[]> {
   // Names only: every entry needs an lstat for size and mtime anyway, so
-  // the dirent types of withFileTypes would add nothing. Read as bytes and lstat'ed by their
-  // bytes: a name that is not UTF-8 (latin1 "caf\xe9", made by another program) decodes to
-  // U+FFFD, and an lstat of the decoded name found nothing, so the file was silently left out
-  // of listings, quota walks and folder copies. It is now listed (with U+FFFD), though no FTP
-  // path names it.
-  const names = await fsp.readdir(dir, { encoding: 'buffer' });
-  const prefix = Buffer.from(`${dir}/`);
+  // the dirent types of withFileTypes would add nothing. A name that is not UTF-8 (latin1
+  // "caf\xe9", made by another program) is lstat'ed by its bytes: by its decoded name (U+FFFD)
+  // it was found missing and silently left out of listings, quota walks and folder copies. It
+  // is now listed (with U+FFFD), though no FTP path names it.
+  const names = await namesAt(dir);
   const out: Array<DirEntry | undefined> = new Array(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < names.length) {
       const i = next++;
-      const raw = names[i];
-      const name = raw.toString('utf8');
+      const n = names[i];
       try {
-        out[i] = { name, stat: toFileStat(await fsp.lstat(Buffer.concat([prefix, raw]))) };
+        out[i] = { name: nameText(n), stat: toFileStat(await fsp.lstat(entryPath(dir, n))) };
       } catch (err) {
         // Removed between readdir and lstat: it is simply gone.
         if (errCode(err) !== 'ENOENT') throw err;
@@ -394,6 +414,48 @@ export class LocalFileSystem implements FileSystem, JailOwner {
   async readdir(path: string): Promise<DirEntry[]> {
     const p = this.jail.clean(path, 'scandir');
     return withPinned(await this.jail.followExisting(p, 'scandir'), true, p, (dir) => readdirAt(dir));
+  }
+
+  /**
+   * The names are read (see namesAt) and sorted now; the lstat of each entry is made
+   * a batch at a time, through a pin of the directory taken when the first batch is asked for and
+   * released when the listing ends or is abandoned (ABOR, a data connection that never came: then
+   * the iteration never starts and no pin is taken). A 100,000-entry listing holds its names
+   * (about 10 MB) and one batch, not every entry's stat and line at once.
+   */
+  async readdirStream(path: string, batch: number): Promise<AsyncIterable<DirEntry[]>> {
+    const p = this.jail.clean(path, 'scandir');
+    const dir = await this.jail.followExisting(p, 'scandir');
+    const names = await withPinned(dir, true, p, namesAt);
+    const text = nameText;
+    names.sort((a, b) => {
+      const x = text(a);
+      const y = text(b);
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
+    const size = Math.max(1, Math.floor(batch));
+    return (async function* batches(): AsyncGenerator<DirEntry[]> {
+      const pinned = await pin(dir, true, p);
+      try {
+        for (let i = 0; i < names.length; i += size) {
+          const got = await Promise.all(
+            names.slice(i, i + size).map(async (n): Promise<DirEntry | undefined> => {
+              try {
+                const st = await fsp.lstat(entryPath(pinned.path, n));
+                return { name: text(n), stat: toFileStat(st) };
+              } catch (err) {
+                // Removed since the names were read: it is simply gone.
+                if (errCode(err) !== 'ENOENT') throw err;
+                return undefined;
+              }
+            }),
+          );
+          yield got.filter((e): e is DirEntry => e !== undefined);
+        }
+      } finally {
+        pinned.release();
+      }
+    })();
   }
 
   async mkdir(path: string): Promise<void> {

@@ -67,13 +67,19 @@ function close(fd: number): void {
   fs.close(fd, () => {});
 }
 
+/** A pinned path: `path` names what was checked until `release()`. */
+export interface Pin {
+  readonly path: string;
+  release(): void;
+}
+
 /**
- * Pin `real` (a real path the jail has checked, with no symlink in it) and run `use` with a path
- * naming it through the pin; the pin is dropped when `use` settles. `dir`: it must be a directory.
- * Otherwise it must not be a symlink (a file or a directory). `ftpPath` names it in errors.
+ * Pin `real` (a real path the jail has checked, with no symlink in it). `dir`: it must be a
+ * directory; otherwise it must not be a symlink (a file or a directory). `ftpPath` names it in
+ * errors. Without pinning here, the pin is `real` itself.
  */
-export async function withPinned<T>(real: string, dir: boolean, ftpPath: string, use: (pinned: string) => Promise<T>): Promise<T> {
-  if (!pinning()) return use(real);
+export async function pin(real: string, dir: boolean, ftpPath: string): Promise<Pin> {
+  if (!pinning()) return { path: real, release: () => {} };
   let fd: number;
   try {
     fd = await open(real, O_PATH | O_NOFOLLOW | (dir ? O_DIRECTORY : 0));
@@ -94,9 +100,28 @@ export async function withPinned<T>(real: string, dir: boolean, ftpPath: string,
       throw new JailError(ftpPath);
     }
     if (!dir && (await fstat(fd)).isSymbolicLink()) throw new JailError(ftpPath);
-    return await use(pinned);
-  } finally {
+    let released = false;
+    return {
+      path: pinned,
+      release: () => {
+        if (released) return;
+        released = true;
+        close(fd);
+      },
+    };
+  } catch (err) {
     close(fd);
+    throw err;
+  }
+}
+
+/** Run `use` with a pin of `real` (see pin), released when `use` settles. */
+export async function withPinned<T>(real: string, dir: boolean, ftpPath: string, use: (pinned: string) => Promise<T>): Promise<T> {
+  const p = await pin(real, dir, ftpPath);
+  try {
+    return await use(p.path);
+  } finally {
+    p.release();
   }
 }
 

@@ -1,4 +1,5 @@
 import * as nodePath from 'node:path';
+import { sortedBatches } from './batches';
 import { fsError } from './errors';
 import { LocalFileSystem } from './local';
 import { resolveFtpPath } from './paths';
@@ -63,6 +64,13 @@ export class SubtreeFileSystem implements FileSystem {
 
   async readdir(path: string): Promise<DirEntry[]> {
     return this.inner.readdir(this.map(path, 'readdir'));
+  }
+
+  readdirStream(path: string, batch: number): Promise<AsyncIterable<DirEntry[]>> {
+    const inner = this.inner;
+    // An inner filesystem without it: readdir's way, as a listing of it would take.
+    if (!inner.readdirStream) return inner.readdir(this.map(path, 'readdir')).then((entries) => sortedBatches(entries, batch));
+    return inner.readdirStream(this.map(path, 'readdir'), batch);
   }
 
   async mkdir(path: string): Promise<void> {

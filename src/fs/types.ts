@@ -84,6 +84,13 @@ export interface FileSystem {
   stat(path: string): Promise<FileStat>;
   lstat(path: string): Promise<FileStat>;
   readdir(path: string): Promise<DirEntry[]>;
+  /**
+   * Optional, for listings that stream (LIST, NLST, MLSD): the entries of a directory in name
+   * order, `batch` at a time. The promise settles once the names are read, so that a directory
+   * that cannot be read fails before any 150; each batch's details are read as it is asked for.
+   * Without it, listings call readdir() and send the entries from memory.
+   */
+  readdirStream?(path: string, batch: number): Promise<AsyncIterable<DirEntry[]>>;
   mkdir(path: string): Promise<void>;
   rmdir(path: string): Promise<void>;
   unlink(path: string): Promise<void>;

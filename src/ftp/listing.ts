@@ -133,3 +133,23 @@ export function bufferHandle(data: Buffer): FileHandle {
     close: async () => {},
   };
 }
+
+/**
+ * A FileHandle over bytes made as they are read (a streamed listing): `chunks` is started when the
+ * transfer reads the stream, paused while the data socket is full, and ended early (its `finally`
+ * blocks run) when the transfer is aborted; never started when no data connection came.
+ */
+export function iterableHandle(chunks: () => AsyncIterable<Buffer>): FileHandle {
+  let stream: Readable | null = null;
+  return {
+    offset: 0,
+    createReadStream: () => (stream = Readable.from(chunks(), { objectMode: false })),
+    createWriteStream: () => {
+      throw new Error('read-only handle');
+    },
+    close: async () => {
+      stream?.destroy();
+    },
+  };
+}
+

@@ -1,6 +1,6 @@
 import { FtpError } from '../errors';
 import { mlsxLine } from '../listing';
-import { entriesOf, safeName, sendListing } from './list';
+import { listingBatches, safeName, streamListing } from './list';
 import { ftpJoin } from '../../fs/paths';
 import type { CommandDescriptor } from './types';
 
@@ -17,12 +17,9 @@ export const mlsd: CommandDescriptor = {
     const fs = session.requireFs();
     const st = await fs.stat(path);
     if (st.kind !== 'dir') throw new FtpError(501, 'No such directory.');
-    const entries = await entriesOf(session, path);
-    const lines: string[] = [];
-    for (const e of entries) {
-      const perms = await session.permsAt(ftpJoin(path, e.name), e.stat.kind);
-      lines.push(mlsxLine(safeName(e.name), e.stat, session.mlstFacts, perms));
-    }
-    await sendListing(session, 'MLSD', path, lines);
+    const batches = await listingBatches(session, path);
+    await streamListing(session, 'MLSD', path, batches, async (e) =>
+      mlsxLine(safeName(e.name), e.stat, session.mlstFacts, await session.permsAt(ftpJoin(path, e.name), e.stat.kind)),
+    );
   },
 };

@@ -1,5 +1,5 @@
 import { FtpError } from '../errors';
-import { entriesOf, safeName, sendListing, stripListFlags } from './list';
+import { listingBatches, safeName, streamListing, stripListFlags } from './list';
 import type { CommandDescriptor } from './types';
 
 export const nlst: CommandDescriptor = {
@@ -12,7 +12,6 @@ export const nlst: CommandDescriptor = {
   transfer: true,
   async handle({ session, path }) {
     if (!session.dataChannel) throw new FtpError(425, 'Use PORT, EPRT, PASV or EPSV first.');
-    const entries = await entriesOf(session, path);
-    await sendListing(session, 'NLST', path, entries.map((e) => safeName(e.name)));
+    await streamListing(session, 'NLST', path, await listingBatches(session, path), (e) => safeName(e.name));
   },
 };
