@@ -225,6 +225,12 @@ function randomText(n: number): string {
   return s;
 }
 
+/** Whether checking `a` costs what checking `b` does: the same scheme, and for bcrypt the same cost. */
+function sameWork(a: HtpasswdEntry, b: HtpasswdEntry): boolean {
+  if (a.scheme !== b.scheme) return false;
+  return a.scheme !== 'bcrypt' || a.cost === (b as { cost?: number }).cost;
+}
+
 /** An entry of the same scheme and cost as the file's most common one, that nothing matches. */
 function dummyFor(table: ReadonlyMap<string, HtpasswdEntry>): HtpasswdEntry {
   const counts = new Map<string, number>();
@@ -355,6 +361,10 @@ export class HtpasswdAuthorizer extends EventEmitter implements Authorizer {
     let ok: boolean;
     try {
       ok = await verifyEntry(usable ? entry! : this.dummy, plain);
+      // A user whose hash is of another scheme or cost than the file's most common one (the
+      // dummy's) answered in another time than an unknown name: 8 ms against 72 for an apr1
+      // user among bcrypt ones. Such a check also makes the dummy's, so that none is quicker.
+      if (usable && !sameWork(entry!, this.dummy)) await verifyEntry(this.dummy, plain);
     } catch (err) {
       this.log.error({ err, user }, 'password check failed');
       throw new AuthorizerUnavailableError('Password check failed.');

@@ -307,3 +307,28 @@ test('limits in the config file: users.<name>.limits and defaultLimits; a bad va
   t.is(err.issues[0].path, 'authorizer.defaultLimits.sessions');
   t.is(err.issues[0].line, 12);
 });
+
+test.serial('a user of a cheaper scheme than the file\'s most common one costs the same bcrypt work as an unknown name', async (t) => {
+  const b = (pw: string): string => bcrypt.hashSync(pw, 4);
+  const { a } = make(t, `alice:${b('a')}\nbob:${b('b')}\ncarol:${b('c')}\nold:${apr1Crypt('o', 'o1d5a1t0')}\n`);
+  const module = bcrypt as unknown as { compare: typeof bcrypt.compare };
+  const compare = module.compare;
+  let calls = 0;
+  module.compare = ((...args: Parameters<typeof bcrypt.compare>) => {
+    calls++;
+    return compare(...args);
+  }) as typeof bcrypt.compare;
+  t.teardown(() => {
+    module.compare = compare;
+  });
+  const bcryptChecks = async (user: string, pw: string): Promise<number> => {
+    const before = calls;
+    await a.validateAuthentication(user, pw).catch(() => undefined);
+    return calls - before;
+  };
+  t.is(await bcryptChecks('nosuchuser', 'x'), 1, 'an unknown name: the dummy bcrypt check');
+  t.is(await bcryptChecks('alice', 'wrong'), 1, 'a bcrypt user: its own');
+  t.is(await bcryptChecks('old', 'wrong'), 1, 'the apr1 user: its own apr1 check, and the dummy bcrypt one');
+  t.is(await bcryptChecks('old', 'o'), 1);
+  await t.notThrowsAsync(a.validateAuthentication('old', 'o'));
+});
