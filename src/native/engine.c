@@ -1724,11 +1724,21 @@ static void clear_nonblock(int fd, int flags) {
  */
 static int reopen_same(int rootfd, const char *rel, int flags, int mode, uint64_t resolve, const struct stat *want,
                        struct stat *got) {
-  int fd = openat2_how(rootfd, rel, flags | O_NOCTTY | O_NONBLOCK, mode, BENEATH | resolve);
+  /* O_TRUNC only once the file is known to be the one checked: a file swapped in meanwhile
+   * must not be cut before the check below undoes the open. */
+  int fd = openat2_how(rootfd, rel, (flags & ~O_TRUNC) | O_NOCTTY | O_NONBLOCK, mode, BENEATH | resolve);
   if (fd < 0) return -errno;
   if (fstat(fd, got) < 0 || !S_ISREG(got->st_mode) || got->st_dev != want->st_dev || got->st_ino != want->st_ino) {
     close(fd); /* replaced meanwhile */
     return -ESTALE;
+  }
+  if ((flags & O_TRUNC) && got->st_size != 0) {
+    if (ftruncate(fd, 0) < 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    got->st_size = 0;
   }
   clear_nonblock(fd, flags);
   return fd;
