@@ -6,7 +6,7 @@ import type { FileSystem, FileHandle, FileStat } from '../fs/types';
 import type { CopyPath } from '../fs/copy';
 import { ftpJoin, resolveFtpPath } from '../fs/paths';
 import type { PermLetter, UserLimits } from '../auth/types';
-import { CommandFramer, formatReply, latin1Safe, type FrameEvent, type CommandEvent } from './parser';
+import { CommandFramer, formatReply, latin1Safe, sanitizeLine, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import { SocketConnection, type DataConnection } from './data/connection';
@@ -299,6 +299,38 @@ export class Session implements ControlSink {
     const latin1 = this.options.encoding === 'latin1';
     const out = formatReply(code, text);
     this.control.write(latin1 ? latin1Safe(out) : out, latin1 ? 'latin1' : 'utf8');
+  }
+
+  /**
+   * A multi-line reply whose body comes in pieces (STAT of a folder): the first line now, each
+   * piece's lines as they come, each piece written once the client has read what waits unsent
+   * down to MAX_UNSENT_REPLIES, then the last line. Body lines start with a space, so none can end
+   * the reply (RFC 959, 4.2), and are sanitised as every reply line is. A failure after the first
+   * line ends the reply with its own code and says the listing is incomplete (a reply of another
+   * code there would be read as one more body line, and the client would wait for the end).
+   */
+  async replyStreamed(code: number, first: string, body: AsyncIterable<readonly string[]>, last: string): Promise<void> {
+    const latin1 = this.options.encoding === 'latin1';
+    const write = (text: string): void => {
+      if (!this.closed && !this.socket.destroyed) this.control.write(latin1 ? latin1Safe(text) : text, latin1 ? 'latin1' : 'utf8');
+    };
+    this.lastReplyCode = code;
+    write(`${code}-${sanitizeLine(first)}\r\n`);
+    try {
+      for await (const lines of body) {
+        if (this.closed) return;
+        let text = '';
+        for (const l of lines) text += ` ${sanitizeLine(l)}\r\n`;
+        write(text);
+        await this.roomForReplies();
+      }
+    } catch (err) {
+      const r = toReply(err);
+      if (!isExpected(err)) this.log.error({ err }, 'listing failed');
+      this.reply(code, `Listing incomplete: ${r.text}`);
+      return;
+    }
+    this.reply(code, last);
   }
 
   /** Reply, then close the control connection once the reply is flushed. */

@@ -32,6 +32,19 @@ test(`LIST, NLST and MLSD of ${COUNT} entries (${Math.ceil(COUNT / LISTING_BATCH
   t.true(mlsd.every((l) => l.startsWith('type=file;size=10;')));
 });
 
+test(`STAT of a folder of ${COUNT} entries: one 213 reply, every entry once in name order, each line indented`, async (t) => {
+  const { s, c } = await loggedIn(t);
+  fill(path.join(s.root, 'big'));
+  const r = await c.cmd('STAT big');
+  t.is(r.code, 213);
+  t.is(r.lines.length, COUNT + 2);
+  t.is(r.lines[0], '213-Status of /big:');
+  t.is(r.lines[COUNT + 1], '213 End of status.');
+  t.deepEqual(r.lines.slice(1, -1).map((l) => l.split(' ').pop()), names);
+  t.true(r.lines.slice(1, -1).every((l) => l.startsWith(' -rw')));
+  t.is((await c.cmd('NOOP')).code, 200, 'the replies stay in step');
+});
+
 test('a filesystem without readdirStream (memory) lists the same way, from readdir', async (t) => {
   const files: Record<string, string> = {};
   for (const n of names.slice(0, LISTING_BATCH + 3)) files[`/m/${n}`] = n;

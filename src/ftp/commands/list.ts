@@ -17,16 +17,6 @@ export function stripListFlags(arg: string): string {
   }
 }
 
-/** The entries a listing of `path` shows: a directory's contents, or the file itself. */
-export async function entriesOf(session: Session, path: string): Promise<DirEntry[]> {
-  const fs = session.requireFs();
-  const st = await fs.stat(path);
-  if (st.kind !== 'dir') return [{ name: ftpBasename(path), stat: await fs.lstat(path) }];
-  const entries = await fs.readdir(path);
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return entries;
-}
-
 /**
  * Names as listings show them. CR or LF would break every client's parser, and the other C0
  * controls and DEL would reach a terminal (`ls` in a command-line client: ESC sequences, BEL,
@@ -42,11 +32,6 @@ function escapeControl(c: string): string {
   if (c === '\n') return '\\n';
   if (c === '\0') return '\\0';
   return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-}
-
-export function listLines(entries: DirEntry[], utc: boolean): string[] {
-  const now = Date.now();
-  return entries.map((e) => listLine({ name: safeName(e.name), stat: e.stat }, now, utc));
 }
 
 /** Entries per batch of a streamed listing: lstat'ed, formatted and written together. */
