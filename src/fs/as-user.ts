@@ -34,6 +34,7 @@ import { promisify } from 'node:util';
 import { ConfigError } from '../config/errors';
 import { FsOp, errnoName, unixAddon, unixAddonReason, type Creds, type RawStat, type UnixAddon } from '../native/unix';
 import { fsError } from './errors';
+import { withPinned, withPinnedEntry } from './pin';
 import { Jail, type JailOwner } from './jail';
 import { kindOfMode } from './local';
 import { ftpIsWithin } from './paths';
@@ -175,40 +176,41 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
   async stat(path: string): Promise<FileStat> {
     const p = this.jail.clean(path, 'stat');
     const real = await this.jail.followExisting(p, 'stat');
-    return toFileStat(await this.call<RawStat>(FsOp.stat, 'stat', p, real));
+    return toFileStat(await withPinned(real, false, p, (q) => this.call<RawStat>(FsOp.stat, 'stat', p, q)));
   }
 
   async lstat(path: string): Promise<FileStat> {
     const p = this.jail.clean(path, 'lstat');
-    const real = p === '/' ? await this.jail.realRoot() : await this.jail.entry(p, 'lstat');
-    return toFileStat(await this.call<RawStat>(FsOp.lstat, 'lstat', p, real));
+    if (p === '/') return toFileStat(await this.call<RawStat>(FsOp.lstat, 'lstat', p, await this.jail.realRoot()));
+    const real = await this.jail.entry(p, 'lstat');
+    return toFileStat(await withPinnedEntry(real, p, (q) => this.call<RawStat>(FsOp.lstat, 'lstat', p, q)));
   }
 
   /** The entries with their lstat, read and stat'd as the user in one call. */
   async readdir(path: string): Promise<DirEntry[]> {
     const p = this.jail.clean(path, 'scandir');
     const dir = await this.jail.followExisting(p, 'scandir');
-    const [names, stats] = await this.call<[string[], RawStat[]]>(FsOp.readdir, 'scandir', p, dir);
+    const [names, stats] = await withPinned(dir, true, p, (q) => this.call<[string[], RawStat[]]>(FsOp.readdir, 'scandir', p, q));
     return names.map((name, i) => ({ name, stat: toFileStat(stats[i]) }));
   }
 
   async mkdir(path: string): Promise<void> {
     const p = this.jail.clean(path, 'mkdir');
     if (p === '/') throw fsError('EEXIST', 'mkdir', p);
-    await this.call(FsOp.mkdir, 'mkdir', p, await this.jail.entry(p, 'mkdir'), null, 0o777);
+    await withPinnedEntry(await this.jail.entry(p, 'mkdir'), p, (q) => this.call(FsOp.mkdir, 'mkdir', p, q, null, 0o777));
   }
 
   async rmdir(path: string): Promise<void> {
     const p = this.jail.clean(path, 'rmdir');
     if (p === '/') throw fsError('EPERM', 'rmdir', p);
-    await this.call(FsOp.rmdir, 'rmdir', p, await this.jail.entry(p, 'rmdir'));
+    await withPinnedEntry(await this.jail.entry(p, 'rmdir'), p, (q) => this.call(FsOp.rmdir, 'rmdir', p, q));
   }
 
   /** A directory gives EISDIR (the addon turns unlink's EPERM/EACCES on one into it). */
   async unlink(path: string): Promise<void> {
     const p = this.jail.clean(path, 'unlink');
     if (p === '/') throw fsError('EPERM', 'unlink', p);
-    await this.call(FsOp.unlink, 'unlink', p, await this.jail.entry(p, 'unlink'));
+    await withPinnedEntry(await this.jail.entry(p, 'unlink'), p, (q) => this.call(FsOp.unlink, 'unlink', p, q));
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -217,7 +219,7 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
     if (src === '/' || dst === '/') throw fsError('EPERM', 'rename', src === '/' ? src : dst);
     if (dst !== src && ftpIsWithin(src, dst)) throw fsError('EINVAL', 'rename', dst);
     const [realSrc, realDst] = await Promise.all([this.jail.entry(src, 'rename'), this.jail.entry(dst, 'rename')]);
-    await this.call(FsOp.rename, 'rename', src, realSrc, realDst);
+    await withPinnedEntry(realSrc, src, (a) => withPinnedEntry(realDst, dst, (b) => this.call(FsOp.rename, 'rename', src, a, b)));
   }
 
   /** Set the modification time, leaving the access time alone (only the owner may). */
@@ -225,12 +227,12 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
     const p = this.jail.clean(path, 'utime');
     const ms = mtime instanceof Date ? mtime.getTime() : NaN;
     if (!Number.isFinite(ms)) throw fsError('EINVAL', 'utime', p);
-    await this.call(FsOp.setMtime, 'utime', p, await this.jail.followExisting(p, 'utime'), null, ms);
+    await withPinned(await this.jail.followExisting(p, 'utime'), false, p, (q) => this.call(FsOp.setMtime, 'utime', p, q, null, ms));
   }
 
   async chmod(path: string, mode: number): Promise<void> {
     const p = this.jail.clean(path, 'chmod');
-    await this.call(FsOp.chmod, 'chmod', p, await this.jail.followExisting(p, 'chmod'), null, mode & 0o777);
+    await withPinned(await this.jail.followExisting(p, 'chmod'), false, p, (q) => this.call(FsOp.chmod, 'chmod', p, q, null, mode & 0o777));
   }
 
   /**
@@ -241,7 +243,7 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
   async openRead(path: string, offset: number): Promise<FileHandle> {
     const p = this.jail.clean(path, 'open');
     const real = await this.jail.followExisting(p, 'open');
-    const [fd, st] = await this.call<[number, RawStat]>(FsOp.open, 'open', p, real, null, fs.constants.O_RDONLY, 0);
+    const [fd, st] = await withPinned(real, false, p, (q) => this.call<[number, RawStat]>(FsOp.open, 'open', p, q, null, fs.constants.O_RDONLY, 0));
     return new AsUserFileHandle(this.addon, fd, Math.max(0, offset || 0), st[1]);
   }
 
@@ -256,11 +258,12 @@ export class AsUserFileSystem implements FileSystem, JailOwner {
     const loc = await this.jail.follow(p);
     const append = options.append === true;
     const offset = append ? 0 : Math.max(0, options.offset ?? 0);
-    let flags = fs.constants.O_WRONLY | fs.constants.O_CREAT;
+    // O_NOFOLLOW: what was checked has no symlink at its end (see LocalFileSystem.openWrite).
+    let flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW;
     if (options.exclusive) flags |= fs.constants.O_EXCL;
     else if (!append && offset === 0) flags |= fs.constants.O_TRUNC;
     if (append) flags |= fs.constants.O_APPEND;
-    const [fd, st] = await this.call<[number, RawStat]>(FsOp.open, 'open', p, loc.real, null, flags, 0o666);
+    const [fd, st] = await withPinnedEntry(loc.real, p, (q) => this.call<[number, RawStat]>(FsOp.open, 'open', p, q, null, flags, 0o666));
     if (append) return new AsUserFileHandle(this.addon, fd, st[1]);
     if (offset > 0) {
       // REST n then STOR: the upload replaces everything from n on.

@@ -504,6 +504,45 @@ test('as-user: symlinks out of the root are refused like LocalFileSystem does, i
   t.true(fs.existsSync(path.join(outside, 'secret.txt')));
 });
 
+test('as-user: a folder swapped for an outside symlink between the check and the call: nothing outside is written, made or removed', async (t) => {
+  const ops: Array<[string, (f: AsUserFileSystem) => Promise<unknown>]> = [
+    ['STOR a new file', (f) => putFile(f, '/d/new.txt', 'PWNED')],
+    ['MKD', (f) => f.mkdir('/d/made')],
+    ['DELE', (f) => f.unlink('/d/secret.txt')],
+    ['SITE CHMOD', (f) => f.chmod('/d/secret.txt', 0o666)],
+  ];
+  for (const [name, op] of ops) {
+    const { root, outside } = await aliceSandbox(t);
+    fs.mkdirSync(path.join(root, 'd'));
+    fs.writeFileSync(path.join(root, 'd', 'secret.txt'), 'inside');
+    fs.chownSync(path.join(root, 'd'), users.alice.uid, users.alice.gid);
+    fs.chownSync(path.join(root, 'd', 'secret.txt'), users.alice.uid, users.alice.gid);
+    fs.chmodSync(path.join(outside, 'secret.txt'), 0o600);
+    const fsys = asAlice(root);
+    // The swap right after the jail's check (follow or entry), as an FTP client racing RNFR/RNTO could.
+    const jail = (fsys as unknown as { jail: { follow: (p: string) => Promise<unknown>; entry: (p: string, s: string) => Promise<unknown> } }).jail;
+    let swapped = false;
+    const swap = async <T>(v: T): Promise<T> => {
+      if (!swapped) {
+        swapped = true;
+        fs.renameSync(path.join(root, 'd'), path.join(root, 'd-moved'));
+        fs.symlinkSync(outside, path.join(root, 'd'));
+      }
+      return v;
+    };
+    const follow = jail.follow.bind(jail);
+    const entry = jail.entry.bind(jail);
+    jail.follow = async (p) => swap(await follow(p));
+    jail.entry = async (p, s) => swap(await entry(p, s));
+    const code = await op(fsys).then(() => 'done', (err: { code?: string }) => String(err.code));
+    t.true(swapped, name);
+    t.true(code === 'FTPD_ERR_JAIL' || code === 'ENOENT', `${name}: ${code}`);
+    t.deepEqual(fs.readdirSync(outside), ['secret.txt'], name);
+    t.is(fs.readFileSync(path.join(outside, 'secret.txt'), 'utf8'), 'SECRET', name);
+    t.is(fs.statSync(path.join(outside, 'secret.txt')).mode & 0o777, 0o600, name);
+  }
+});
+
 test('as-user: the pool threads go back to root after acting as the user', async (t) => {
   const { root } = await aliceSandbox(t);
   const fsys = asAlice(root);
