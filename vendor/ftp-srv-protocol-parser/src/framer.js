@@ -173,18 +173,10 @@ class CommandFramer {
         this._tel = T_DATA;
         break;
       case T_SB:
-      case T_SB_IAC:
-        // FTP negotiates no Telnet option, so no real subnegotiation ever spans a line: it ends
-        // at IAC SE or at LF, which then ends the line. A client that sends the bytes FF FA
-        // undoubled in a name (latin1 "ÿú") would otherwise get no reply to anything again.
-        if (b === LF) {
-          this._tel = T_DATA;
-          this._data(LF, events);
-        } else if (this._tel === T_SB) {
-          if (b === IAC) this._tel = T_SB_IAC;
-        } else {
-          this._tel = b === SE ? T_DATA : T_SB;
-        }
+        if (b === IAC) this._tel = T_SB_IAC;
+        break;
+      default: // T_SB_IAC
+        this._tel = b === SE ? T_DATA : T_SB;
     }
   }
 
