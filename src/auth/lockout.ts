@@ -142,16 +142,22 @@ export class MemoryLockoutStore implements LockoutStore {
   private put(key: string, r: LockoutRecord): void {
     this.records.delete(key);
     this.records.set(key, r);
-    // Keys with a running ban go to the back instead, each at most once per eviction; when
-    // every key is banned, the oldest ban goes.
-    let spared = 0;
+    // The least recently touched key without a running ban goes first (never the key just
+    // put); only when every other key is banned does the oldest ban go. One pass, no re-insert.
     while (this.records.size > this.maxEntries) {
-      const [k, v] = this.records.entries().next().value as [string, LockoutRecord];
-      this.records.delete(k);
-      if (v.bannedUntil > this.now && spared < this.records.size) {
-        this.records.set(k, v);
-        spared++;
+      let victim: string | undefined;
+      let first: string | undefined;
+      for (const [k, v] of this.records) {
+        if (k === key) continue;
+        first ??= k;
+        if (v.bannedUntil <= this.now) {
+          victim = k;
+          break;
+        }
       }
+      const gone = victim ?? first;
+      if (gone === undefined) break;
+      this.records.delete(gone);
     }
   }
 }

@@ -1732,7 +1732,7 @@ static int reopen_same(int rootfd, const char *rel, int flags, int mode, uint64_
     close(fd); /* replaced meanwhile */
     return -ESTALE;
   }
-  if ((flags & O_TRUNC) && got->st_size != 0) {
+  if (flags & O_TRUNC) { /* also at size 0: the open's O_TRUNC set mtime, as the stream path does */
     if (ftruncate(fd, 0) < 0) {
       int e = errno;
       close(fd);

@@ -184,6 +184,18 @@ test('a full store keeps running bans: failures from fresh addresses and names d
   t.is(await h.attempt('alice', 'right', '198.51.100.11'), 'ok');
 });
 
+test('a store full of bans still counts a new key: the oldest ban goes, never the key just put', (t) => {
+  const store = new MemoryLockoutStore(3, 3_600_000);
+  const now = 1_000_000;
+  for (const k of ['a', 'b', 'c']) store.ban(k, now + 900_000);
+  store.get('a', now);
+  const r = store.addFailure('new', now, 600_000);
+  t.is(r.failures, 1);
+  t.is(store.get('new', now)?.failures, 1, 'the new key is kept');
+  t.is(store.get('a', now), undefined, 'the oldest ban went');
+  t.truthy(store.get('c', now)?.bannedUntil);
+});
+
 test('bans and delays are logged', async (t) => {
   const records: Array<{ level: string; msg?: string; fields: Record<string, unknown> }> = [];
   const at = (level: string) => (fields: object, msg?: string) => records.push({ level, msg, fields: fields as Record<string, unknown> });
