@@ -64,13 +64,14 @@ function entryPath(dir: string, n: string | Buffer): string | Buffer {
   return typeof n === 'string' ? `${dir}/${n}` : Buffer.concat([Buffer.from(`${dir}/`), n]);
 }
 
-async function readdirAt(dir: string): Promise<DirEntry[]> {
-  // Names only: every entry needs an lstat for size and mtime anyway, so
-  // the dirent types of withFileTypes would add nothing. A name that is not UTF-8 (latin1
-  // "caf\xe9", made by another program) is lstat'ed by its bytes: by its decoded name (U+FFFD)
-  // it was found missing and silently left out of listings, quota walks and folder copies. It
-  // is now listed (with U+FFFD), though no FTP path names it.
-  const names = await namesAt(dir);
+/**
+ * The entries named `names` in the directory `dir`, in that order, READDIR_CONCURRENCY lstats at a
+ * time. A name that is not UTF-8 (latin1 "caf\xe9", made by another program) is lstat'ed by its
+ * bytes: by its decoded name (U+FFFD) it was found missing and silently left out of listings, quota
+ * walks and folder copies. It is listed (with U+FFFD), though no FTP path names it. A name removed
+ * since it was read is simply gone.
+ */
+async function entriesAt(dir: string, names: Array<string | Buffer>): Promise<DirEntry[]> {
   const out: Array<DirEntry | undefined> = new Array(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -80,7 +81,6 @@ async function readdirAt(dir: string): Promise<DirEntry[]> {
       try {
         out[i] = { name: nameText(n), stat: toFileStat(await fsp.lstat(entryPath(dir, n))) };
       } catch (err) {
-        // Removed between readdir and lstat: it is simply gone.
         if (errCode(err) !== 'ENOENT') throw err;
       }
     }
@@ -90,6 +90,10 @@ async function readdirAt(dir: string): Promise<DirEntry[]> {
   await Promise.all(workers);
   return out.filter((e): e is DirEntry => e !== undefined);
 }
+
+// Names only: every entry needs an lstat for size and mtime anyway, so the dirent types of
+// withFileTypes would add nothing.
+const readdirAt = async (dir: string): Promise<DirEntry[]> => entriesAt(dir, await namesAt(dir));
 
 /** The FileStat of an fs.Stats. */
 export function toFileStat(st: Stats): FileStat {
@@ -426,7 +430,13 @@ export class LocalFileSystem implements FileSystem, JailOwner {
   async readdirStream(path: string, batch: number): Promise<AsyncIterable<DirEntry[]>> {
     const p = this.jail.clean(path, 'scandir');
     const dir = await this.jail.followExisting(p, 'scandir');
-    const names = await withPinned(dir, true, p, namesAt);
+    // A folder that can be read but not searched (r without x) gives its names but no entry's
+    // stat: that is found here, before the 150, with one lstat, and refused as readdir refuses it.
+    const names = await withPinned(dir, true, p, async (d) => {
+      const got = await namesAt(d);
+      if (got.length > 0) await entriesAt(d, got.slice(0, 1));
+      return got;
+    });
     const text = nameText;
     names.sort((a, b) => {
       const x = text(a);
@@ -437,21 +447,7 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     return (async function* batches(): AsyncGenerator<DirEntry[]> {
       const pinned = await pin(dir, true, p);
       try {
-        for (let i = 0; i < names.length; i += size) {
-          const got = await Promise.all(
-            names.slice(i, i + size).map(async (n): Promise<DirEntry | undefined> => {
-              try {
-                const st = await fsp.lstat(entryPath(pinned.path, n));
-                return { name: text(n), stat: toFileStat(st) };
-              } catch (err) {
-                // Removed since the names were read: it is simply gone.
-                if (errCode(err) !== 'ENOENT') throw err;
-                return undefined;
-              }
-            }),
-          );
-          yield got.filter((e): e is DirEntry => e !== undefined);
-        }
+        for (let i = 0; i < names.length; i += size) yield await entriesAt(pinned.path, names.slice(i, i + size));
       } finally {
         pinned.release();
       }

@@ -61,7 +61,11 @@ export function toReply(err: unknown): Reply {
     // A transfer failing on the disk (EIO), or with EINVAL (the file's or the engine's: a splice
     // refused mid-way, not a bad argument of the client's), failed here, not on the connection.
     if (LOCAL_TRANSFER_FAILURES.has(err.code)) return UNEXPECTED;
-    return (Object.hasOwn(BY_CODE, err.code) && BY_CODE[err.code]) || { code: 426, text: 'Transfer failed.' };
+    const r = Object.hasOwn(BY_CODE, err.code) ? BY_CODE[err.code] : undefined;
+    if (!r) return { code: 426, text: 'Transfer failed.' };
+    // After a 150 a file-side refusal is no 550 or 553 (RFC 959 lists neither there): an lstat
+    // refused in a listing's tenth batch, a read refused mid-file. 451 says the server gave up.
+    return r.code === 550 || r.code === 553 ? { code: 451, text: r.text } : r;
   }
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && Object.hasOwn(BY_CODE, code)) return BY_CODE[code];

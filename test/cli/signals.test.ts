@@ -7,6 +7,8 @@ import type { TLSSocket } from 'node:tls';
 import test, { type ExecutionContext } from 'ava';
 import { Client, FTPError } from 'basic-ftp';
 import { makeCert } from '../../src/cli';
+import { loggedIn } from '../helpers/data-client';
+import { readAll } from '../helpers/line-client';
 import { eventually, login, runCli, startDaemon, tmpDir } from './_daemon';
 
 function writeConfig(dir: string, text: string): string {
@@ -249,4 +251,36 @@ test('runAs: a config file or usersFile the dropped user cannot read stops the s
   const d = await startDaemon(t, ['--config', file]);
   await (await login(t, d.port, 'bob', 'pw-bob')).list();
   t.pass();
+});
+
+test('runAs: a folder the dropped user may read but not search is refused with 550 before any 150 (LIST, MLSD, NLST), and STAT says 550', async (t) => {
+  const dir = runAsDir(t);
+  if (dir === null) return;
+  // r-- for nobody: its names can be read, no entry in it can be stat'ed.
+  const folder = path.join(dir, 'home', 'names-only');
+  fs.mkdirSync(folder);
+  fs.writeFileSync(path.join(folder, 'a.txt'), 'A');
+  fs.chmodSync(folder, 0o744);
+  const file = writeConfig(
+    dir,
+    `server:\n  host: 127.0.0.1\n  port: 0\n  runAs: { user: nobody, group: nogroup }\n` +
+      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n${users('alice').replace(/^/gm, '    ').trimEnd()}\n` +
+      `logging: { level: info }\n`,
+  );
+  const d = await startDaemon(t, ['--config', file]);
+  const c = await loggedIn(d.port, 'alice', 'pw-alice');
+  t.teardown(() => c.close());
+  for (const verb of ['LIST', 'MLSD', 'NLST']) {
+    const data = await c.epsvConnect();
+    const r = await c.cmd(`${verb} names-only`);
+    t.is(r.code, 550, `${verb}: ${r.code} ${r.text}`);
+    data.destroy();
+  }
+  t.is((await c.cmd('STAT names-only')).code, 550);
+  // The session goes on, and a folder it can search lists as before.
+  const data = await c.epsvConnect();
+  const r = await c.cmd('NLST');
+  t.is(r.code, 125, 'the data connection is already open');
+  t.is((await readAll(data)).toString(), 'names-only\r\n');
+  t.is((await c.read())?.code, 226);
 });

@@ -95,3 +95,31 @@ test('a folder whose names cannot be read is refused before any 150 (550), and a
     t.is((await fetch(c, `${verb} nope`)).first.code, 550, `${verb} of a missing folder`);
   }
 });
+
+test('a listing that fails after its 150 (a later batch refused) ends with 451, not 550, and the session goes on', async (t) => {
+  const { s, c } = await loggedIn(t, {
+    fileSystem: (_user, home) => {
+      const lfs = new LocalFileSystem(home);
+      const real = lfs.readdirStream.bind(lfs);
+      lfs.readdirStream = async (p, batch) => {
+        const inner = await real(p, batch);
+        return (async function* failing() {
+          let n = 0;
+          for await (const b of inner) {
+            if (++n === 3) throw Object.assign(new Error('EACCES: lstat'), { code: 'EACCES' });
+            yield b;
+          }
+        })();
+      };
+      return lfs;
+    },
+  });
+  fill(path.join(s.root, 'big'));
+  for (const verb of ['LIST', 'NLST', 'MLSD']) {
+    const r = await fetch(c, `${verb} big`);
+    t.is(r.first.code, 125, verb);
+    t.is(r.final?.code, 451, `${verb}: ${r.final?.code} ${r.final?.text}`);
+    t.true(lines(r.data).length <= 2 * LISTING_BATCH, `${verb}: at most the two batches before the failure`);
+  }
+  t.is((await c.cmd('NOOP')).code, 200);
+});
