@@ -106,6 +106,19 @@ test('NUL inside an argument is 501 and the session continues', async (t) => {
   t.deepEqual(fs.readdirSync(s.root), []);
 });
 
+test('a Telnet subnegotiation (IAC SB) not ended before the line ends: the whole line is 501, nothing is deleted, and the session answers the next command', async (t) => {
+  const { s, c } = await loggedIn(t);
+  fs.writeFileSync(path.join(s.root, 'a'), 'A');
+  fs.writeFileSync(path.join(s.root, 'ab.txt'), 'AB');
+  c.send(Buffer.concat([Buffer.from('DELE a'), Buffer.from([0xff, 0xfa]), Buffer.from('b.txt\r\n')]));
+  const r = await c.read();
+  t.is(r?.code, 501, `${r?.code} ${r?.text}`);
+  t.is(r?.text, 'Syntax error: Telnet subnegotiation without IAC SE.');
+  t.is((await c.cmd('NOOP')).code, 200, 'the next line is a command again (the session had ignored them until its idle timeout)');
+  t.true(fs.existsSync(path.join(s.root, 'a')), 'the truncated line was not run');
+  t.true(fs.existsSync(path.join(s.root, 'ab.txt')));
+});
+
 test('a bare CR inside an argument is 501, never a line break; nothing is echoed', async (t) => {
   const { s, c } = await loggedIn(t);
   fs.writeFileSync(path.join(s.root, 'keep.txt'), 'keep');

@@ -31,6 +31,7 @@ const STRAY_CR = { code: 501, reason: 'Syntax error: stray CR in command line.' 
 const HAS_NUL = { code: 501, reason: 'Syntax error: NUL byte in command line.' };
 const BAD_VERB = { code: 500, reason: 'Syntax error.' };
 const BAD_UTF8 = { code: 501, reason: 'Syntax error: command line is not valid UTF-8.' };
+const UNENDED_SB = { code: 501, reason: 'Syntax error: Telnet subnegotiation without IAC SE.' };
 
 const DEFAULT_MAX = 8192;
 const INITIAL_CAPACITY = 256;
@@ -174,10 +175,24 @@ class CommandFramer {
         break;
       case T_SB:
         if (b === IAC) this._tel = T_SB_IAC;
+        else if (b === LF) this._unendedSubnegotiation(events);
         break;
       default: // T_SB_IAC
-        this._tel = b === SE ? T_DATA : T_SB;
+        if (b === LF) this._unendedSubnegotiation(events);
+        else this._tel = b === SE ? T_DATA : T_SB;
     }
+  }
+
+  // FTP negotiates no Telnet option, so no client sends IAC SB, and a subnegotiation's body
+  // holding LF is taken as one never ended: the whole line is refused at that LF, and the
+  // bytes after it frame the next line. Without this the session ignored every later command
+  // until its idle timeout. The line is refused, not run without its tail: "DELE a\xff\xfab.txt"
+  // must not delete "a".
+  _unendedSubnegotiation(events) {
+    this._tel = T_DATA;
+    this._cr = false;
+    this._refuse(UNENDED_SB);
+    this._endLine(events);
   }
 
   // One data byte (after Telnet removal) on the slow path.

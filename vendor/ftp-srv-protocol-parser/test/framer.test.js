@@ -197,7 +197,14 @@ test('other two-byte commands (AO, AYT, NOP, GA, EL) are removed', (t) => {
 });
 
 test('a subnegotiation IAC SB ... IAC SE is removed, IAC IAC inside included', (t) => {
-  assertSplitInvariant(t, 'SY\xff\xfa\x18\x00\r\nxx\xff\xffyy\xff\xf0ST\r\n', [cmd('SYST', '', 'SYST')]);
+  assertSplitInvariant(t, 'SY\xff\xfa\x18\x00\rxx\xff\xffyy\xff\xf0ST\r\n', [cmd('SYST', '', 'SYST')]);
+});
+
+test('a subnegotiation not ended before LF refuses its whole line (501), and the next line is framed as usual', (t) => {
+  const refused = { type: 'error', code: 501, reason: 'Syntax error: Telnet subnegotiation without IAC SE.' };
+  assertSplitInvariant(t, 'DELE a\xff\xfab.txt\r\nNOOP\r\n', [refused, cmd('NOOP', '', 'NOOP')]);
+  assertSplitInvariant(t, 'DELE a\xff\xfab\xff\r\nNOOP\r\n', [refused, cmd('NOOP', '', 'NOOP')]);
+  assertSplitInvariant(t, '\xff\xfa\x18\nPWD\r\n', [refused, cmd('PWD', '', 'PWD')]);
 });
 
 // --- ABOR sent as urgent data (LF lost) ---
