@@ -329,8 +329,10 @@ export function maskSecrets(node: SchemaNode, value: unknown): unknown {
 
 /** postgres://user:secret@host/db → postgres://user:********@host/db; key=value strings get password=******** . */
 export function maskUrlPassword(s: string): string {
-  // The password runs to the last @ of the authority (before the first /), as pg reads it.
-  const url = /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^/]*)(@)/i.exec(s);
+  // The password runs to the last @ of the authority (before the first /), as pg reads it. A
+  // password with an unencoded / (which pg refuses as an invalid URL) runs to the string's last
+  // @: masking a path's @ too is better than showing the password.
+  const url = /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^/]*)(@)/i.exec(s) ?? /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)(.*)(@)/is.exec(s);
   let out = url ? `${url[1]}********${url[3]}${s.slice(url[0].length)}` : s;
   out = out.replace(/([?&\s]|^)(password=)([^&\s]*)/gi, (_m, a: string, b: string) => `${a}${b}********`);
   return out;

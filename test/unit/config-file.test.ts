@@ -443,6 +443,9 @@ test('check-config output masks passwords, hashes and connection-string password
   // pg reads the password up to the last @ of the authority.
   const at2 = loadConfigFile(write(dir, 'q.yaml', `authorizer:\n  type: postgres\n  connectionString: postgres://ftp:Tr0ub@dor@3-horse@db:5432/ftp\n`));
   t.is((effectiveConfig(at2).authorizer as Record<string, unknown>).connectionString, 'postgres://ftp:********@db:5432/ftp');
+  // An unencoded / in the password (pg refuses the URL, and the config is shown to say why).
+  const slash = loadConfigFile(write(dir, 's.yaml', `authorizer:\n  type: postgres\n  connectionString: postgres://ftp:se/cr@t@db:5432/ftp\n`));
+  t.is((effectiveConfig(slash).authorizer as Record<string, unknown>).connectionString, 'postgres://ftp:********@db:5432/ftp');
 });
 
 test('errors never echo a secret: a password of the wrong type, inside ${ }, or read as a YAML alias', (t) => {
