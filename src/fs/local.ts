@@ -376,6 +376,16 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     return this.info;
   }
 
+  /**
+   * A filesystem of the same class jailed at `folder` (an FTP path inside this one), for
+   * SubtreeFileSystem: made with `new this.constructor(join(root, folder))`. A subclass whose
+   * constructor takes more than the root overrides this.
+   */
+  subtree(folder: string): LocalFileSystem {
+    const Kind = this.constructor as new (root: string) => LocalFileSystem;
+    return new Kind(nodePath.join(this.root, folder));
+  }
+
   /** Build a filesystem and check its root now (exists, is a directory). */
   static async create(root: string): Promise<LocalFileSystem> {
     const lfs = new LocalFileSystem(root);

@@ -1,4 +1,3 @@
-import * as nodePath from 'node:path';
 import { sortedBatches } from './batches';
 import { fsError } from './errors';
 import { LocalFileSystem } from './local';
@@ -23,12 +22,13 @@ export class SubtreeFileSystem implements FileSystem {
    * Over a LocalFileSystem the view is a LocalFileSystem jailed at the folder itself: prefixing
    * alone left the jail at the shared store, so a symlink in one user's folder (a relative
    * `sub/up -> ..` moved up a level by RNFR/RNTO is enough) led into the other users' folders.
+   * A subclass of LocalFileSystem stays that subclass (`LocalFileSystem.subtree`).
    */
   constructor(inner: FileSystem, folder: string) {
     if (folder.includes('\0')) throw fsError('FTPD_ERR_BADNAME', 'subtree', folder);
     const base = resolveFtpPath('/', folder);
     if (inner instanceof LocalFileSystem && base !== '/') {
-      this.inner = new LocalFileSystem(nodePath.join(inner.root, base));
+      this.inner = inner.subtree(base);
       this.base = '/';
     } else {
       this.inner = inner;

@@ -62,3 +62,24 @@ test('subtree over a LocalFileSystem: a symlink in one home never leads into ano
   t.is(fs.readFileSync(path.join(store, 'users', 'alice', 'a.txt'), 'utf8'), 'from alice');
   t.is((await getFile(alice, '/a.txt')).toString(), 'from alice');
 });
+
+test('subtree over a subclass of LocalFileSystem: the view keeps the subclass (its overrides still apply), jailed at the folder', async (t) => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpd-store-'));
+  t.teardown(() => fs.rmSync(store, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(store, 'users', 'alice'), { recursive: true });
+  const removed: string[] = [];
+  // An embedder's store that records deletions (an audit trail, a trash folder...).
+  class Audited extends LocalFileSystem {
+    async unlink(p: string): Promise<void> {
+      removed.push(p);
+      await super.unlink(p);
+    }
+  }
+  const alice = new SubtreeFileSystem(new Audited(store), '/users/alice');
+  await putFile(alice, '/a.txt', 'x');
+  await alice.unlink('/a.txt');
+  t.deepEqual(removed, ['/a.txt'], 'the override ran, with the path of the view');
+  t.false(fs.existsSync(path.join(store, 'users', 'alice', 'a.txt')));
+  fs.symlinkSync('..', path.join(store, 'users', 'alice', 'up'));
+  t.is(await codeOf(t, alice.readdir('/up')), 'FTPD_ERR_JAIL', 'jailed at the folder, not at the store');
+});
