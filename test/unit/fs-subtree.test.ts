@@ -70,7 +70,7 @@ test('subtree over a subclass of LocalFileSystem: the view keeps the subclass (i
   const removed: string[] = [];
   // An embedder's store that records deletions (an audit trail, a trash folder...).
   class Audited extends LocalFileSystem {
-    async unlink(p: string): Promise<void> {
+    override async unlink(p: string): Promise<void> {
       removed.push(p);
       await super.unlink(p);
     }
