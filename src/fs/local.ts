@@ -64,14 +64,51 @@ function entryPath(dir: string, n: string | Buffer): string | Buffer {
   return typeof n === 'string' ? `${dir}/${n}` : Buffer.concat([Buffer.from(`${dir}/`), n]);
 }
 
+/** Names per lstatMany call (one pool job), and such calls in flight at once for a long readdir. */
+const LSTAT_CHUNK = 256;
+const LSTAT_JOBS = 2;
+
 /**
- * The entries named `names` in the directory `dir`, in that order, READDIR_CONCURRENCY lstats at a
- * time. A name that is not UTF-8 (latin1 "caf\xe9", made by another program) is lstat'ed by its
- * bytes: by its decoded name (U+FFFD) it was found missing and silently left out of listings, quota
- * walks and folder copies. It is listed (with U+FFFD), though no FTP path names it. A name removed
- * since it was read is simply gone.
+ * The entries named `names` in the directory `dir`, in that order. A name that is not UTF-8
+ * (latin1 "caf\xe9", made by another program) is lstat'ed by its bytes: by its decoded name
+ * (U+FFFD) it was found missing and silently left out of listings, quota walks and folder
+ * copies. It is listed (with U+FFFD), though no FTP path names it. A name removed since it was
+ * read is simply gone.
+ *
+ * `batched` (a local filesystem, and the addon loaded): LSTAT_CHUNK names a pool job
+ * (`lstatMany`: the directory opened once, fstatat per name), else READDIR_CONCURRENCY
+ * fs.lstat calls at a time. On a network filesystem one job's stats would run one after another,
+ * where separate calls overlap their round trips.
  */
-async function entriesAt(dir: string, names: Array<string | Buffer>): Promise<DirEntry[]> {
+async function entriesAt(dir: string, names: Array<string | Buffer>, batched: boolean): Promise<DirEntry[]> {
+  const many = batched ? lstatManyOp() : null;
+  if (many) {
+    const out: DirEntry[] = [];
+    const chunks: Array<Array<string | Buffer>> = [];
+    for (let i = 0; i < names.length; i += LSTAT_CHUNK) chunks.push(names.slice(i, i + LSTAT_CHUNK));
+    const answers: Array<Array<JailedStat | string>> = new Array(chunks.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length) {
+        const i = next++;
+        answers[i] = await many(dir, chunks[i]);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LSTAT_JOBS, chunks.length) }, worker));
+    for (let c = 0; c < chunks.length; c++) {
+      const chunk = chunks[c];
+      const got = answers[c];
+      for (let i = 0; i < chunk.length; i++) {
+        const st = got[i];
+        if (typeof st === 'string') {
+          if (st === 'ENOENT') continue;
+          throw Object.assign(new Error(`${st}: lstat`), { code: st, syscall: 'lstat' });
+        }
+        out.push({ name: nameText(chunk[i]), stat: jailedFileStat(st) });
+      }
+    }
+    return out;
+  }
   const out: Array<DirEntry | undefined> = new Array(names.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -93,7 +130,7 @@ async function entriesAt(dir: string, names: Array<string | Buffer>): Promise<Di
 
 // Names only: every entry needs an lstat for size and mtime anyway, so the dirent types of
 // withFileTypes would add nothing.
-const readdirAt = async (dir: string): Promise<DirEntry[]> => entriesAt(dir, await namesAt(dir));
+const readdirAt = async (dir: string, batched: boolean): Promise<DirEntry[]> => entriesAt(dir, await namesAt(dir), batched);
 
 /** The FileStat of an fs.Stats. */
 export function toFileStat(st: Stats): FileStat {
@@ -121,6 +158,20 @@ function jailedFs(): JailedFs | null {
     }
   }
   return jailedOps;
+}
+
+/** The addon's lstatMany, loaded on first use; null without it. */
+let lstatManyLoaded: typeof import('../native').lstatMany | undefined;
+function lstatManyOp(): typeof import('../native').lstatMany {
+  if (lstatManyLoaded === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      lstatManyLoaded = (require('../native') as { lstatMany?: typeof import('../native').lstatMany }).lstatMany ?? null;
+    } catch {
+      lstatManyLoaded = null;
+    }
+  }
+  return lstatManyLoaded;
 }
 
 /** The FileStat of what a jailed operation reached (the same figures toFileStat takes from fs.Stats). */
@@ -427,7 +478,8 @@ export class LocalFileSystem implements FileSystem, JailOwner {
 
   async readdir(path: string): Promise<DirEntry[]> {
     const p = this.jail.clean(path, 'scandir');
-    return withPinned(await this.jail.followExisting(p, 'scandir'), true, p, (dir) => readdirAt(dir));
+    const local = (await this.rootInfo()).local;
+    return withPinned(await this.jail.followExisting(p, 'scandir'), true, p, (dir) => readdirAt(dir, local));
   }
 
   /**
@@ -440,11 +492,12 @@ export class LocalFileSystem implements FileSystem, JailOwner {
   async readdirStream(path: string, batch: number): Promise<AsyncIterable<DirEntry[]>> {
     const p = this.jail.clean(path, 'scandir');
     const dir = await this.jail.followExisting(p, 'scandir');
+    const local = (await this.rootInfo()).local;
     // A folder that can be read but not searched (r without x) gives its names but no entry's
     // stat: that is found here, before the 150, with one lstat, and refused as readdir refuses it.
     const names = await withPinned(dir, true, p, async (d) => {
       const got = await namesAt(d);
-      if (got.length > 0) await entriesAt(d, got.slice(0, 1));
+      if (got.length > 0) await entriesAt(d, got.slice(0, 1), local);
       return got;
     });
     const text = nameText;
@@ -457,7 +510,7 @@ export class LocalFileSystem implements FileSystem, JailOwner {
     return (async function* batches(): AsyncGenerator<DirEntry[]> {
       const pinned = await pin(dir, true, p);
       try {
-        for (let i = 0; i < names.length; i += size) yield await entriesAt(pinned.path, names.slice(i, i + size));
+        for (let i = 0; i < names.length; i += size) yield await entriesAt(pinned.path, names.slice(i, i + size), local);
       } finally {
         pinned.release();
       }

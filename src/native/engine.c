@@ -2053,6 +2053,161 @@ static napi_value js_fsop(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * lstatMany(dir, names, cb) lstats each name of `names` (strings, or Buffers for names that are
+ * not UTF-8; none may hold '/' or NUL) in the directory `dir` on one libuv pool thread:
+ * dir is opened O_PATH | O_DIRECTORY once, then fstatat(AT_SYMLINK_NOFOLLOW) per name.
+ * A listing's batch of 256 entries is one pool round trip instead of 256, and no fs.Stats
+ * is made for it. cb(errno, values): errno is 0 or the open's positive errno; values is a
+ * Float64Array of LSTAT_FIELDS numbers per name: the name's errno (0 when stat'ed), then
+ * mode, size, mtime in ms, uid, gid, nlink, dev, ino (as the fsop answer).
+ * The caller passes a path it has pinned (src/fs/pin.ts), so `dir` is what it checked.
+ */
+#define LSTAT_FIELDS 9
+#define LSTAT_MAX_NAMES 4096
+
+typedef struct {
+  napi_async_work work;
+  napi_ref cb;
+  char *dir;
+  char *names; /* n NUL-terminated names, one after another */
+  uint32_t n;
+  double *out;
+  int err;
+} lstatmany_t;
+
+static void lstatmany_execute(napi_env env, void *data) {
+  (void)env;
+  lstatmany_t *r = data;
+  int dirfd = open(r->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0) {
+    r->err = errno;
+    return;
+  }
+  const char *name = r->names;
+  for (uint32_t i = 0; i < r->n; i++) {
+    struct stat st;
+    double *v = r->out + (size_t)i * LSTAT_FIELDS;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      v[0] = (double)errno;
+    } else {
+      v[0] = 0;
+      v[1] = (double)st.st_mode;
+      v[2] = (double)st.st_size;
+      v[3] = (double)st.st_mtim.tv_sec * 1e3 + (double)st.st_mtim.tv_nsec / 1e6;
+      v[4] = (double)st.st_uid;
+      v[5] = (double)st.st_gid;
+      v[6] = (double)st.st_nlink;
+      v[7] = (double)st.st_dev;
+      v[8] = (double)st.st_ino;
+    }
+    name += strlen(name) + 1;
+  }
+  close(dirfd);
+  r->err = 0;
+}
+
+static void lstatmany_free(lstatmany_t *r) {
+  free(r->dir);
+  free(r->names);
+  free(r->out);
+  free(r);
+}
+
+static void lstatmany_complete(napi_env env, napi_status status, void *data) {
+  lstatmany_t *r = data;
+  napi_value cb = NULL, undef, argv[2];
+  if (napi_get_reference_value(env, r->cb, &cb) != napi_ok) cb = NULL;
+  if (cb) {
+    napi_get_undefined(env, &undef);
+    int err = status == napi_ok ? r->err : ECANCELED;
+    napi_create_int32(env, err, &argv[0]);
+    size_t bytes = (size_t)r->n * LSTAT_FIELDS * sizeof(double);
+    void *ab_data = NULL;
+    napi_value ab;
+    if (err == 0 && napi_create_arraybuffer(env, bytes, &ab_data, &ab) == napi_ok) {
+      if (bytes) memcpy(ab_data, r->out, bytes);
+      napi_create_typedarray(env, napi_float64_array, (size_t)r->n * LSTAT_FIELDS, ab, 0, &argv[1]);
+    } else {
+      napi_get_null(env, &argv[1]);
+      if (err == 0) napi_create_int32(env, ENOMEM, &argv[0]);
+    }
+    napi_call_function(env, undef, cb, 2, argv, NULL);
+  }
+  napi_delete_reference(env, r->cb);
+  napi_delete_async_work(env, r->work);
+  lstatmany_free(r);
+}
+
+/* The bytes of a name (a string as UTF-8, or a Buffer) into dst (NULL: measure); -1 if unusable. */
+static int64_t name_bytes(napi_env env, napi_value v, char *dst, size_t room) {
+  bool is = false;
+  size_t n = 0;
+  if (napi_is_buffer(env, v, &is) == napi_ok && is) {
+    void *data = NULL;
+    if (napi_get_buffer_info(env, v, &data, &n) != napi_ok) return -1;
+    if (dst) {
+      if (n + 1 > room) return -1;
+      memcpy(dst, data, n);
+      dst[n] = 0;
+    }
+    if (n == 0 || memchr(data, 0, n) || memchr(data, '/', n)) return -1;
+    return (int64_t)n;
+  }
+  if (napi_get_value_string_utf8(env, v, dst, dst ? room : 0, &n) != napi_ok) return -1;
+  if (dst && (n == 0 || strlen(dst) != n || strchr(dst, '/'))) return -1;
+  return (int64_t)n;
+}
+
+/* lstatMany(dir, names, cb) -> undefined; see above. */
+static napi_value js_lstat_many(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (args_with_callback(env, info, argv, 3, "lstatMany") != 0) return NULL;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      n > LSTAT_MAX_NAMES) {
+    napi_throw_range_error(env, NULL, "lstatMany: names must be an array of at most 4096 names");
+    return NULL;
+  }
+  lstatmany_t *r = calloc(1, sizeof *r);
+  if (!r) goto oom;
+  r->n = n;
+  r->dir = arg_str(env, argv[0]);
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    int64_t len = napi_get_element(env, argv[1], i, &v) == napi_ok ? name_bytes(env, v, NULL, 0) : -1;
+    if (len < 0) goto bad;
+    total += (size_t)len + 1;
+  }
+  if (!r->dir || !r->dir[0]) goto bad;
+  r->names = malloc(total ? total : 1);
+  r->out = calloc((size_t)(n ? n : 1) * LSTAT_FIELDS, sizeof(double));
+  if (!r->names || !r->out) goto oom;
+  char *at = r->names;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    napi_get_element(env, argv[1], i, &v);
+    int64_t len = name_bytes(env, v, at, total - (size_t)(at - r->names));
+    if (len < 0) goto bad;
+    at += len + 1;
+  }
+  if (queue_pool_work(env, "ftpdlib:lstatMany", argv[2], lstatmany_execute, lstatmany_complete, r, &r->cb, &r->work) != 0) {
+    lstatmany_free(r);
+    napi_throw_error(env, NULL, "lstatMany: could not queue");
+  }
+  return NULL;
+bad:
+  lstatmany_free(r);
+  napi_throw_range_error(env, NULL, "lstatMany: bad argument (a directory, and names without '/' or NUL)");
+  return NULL;
+oom:
+  if (r) lstatmany_free(r);
+  napi_throw_error(env, NULL, "lstatMany: out of memory");
+  return NULL;
+}
+
+/*
  * copyRange(infd, outfd, inOff, outOff, len, cb) copies up to `len` bytes from `infd` at
  * `inOff` to `outfd` at `outOff`, file to file, on a libuv pool thread, for the server-side
  * copy (SITE CPFR/CPTO). Neither descriptor's file position moves. It uses copy_file_range(2):
@@ -2219,6 +2374,7 @@ NAPI_MODULE_INIT() {
     {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsopCached", NULL, js_fsop_cached, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lstatMany", NULL, js_lstat_many, NULL, NULL, NULL, napi_enumerable, NULL},
     {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

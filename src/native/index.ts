@@ -154,6 +154,7 @@ interface Addon {
   trimMemory?(): number;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
   fsopCached?(op: number, root: string, rel: string): number[] | undefined;
+  lstatMany?(dir: string, names: Array<string | Buffer>, cb: (errno: number, values: Float64Array | null) => void): void;
   copyRange?(infd: number, outfd: number, inOff: number, outOff: number, len: number, cb: (errno: number, copied: number, via: number) => void): void;
 }
 
@@ -609,6 +610,43 @@ export const jailedFs: JailedFs | null =
         statCached: (root, rel) => cached(FSOP_STAT, root, rel),
         openReadCached: (root, rel) => cached(FSOP_READ, root, rel),
       }
+    : null;
+
+/** Numbers per name in lstatMany's answer: errno, then the JailedStat fields in their order. */
+const LSTAT_FIELDS = 9;
+let lstatManyJobs = 0;
+/** How many lstatMany jobs this process has queued (for tests that prove the batched path was taken). */
+export const lstatManyCount = (): number => lstatManyJobs;
+
+/**
+ * lstat each of `names` (as readdir gave them: strings, or Buffers for names that are not UTF-8)
+ * in the directory `dir` in one pool round trip: the directory opened once, then fstatat per
+ * name. Each answer is the stat, or the error code of that name (ENOENT: removed since it was
+ * read). Rejects when `dir` cannot be opened. Null without the addon (use fs.lstat per name).
+ * A listing's batch of 256 had been 256 pool round trips, each with an fs.Stats: LIST of
+ * 100,000 entries on that path spent about 2.4 s of CPU in lstat calls alone.
+ */
+export const lstatMany: ((dir: string, names: ReadonlyArray<string | Buffer>) => Promise<Array<JailedStat | string>>) | null =
+  addon && typeof addon.lstatMany === 'function' && process.env.FTPDLIB_NO_LSTAT_MANY !== '1'
+    ? (dir, names) =>
+        new Promise((resolve, reject) => {
+          addon.lstatMany!(dir, names as Array<string | Buffer>, (errno, v) => {
+            if (errno !== 0 || !v) {
+              const code = getSystemErrorName(-(errno || 12));
+              reject(Object.assign(new Error(`${code}: open '${dir}'`), { code, errno: -errno, syscall: 'open', path: dir }));
+              return;
+            }
+            const out: Array<JailedStat | string> = new Array(names.length);
+            for (let i = 0, o = 0; i < names.length; i++, o += LSTAT_FIELDS) {
+              out[i] =
+                v[o] !== 0
+                  ? getSystemErrorName(-v[o])
+                  : { mode: v[o + 1], size: v[o + 2], mtimeMs: v[o + 3], uid: v[o + 4], gid: v[o + 5], nlink: v[o + 6], dev: v[o + 7], ino: v[o + 8] };
+            }
+            resolve(out);
+          });
+          lstatManyJobs++;
+        })
     : null;
 
 /** How copyRange moved the bytes. */
