@@ -23,6 +23,7 @@
  * cannot grow it without limit; its own address key is touched on every attempt and stays. A
  * store shared by a cluster (Redis, a database) can replace it through the same small interface.
  */
+import { isIPv6 } from 'node:net';
 import { ConfigError } from '../config/errors';
 import { AuthenticationFailedError } from './errors';
 import { authLogger, type AuthLogger } from './log';
@@ -66,6 +67,12 @@ export interface LockoutOptions {
   delayMax?: number;
   /** Which keys to count: both (default), or the client address only. */
   keys?: 'address+user' | 'address';
+  /**
+   * An IPv6 client is counted by its network of this many leading bits, 1 to 128. Default 64:
+   * one host or home gets a whole /64, and keyed by /128 it could take a fresh address for every
+   * guess and never be banned. An IPv4-mapped address (::ffff:192.0.2.1) counts as its IPv4.
+   */
+  ipv6Prefix?: number;
   /** Keys the default in-memory store keeps at most. Default 10000. Ignored with `store`. */
   maxEntries?: number;
   /** Replace the in-memory store. */
@@ -170,6 +177,50 @@ function num(value: unknown, fallback: number, key: string, min: number, integer
   return value;
 }
 
+/**
+ * The 16 bytes of an IPv6 address, or null when `a` is not one (a zone, "%eth0", is dropped).
+ * Handles "::" anywhere and a trailing dotted IPv4 ("::ffff:192.0.2.1", "64:ff9b::192.0.2.1").
+ */
+export function ipv6Bytes(a: string): Uint8Array | null {
+  const text = a.split('%')[0];
+  if (!isIPv6(text)) return null;
+  let head = text;
+  const tail: number[] = [];
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(head);
+  if (v4) {
+    head = head.slice(0, v4.index) + '0:0';
+    tail.push(...v4.slice(1, 5).map(Number));
+  }
+  const [left, right] = head.split('::');
+  const groups = (x: string | undefined): number[] => (x ? x.split(':').map((g) => parseInt(g, 16)) : []);
+  const l = groups(left);
+  const r = right === undefined ? [] : groups(right);
+  const all = right === undefined ? l : [...l, ...new Array<number>(8 - l.length - r.length).fill(0), ...r];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  if (tail.length) out.set(tail, 12);
+  return out;
+}
+
+/**
+ * The address part of a lockout key: an IPv4 address as it is; an IPv6 one as its network of
+ * `prefix` bits ("2001:db8:1:2::/64"); an IPv4-mapped IPv6 address as its IPv4.
+ */
+export function addressKey(address: string | undefined, prefix: number): string {
+  if (!address) return 'unknown';
+  const b = ipv6Bytes(address);
+  if (!b) return address;
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  for (let bit = prefix; bit < 128; bit++) b[bit >> 3] &= ~(0x80 >> (bit & 7));
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));
+  // The shortest form is not needed, only one form per network: 8 groups, always.
+  return `${groups.join(':')}/${prefix}`;
+}
+
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class LockoutAuthorizer implements Authorizer {
@@ -180,6 +231,7 @@ export class LockoutAuthorizer implements Authorizer {
   private readonly delayBaseMs: number;
   private readonly delayMaxMs: number;
   private readonly byUser: boolean;
+  private readonly ipv6Prefix: number;
   private readonly log: AuthLogger;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -202,6 +254,8 @@ export class LockoutAuthorizer implements Authorizer {
     const keys = options.keys ?? 'address+user';
     if (keys !== 'address+user' && keys !== 'address') throw new ConfigError('lockout.keys', '"address+user" or "address"');
     this.byUser = keys === 'address+user';
+    this.ipv6Prefix = num(options.ipv6Prefix, 64, 'lockout.ipv6Prefix', 1, true);
+    if (this.ipv6Prefix > 128) throw new ConfigError('lockout.ipv6Prefix', 'an integer from 1 to 128');
     if (options.clock !== undefined && typeof options.clock !== 'function') throw new ConfigError('lockout.clock', 'a function');
     if (options.sleep !== undefined && typeof options.sleep !== 'function') throw new ConfigError('lockout.sleep', 'a function');
     this.now = options.clock ?? Date.now;
@@ -334,7 +388,7 @@ export class LockoutAuthorizer implements Authorizer {
   }
 
   private keysOf(user: string, client: ClientInfo): string[] {
-    const keys = [`addr:${client?.address ?? 'unknown'}`];
+    const keys = [`addr:${addressKey(client?.address, this.ipv6Prefix)}`];
     if (this.byUser) keys.push(`user:${typeof user === 'string' ? user : ''}`);
     return keys;
   }

@@ -458,6 +458,7 @@ const LOCKOUT_FIELDS: Record<keyof LockoutConfig, Field> = {
   delayBase: { node: num(0, 3600), default: 0.5 },
   delayMax: { node: num(0, 3600), default: 10 },
   keys: { node: { kind: 'enum', values: ['address+user', 'address'] }, default: 'address+user' },
+  ipv6Prefix: { node: int(1, 128), default: 64 },
   maxEntries: { node: int(1, 100_000_000), default: 10000 },
 };
 

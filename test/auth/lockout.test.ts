@@ -9,6 +9,7 @@ import {
   type Authorizer,
   type LockoutOptions,
 } from '../../src/auth';
+import { addressKey } from '../../src/auth/lockout';
 import { LineClient } from '../helpers/line-client';
 import { startServer } from '../helpers/server';
 
@@ -155,6 +156,39 @@ test("keys: 'address' bans addresses only, so one user's name cannot be locked b
   t.is(await h.attempt('alice', 'right', '203.0.113.2'), 'ok');
 });
 
+test('IPv6 clients count by their /64 (ipv6Prefix): a fresh address per guess is no escape; another /64 and IPv4 are apart; ::ffff:a.b.c.d is its IPv4', async (t) => {
+  const h = harness({ maxFailures: 3, keys: 'address' });
+  await h.attempt('alice', 'wrong', '2001:db8:1:2::1');
+  await h.attempt('alice', 'wrong', '2001:db8:1:2:ffff:ffff:ffff:fffe');
+  await h.attempt('alice', 'wrong', '2001:0db8:0001:0002:0:0:0:3%eth0');
+  t.is(h.inner.checks, 3);
+  t.is(await h.attempt('alice', 'right', '2001:db8:1:2:abcd::99'), 'refused', 'the same /64, another address: banned');
+  t.is(h.inner.checks, 3, 'without a password check');
+  t.is(await h.attempt('alice', 'right', '2001:db8:1:3::1'), 'ok', 'the next /64');
+  t.is(await h.attempt('alice', 'right', '192.0.2.1'), 'ok');
+  // A mapped IPv4 address is the IPv4 client it is.
+  await h.attempt('alice', 'wrong', '::ffff:198.51.100.7');
+  await h.attempt('alice', 'wrong', '198.51.100.7');
+  await h.attempt('alice', 'wrong', '::ffff:c633:6407');
+  t.is(await h.attempt('alice', 'right', '198.51.100.7'), 'refused');
+  // ipv6Prefix 128: each address on its own, as before.
+  const exact = harness({ maxFailures: 1, keys: 'address', ipv6Prefix: 128 });
+  await exact.attempt('alice', 'wrong', '2001:db8::1');
+  t.is(await exact.attempt('alice', 'right', '2001:db8::2'), 'ok');
+  t.is(await exact.attempt('alice', 'right', '2001:db8::1'), 'refused');
+});
+
+test('addressKey: one key per network, whatever the spelling', (t) => {
+  t.is(addressKey('2001:db8::1', 64), '2001:db8:0:0:0:0:0:0/64');
+  t.is(addressKey('2001:DB8:0:0:1::', 48), '2001:db8:0:0:0:0:0:0/48');
+  t.is(addressKey('2001:db8:ab:cd12::', 60), '2001:db8:ab:cd10:0:0:0:0/60');
+  t.is(addressKey('::1', 128), '0:0:0:0:0:0:0:1/128');
+  t.is(addressKey('64:ff9b::192.0.2.1', 128), '64:ff9b:0:0:0:0:c000:201/128');
+  t.is(addressKey('::ffff:10.1.2.3', 64), '10.1.2.3');
+  t.is(addressKey('10.1.2.3', 64), '10.1.2.3');
+  t.is(addressKey(undefined, 64), 'unknown');
+});
+
 test('memory is bounded: cycling user names and addresses keeps at most maxEntries keys', async (t) => {
   const h = harness({ maxFailures: 5000, maxEntries: 50, delayBase: 0 });
   // One address cycling through user names: its own key is touched every time and survives.
@@ -217,6 +251,9 @@ test('options are checked', (t) => {
   bad({ delayMax: -1 }, 'lockout.delayMax');
   bad({ window: 0 }, 'lockout.window');
   bad({ keys: 'user' as never }, 'lockout.keys');
+  bad({ ipv6Prefix: 0 }, 'lockout.ipv6Prefix');
+  bad({ ipv6Prefix: 129 }, 'lockout.ipv6Prefix');
+  bad({ ipv6Prefix: 56.5 }, 'lockout.ipv6Prefix');
 });
 
 test('over the wire: after the ban, the right password gets 530 too', async (t) => {
