@@ -1,11 +1,16 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when `npm run build` has made it, else the TypeScript source through ts-node.
+// Runs the compiled CLI (dist/, made by `npm run build`, and shipped in the package). In a source
+// checkout whose TypeScript is newer than that build, or that has none yet, it runs the sources
+// through ts-node instead (a development dependency): never in an installed package, whose files'
+// times say nothing (npm gives them all the time of the install, in any order).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const compiled = path.join(root, 'dist', 'src', 'cli.js');
+const sources = path.join(root, 'src', 'cli.ts');
+const tsconfig = path.join(root, 'tsconfig.json');
 
 /** Newest modification time of the TypeScript sources (0 when they are not there, as in a package). */
 function newestSource(dir) {
@@ -27,10 +32,24 @@ function newestSource(dir) {
   return newest;
 }
 
-// A build older than the sources (a checkout that was edited after `npm run build`) is not used.
-if (fs.existsSync(compiled) && fs.statSync(compiled).mtimeMs >= newestSource(path.join(root, 'src'))) {
+function tsNode() {
+  try {
+    return require.resolve('ts-node', { paths: [root] });
+  } catch {
+    return null;
+  }
+}
+
+const checkout = fs.existsSync(sources) && fs.existsSync(tsconfig) && tsNode() !== null;
+const built = fs.existsSync(compiled);
+// A build older than the sources (a checkout edited after `npm run build`) is not used.
+if (built && (!checkout || fs.statSync(compiled).mtimeMs >= newestSource(path.join(root, 'src')))) {
   require(compiled).main(process.argv.slice(2));
+} else if (checkout) {
+  if (!built) process.stderr.write('ftpdlib: no build yet; compiling the TypeScript sources as they load (`npm run build` makes starts quicker)...\n');
+  require('ts-node').register({ transpileOnly: true, project: tsconfig });
+  require(sources).main(process.argv.slice(2));
 } else {
-  require('ts-node').register({ transpileOnly: true, project: path.join(__dirname, '..', 'tsconfig.json') });
-  require(path.join(__dirname, '..', 'src', 'cli.ts')).main(process.argv.slice(2));
+  process.stderr.write(`ftpdlib: ${compiled} is missing: run \`npm run build\` in ${root}\n`);
+  process.exit(1);
 }
