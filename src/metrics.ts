@@ -94,7 +94,7 @@ export class ServerMetrics {
     });
     const engines = new Counter({
       name: 'ftpdlib_transfer_engine_total',
-      help: 'File transfers by the path their bytes took: sendfile, splice or copy (the zero-copy engine) or stream.',
+      help: 'File transfers by the path their bytes took: sendfile, splice or copy (the zero-copy engine), tls (the engine over FTPS) or stream.',
       labelNames: ['engine'],
       registers,
     });

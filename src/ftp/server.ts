@@ -42,7 +42,6 @@ export interface FtpServerEvents {
   incompleteFileReceived: [path: string, info: TransferInfo, session: SessionInfo];
   /** SITE CPFR/CPTO copied a file on the server (`to` now holds it). */
   fileCopied: [to: string, info: CopyInfo, session: SessionInfo];
-  error: [err: Error];
 }
 
 /** How acceptConnection takes a connection. */
