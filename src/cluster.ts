@@ -25,7 +25,7 @@ import type Logger from 'bunyan';
 import { MemoryLockoutStore, type LockoutRecord, type LockoutStore } from './auth/lockout';
 import { bareControlAvailable } from './ftp/control';
 import { isTcpHandle, socketOfHandle, takeAccepted, type TcpHandle } from './ftp/data/connection';
-import { formatReply } from './ftp/parser';
+import { refuseSocket } from './ftp/refuse';
 import { trustMatcher, type ProxyHeaderError, type ProxyProtocolMode } from './ftp/proxy-protocol';
 import { proxiedPeer, readProxyHeader, type ProxiedPeer } from './ftp/proxy-socket';
 import type { FtpServer } from './ftp/server';
@@ -457,7 +457,7 @@ export class ClusterPrimary {
     const proxyAddress = socket.remoteAddress ?? '';
     if (this.total + this.pendingHeaders >= this.o.maxConnections) {
       this.log.warn({ proxy: proxyAddress }, 'too many connections');
-      socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
+      refuseSocket(socket, 'Too many connections. Service temporarily unavailable.');
       return;
     }
     this.pendingHeaders++;
@@ -638,10 +638,7 @@ function closeOwnCopy(conn: net.Socket | TcpHandle): void {
 
 /** Answer a connection no worker will serve with `421 reason` and close it. */
 function refuseConnection(conn: net.Socket | TcpHandle, reason: string): void {
-  const socket = conn instanceof net.Socket ? conn : socketOfHandle(conn);
-  // Read (and drop) what the client sends, so its close is seen and the socket freed.
-  socket.resume();
-  socket.end(formatReply(421, reason));
+  refuseSocket(conn instanceof net.Socket ? conn : socketOfHandle(conn), reason);
 }
 
 /** The client's address of a socket or of a TCP handle ('' when unknown). */

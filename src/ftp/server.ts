@@ -10,7 +10,7 @@ import { IdleList } from './idle-list';
 import { PortPool } from './data/ports';
 import type { TransferRequest, TransferResult } from './data/transfer';
 import { DEFAULT_MLST_FACTS } from './listing';
-import { formatReply } from './parser';
+import { refuseSocket } from './refuse';
 import type { CopyInfo, ServerContext } from './server-context';
 import { Session, type TransferInfo } from './session';
 import { TlsManager, type TlsLease } from './tls';
@@ -63,9 +63,7 @@ export interface AcceptOptions {
  * and close; a bare connection becomes a socket for it.
  */
 function refuse(conn: net.Socket | BareControl, text: string): void {
-  const socket = conn instanceof BareControl ? conn.toSocket() : conn;
-  socket.resume();
-  socket.end(formatReply(421, text));
+  refuseSocket(conn instanceof BareControl ? conn.toSocket() : conn, text);
 }
 
 function info(s: Session): SessionInfo {
@@ -333,7 +331,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private readonly onBareHandle = (handle: TcpHandle): boolean => {
     const c = BareControl.over(handle, this.server);
     if (!c) return false;
-    if (this.closing) c.toSocket().end(formatReply(421, 'Server shutting down.'));
+    if (this.closing) refuseSocket(c.toSocket(), 'Server shutting down.');
     else this.admit(c, false, null);
     return true;
   };
@@ -341,7 +339,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
   private onConnection(socket: net.Socket, implicitTls: boolean): void {
     socket.on('error', ignore);
     if (this.closing) {
-      socket.end(formatReply(421, 'Server shutting down.'));
+      refuseSocket(socket, 'Server shutting down.');
       return;
     }
     const proxy = this.proxy;
@@ -361,7 +359,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     const proxyAddress = socket.remoteAddress ?? '';
     if (this.sessions.size + this.pendingHandshakes >= this.options.maxConnections) {
       this.log.warn({ proxy: proxyAddress }, 'too many connections');
-      socket.end(formatReply(421, 'Too many connections. Service temporarily unavailable.'));
+      refuseSocket(socket, 'Too many connections. Service temporarily unavailable.');
       return;
     }
     this.pendingHandshakes++;
@@ -588,7 +586,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
       }
       // The header was read by whoever accepted the connection: never read one again.
       if (this.closing) {
-        socket.end(formatReply(421, 'Server shutting down.'));
+        refuseSocket(socket, 'Server shutting down.');
         return;
       }
       if (opts.head && opts.head.length > 0) socket.unshift(opts.head);

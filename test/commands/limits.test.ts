@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import test from 'ava';
 import type { SessionInfo } from '../../src';
 import { LineClient } from '../helpers/line-client';
-import { PASS, USER, startServer, waitForNoSessions } from '../helpers/server';
+import { PASS, USER, eventually, openFds, startServer, waitForNoSessions } from '../helpers/server';
 import { loggedIn } from './_support';
 
 /** Connect (optionally from a given local address) and return the first reply and whether the server then closed. */
@@ -43,6 +43,33 @@ test('maxConnections: the extra connection gets 421 and is closed; a freed slot 
   const c = await LineClient.open(s.port);
   t.teardown(() => c.close());
   await c.login(USER, PASS);
+});
+
+test('a refused connection whose client never closes is closed by the server soon after its 421 (it held a descriptor until the client left)', async (t) => {
+  const s = await startServer(t, { maxConnections: 1 });
+  const a = await LineClient.open(s.port);
+  t.teardown(() => a.close());
+  const before = openFds();
+  const COUNT = 20;
+  // allowHalfOpen: the clients read the 421 and the server's FIN, and never send their own.
+  const silent = await Promise.all(
+    Array.from({ length: COUNT }, () =>
+      new Promise<{ socket: net.Socket; text: Promise<string> }>((resolve, reject) => {
+        const socket = net.connect({ port: s.port, host: '127.0.0.1', allowHalfOpen: true }, () => {
+          let buf = '';
+          const text = new Promise<string>((r) => socket.on('data', (d: Buffer) => (buf += d.toString())).once('end', () => r(buf)));
+          resolve({ socket, text });
+        });
+        socket.once('error', reject);
+      }),
+    ),
+  );
+  t.teardown(() => silent.forEach((c) => c.socket.destroy()));
+  for (const c of silent) t.regex(await c.text, /^421 Too many connections/);
+  // Each client still holds its own end here (COUNT descriptors of this process): the server's are what go.
+  await eventually(() => openFds() <= before + COUNT, `the server's ends closed (${openFds()} descriptors, ${before} + ${COUNT} expected)`, 15_000);
+  t.true(silent.every((c) => !c.socket.destroyed), 'the clients never closed');
+  t.is((await a.cmd('NOOP')).code, 200);
 });
 
 test('maxConnectionsPerIp: a second connection from one address gets 421; another address gets in', async (t) => {
