@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import test from 'ava';
+import { LineClient } from '../helpers/line-client';
 import { PASS, USER, eventually, startServer } from '../helpers/server';
 
 // A client that sends commands and never reads the replies must not make the server hold them
@@ -52,4 +53,64 @@ test('a client that pipelines commands and reads no reply: the server stops runn
   t.is(ran(), COMMANDS);
   sock.write('NOOP\r\n');
   await eventually(() => noop, 'the session still answers', 5000);
+});
+
+test('one connection pipelining 100,000 unknown commands does not stop the others: a new connection is greeted and a session answered while it is still being answered', async (t) => {
+  const s = await startServer(t);
+  const probe = await LineClient.open(s.port);
+  t.teardown(() => probe.close());
+  await probe.login(USER, PASS);
+  const COMMANDS = 100_000;
+  const flood = net.connect(s.port, '127.0.0.1');
+  t.teardown(() => flood.destroy());
+  let answered = 0;
+  let tail = '';
+  flood.on('data', (d: Buffer) => {
+    const text = tail + d.toString('latin1');
+    const lines = text.split('\r\n');
+    tail = lines.pop()!;
+    for (const l of lines) if (l.startsWith('500 ')) answered++;
+  });
+  await new Promise<void>((resolve) => flood.once('connect', resolve));
+  // 200 KB in one write, without a login: every line is a 500.
+  flood.write('X\n'.repeat(COMMANDS));
+  await eventually(() => answered > 0, 'the first 500');
+  const noop = await probe.cmd('NOOP');
+  const whileNoop = answered;
+  const fresh = await LineClient.open(s.port);
+  const whileGreeted = answered;
+  fresh.close();
+  t.is(noop.code, 200);
+  t.true(whileNoop < COMMANDS && whileGreeted < COMMANDS, `the flood was at ${whileNoop} and ${whileGreeted} of ${COMMANDS} replies: the others did not wait for all of it`);
+  await eventually(() => answered === COMMANDS, `all ${COMMANDS} replies (at ${answered})`, 90_000);
+});
+
+test('commands answered at once during a transfer go one at a time: 13,000 HELPs from a client reading nothing wait for the transfer (they had passed the unsent-replies check all at once), then are all answered', async (t) => {
+  // 64 KB/s: the 640 KB download lasts about ten seconds unless the client stops reading it.
+  const s = await startServer(t, { writeLimit: 64 * 1024 });
+  fs.writeFileSync(path.join(s.root, 'big.bin'), Buffer.alloc(640 * 1024, 7));
+  const c = await LineClient.open(s.port);
+  t.teardown(() => c.close());
+  await c.login(USER, PASS);
+  t.is((await c.cmd('TYPE I')).code, 200);
+  const data = await c.epsvConnect();
+  t.teardown(() => data.destroy());
+  let got = 0;
+  data.on('data', (d: Buffer) => (got += d.length));
+  t.true([125, 150].includes((await c.cmd('RETR big.bin')).code));
+  const HELPS = 13_000;
+  c.send('HELP\r\n'.repeat(HELPS));
+  // Every reply in order: the HELPs' 214s, with the transfer's 226 among them.
+  const codes: number[] = [];
+  while (codes.filter((x) => x === 214).length < HELPS) {
+    const r = await c.read(60_000);
+    if (!r) break;
+    codes.push(r.code);
+  }
+  const end = codes.indexOf(226);
+  t.true(end >= 0, 'the transfer ended with 226');
+  t.true(end <= 1, `at most the HELP already running was answered before the 226 (${end} were)`);
+  t.is(codes.filter((x) => x === 214).length, HELPS);
+  t.is(got, 640 * 1024);
+  t.is((await c.cmd('NOOP')).code, 200);
 });
