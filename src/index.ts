@@ -10,6 +10,7 @@ export { FtpError } from './ftp/errors';
 export type { Authorizer, ClientInfo, PermLetter } from './auth/types';
 export type { UserLimits } from './auth/types';
 export { AuthenticationFailedError, AuthorizerUnavailableError } from './auth/errors';
+export { inCheckSlot } from './auth/hash-slots';
 export {
   VirtualAuthorizer,
   hashPassword,

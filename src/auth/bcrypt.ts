@@ -9,6 +9,7 @@
  */
 import { randomInt } from 'node:crypto';
 import bcrypt from 'bcryptjs';
+import { inCheckSlot } from './hash-slots';
 
 export const BCRYPT_COST = Object.freeze({ min: 4, max: 17 });
 
@@ -36,7 +37,7 @@ export function bcryptCost(s: string): { ok: true; cost: number } | { ok: false;
  * result in constant time. `$2y$` is the same algorithm as `$2b$` (PHP's name for it).
  */
 export function verifyBcrypt(plain: string, hash: string): Promise<boolean> {
-  return bcrypt.compare(plain, hash);
+  return inCheckSlot(() => bcrypt.compare(plain, hash));
 }
 
 /** A well-formed hash of `cost` that no password matches: random salt, random checksum. */

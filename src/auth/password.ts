@@ -11,6 +11,7 @@
  * every login allocate gigabytes or run for minutes.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { inCheckSlot } from './hash-slots';
 import { ConfigError } from '../config/errors';
 
 export const SCRYPT_PREFIX = '$scrypt$';
@@ -101,9 +102,12 @@ function deriveKey(plain: string, salt: Buffer, keyLen: number, params: ScryptPa
   const { r, p } = params;
   // OpenSSL needs 128·r·(N + 2) for V plus 128·r·p for B; leave a little room on top.
   const maxmem = 128 * r * (N + p + 2) + 1024 * 1024;
-  return new Promise((resolve, reject) => {
-    scrypt(plain, salt, keyLen, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)));
-  });
+  return inCheckSlot(
+    () =>
+      new Promise<Buffer>((resolve, reject) => {
+        scrypt(plain, salt, keyLen, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)));
+      }),
+  );
 }
 
 /** Check hash options, filling in the defaults; throws ConfigError naming `key`. */

@@ -54,6 +54,7 @@ import { unixAddon, unixAddonReason, errnoName, type SystemUser, type UnixAddon 
 import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors';
 import { authLogger, type AuthLogger } from './log';
 import { checkLimits, NO_LIMITS } from './limits';
+import { inCheckSlot } from './hash-slots';
 import { isPermLetter, validatePerm } from './perms';
 import { READ_PERMS, type Authorizer, type ClientInfo, type PermLetter, type UserLimits } from './types';
 import { ANONYMOUS, DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT } from './virtual';
@@ -273,7 +274,7 @@ export class UnixAuthorizer implements Authorizer {
     }
     let ok: boolean;
     try {
-      ok = await this.addon.verify(plain, hash);
+      ok = await inCheckSlot(() => this.addon.verify(plain, hash));
     } catch (err) {
       this.log.error({ err, user }, 'crypt failed');
       throw new AuthorizerUnavailableError('Password check failed.');
@@ -407,7 +408,7 @@ export class UnixAuthorizer implements Authorizer {
   private async dummyCheck(plain: string): Promise<void> {
     const hash = await this.dummyHash.catch(() => undefined);
     if (hash === undefined) return;
-    await this.addon.verify(plain, hash).catch(() => false);
+    await inCheckSlot(() => this.addon.verify(plain, hash)).catch(() => false);
   }
 }
 
