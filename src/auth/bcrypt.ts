@@ -36,8 +36,8 @@ export function bcryptCost(s: string): { ok: true; cost: number } | { ok: false;
  * Whether `plain` matches a bcrypt hash already checked with bcryptCost. bcryptjs compares the
  * result in constant time. `$2y$` is the same algorithm as `$2b$` (PHP's name for it).
  */
-export function verifyBcrypt(plain: string, hash: string): Promise<boolean> {
-  return inCheckSlot(() => bcrypt.compare(plain, hash));
+export function verifyBcrypt(plain: string, hash: string, client?: string): Promise<boolean> {
+  return inCheckSlot(client, () => bcrypt.compare(plain, hash));
 }
 
 /** A well-formed hash of `cost` that no password matches: random salt, random checksum. */

@@ -7,14 +7,13 @@
  *
  * So every password check of the process runs through these slots: at most half the pool
  * (UV_THREADPOOL_SIZE, 4 by default, so 2) at once, the rest of the pool left to file I/O. A
- * check that waits is taken in turn by client (its address, an IPv6 client by its /64, carried
- * from PASS through `loginScope`), not first come first served: 200 waiting checks from one
- * address hold a login from another back by one turn, not by 200.
+ * check that waits is taken in turn by client (its address, an IPv6 client by its /64, which
+ * each authorizer passes from the ClientInfo it is given), not first come first served: 200
+ * waiting checks from one address hold a login from another back by one turn, not by 200.
+ * (An AsyncLocalStorage would carry the address without passing it, but on Node 20 its first
+ * use slows every promise of the process about 2.3 times.)
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
-
-/** The client a password check is made for (PASS runs the authorizer inside it). */
-export const loginScope = new AsyncLocalStorage<string>();
+import { addressKey } from './lockout';
 
 const poolSize = Math.max(1, Math.min(1024, Number(process.env.UV_THREADPOOL_SIZE) || 4));
 let limit = Math.max(1, Math.floor(poolSize / 2));
@@ -47,10 +46,10 @@ function next(): void {
   go();
 }
 
-/** Run `check` (one password check) in a slot, in the turn of the client of the current login. */
-export async function inCheckSlot<T>(check: () => Promise<T>): Promise<T> {
+/** Run `check` (one password check) in a slot, in the turn of the client at `address` (undefined: no client, as for hashPassword). */
+export async function inCheckSlot<T>(address: string | undefined, check: () => Promise<T>): Promise<T> {
   if (running >= limit || waiting.size > 0) {
-    const key = loginScope.getStore() ?? '';
+    const key = address ? addressKey(address, 64) : '';
     await new Promise<void>((resolve) => {
       const q = waiting.get(key);
       if (q) q.push(resolve);

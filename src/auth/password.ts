@@ -97,12 +97,13 @@ export function isPasswordHash(s: unknown): s is string {
   return parsePasswordHash(s).ok;
 }
 
-function deriveKey(plain: string, salt: Buffer, keyLen: number, params: ScryptParams): Promise<Buffer> {
+function deriveKey(plain: string, salt: Buffer, keyLen: number, params: ScryptParams, client?: string): Promise<Buffer> {
   const N = 2 ** params.ln;
   const { r, p } = params;
   // OpenSSL needs 128·r·(N + 2) for V plus 128·r·p for B; leave a little room on top.
   const maxmem = 128 * r * (N + p + 2) + 1024 * 1024;
   return inCheckSlot(
+    client,
     () =>
       new Promise<Buffer>((resolve, reject) => {
         scrypt(plain, salt, keyLen, { N, r, p, maxmem }, (err, key) => (err ? reject(err) : resolve(key)));
@@ -144,11 +145,11 @@ export function formatPasswordHash(h: ParsedPasswordHash): string {
  * Whether `plain` matches the stored hash. A malformed or out-of-bounds stored value gives
  * false without running scrypt; a failure of scrypt itself (out of memory) rejects.
  */
-export async function verifyPassword(plain: string, stored: string): Promise<boolean> {
+export async function verifyPassword(plain: string, stored: string, client?: string): Promise<boolean> {
   if (typeof plain !== 'string') return false;
   const parsed = parsePasswordHash(stored);
   if (!parsed.ok) return false;
   const { params, salt, key } = parsed.value;
-  const derived = await deriveKey(plain, salt, key.length, params);
+  const derived = await deriveKey(plain, salt, key.length, params, client);
   return timingSafeEqual(derived, key);
 }

@@ -130,8 +130,8 @@ function limitColumn(v: number | string | null): unknown {
   return typeof v === 'string' && /^-?[0-9]+$/.test(v) ? Number(v) : v;
 }
 
-function verifySecret(secret: Secret, plain: string): Promise<boolean> {
-  return secret.scheme === 'bcrypt' ? verifyBcrypt(plain, secret.hash) : verifyPassword(plain, secret.hash);
+function verifySecret(secret: Secret, plain: string, client: string | undefined): Promise<boolean> {
+  return secret.scheme === 'bcrypt' ? verifyBcrypt(plain, secret.hash, client) : verifyPassword(plain, secret.hash, client);
 }
 
 export class PostgresAuthorizer implements Authorizer {
@@ -211,12 +211,13 @@ export class PostgresAuthorizer implements Authorizer {
     else this.cache.delete(user);
   }
 
-  async validateAuthentication(user: string, password: string, _client?: ClientInfo): Promise<void> {
+  async validateAuthentication(user: string, password: string, client?: ClientInfo): Promise<void> {
     const plain = typeof password === 'string' ? password : '';
+    const from = client?.address;
     // Names the schema cannot hold are refused without a query (a NUL would make pg fail: 421).
     // eslint-disable-next-line no-control-regex
     if (typeof user !== 'string' || user === '' || user.length > MAX_NAME || /[\x00-\x1f\x7f]/.test(user)) {
-      await this.dummyCheck(plain);
+      await this.dummyCheck(plain, from);
       throw new AuthenticationFailedError();
     }
     const now = this.now();
@@ -228,12 +229,12 @@ export class PostgresAuthorizer implements Authorizer {
       found = await this.read(user, now);
     }
     if (found === undefined) {
-      await this.dummyCheck(plain);
+      await this.dummyCheck(plain, from);
       throw new AuthenticationFailedError();
     }
     let ok: boolean;
     try {
-      ok = await verifySecret(found.secret, plain);
+      ok = await verifySecret(found.secret, plain, from);
     } catch (err) {
       this.log.error({ err, user }, 'password check failed');
       throw new AuthorizerUnavailableError('Password check failed.');
@@ -348,7 +349,7 @@ export class PostgresAuthorizer implements Authorizer {
   }
 
   /** The work a real check would do, against a hash of the last seen scheme and cost. */
-  private async dummyCheck(plain: string): Promise<void> {
+  private async dummyCheck(plain: string, client: string | undefined): Promise<void> {
     const model: Secret = this.lastSecret ?? { scheme: 'scrypt', hash: '', params: DEFAULT_SCRYPT };
     const id = model.scheme === 'bcrypt' ? `bcrypt:${model.cost}` : `scrypt:${model.params.ln},${model.params.r},${model.params.p}`;
     let dummy = this.dummies.get(id);
@@ -360,7 +361,7 @@ export class PostgresAuthorizer implements Authorizer {
       this.dummies.set(id, dummy);
     }
     try {
-      await verifySecret(dummy, plain);
+      await verifySecret(dummy, plain, client);
     } catch {
       // A refusal either way.
     }

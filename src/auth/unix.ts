@@ -249,11 +249,11 @@ export class UnixAuthorizer implements Authorizer {
     return { authorizer: this, fileSystem: (user, home) => this.fileSystemFor(user, home) };
   }
 
-  async validateAuthentication(user: string, password: string, _client?: ClientInfo): Promise<void> {
+  async validateAuthentication(user: string, password: string, client?: ClientInfo): Promise<void> {
     const plain = typeof password === 'string' ? password : '';
     if (user === ANONYMOUS) {
       if (this.anonymousUser === undefined) {
-        await this.dummyCheck(plain);
+        await this.dummyCheck(plain, client?.address);
         throw new AuthenticationFailedError('Anonymous access not allowed.');
       }
       const u = await this.lookup(this.anonymousUser);
@@ -268,13 +268,13 @@ export class UnixAuthorizer implements Authorizer {
     const why = u === null ? 'unknown user' : await this.refusal(u);
     const hash = u !== null && why === undefined ? storedHash(u) : undefined;
     if (hash === undefined || plain.includes('\0')) {
-      await this.dummyCheck(plain);
+      await this.dummyCheck(plain, client?.address);
       this.log.info({ user, reason: why ?? (hash === undefined ? 'account locked or without password' : 'bad password') }, 'system login refused');
       throw new AuthenticationFailedError();
     }
     let ok: boolean;
     try {
-      ok = await inCheckSlot(() => this.addon.verify(plain, hash));
+      ok = await inCheckSlot(client?.address, () => this.addon.verify(plain, hash));
     } catch (err) {
       this.log.error({ err, user }, 'crypt failed');
       throw new AuthorizerUnavailableError('Password check failed.');
@@ -405,10 +405,10 @@ export class UnixAuthorizer implements Authorizer {
   }
 
   /** The work of one password check that cannot succeed. */
-  private async dummyCheck(plain: string): Promise<void> {
+  private async dummyCheck(plain: string, client: string | undefined): Promise<void> {
     const hash = await this.dummyHash.catch(() => undefined);
     if (hash === undefined) return;
-    await inCheckSlot(() => this.addon.verify(plain, hash)).catch(() => false);
+    await inCheckSlot(client, () => this.addon.verify(plain, hash)).catch(() => false);
   }
 }
 

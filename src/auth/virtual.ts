@@ -147,10 +147,10 @@ export class VirtualAuthorizer implements Authorizer {
     this[overridePermAt](userKey(name), name, directory, perm, recursive);
   }
 
-  async validateAuthentication(user: string, password: string, _client?: ClientInfo): Promise<void> {
+  async validateAuthentication(user: string, password: string, client?: ClientInfo): Promise<void> {
     const rec = typeof user === 'string' ? this.users.get(user) : undefined;
     if (rec === undefined) {
-      await this.dummyCheck(password);
+      await this.dummyCheck(password, client?.address);
       throw new AuthenticationFailedError(user === ANONYMOUS ? 'Anonymous access not allowed.' : undefined);
     }
     const { secret } = rec;
@@ -162,7 +162,7 @@ export class VirtualAuthorizer implements Authorizer {
     }
     let ok: boolean;
     try {
-      ok = await verifyPassword(password, await secret.hash);
+      ok = await verifyPassword(password, await secret.hash, client?.address);
     } catch {
       // Hashing or verifying failed inside scrypt (memory, thread pool): not the client's fault.
       throw new AuthorizerUnavailableError('Password check failed.');
@@ -254,7 +254,7 @@ export class VirtualAuthorizer implements Authorizer {
   }
 
   /** Do the work a known user's check would do, so an unknown name takes as long to refuse. */
-  private async dummyCheck(password: unknown): Promise<void> {
+  private async dummyCheck(password: unknown, client: string | undefined): Promise<void> {
     const plain = typeof password === 'string' ? password : '';
     const params = this.dummyParams ?? (this.allowPlaintext ? undefined : this.scryptParams);
     if (params === undefined) {
@@ -269,7 +269,7 @@ export class VirtualAuthorizer implements Authorizer {
       this.dummyHashes.set(id, stored);
     }
     try {
-      await verifyPassword(plain, stored);
+      await verifyPassword(plain, stored, client);
     } catch {
       // The answer is a refusal either way.
     }

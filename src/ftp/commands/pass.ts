@@ -1,6 +1,4 @@
 import { AuthenticationFailedError, AuthorizerUnavailableError } from '../../auth/errors';
-import { loginScope } from '../../auth/hash-slots';
-import { addressKey } from '../../auth/lockout';
 import { LocalFileSystem } from '../../fs/local';
 import { FtpError } from '../errors';
 import { normalizeLimits } from '../user-limits';
@@ -18,10 +16,7 @@ export const pass: CommandDescriptor = {
     const user = session.pendingUser!;
     const { authorizer, authFailedTimeout, maxLoginAttempts } = session.options;
     try {
-      // The password check waits its client's turn for a slot (src/auth/hash-slots.ts).
-      await loginScope.run(addressKey(session.remoteAddress, 64), () =>
-        authorizer.validateAuthentication(user, arg, { address: session.remoteAddress, port: session.remotePort }),
-      );
+      await authorizer.validateAuthentication(user, arg, { address: session.remoteAddress, port: session.remotePort });
     } catch (err) {
       if (!(err instanceof AuthenticationFailedError)) {
         if (err instanceof AuthorizerUnavailableError) throw err;
