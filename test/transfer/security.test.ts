@@ -2,7 +2,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { digestSocket, listenEphemeral, loggedIn, parseEpsv, parsePasv, randomContent, retr, sha256 } from '../helpers/data-client';
+import { digestSocket, listenEphemeral, loggedIn, parseEpsv, parsePasv, randomContent, retr, sha256, stor } from '../helpers/data-client';
 import { connectData } from '../helpers/line-client';
 import { PASS, USER, startServer } from '../helpers/server';
 
@@ -163,4 +163,25 @@ test('passive port range of one port: a PASV that replaces an unused PASV gets t
     t.true(r.code === 227 || r.code === 229, `replacement ${i}: ${r.code} ${r.text}`);
   }
   a.close();
+});
+
+test('a link to a sibling folder whose name starts with the root\'s ("<root>-evil") is outside the jail: RETR, STOR, CWD get 550', async (t) => {
+  const s = await startServer(t);
+  // The jail compares real paths as text: "<root>-evil" starts with "<root>" but is not under it.
+  const evil = `${s.root}-evil`;
+  fs.mkdirSync(evil);
+  t.teardown(() => fs.rmSync(evil, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(evil, 'secret.txt'), 'SECRET');
+  fs.symlinkSync(`../${path.basename(evil)}`, path.join(s.root, 'link'));
+  const c = await loggedIn(s.port, USER, PASS);
+  t.teardown(() => c.close());
+  const down = await retr(c, 'passive', 'RETR link/secret.txt');
+  t.is(down.first.code, 550, `RETR: ${down.first.code} ${down.first.text}`);
+  t.is(down.digest.bytes, 0);
+  const up = await stor(c, 'passive', 'STOR link/x', Buffer.from('planted'));
+  t.is(up.first.code, 550, `STOR: ${up.first.code} ${up.first.text}`);
+  const cwd = await c.cmd('CWD link');
+  t.is(cwd.code, 550, `CWD: ${cwd.code} ${cwd.text}`);
+  t.is((await c.cmd('PWD')).text.split('"')[1], '/');
+  t.deepEqual(fs.readdirSync(evil), ['secret.txt'], 'nothing was created in the sibling');
 });

@@ -136,6 +136,30 @@ test('local: a symlink to a file outside, and a relative one climbing out, are r
   t.is(await fsp.readFile(path.join(outside, 'secret.txt'), 'utf8'), 'SECRET');
 });
 
+test('local: a sibling whose name starts with the root\'s ("root-evil") is outside the jail', async (t) => {
+  // The jail compares real paths as text: without the separator after the root, "<base>/root-evil"
+  // would pass for a path inside "<base>/root".
+  const { base, root } = await sandbox(t);
+  const evil = path.join(base, 'root-evil');
+  await fsp.mkdir(evil);
+  await fsp.writeFile(path.join(evil, 'secret.txt'), 'SECRET');
+  await fsp.symlink('../root-evil', path.join(root, 'link'));
+  const fs = new LocalFileSystem(root);
+  t.is(await codeOf(t, fs.resolve('/link')), JAIL);
+  t.is(await codeOf(t, fs.resolve('/link/secret.txt')), JAIL);
+  t.is(await codeOf(t, fs.resolve('/link/missing/deeper')), JAIL);
+  t.is(await codeOf(t, fs.stat('/link')), JAIL);
+  t.is(await codeOf(t, fs.stat('/link/secret.txt')), JAIL);
+  t.is(await codeOf(t, fs.readdir('/link')), JAIL);
+  t.is(await codeOf(t, fs.openRead('/link/secret.txt', 0)), JAIL);
+  t.is(await codeOf(t, fs.openWrite('/link/new.txt', {})), JAIL);
+  t.is(await codeOf(t, fs.openWrite('/link/secret.txt', {})), JAIL);
+  t.is(await codeOf(t, fs.mkdir('/link/d')), JAIL);
+  t.deepEqual(await fsp.readdir(evil), ['secret.txt'], 'nothing was created in root-evil');
+  t.is(await fsp.readFile(path.join(evil, 'secret.txt'), 'utf8'), 'SECRET');
+  t.is((await fs.lstat('/link')).kind, 'symlink');
+});
+
 test('local: symlinks that stay inside the root work normally', async (t) => {
   const { root } = await sandbox(t);
   await fsp.mkdir(path.join(root, 'real'));
