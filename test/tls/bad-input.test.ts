@@ -181,6 +181,22 @@ test('AUTH without an argument gets 501 and the connection keeps working', async
   if (!(noop instanceof Error)) t.is(noop.code, 200);
 });
 
+test('a refused AUTH pipelined with 1,000 commands in one write (more than one framing slice): every command after it is answered, in order', async (t) => {
+  const s = await server(t);
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  c.send(`AUTH KERBEROS\r\n${'NOOP\r\n'.repeat(999)}SYST\r\n`);
+  t.is((await c.read())?.code, 504);
+  for (let i = 0; i < 999; i++) {
+    const r = await c.read();
+    if (r?.code !== 200) {
+      t.fail(`NOOP ${i + 1}: ${r?.code} ${r?.text}`);
+      return;
+    }
+  }
+  t.is((await c.read())?.code, 215);
+});
+
 test('commands pipelined in the same packet after AUTH TLS are never executed', async (t) => {
   const s = await server(t);
   const c = await FtpsControl.plain(s.port);
