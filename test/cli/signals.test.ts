@@ -203,16 +203,21 @@ function runAsDir(t: ExecutionContext): string | null {
   return dir;
 }
 
-test('runAs: started as root, the daemon listens and then runs as nobody:nogroup', async (t) => {
-  const dir = runAsDir(t);
-  if (dir === null) return;
-  fs.writeFileSync(path.join(dir, 'home', 'a.txt'), 'A');
-  const file = writeConfig(
+/** A config whose daemon drops to nobody:nogroup and serves alice (pw-alice) from dir/home. */
+function runAsAliceConfig(dir: string): string {
+  return writeConfig(
     dir,
     `server:\n  host: 127.0.0.1\n  port: 0\n  runAs: { user: nobody, group: nogroup }\n` +
       `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n${users('alice').replace(/^/gm, '    ').trimEnd()}\n` +
       `logging: { level: info }\n`,
   );
+}
+
+test('runAs: started as root, the daemon listens and then runs as nobody:nogroup', async (t) => {
+  const dir = runAsDir(t);
+  if (dir === null) return;
+  fs.writeFileSync(path.join(dir, 'home', 'a.txt'), 'A');
+  const file = runAsAliceConfig(dir);
   const d = await startDaemon(t, ['--config', file]);
   const status = fs.readFileSync(`/proc/${d.pid}/status`, 'utf8');
   const field = (name: string): string[] => new RegExp(`^${name}:\\s+(.*)$`, 'm').exec(status)![1].trim().split(/\s+/);
@@ -261,12 +266,7 @@ test('runAs: a folder the dropped user may read but not search is refused with 5
   fs.mkdirSync(folder);
   fs.writeFileSync(path.join(folder, 'a.txt'), 'A');
   fs.chmodSync(folder, 0o744);
-  const file = writeConfig(
-    dir,
-    `server:\n  host: 127.0.0.1\n  port: 0\n  runAs: { user: nobody, group: nogroup }\n` +
-      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n${users('alice').replace(/^/gm, '    ').trimEnd()}\n` +
-      `logging: { level: info }\n`,
-  );
+  const file = runAsAliceConfig(dir);
   const d = await startDaemon(t, ['--config', file]);
   const c = await loggedIn(d.port, 'alice', 'pw-alice');
   t.teardown(() => c.close());
