@@ -68,7 +68,7 @@ export class Jail {
   }
 
   private inside(real: string): boolean {
-    return real === this.rootResolved || real.startsWith(this.rootResolved);
+    return real === this.rootResolved || real.startsWith(this.rootPrefix);
   }
 
   /** Validate and re-normalise an FTP path (a NUL byte is FTPD_ERR_BADNAME). */
