@@ -100,6 +100,9 @@ test('writeLimit: a 256 KiB download at 128 KiB/s takes at least 1.5 s', async (
   t.is(r.final?.code, 226);
   t.is(r.digest.sha256, sha256(body));
   t.true(took >= 1500, `took ${took} ms`);
+  // 256 KiB at 128 KiB/s is 2 s. The upper bound (3x that plus 2 s) only catches a pace that is
+  // grossly wrong (a rate unit slip made it 8x too slow and no test saw it), never a loaded machine.
+  t.true(took <= 3 * 2000 + 2000, `took ${took} ms: far slower than 128 KiB/s`);
 });
 
 test("writeLimit is shared: two downloads of one user at once split it", async (t) => {
@@ -118,7 +121,28 @@ test("writeLimit is shared: two downloads of one user at once split it", async (
   };
   const times = await Promise.all([timed(c1), timed(c2)]);
   t.true(Math.max(...times) >= 1500, `took ${times.join(' and ')} ms`);
+  // 256 KiB in all at 128 KiB/s is 2 s. The upper bound (3x that plus 2 s) only catches a pace
+  // that is grossly wrong (8x too slow passed before), never a loaded machine.
+  t.true(Math.max(...times) <= 3 * 2000 + 2000, `took ${times.join(' and ')} ms: far slower than 128 KiB/s`);
 });
+
+for (const useSendfile of [true, false]) {
+  test(`readLimit (useSendfile ${useSendfile}): a 256 KiB upload at 128 KiB/s takes at least 1.5 s and arrives whole`, async (t) => {
+    const ts = await serve(t, { readLimit: 128 * 1024 }, { useSendfile });
+    const c = await login(ts);
+    const body = randomContent(256 * 1024);
+    const started = Date.now();
+    const r = await upload(c, 'STOR up.bin', body);
+    const took = Date.now() - started;
+    t.true([125, 150].includes(r.first.code), `${r.first.code} ${r.first.text}`);
+    t.is(r.final?.code, 226, `${r.final?.code} ${r.final?.text}`);
+    t.is(sha256(onDisk(ts, 'up.bin')), sha256(body));
+    // The socket buffers take some of it at once, hence 1.5 s rather than 2 s. The upper bound
+    // (3x the 2 s plus 2 s) only catches a pace that is grossly wrong, never a loaded machine.
+    t.true(took >= 1500, `took ${took} ms`);
+    t.true(took <= 3 * 2000 + 2000, `took ${took} ms: far slower than 128 KiB/s`);
+  });
+}
 
 // ---- disk quota: bytes -----------------------------------------------------------------------
 
@@ -224,6 +248,38 @@ test('quotaBytes: DELE, RNFR, RNTO and SITE CPTO of a file being uploaded wait (
   const r = await upload(b, 'STOR more.bin', randomContent(600 * 1024));
   t.is(r.final?.code, 552);
   t.is(onDisk(ts, 'more.bin').length, 1024 * 1024 - 500 * 1024 - 1);
+});
+
+test('quotaBytes: REST then STOR frees only the bytes past the offset; what crosses the quota is cut there with 552', async (t) => {
+  const ts = await serve(t, { quotaBytes: 1000 });
+  const old = randomContent(1000);
+  fs.writeFileSync(path.join(ts.root, 'f.bin'), old);
+  const c = await login(ts);
+  // The STOR cuts the file at 900: 100 bytes are free again, and 100 of the 500 sent fit.
+  t.is((await c.cmd('REST 900')).code, 350);
+  const more = Buffer.from(randomContent(506).subarray(6));
+  const r = await upload(c, 'STOR f.bin', more);
+  t.true([125, 150].includes(r.first.code), `${r.first.code} ${r.first.text}`);
+  t.is(r.final?.code, 552, `${r.final?.code} ${r.final?.text}`);
+  t.is(r.final?.text, 'Quota exceeded.');
+  t.deepEqual(onDisk(ts, 'f.bin'), Buffer.concat([old.subarray(0, 900), more.subarray(0, 100)]));
+});
+
+test('quotaBytes: RNTO over an existing file takes the replaced file off the usage', async (t) => {
+  const ts = await serve(t, { quotaBytes: 10_000 });
+  const c = await login(ts);
+  const a = randomContent(6000);
+  t.is((await upload(c, 'STOR a.bin', a)).final?.code, 226);
+  t.is((await upload(c, 'STOR b.bin', randomContent(4000))).final?.code, 226);
+  // At the quota now; the rename replaces b.bin's 4000 bytes, leaving 6000 in use.
+  t.is((await c.cmd('RNFR a.bin')).code, 350);
+  t.is((await c.cmd('RNTO b.bin')).code, 250);
+  t.deepEqual(fs.readdirSync(ts.root).sort(), ['b.bin']);
+  t.is(sha256(onDisk(ts, 'b.bin')), sha256(a));
+  const more = Buffer.from(randomContent(3007).subarray(7));
+  const r = await upload(c, 'STOR c.bin', more);
+  t.is(r.final?.code ?? r.first.code, 226, `${r.first.code} ${r.first.text}; ${r.final?.code} ${r.final?.text}`);
+  t.is(sha256(onDisk(ts, 'c.bin')), sha256(more));
 });
 
 // ---- disk quota: files -----------------------------------------------------------------------

@@ -86,6 +86,21 @@ test('maxConnectionsPerIp: a second connection from one address gets 421; anothe
   t.is((await a.cmd('NOOP')).code, 200);
 });
 
+test('maxConnectionsPerIp: a connection that QUITs gives its slot back (three in turn from one address)', async (t) => {
+  const s = await startServer(t, { maxConnectionsPerIp: 1 });
+  for (let i = 1; i <= 3; i++) {
+    const c = await LineClient.connect(s.port);
+    t.teardown(() => c.close());
+    const greeting = await c.read();
+    t.is(greeting?.code, 220, `connection ${i}: ${greeting?.code} ${greeting?.text}`);
+    if (greeting?.code !== 220) return;
+    t.is((await c.cmd('QUIT')).code, 221, `connection ${i}`);
+    await c.whenClosed();
+    // The server has let go of the session before the next one comes.
+    await waitForNoSessions(s.server, 15_000);
+  }
+});
+
 test('idle timeout: 421 and the connection is closed', async (t) => {
   const { s, c } = await loggedIn(t, { timeout: 0.3 });
   const started = Date.now();

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import type { LineClient } from '../helpers/line-client';
 import { startServer, type TestServer } from '../helpers/server';
-import { fetch, loginAs, upload } from './_support';
+import { fetch, lines, loginAs, parseMlsx, upload } from './_support';
 
 const ALL = 'elradfmwMT';
 const PW = 'pw';
@@ -141,6 +141,31 @@ test('a non-recursive override grants letters in that directory only', async (t)
   t.is((await c.cmd('CWD deep')).code, 250);
   t.is((await upload(c, 'STOU', 'v')).first.code, 550, 'STOU below the override');
   t.deepEqual(fs.readdirSync(path.join(s.root, 'uploads', 'deep')), []);
+});
+
+test('MLST and MLSD give a folder below a non-recursive override the letters enforced in it', async (t) => {
+  const s = await startServer(t, { perm: 'elr' });
+  fs.mkdirSync(path.join(s.root, 'box', 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(s.root, 'box', 'sub', 'x'), 'x');
+  s.auth.overridePerm('demo', '/box', 'elradfmw', false);
+  const c = await loginAs(t, s, 'demo', 'demo-password');
+  // The override covers box/sub as an entry of /box (RNFR, RMD of it), not the names inside it,
+  // where the base letters 'elr' apply: no STOR (c), MKD (m) or DELE (p) there.
+  t.is((await c.cmd('DELE box/sub/x')).code, 550, 'DELE inside');
+  t.is((await upload(c, 'STOR box/sub/y', 'y')).first.code, 550, 'STOR inside');
+  t.is((await c.cmd('MKD box/sub/z')).code, 550, 'MKD inside');
+  t.is((await c.cmd('RNFR box/sub')).code, 350, 'RNFR of the folder');
+  t.is((await c.cmd('CWD box/sub')).code, 250);
+  t.is((await c.cmd('CWD /')).code, 250);
+  t.deepEqual(fs.readdirSync(path.join(s.root, 'box', 'sub')), ['x']);
+  const r = await c.cmd('MLST box/sub');
+  t.is(r.code, 250, `${r.code} ${r.text}`);
+  const { facts } = parseMlsx(r.lines[1].slice(1));
+  t.is(facts.perm, 'defl', `MLST perm=${facts.perm}`);
+  const listed = await fetch(c, 'MLSD box');
+  t.is(listed.final?.code, 226);
+  const sub = lines(listed.data).map(parseMlsx).find((e) => e.name === 'sub');
+  t.is(sub?.facts.perm, 'defl', `MLSD perm=${sub?.facts.perm}`);
 });
 
 test('a recursive override grants letters in the whole subtree', async (t) => {

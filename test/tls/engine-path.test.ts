@@ -148,6 +148,10 @@ test('writeLimit and readLimit pace FTPS transfers on the engine too', async (t)
   t.is(sha256(fs.readFileSync(path.join(s.root, 'u.bin'))), sha256(body));
   t.true(down >= 1500, `download took ${down} ms`);
   t.true(up >= 1500, `upload took ${up} ms`);
+  // 256 KiB at 128 KiB/s is 2 s each way. The upper bound (3x that plus 2 s) only catches a pace
+  // that is grossly wrong (the engine pacing 8x too slow passed before), never a loaded machine.
+  t.true(down <= 3 * 2000 + 2000, `download took ${down} ms: far slower than 128 KiB/s`);
+  t.true(up <= 3 * 2000 + 2000, `upload took ${up} ms: far slower than 128 KiB/s`);
   t.deepEqual(transferRecords(s).map((r) => r.engine), ['tls', 'tls']);
 });
 
