@@ -188,6 +188,22 @@ function parse(argv: string[]) {
   }).values;
 }
 
+/**
+ * Run by an npm script (`npm start`): stop as on SIGTERM when npm is gone. npm 11 exits on a
+ * SIGTERM without passing it on, and the server, reparented, went on serving with nobody to stop
+ * it. Checked once a second (the parent's pid changes when it exits).
+ */
+function stopWithNpm(stop: () => void): void {
+  if (!process.env.npm_lifecycle_event) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    stop();
+  }, 1000);
+  timer.unref();
+}
+
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'make-cert') {
     if (!argv[1]) fail(EXIT.config, 'make-cert needs a folder');
@@ -630,6 +646,7 @@ async function runPrimary(file: string, cfg: LoadedConfig, args: Args): Promise<
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  stopWithNpm(() => onSignal('SIGTERM'));
   process.on('SIGHUP', () => {
     // Each worker reloads and logs how that went; the primary only takes logging.level for its own records.
     try {
@@ -755,6 +772,7 @@ function installSignals(
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  stopWithNpm(() => onSignal('SIGTERM'));
 
   let reloading: Promise<void> = Promise.resolve();
   process.on('SIGHUP', () => {
@@ -911,6 +929,7 @@ async function runWithFlags(args: Args): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  stopWithNpm(() => stop('SIGTERM'));
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   const who = user === undefined ? 'anonymous (any password)' : `user ${user}, password (as given)`;
   process.stderr.write(

@@ -19,7 +19,8 @@ const START_TIMEOUT_MS = 45_000;
 let built: string | undefined;
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
-function buildOnce(): string {
+/** The package built once per test process (package.json, bin/, conf/, dist/src/, the native build): its folder. */
+export function buildOnce(): string {
   if (built) return built;
   const ts = require('typescript') as typeof import('typescript');
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-cli-build-'));

@@ -1,11 +1,12 @@
 // The daemon as a subprocess: flags, --config, check-config, exit codes.
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import test from 'ava';
 import { parse } from 'yaml';
-import { ROOT, login, runCli, startDaemon, tmpDir } from './_daemon';
+import { ROOT, buildOnce, login, runCli, startDaemon, tmpDir } from './_daemon';
 
 test('--help explains the config file, check-config, signals and exit codes', async (t) => {
   const r = await runCli(t, ['--help']);
@@ -104,6 +105,59 @@ test('the demo config (a copy, on port 0): makes the folder with README.txt, a s
     (await c.list()).map((f) => f.name),
     ['README.txt'],
   );
+});
+
+test('npm start serves the demo config, and a SIGTERM to npm stops the server (npm exits on SIGTERM without passing it on; the server went on serving)', async (t) => {
+  // A copy of the built package to run in, so that the demo's folder is made there.
+  const built = buildOnce();
+  const dir = tmpDir(t);
+  fs.copyFileSync(path.join(built, 'package.json'), path.join(dir, 'package.json'));
+  fs.cpSync(path.join(built, 'conf'), path.join(dir, 'conf'), { recursive: true });
+  for (const d of ['bin', 'dist', 'src']) fs.symlinkSync(path.join(built, d), path.join(dir, d));
+  // The build resolves its packages from the checkout's node_modules (as spawnCli's runs do).
+  const env = { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules') };
+  const npm = spawn('npm', ['start', '--', '-p', '0'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => npm.kill('SIGKILL'));
+  // The daemon prints its login details on stderr (stdout may carry the log).
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const take = (d: Buffer): void => {
+      out += d.toString();
+      const m = /listening on ftp:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
+      if (m) resolve(Number(m[1]));
+    };
+    npm.stdout!.on('data', take);
+    npm.stderr!.on('data', take);
+    npm.once('exit', (code) => reject(new Error(`npm start exited (${code}): ${out}`)));
+  });
+  const greeting = await new Promise<string>((resolve, reject) => {
+    const c = net.connect(port, '127.0.0.1');
+    c.once('data', (d) => {
+      c.destroy();
+      resolve(d.toString());
+    });
+    c.once('error', reject);
+  });
+  t.regex(greeting, /^220 /);
+  t.true(fs.existsSync(path.join(dir, 'demo-root')), 'the demo folder is made where npm start runs');
+  npm.kill('SIGTERM');
+  await new Promise((resolve) => npm.once('exit', resolve));
+  // The server is gone with it: its port refuses connections.
+  const refuses = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('error', () => resolve(true));
+      c.once('connect', () => {
+        c.destroy();
+        resolve(false);
+      });
+    });
+  let stopped = false;
+  for (let i = 0; i < 150 && !stopped; i++) {
+    stopped = await refuses();
+    if (!stopped) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.true(stopped, 'the demo server stopped with npm (its port still accepted connections 15 s later)');
 });
 
 test('--config refuses the one-folder flags, and --demo with --config', async (t) => {

@@ -63,11 +63,6 @@ test('the demo config loads cleanly and is what --demo always was', (t) => {
   t.is(cfg.logging.level, 'warn');
 });
 
-test('npm start runs the demo config', (t) => {
-  const pkg = JSON.parse(fs.readFileSync(path.join(CONF, '..', 'package.json'), 'utf8'));
-  t.is(pkg.scripts.start, 'node bin/ftpdlib.js --config conf/demo.yaml');
-});
-
 test('the systemd unit is hardened and reloads with SIGHUP', (t) => {
   const unit = fs.readFileSync(path.join(CONF, 'ftpdlib.service'), 'utf8');
   const directives = new Map<string, string[]>();
