@@ -409,6 +409,11 @@ export class Session implements ControlSink {
 
   /** Frame `chunk` a few KiB at a time (cut after a LF), and stop once MAX_QUEUED commands wait. */
   private frameInput(chunk: Buffer): void {
+    if (this.tlsPending) {
+      // Behind an AUTH: kept until it is answered (see cancelTlsPending and upgradeControl).
+      this.unframed = this.unframed ? Buffer.concat([this.unframed, chunk]) : chunk;
+      return;
+    }
     let rest = chunk;
     while (rest.length > 0 && !this.closed) {
       const lf = rest.length > FRAME_SLICE ? rest.indexOf(0x0a, FRAME_SLICE) : -1;
@@ -507,15 +512,16 @@ export class Session implements ControlSink {
           if (this.closed) break;
         }
         const ev = this.queue.shift()!;
-        if (this.readPaused && this.queue.length < MAX_QUEUED / 2) {
+        // Not while an AUTH waits: the bytes after it are framed only if it is refused.
+        if (this.readPaused && this.queue.length < MAX_QUEUED / 2 && !this.tlsPending) {
           if (this.unframed) {
             const held = this.unframed;
             this.unframed = null;
             this.frameInput(held);
           }
-          if (!this.unframed && this.queue.length <= MAX_QUEUED) {
+          if (!this.unframed && this.queue.length <= MAX_QUEUED && !this.tlsPending) {
             this.readPaused = false;
-            if (!this.tlsPending) this.control.resume();
+            this.control.resume();
           }
         }
         if (ev.type === 'error') {
@@ -634,6 +640,7 @@ export class Session implements ControlSink {
       this.unframed = null;
       this.frameInput(rest);
     }
+    if (this.readPaused && !this.unframed && !this.tlsPending && this.queue.length <= MAX_QUEUED) this.readPaused = false;
     if (!this.readPaused && !this.tlsPending) this.control.resume();
   }
 

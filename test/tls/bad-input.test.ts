@@ -197,6 +197,20 @@ test('a refused AUTH pipelined with 1,000 commands in one write (more than one f
   t.is((await c.read())?.code, 215);
 });
 
+test('an AUTH TLS behind 100 queued commands, with 700 more and a login after it in the same write: nothing after the AUTH runs, in clear or inside TLS', async (t) => {
+  const s = await server(t);
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  c.send(`${'NOOP\r\n'.repeat(100)}AUTH TLS\r\n${'NOOP\r\n'.repeat(700)}USER ${USER}\r\nPASS ${PASS}\r\n`);
+  for (let i = 0; i < 100; i++) t.is((await c.read())?.code, 200);
+  t.is((await c.read())?.code, 234);
+  await c.upgrade();
+  await c.ok('SYST', 215);
+  t.is((await c.cmd(`PASS ${PASS}`)).code, 503, 'the pipelined USER was dropped: PASS is out of sequence');
+  t.false(s.records.some((x) => x.cmd === 'USER'), 'no USER ran');
+  t.is(s.records.filter((x) => x.cmd === 'NOOP').length, 100, 'only the NOOPs before the AUTH ran');
+});
+
 test('commands pipelined in the same packet after AUTH TLS are never executed', async (t) => {
   const s = await server(t);
   const c = await FtpsControl.plain(s.port);
