@@ -196,6 +196,14 @@ function parse(argv: string[]) {
 function stopWithNpm(stop: () => void): void {
   if (!process.env.npm_lifecycle_event) return;
   const parent = process.ppid;
+  // Only when the parent is npm itself (the variable is inherited by anything an npm script starts).
+  let cmdline = '';
+  try {
+    cmdline = fs.readFileSync(`/proc/${parent}/cmdline`, 'utf8');
+  } catch {
+    return;
+  }
+  if (!/(^|[/\0])npm([\0 ]|-cli\.js|$)/.test(cmdline)) return;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);

@@ -214,6 +214,8 @@ export function addressKey(address: string | undefined, prefix: number): string 
   const b = ipv6Bytes(address);
   if (!b) return address;
   if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  // NAT64's well-known prefix (RFC 6052) carries a whole IPv4 internet: each its own client.
+  if (b[0] === 0 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && b.subarray(4, 12).every((x) => x === 0)) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   for (let bit = prefix; bit < 128; bit++) b[bit >> 3] &= ~(0x80 >> (bit & 7));
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i] << 8) | b[i + 1]).toString(16));

@@ -332,7 +332,12 @@ export function maskUrlPassword(s: string): string {
   // The password runs to the last @ of the authority (before the first /), as pg reads it. A
   // password with an unencoded / (which pg refuses as an invalid URL) runs to the string's last
   // @: masking a path's @ too is better than showing the password.
-  const url = /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^/]*)(@)/i.exec(s) ?? /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)(.*)(@)/is.exec(s);
+  const head = /^[a-z][a-z0-9+.-]*:\/\/[^/:@]*:/i.exec(s);
+  // An @ after a / past the user name (the password holds a /) takes the greedy form.
+  const slashThenAt = head !== null && /\/.*@/s.test(s.slice(head[0].length));
+  const url = slashThenAt
+    ? /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)(.*)(@)/is.exec(s)
+    : /^([a-z][a-z0-9+.-]*:\/\/[^/:@]*:)([^/]*)(@)/i.exec(s);
   let out = url ? `${url[1]}********${url[3]}${s.slice(url[0].length)}` : s;
   out = out.replace(/([?&\s]|^)(password=)([^&\s]*)/gi, (_m, a: string, b: string) => `${a}${b}********`);
   return out;

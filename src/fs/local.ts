@@ -88,10 +88,17 @@ async function entriesAt(dir: string, names: Array<string | Buffer>, batched: bo
     for (let i = 0; i < names.length; i += LSTAT_CHUNK) chunks.push(names.slice(i, i + LSTAT_CHUNK));
     const answers: Array<Array<JailedStat | string>> = new Array(chunks.length);
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < chunks.length) {
+      // After a failure no further job starts: the pin of `dir` is released as the error goes up.
+      while (next < chunks.length && !failed) {
         const i = next++;
-        answers[i] = await many(dir, chunks[i]);
+        try {
+          answers[i] = await many(dir, chunks[i]);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(LSTAT_JOBS, chunks.length) }, worker));
@@ -434,7 +441,14 @@ export class LocalFileSystem implements FileSystem, JailOwner {
    */
   subtree(folder: string): LocalFileSystem {
     const Kind = this.constructor as new (root: string) => LocalFileSystem;
-    return new Kind(nodePath.join(this.root, folder));
+    const root = nodePath.join(this.root, folder);
+    const made = new Kind(root);
+    // A subclass whose constructor takes something else would be jailed elsewhere (at the whole
+    // store): refuse rather than widen the jail.
+    if (!(made instanceof LocalFileSystem) || made.root !== root) {
+      throw new TypeError(`${Kind.name}'s constructor does not take the root: override subtree(folder) to make one jailed at ${root}`);
+    }
+    return made;
   }
 
   /** Build a filesystem and check its root now (exists, is a directory). */

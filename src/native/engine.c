@@ -2187,7 +2187,7 @@ static napi_value js_lstat_many(napi_env env, napi_callback_info info) {
   char *at = r->names;
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
-    napi_get_element(env, argv[1], i, &v);
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok) goto bad;
     int64_t len = name_bytes(env, v, at, total - (size_t)(at - r->names));
     if (len < 0) goto bad;
     at += len + 1;

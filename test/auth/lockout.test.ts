@@ -183,7 +183,8 @@ test('addressKey: one key per network, whatever the spelling', (t) => {
   t.is(addressKey('2001:DB8:0:0:1::', 48), '2001:db8:0:0:0:0:0:0/48');
   t.is(addressKey('2001:db8:ab:cd12::', 60), '2001:db8:ab:cd10:0:0:0:0/60');
   t.is(addressKey('::1', 128), '0:0:0:0:0:0:0:1/128');
-  t.is(addressKey('64:ff9b::192.0.2.1', 128), '64:ff9b:0:0:0:0:c000:201/128');
+  t.is(addressKey('64:ff9b::192.0.2.1', 128), '192.0.2.1', 'NAT64: the IPv4 client it carries');
+  t.is(addressKey('2001:db8::192.0.2.1', 128), '2001:db8:0:0:0:0:c000:201/128');
   t.is(addressKey('::ffff:10.1.2.3', 64), '10.1.2.3');
   t.is(addressKey('10.1.2.3', 64), '10.1.2.3');
   t.is(addressKey(undefined, 64), 'unknown');

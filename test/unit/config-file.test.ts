@@ -446,6 +446,8 @@ test('check-config output masks passwords, hashes and connection-string password
   // An unencoded / in the password (pg refuses the URL, and the config is shown to say why).
   const slash = loadConfigFile(write(dir, 's.yaml', `authorizer:\n  type: postgres\n  connectionString: postgres://ftp:se/cr@t@db:5432/ftp\n`));
   t.is((effectiveConfig(slash).authorizer as Record<string, unknown>).connectionString, 'postgres://ftp:********@db:5432/ftp');
+  const slashAt = loadConfigFile(write(dir, 's2.yaml', `authorizer:\n  type: postgres\n  connectionString: postgres://ftp:a@b/c@db:5432/ftp\n`));
+  t.is((effectiveConfig(slashAt).authorizer as Record<string, unknown>).connectionString, 'postgres://ftp:********@db:5432/ftp');
 });
 
 test('errors never echo a secret: a password of the wrong type, inside ${ }, or read as a YAML alias', (t) => {

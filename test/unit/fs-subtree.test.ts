@@ -83,3 +83,15 @@ test('subtree over a subclass of LocalFileSystem: the view keeps the subclass (i
   fs.symlinkSync('..', path.join(store, 'users', 'alice', 'up'));
   t.is(await codeOf(t, alice.readdir('/up')), 'FTPD_ERR_JAIL', 'jailed at the folder, not at the store');
 });
+
+test('subtree over a subclass whose constructor does not take the root: refused (it would have been jailed at the whole store)', (t) => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpd-store-'));
+  t.teardown(() => fs.rmSync(store, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(store, 'alice'));
+  class Fixed extends LocalFileSystem {
+    constructor() {
+      super(store);
+    }
+  }
+  t.throws(() => new SubtreeFileSystem(new Fixed(), '/alice'), { instanceOf: TypeError, message: /override subtree/ });
+});
