@@ -16,19 +16,10 @@
 import { addressKey } from './lockout';
 
 const poolSize = Math.max(1, Math.min(1024, Number(process.env.UV_THREADPOOL_SIZE) || 4));
-let limit = Math.max(1, Math.floor(poolSize / 2));
+const limit = Math.max(1, Math.floor(poolSize / 2));
 let running = 0;
 /** Waiting checks by client; the Map's order is the turn (a client goes to the back once served). */
 const waiting = new Map<string, Array<() => void>>();
-
-/** Checks that may run at once (for tests and embedders with a larger pool); returns the old value. */
-export function setPasswordCheckSlots(n: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError('password check slots: an integer of at least 1');
-  const old = limit;
-  limit = n;
-  while (running < limit && waiting.size > 0) next();
-  return old;
-}
 
 /** How many checks run and wait now. */
 export function passwordCheckLoad(): { running: number; waiting: number } {
