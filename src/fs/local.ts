@@ -153,33 +153,22 @@ export function toFileStat(st: Stats): FileStat {
   };
 }
 
-/** The jailed operations of the native addon (openat2), loaded on first use; null without them. */
-let jailedOps: JailedFs | null | undefined;
-function jailedFs(): JailedFs | null {
-  if (jailedOps === undefined) {
+/** The native addon module, loaded on first use (null when it cannot load): its jailed operations (openat2) and lstatMany. */
+let nativeOps: Partial<typeof import('../native')> | null | undefined;
+function loadNative(): Partial<typeof import('../native')> | null {
+  if (nativeOps === undefined) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      jailedOps = (require('../native') as { jailedFs?: JailedFs | null }).jailedFs ?? null;
+      nativeOps = require('../native') as typeof import('../native');
     } catch {
-      jailedOps = null;
+      nativeOps = null;
     }
   }
-  return jailedOps;
+  return nativeOps;
 }
-
+const jailedFs = (): JailedFs | null => loadNative()?.jailedFs ?? null;
 /** The addon's lstatMany, loaded on first use; null without it. */
-let lstatManyLoaded: typeof import('../native').lstatMany | undefined;
-function lstatManyOp(): typeof import('../native').lstatMany {
-  if (lstatManyLoaded === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      lstatManyLoaded = (require('../native') as { lstatMany?: typeof import('../native').lstatMany }).lstatMany ?? null;
-    } catch {
-      lstatManyLoaded = null;
-    }
-  }
-  return lstatManyLoaded;
-}
+const lstatManyOp = (): typeof import('../native').lstatMany => loadNative()?.lstatMany ?? null;
 
 /** The FileStat of what a jailed operation reached (the same figures toFileStat takes from fs.Stats). */
 function jailedFileStat(st: JailedStat): FileStat {
