@@ -21,7 +21,7 @@ export interface ClientInfo {
  * - maxSessions: logged-in sessions at once (a login beyond it gets 530; the connection stays).
  * - readLimit / writeLimit: bytes per second of uploads / downloads, as the server-wide options
  *   of the same names; the smaller non-zero of the two applies. A user's limit is shared among
- *   the user's transfers in that direction (divided when each starts, see Session.throttleFor).
+ *   the user's transfers in that direction (divided again as they start and end, see Session.throttleFor).
  * - quotaBytes / quotaFiles: total size and count of regular files under the user's home, for
  *   STOR, APPE and STOU (552 when exceeded).
  */

@@ -14,7 +14,7 @@ import { nativeTlsAvailable } from './data/engines';
 import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
 import type { TlsLease } from './tls';
 import { closePassiveListener, type SparePassive } from './data/passive';
-import { ABORTED_BY_CLIENT, TransferAbort, TransferError, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
+import { ABORTED_BY_CLIENT, AdjustableThrottle, TransferAbort, TransferError, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
 import type { IdleNode } from './idle-list';
 import { dispatch, dispatchTransfer } from './dispatch';
@@ -852,7 +852,7 @@ export class Session implements ControlSink {
         if (bytes !== t.bytes && watched) watched.lastMove = Date.now();
         t.bytes = bytes;
       };
-      const throttle = this.throttleFor(opts.direction, running?.sharedBy ?? 1);
+      const throttle = this.throttleFor(opts.direction, running);
       const req = new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress);
       result = await this.ctx.transfer(req, (engine) => {
         t.engine = engine;
@@ -902,16 +902,23 @@ export class Session implements ControlSink {
 
   /**
    * The rate for a transfer: the smaller non-zero of the server's limit (per transfer) and the
-   * user's share of theirs. A user's limit is shared by dividing it among the user's transfers
-   * in that direction running when this one starts (`sharedBy`, this one included); the share
-   * is fixed for the transfer's life, since the engines take the rate once, at the start.
+   * user's share of theirs. A user's limit is divided equally among the user's transfers in that
+   * direction running now (`sharedBy`, this one included), and divided again as they start and
+   * end: the transfer's throttle follows (both engines take its changes as they go).
    */
-  private throttleFor(direction: 'send' | 'receive', sharedBy: number): { bytesPerSecond: number } | undefined {
+  private throttleFor(direction: 'send' | 'receive', running: RunningTransfer | null): Throttle | undefined {
     const server = direction === 'send' ? this.options.writeLimit : this.options.readLimit;
     const own = (direction === 'send' ? this.limits?.writeLimit : this.limits?.readLimit) ?? 0;
-    const share = own > 0 ? Math.max(1, Math.floor(own / Math.max(1, sharedBy))) : 0;
-    const limit = server > 0 && share > 0 ? Math.min(server, share) : server || share;
-    return limit > 0 ? { bytesPerSecond: limit } : undefined;
+    const rateFor = (sharedBy: number): number => {
+      const share = own > 0 ? Math.max(1, Math.floor(own / Math.max(1, sharedBy))) : 0;
+      return server > 0 && share > 0 ? Math.min(server, share) : server || share;
+    };
+    const limit = rateFor(running?.sharedBy ?? 1);
+    if (limit <= 0) return undefined;
+    if (own <= 0 || !running) return { bytesPerSecond: limit };
+    const throttle = new AdjustableThrottle(limit);
+    running.onShare((sharedBy) => throttle.set(rateFor(sharedBy)));
+    return throttle;
   }
 
   private logTransfer(info: TransferInfo, failure: unknown): void {

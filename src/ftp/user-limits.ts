@@ -26,6 +26,8 @@ interface UserEntry {
   readonly name: string;
   sessions: number;
   running: { send: number; receive: number };
+  /** Listeners of the running transfers that follow their share of a limit (RunningTransfer.onShare), made on first use. */
+  sharing: { send: Set<(sharedBy: number) => void> | null; receive: Set<(sharedBy: number) => void> | null };
   /** Uploads between UploadQuota's start and its finish: no walk while there are any. */
   uploads: number;
   /** The FTP paths those uploads write, with how many write each. */
@@ -36,9 +38,15 @@ interface UserEntry {
   walking: Promise<DiskUsage> | null;
 }
 
-/** A transfer counted against its user; `sharedBy` is how many of the user's transfers in its direction run, itself included. */
+/** A transfer counted against its user until `end()`. */
 export interface RunningTransfer {
+  /** How many of the user's transfers in this direction run now, this one included. */
   readonly sharedBy: number;
+  /**
+   * Call `listener` with the new sharedBy each time another of the user's transfers in this
+   * direction starts or ends, until this one ends (so its share of the user's limit can follow).
+   */
+  onShare(listener: (sharedBy: number) => void): void;
   end(): void;
 }
 
@@ -170,20 +178,40 @@ export class UserLimitsTracker {
     };
   }
 
-  /** Count a transfer of `user` in `direction` until `end()`. */
+  /** Count a transfer of `user` in `direction` until `end()`; the user's other transfers that follow their share hear of it. */
   beginTransfer(user: string, direction: 'send' | 'receive'): RunningTransfer {
     const e = this.entry(user);
     e.running[direction] += 1;
+    this.reshare(e, direction);
     let ended = false;
+    let listener: ((sharedBy: number) => void) | null = null;
     return {
-      sharedBy: e.running[direction],
+      get sharedBy() {
+        return e.running[direction];
+      },
+      onShare: (l) => {
+        if (ended) return;
+        if (listener) e.sharing[direction]?.delete(listener);
+        listener = l;
+        (e.sharing[direction] ??= new Set()).add(l);
+      },
       end: () => {
         if (ended) return;
         ended = true;
+        if (listener) e.sharing[direction]?.delete(listener);
         e.running[direction] -= 1;
+        this.reshare(e, direction);
         this.dropIfIdle(e);
       },
     };
+  }
+
+  /** Tell the user's transfers in `direction` that follow their share how many now share. */
+  private reshare(e: UserEntry, direction: 'send' | 'receive'): void {
+    const listeners = e.sharing[direction];
+    if (!listeners || listeners.size === 0) return;
+    const n = e.running[direction];
+    for (const l of listeners) l(n);
   }
 
   /**
@@ -259,7 +287,7 @@ export class UserLimitsTracker {
   private entry(user: string): UserEntry {
     let e = this.users.get(user);
     if (!e) {
-      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, uploads: 0, uploading: new Map(), usage: null, measuredAt: 0, walking: null };
+      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, sharing: { send: null, receive: null }, uploads: 0, uploading: new Map(), usage: null, measuredAt: 0, walking: null };
       this.users.set(user, e);
     }
     return e;

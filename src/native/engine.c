@@ -95,6 +95,7 @@ struct job {
   job_t *live_prev, *live_next;
   ioth_t *th;
   atomic_int cancel;
+  atomic_uint_least64_t rate_req; /* setRate: a new bytes/s for the I/O thread to take; 0: none */
 
   /* Fixed at start, read by the I/O thread. */
   int sock, file;
@@ -121,6 +122,7 @@ struct job {
   uint64_t moved;       /* file bytes delivered (send) or written (receive) */
   uint64_t consumed;    /* bytes taken from the source (file or socket) */
   uint64_t t0, last_prog_ns, last_prog_bytes;
+  uint64_t rate_moved;  /* `moved` when the pace at `bps` started (t0) */
   int prog_pending;     /* bytes moved that a progress report has not told yet */
   int pr, pw;           /* send-side splice pipe */
   size_t pcap, in_pipe;
@@ -831,9 +833,33 @@ static int park_job(ioth_t *th, job_t *j) {
   return STEP_PARK;
 }
 
+/* When the pace at `bps` lets the next byte go (bps > 0). */
+static uint64_t pace_due(const job_t *j) {
+  return j->t0 + (uint64_t)((double)(j->moved - j->rate_moved) * 1e9 / j->bps);
+}
+
+/*
+ * A new rate from setRate (a user's limit re-divided as their transfers start and end): pace at
+ * `bps` from where the old pace had got to, or from now when the job is behind it. Starting from
+ * the old pace's due time keeps what the job sent ahead of it counted, so a change never lets
+ * more through than the old rate allowed until then.
+ */
+static void retime(job_t *j, double bps) {
+  uint64_t now = mono_ns(), from = now;
+  if (j->bps > 0) {
+    uint64_t due = pace_due(j);
+    if (due > now) from = due;
+  }
+  j->t0 = from;
+  j->rate_moved = j->moved;
+  j->bps = bps;
+}
+
 static int step(ioth_t *th, job_t *j) {
   if (atomic_load(&j->cancel)) return finish(th, j, MSG_ABORTED, 0, OP_NONE);
   if (j->start_errno) return finish(th, j, MSG_ERROR, j->start_errno, j->start_op);
+  uint64_t rate = atomic_exchange_explicit(&j->rate_req, 0, memory_order_relaxed);
+  if (rate) retime(j, (double)rate);
   uint64_t budget = j->chunk > STEP_BUDGET ? j->chunk : STEP_BUDGET;
   uint64_t done = 0;
   for (;;) {
@@ -865,7 +891,7 @@ static int step(ioth_t *th, job_t *j) {
     done += (uint64_t)r;
     if (j->bps > 0) {
       uint64_t now = mono_ns();
-      uint64_t due = j->t0 + (uint64_t)((double)j->moved * 1e9 / j->bps);
+      uint64_t due = pace_due(j);
       if (due > now) {
         j->wake_ns = due;
         maybe_progress(th, j, now);
@@ -1418,6 +1444,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   if (j->id == 0) j->id = ++eng->next_id;
   j->th = th;
   atomic_init(&j->cancel, 0);
+  atomic_init(&j->rate_req, 0);
   j->sock = sock;
   j->cork = cork && dir == DIR_SEND;
   j->sndbuf = sndbuf;
@@ -1473,6 +1500,33 @@ static napi_value js_cancel(napi_env env, napi_callback_info info) {
         atomic_store(&j->th->cancel_pending, 1);
         wake(j->th);
       }
+      found = true;
+      break;
+    }
+  }
+  napi_value r;
+  napi_get_boolean(env, found, &r);
+  return r;
+}
+
+/*
+ * setRate(id, bytesPerSecond) -> true when the job was still running. The I/O thread takes the
+ * new rate at the job's next step: a paced job steps at least every tenth of a second (one
+ * slice), so nothing needs waking. Whole bytes per second, at least 1.
+ */
+static napi_value js_set_rate(napi_env env, napi_callback_info info) {
+  engine_t *eng = get_engine(env);
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t id = 0;
+  double bps = 0;
+  bool found = false;
+  if (argc >= 2 && napi_get_value_uint32(env, argv[0], &id) == napi_ok && napi_get_value_double(env, argv[1], &bps) == napi_ok &&
+      eng && bps >= 1 && bps <= 1e15) {
+    for (job_t *j = eng->live; j; j = j->live_next) {
+      if (j->id != id) continue;
+      atomic_store_explicit(&j->rate_req, (uint64_t)bps, memory_order_relaxed);
       found = true;
       break;
     }
@@ -2366,6 +2420,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"start", NULL, js_start, NULL, NULL, NULL, napi_enumerable, NULL},
     {"cancel", NULL, js_cancel, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setRate", NULL, js_set_rate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_enumerable, NULL},
     {"configure", NULL, js_configure, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},

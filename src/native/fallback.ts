@@ -9,6 +9,7 @@ import {
   type TransferRequest,
   type TransferResult,
   type TransferSignal,
+  type Throttle,
 } from '../ftp/data/transfer';
 
 /**
@@ -38,20 +39,24 @@ class Meter extends Transform {
   bytes = 0;
   private lastCr = false;
   private lastReport = 0;
-  private readonly started = Date.now();
+  /** The pace: `rate` bytes/s since `paceFrom` (ms), counted from `paceBytes`. */
+  private rate: number;
+  private paceFrom = Date.now();
+  private paceBytes = 0;
 
   constructor(
     private readonly mode: 'none' | 'toCrlf' | 'fromCrlf',
     private readonly countOutput: boolean,
-    private readonly bytesPerSecond: number,
+    private readonly throttle: Throttle | undefined,
     private readonly onProgress?: (bytes: number) => void,
   ) {
     super({ highWaterMark: 256 * 1024 });
+    this.rate = throttle?.bytesPerSecond ?? 0;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     const out = this.mode === 'toCrlf' ? this.toCrlf(chunk) : this.mode === 'fromCrlf' ? this.fromCrlf(chunk) : chunk;
-    if (this.bytesPerSecond > 0) {
+    if (this.rate > 0) {
       this.paced(out, this.countOutput ? out.length : chunk.length, cb);
       return;
     }
@@ -77,7 +82,6 @@ class Meter extends Transform {
    * instead of a whole chunk at once followed by a long silence.
    */
   private paced(out: Buffer, counted: number, cb: TransformCallback): void {
-    const slice = Math.max(1, Math.floor(this.bytesPerSecond / 10));
     let off = 0;
     let countedLeft = counted;
     const next = (): void => {
@@ -87,13 +91,13 @@ class Meter extends Transform {
         cb();
         return;
       }
-      const due = this.started + (this.bytes / this.bytesPerSecond) * 1000;
-      const wait = due - Date.now();
+      this.followRate();
+      const wait = this.due() - Date.now();
       if (wait > 0) {
         setTimeout(next, wait);
         return;
       }
-      const piece = out.subarray(off, off + slice);
+      const piece = out.subarray(off, off + Math.max(1, Math.floor(this.rate / 10)));
       off += piece.length;
       // Bytes counted follow the slices (in file bytes when they differ from output bytes).
       const share = off >= out.length ? countedLeft : Math.min(countedLeft, Math.round((piece.length * counted) / out.length));
@@ -104,6 +108,23 @@ class Meter extends Transform {
       next();
     };
     next();
+  }
+
+  /** When the pace lets the next byte go (ms). */
+  private due(): number {
+    return this.paceFrom + ((this.bytes - this.paceBytes) / this.rate) * 1000;
+  }
+
+  /**
+   * Take the throttle's new rate, if it changed, from where the old pace had got to (or from
+   * now when behind it): what went ahead of the old pace stays counted (as the engine's retime).
+   */
+  private followRate(): void {
+    const r = this.throttle?.bytesPerSecond ?? 0;
+    if (r === this.rate || !(r >= 1)) return;
+    this.paceFrom = Math.max(Date.now(), this.due());
+    this.paceBytes = this.bytes;
+    this.rate = r;
   }
 
   override _flush(cb: TransformCallback): void {
@@ -307,7 +328,7 @@ function send(req: TransferRequest): Promise<TransferResult> {
   const { socket, signal } = req;
   const src: Readable = req.handle.createReadStream();
   // Binary and unthrottled: file → socket directly, counted on the way.
-  const meter = needsMeter(req) ? new Meter(req.ascii ? 'toCrlf' : 'none', false, req.throttle?.bytesPerSecond ?? 0, req.onProgress) : null;
+  const meter = needsMeter(req) ? new Meter(req.ascii ? 'toCrlf' : 'none', false, req.throttle, req.onProgress) : null;
   const counter = meter ?? new Counter(req.onProgress);
   const last: Readable = meter ?? src;
   return new Promise<TransferResult>((resolve, reject) => {
@@ -442,7 +463,7 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
 function receive(req: TransferRequest): Promise<TransferResult> {
   const { socket, signal } = req;
   // Binary and unthrottled: socket → file directly, counted on the way.
-  const meter = needsMeter(req) ? new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle?.bytesPerSecond ?? 0, req.onProgress) : null;
+  const meter = needsMeter(req) ? new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle, req.onProgress) : null;
   const counter = meter ?? new Counter(req.onProgress);
   const dest: Writable = req.handle.createWriteStream();
   /** What the socket is piped into: the Meter, or the file itself. */

@@ -146,6 +146,8 @@ interface Addon {
   /** Whether start() can take TLS jobs (Node's OpenSSL found from the addon). */
   tlsRecords?: boolean;
   cancel(id: number): boolean;
+  /** A running job's new pace (whole bytes/s, at least 1), taken at its next step; false when it has ended. */
+  setRate?(id: number, bytesPerSecond: number): boolean;
   stats(): EngineStats & { threads: number };
   configure(threads: number, ioNice?: number, solo?: number): number;
   setOobInline(fd: number): boolean;
@@ -429,6 +431,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
     }
     const bps = req.throttle?.bytesPerSecond ?? 0;
     let id = 0;
+    let unwatch: (() => void) | null = null;
     const onAbort = (): void => {
       // The thread stops within one slice and reports; we settle then, so the
       // caller never closes descriptors under a move in flight.
@@ -441,6 +444,7 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
         return;
       }
       signal.removeEventListener('abort', onAbort);
+      unwatch?.();
       if (kind === KIND_OK) {
         const result: NativeTransferResult = { bytes, path: p };
         if (send) {
@@ -492,6 +496,13 @@ function run(req: NativeTransferRequest): Promise<NativeTransferResult> {
       return;
     }
     signal.addEventListener('abort', onAbort, { once: true });
+    // A paced job follows its throttle's changes (a user's limit re-divided among their transfers).
+    const setRate = a.setRate;
+    if (bps > 0 && setRate && req.throttle?.watch) {
+      unwatch = req.throttle.watch((rate) => {
+        if (rate >= 1) setRate.call(a, id, Math.floor(rate));
+      });
+    }
   });
 }
 

@@ -9,7 +9,7 @@ import { ConfigFileError, buildAuthorizer, loadConfigFile } from '../../src/conf
 import { VirtualAuthorizer, fromConfig, type UserLimits } from '../../src/auth';
 import { startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { LineClient, type Reply } from '../helpers/line-client';
-import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256 } from '../helpers/data-client';
+import { loggedIn, nextEvent, prepareData, randomContent, retr, sha256, startTransfer } from '../helpers/data-client';
 
 const USER = 'limited';
 const PASS = 'limited-pw';
@@ -127,6 +127,59 @@ test("writeLimit is shared: two downloads of one user at once split it", async (
 });
 
 for (const useSendfile of [true, false]) {
+  test(`writeLimit (useSendfile ${useSendfile}) is divided again as downloads start and end: four started in turn stay within it together, and the last one left speeds up to it`, async (t) => {
+    // Each running download's share follows the number running: a share fixed at each start
+    // let four downloads started in turn take limit × (1 + 1/2 + 1/3 + 1/4), 2.08 times it, and
+    // left the last one at a quarter of the limit after the others had ended.
+    const LIMIT = 256 * 1024;
+    const ts = await serve(t, { writeLimit: LIMIT }, { useSendfile });
+    fs.writeFileSync(path.join(ts.root, 'big.bin'), randomContent(8 * 1024 * 1024));
+    const engines: string[] = [];
+    const onEnd = (_p: string, info: { engine: string }): void => {
+      engines.push(info.engine);
+    };
+    ts.server.on('incompleteFileSent', onEnd);
+    const downloads: Array<{ c: LineClient; data: import('node:net').Socket; bytes: number }> = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await login(ts);
+      const data = await startTransfer(t, c, 'passive', 'RETR big.bin');
+      const d = { c, data, bytes: 0 };
+      data.on('data', (b: Buffer) => (d.bytes += b.length));
+      downloads.push(d);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    const window = async (ds: typeof downloads, ms: number): Promise<number> => {
+      const before = ds.reduce((n, d) => n + d.bytes, 0);
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, ms));
+      return (ds.reduce((n, d) => n + d.bytes, 0) - before) / ((Date.now() - started) / 1000);
+    };
+    const together = await window(downloads, 2500);
+    t.true(together <= LIMIT * 1.4, `four downloads together at ${Math.round(together)} B/s, the limit ${LIMIT}`);
+    t.true(together >= LIMIT * 0.25, `four downloads together at only ${Math.round(together)} B/s`);
+
+    // The first three go (the client vanishes mid-transfer): the last gets the whole limit.
+    const last = downloads[3];
+    for (const d of downloads.slice(0, 3)) {
+      d.data.destroy();
+      d.c.close();
+    }
+    await new Promise((r) => setTimeout(r, 800));
+    const alone = await window([last], 2500);
+    t.log(`together ${(together / LIMIT).toFixed(2)}x the limit, the last one alone ${(alone / LIMIT).toFixed(2)}x`);
+    t.true(alone >= LIMIT * 0.5, `the last download alone at ${Math.round(alone)} B/s, a quarter of the limit is ${LIMIT / 4}`);
+    t.true(alone <= LIMIT * 1.4, `the last download alone at ${Math.round(alone)} B/s, the limit ${LIMIT}`);
+
+    // The session and the server are fine: ABOR ends the last one with 426 then 226.
+    last.c.send('ABOR\r\n');
+    t.is((await last.c.read())?.code, 426);
+    t.is((await last.c.read())?.code, 226);
+    last.data.destroy();
+    t.is((await last.c.cmd('NOOP')).code, 200);
+    while (engines.length < 4) await new Promise((r) => setTimeout(r, 50));
+    t.deepEqual(engines, Array(4).fill(useSendfile ? 'sendfile' : 'stream'), 'each path was the one asked for');
+  });
+
   test(`readLimit (useSendfile ${useSendfile}): a 256 KiB upload at 128 KiB/s takes at least 1.5 s and arrives whole`, async (t) => {
     const ts = await serve(t, { readLimit: 128 * 1024 }, { useSendfile });
     const c = await login(ts);

@@ -59,12 +59,41 @@ export class TransferAbort implements TransferSignal {
 export type TransferPath = 'sendfile' | 'splice' | 'copy' | 'tls' | 'stream';
 
 /**
- * Byte-rate limits for one transfer; shared objects let several transfers of
- * one user share a budget. Absent or 0 means unlimited.
+ * The byte rate of one transfer. Absent or 0 at the start means unlimited. The rate may change
+ * while the transfer runs (a user's limit re-divided as that user's transfers start and end);
+ * an engine follows it, from where the old rate had got to. A transfer paced from its start
+ * stays paced: a later 0 is not taken.
  */
 export interface Throttle {
-  /** Bytes per second for the direction of this transfer. */
+  /** Bytes per second for the direction of this transfer, now. */
   readonly bytesPerSecond: number;
+  /**
+   * Call `listener` with each new bytesPerSecond until the returned function is called. For
+   * engines that cannot read the rate as they go (the native one hands it to its thread);
+   * the stream path reads bytesPerSecond at each slice.
+   */
+  watch?(listener: (bytesPerSecond: number) => void): () => void;
+}
+
+/** A Throttle whose rate its owner changes with `set` (a share of a user's limit). */
+export class AdjustableThrottle implements Throttle {
+  private listeners: Set<(bytesPerSecond: number) => void> | null = null;
+
+  constructor(public bytesPerSecond: number) {}
+
+  set(bytesPerSecond: number): void {
+    if (bytesPerSecond === this.bytesPerSecond) return;
+    this.bytesPerSecond = bytesPerSecond;
+    if (this.listeners) for (const l of this.listeners) l(bytesPerSecond);
+  }
+
+  watch(listener: (bytesPerSecond: number) => void): () => void {
+    const l = (r: number): void => listener(r);
+    (this.listeners ??= new Set()).add(l);
+    return () => {
+      this.listeners?.delete(l);
+    };
+  }
 }
 
 /**
