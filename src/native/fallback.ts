@@ -50,8 +50,12 @@ class Meter extends Transform {
     private readonly throttle: Throttle | undefined,
     private readonly onProgress?: (bytes: number) => void,
   ) {
-    super({ highWaterMark: 256 * 1024 });
-    this.rate = throttle?.bytesPerSecond ?? 0;
+    // Throttled, it holds about a quarter second's worth (at least 16 KiB): a paused socket does
+    // not see the client's reset, so whatever sits here is still paced out after one. 256 KiB
+    // at a third of 256 KiB/s kept a reset upload counted (and its share taken) for 6 s.
+    const rate = throttle?.bytesPerSecond ?? 0;
+    super({ highWaterMark: rate > 0 ? Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(rate / 4))) : 256 * 1024 });
+    this.rate = rate;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
