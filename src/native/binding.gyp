@@ -34,11 +34,11 @@
       "targets": [
         {
           "target_name": "ftpdlib_unix",
-          "sources": ["unix.c"],
+          "sources": ["unix.c", "md5crypt.c"],
           "defines": ["NAPI_VERSION=8", "_GNU_SOURCE", "_FILE_OFFSET_BITS=64"],
           "cflags!": ["-O3", "-O0"],
           "cflags": ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
-          "libraries": ["-lcrypt"]
+          "libraries": ["-lcrypt", "-lm"]
         }
       ]
     }]

@@ -3,7 +3,7 @@
  * src/fs/as-user.ts. Separate from the transfer engine so that a system without
  * libcrypt's headers still gets the engine.
  *
- * It offers three things, each off the event loop (napi_async_work on the libuv
+ * It offers these, each off the event loop (napi_async_work on the libuv
  * pool) unless its name ends in Sync:
  *
  *   lookup(name)            the passwd entry (getpwnam_r), the shadow entry
@@ -12,6 +12,7 @@
  *   verify(password, hash)  crypt_rn(3) of the password with the stored hash as the
  *                           setting, compared with the hash in constant time;
  *   crypt(password, setting), gensaltSync(prefix, count)  to make dummy hashes;
+ *   apr1(password, salt)    Apache's MD5-crypt (md5crypt.c), which libcrypt lacks;
  *   fsop(creds, op, ...)    one filesystem operation performed with the user's
  *                           filesystem credentials (see below);
  *   dupSync(fd)             a duplicate descriptor, for a stream to own.
@@ -53,6 +54,8 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "md5crypt.h"
 
 /* 32-bit ids on the architectures that kept 16-bit calls under the plain names. */
 #if defined(SYS_setfsuid32)
@@ -426,7 +429,7 @@ static int get_double(napi_env env, napi_value v, double *out) {
 
 /* ---------------------------------------------------------------- jobs */
 
-enum { J_LOOKUP, J_VERIFY, J_CRYPT, J_FS };
+enum { J_LOOKUP, J_VERIFY, J_CRYPT, J_APR1, J_FS };
 
 struct job {
   int kind;
@@ -650,6 +653,17 @@ static void execute(napi_env env, void *data) {
       if (!j->result) j->err = e;
       break;
     }
+    case J_APR1: {
+      char out[APR1_HASH_MAX];
+      if (apr1_hash(j->phrase, j->phrase_len, j->setting, out) != 0) {
+        j->err = EINVAL;
+        break;
+      }
+      j->result = strdup(out);
+      if (!j->result) j->err = ENOMEM;
+      explicit_bzero(out, sizeof out);
+      break;
+    }
     case J_FS: {
       saved_t s;
       int rc = become(&j->creds, &s);
@@ -691,7 +705,7 @@ static napi_value job_value(napi_env env, job_t *j) {
     return v;
   }
   if (j->err) return make_number(env, -(double)j->err);
-  if (j->kind == J_CRYPT) return make_string(env, j->result);
+  if (j->kind == J_CRYPT || j->kind == J_APR1) return make_string(env, j->result);
   switch (j->op) {
     case FS_REALPATH:
     case FS_READLINK:
@@ -846,6 +860,12 @@ static napi_value js_crypt(napi_env env, napi_callback_info info) {
   return crypt_job(env, info, J_CRYPT);
 }
 
+/* apr1(password, salt): Promise<string | -errno>, Apache's `$apr1$salt$hash` (md5crypt.c); the
+ * salt as htpasswd.ts cut it (8 characters, no `$`). The password's bytes are all used, NULs too. */
+static napi_value js_apr1(napi_env env, napi_callback_info info) {
+  return crypt_job(env, info, J_APR1);
+}
+
 /* gensaltSync(prefix: string | null, count: number): string | null (libxcrypt's default scheme for null) */
 static napi_value js_gensalt(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -942,6 +962,7 @@ NAPI_MODULE_INIT() {
     {"lookupSync", NULL, js_lookup_sync, NULL, NULL, NULL, napi_enumerable, NULL},
     {"verify", NULL, js_verify, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crypt", NULL, js_crypt, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"apr1", NULL, js_apr1, NULL, NULL, NULL, napi_enumerable, NULL},
     {"gensaltSync", NULL, js_gensalt, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},
     {"dupSync", NULL, js_dup, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -66,6 +66,8 @@ export interface UnixAddon {
   lookupSync(name: string): SystemUser | null | number;
   verify(password: string | Buffer, hash: string): Promise<boolean>;
   crypt(password: string | Buffer, setting: string): Promise<string | number>;
+  /** Apache's apr1 MD5-crypt on a pool thread; absent from an addon built before it. */
+  apr1?(password: string | Buffer, salt: string): Promise<string | number>;
   gensaltSync(prefix: string | null, count: number): string | null;
   fsop(creds: Creds, op: number, p1: string | null, p2: string | null, n1: number, n2: number): Promise<unknown>;
   dupSync(fd: number): number;

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -8,6 +8,9 @@ import test, { type ExecutionContext } from 'ava';
 import bcrypt from 'bcryptjs';
 import { ConfigError, HtpasswdAuthorizer, apr1Crypt, type AuthLogger } from '../../src/auth';
 import { ConfigFileError, buildAuthorizer, loadConfigFile } from '../../src/config/file';
+import { bcryptChecks, nativeBcrypt } from '../../src/auth/bcrypt';
+import { apr1Checks } from '../../src/auth/htpasswd';
+import { unixAddon, unixAddonReason } from '../../src/native/unix';
 import { LIMITED_LIMITS, READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
 
 const CLIENT = { address: '127.0.0.1', port: 40000 };
@@ -112,6 +115,81 @@ test('apr1Crypt gives what openssl passwd -apr1 gives', (t) => {
   }
 });
 
+test('apr1 on a pool thread (the system-user addon, src/native/md5crypt.c) gives what apr1Crypt gives', async (t) => {
+  const addon = unixAddon();
+  if (!addon?.apr1) {
+    t.fail(`the system-user addon is needed (install libcrypt-dev, npm run build:native): ${unixAddonReason()}`);
+    return;
+  }
+  const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const pick = (n: number): string => Array.from({ length: n }, () => ITOA64[randomInt(64)]).join('');
+  // Lengths around MD5's 64-byte blocks and the 16-byte steps of the length loop; UTF-8; a NUL.
+  const cases: Array<[string, string]> = [
+    ['', 'a'],
+    ['secret', 'abc'],
+    ['pässwörd ✓', '12345678'],
+    ['with\0nul', 'nulsalt'],
+    ['日本語のパスワード', 'Zq9.x/Yw'],
+  ];
+  for (const len of [1, 15, 16, 17, 31, 32, 47, 55, 56, 57, 63, 64, 65, 119, 120, 128, 200, 1000]) {
+    cases.push([pick(len), pick(1 + randomInt(8))]);
+  }
+  for (let i = 0; i < 40; i++) cases.push([randomBytes(randomInt(90)).toString('latin1'), pick(1 + randomInt(8))]);
+  for (const [pw, salt] of cases) {
+    t.is(await addon.apr1(pw, salt), apr1Crypt(pw, salt), `${JSON.stringify(pw)} / ${salt}`);
+  }
+  t.is(await addon.apr1('x', ''), -22, 'an empty salt: EINVAL');
+  t.is(await addon.apr1('x', 's'.repeat(65)), -22, 'a salt past 64 bytes: EINVAL');
+});
+
+test.serial('apr1 and bcrypt users are checked on the pool (libcrypt, md5crypt.c); FTPDLIB_NATIVE_APR1=0 and FTPDLIB_NATIVE_BCRYPT=0 keep them on the event loop', async (t) => {
+  // bcrypt of cost 6: dearer than apr1 on either path, so neither user is padded with a dummy check.
+  const { a } = make(t, `apr:${apr1Crypt('apr-pw', 'Zq9.x/Yw')}\nbc:${bcrypt.hashSync('bc-pw', 6).replace(/^\$2b\$/, '$2y$')}\n`);
+  const counts = (): number[] => [apr1Checks.native, apr1Checks.js, bcryptChecks.libcrypt, bcryptChecks.bcryptjs];
+  const delta = async (fn: () => Promise<void>): Promise<number[]> => {
+    const before = counts();
+    await fn();
+    return counts().map((n, i) => n - before[i]);
+  };
+  const logins = async (): Promise<void> => {
+    t.true(await accepts(a, 'apr', 'apr-pw'));
+    t.false(await accepts(a, 'apr', 'apr-pW'));
+    t.true(await accepts(a, 'bc', 'bc-pw'));
+    t.false(await accepts(a, 'bc', 'bc-pW'));
+  };
+  t.deepEqual(await delta(logins), [2, 0, 2, 0], 'native: apr1 and bcrypt off the loop');
+  process.env.FTPDLIB_NATIVE_APR1 = '0';
+  process.env.FTPDLIB_NATIVE_BCRYPT = '0';
+  try {
+    t.deepEqual(await delta(logins), [0, 2, 0, 2], 'forced to JS: the same answers');
+  } finally {
+    delete process.env.FTPDLIB_NATIVE_APR1;
+    delete process.env.FTPDLIB_NATIVE_BCRYPT;
+  }
+  // A password holding a NUL would end a C string early: bcryptjs takes it whole.
+  t.false(await accepts(a, 'bc', 'bc-pw\0tail'));
+  t.deepEqual(await delta(async () => void (await accepts(a, 'bc', 'bc-pw\0'))), [0, 0, 0, 1]);
+});
+
+test('libcrypt checks bcrypt as bcryptjs does: $2a$, $2b$, $2y$; UTF-8; the 72-byte cut', async (t) => {
+  const addon = await nativeBcrypt();
+  if (!addon) {
+    t.fail(`libcrypt's bcrypt is not usable here: ${unixAddonReason()}`);
+    return;
+  }
+  const passwords = ['p', 'pässwörd ✓', 'x'.repeat(71), 'y'.repeat(72), 'z'.repeat(100), '日本語'.repeat(30)];
+  for (const pw of passwords) {
+    const h = bcrypt.hashSync(pw, 4);
+    for (const prefix of ['$2a$', '$2b$', '$2y$']) {
+      const hash = prefix + h.slice(4);
+      t.true(await addon.verify(pw, hash), `${prefix} ${JSON.stringify(pw.slice(0, 20))}`);
+      t.false(await addon.verify(`${pw.slice(0, 5)}!${pw.slice(6)}`, hash), `${prefix} a wrong one`);
+      // Past 72 bytes nothing counts, for both (so this is true for the long ones only).
+      t.is(await addon.verify(`${pw}tail`, hash), bcrypt.compareSync(`${pw}tail`, hash), `${prefix} the cut`);
+    }
+  }
+});
+
 test('each hash scheme logs in; plain text, DES, unknown schemes and absurd costs are refused and logged', async (t) => {
   const bc = bcrypt.hashSync('bcrypt-pw', 4);
   const log = recordingLogger();
@@ -152,6 +230,11 @@ test('each hash scheme logs in; plain text, DES, unknown schemes and absurd cost
 test.serial('an unknown user, a refused entry and a wrong password each cost one bcrypt of the file’s cost', async (t) => {
   const lines = ['a', 'b', 'c'].map((u) => `${u}:${bcrypt.hashSync('pw', 5)}`);
   const { a } = make(t, [...lines, `s:${sha('pw')}`, 'p:plain'].join('\n'));
+  // bcryptjs is spied on: the check is kept off libcrypt here (its cost is not visible from JS).
+  process.env.FTPDLIB_NATIVE_BCRYPT = '0';
+  t.teardown(() => {
+    delete process.env.FTPDLIB_NATIVE_BCRYPT;
+  });
   const lib = require('bcryptjs') as { compare: (pw: string, hash: string) => Promise<boolean> };
   const original = lib.compare;
   const costs: number[] = [];
@@ -312,26 +395,27 @@ test.serial('a user of a cheaper scheme than the file\'s most common one costs t
   const b = (pw: string, cost = 4): string => bcrypt.hashSync(pw, cost);
   const sha = (pw: string): string => `{SHA}${createHash('sha1').update(pw).digest('base64')}`;
   const { a } = make(t, `alice:${b('a')}\nbob:${b('b')}\ncarol:${b('c')}\nold:${sha('o')}\nslow:${b('s', 5)}\n`);
-  const module = bcrypt as unknown as { compare: typeof bcrypt.compare };
-  const compare = module.compare;
-  let calls = 0;
-  module.compare = ((...args: Parameters<typeof bcrypt.compare>) => {
-    calls++;
-    return compare(...args);
-  }) as typeof bcrypt.compare;
-  t.teardown(() => {
-    module.compare = compare;
-  });
-  const bcryptChecks = async (user: string, pw: string): Promise<number> => {
-    const before = calls;
+  const checks = async (user: string, pw: string): Promise<number> => {
+    const before = bcryptChecks.libcrypt + bcryptChecks.bcryptjs;
     await a.validateAuthentication(user, pw).catch(() => undefined);
-    return calls - before;
+    return bcryptChecks.libcrypt + bcryptChecks.bcryptjs - before;
   };
-  t.is(await bcryptChecks('nosuchuser', 'x'), 1, 'an unknown name: the dummy bcrypt check');
-  t.is(await bcryptChecks('alice', 'wrong'), 1, 'a bcrypt user: its own');
-  t.is(await bcryptChecks('old', 'wrong'), 1, 'the SHA-1 user: its own SHA-1 check, and the dummy bcrypt one');
-  t.is(await bcryptChecks('old', 'o'), 1);
-  await t.notThrowsAsync(a.validateAuthentication('old', 'o'));
-  t.is(await bcryptChecks('slow', 'wrong'), 1, 'a costlier bcrypt user: its own check only');
-  await t.notThrowsAsync(a.validateAuthentication('slow', 's'));
+  // On libcrypt (the default where the system-user addon is built), then on bcryptjs.
+  for (const js of [false, true]) {
+    if (js) process.env.FTPDLIB_NATIVE_BCRYPT = '0';
+    try {
+      const on = js ? 'bcryptjs' : 'libcrypt';
+      const before = bcryptChecks[on];
+      t.is(await checks('nosuchuser', 'x'), 1, 'an unknown name: the dummy bcrypt check');
+      t.is(await checks('alice', 'wrong'), 1, 'a bcrypt user: its own');
+      t.is(await checks('old', 'wrong'), 1, 'the SHA-1 user: its own SHA-1 check, and the dummy bcrypt one');
+      t.is(await checks('old', 'o'), 1);
+      await t.notThrowsAsync(a.validateAuthentication('old', 'o'));
+      t.is(await checks('slow', 'wrong'), 1, 'a costlier bcrypt user: its own check only');
+      await t.notThrowsAsync(a.validateAuthentication('slow', 's'));
+      t.is(bcryptChecks[on] - before, 7, `all on ${on}`);
+    } finally {
+      delete process.env.FTPDLIB_NATIVE_BCRYPT;
+    }
+  }
 });
