@@ -82,6 +82,7 @@ enum { STEP_PARK, STEP_AGAIN, STEP_SLEEP, STEP_DONE };
 #define MIN_COPY_CAP ((size_t)64 << 10)
 #define STEP_BUDGET ((uint64_t)4 << 20) /* bytes per turn before other jobs get theirs */
 #define PROGRESS_NS 100000000ull
+#define PACE_CREDIT_NS 100000000ull /* a throttled job behind its pace may catch up this much */
 #define MAX_EVENTS 256
 
 typedef struct engine engine_t;
@@ -896,6 +897,12 @@ static int step(ioth_t *th, job_t *j) {
         j->wake_ns = due;
         maybe_progress(th, j, now);
         return STEP_SLEEP;
+      }
+      if (now - due > PACE_CREDIT_NS) {
+        /* Behind the pace (a client that stopped reading, a busy thread): keep at most a
+         * slice's worth of credit, so that it does not come back as a burst at full speed. */
+        j->t0 = now - PACE_CREDIT_NS;
+        j->rate_moved = j->moved;
       }
     }
     if (full) {

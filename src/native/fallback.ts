@@ -34,6 +34,9 @@ function runStream(req: TransferRequest): Promise<TransferResult> {
   return req.direction === 'send' ? send(req) : receive(req);
 }
 
+/** How far behind its pace a throttled transfer may be and still catch up (ms): one slice. */
+const PACE_CREDIT_MS = 100;
+
 /** Counts bytes, converts line endings for TYPE A, and paces for a throttle. */
 class Meter extends Transform {
   bytes = 0;
@@ -96,7 +99,15 @@ class Meter extends Transform {
         return;
       }
       this.followRate();
-      const wait = this.due() - Date.now();
+      const now = Date.now();
+      const due = this.due();
+      if (now - due > PACE_CREDIT_MS) {
+        // Behind the pace (a slow reader or writer, a busy loop): keep at most a slice's worth
+        // of credit, so that it does not come back as a burst at full speed (as the engine).
+        this.paceFrom = now - PACE_CREDIT_MS;
+        this.paceBytes = this.bytes;
+      }
+      const wait = due - now;
       if (wait > 0) {
         setTimeout(next, wait);
         return;

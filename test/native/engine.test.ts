@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { TransferError, type TransferResult } from '../../src/ftp/data/transfer';
+import { AdjustableThrottle, TransferError, type TransferResult } from '../../src/ftp/data/transfer';
 import type { FileHandle } from '../../src/fs/types';
 import {
   available,
@@ -689,6 +689,49 @@ test.serial('a throttle paces the transfer; progress is reported along the way',
   t.deepEqual([...progress].sort((a, b) => a - b), progress);
   t.true(progress.every((b) => b > 0 && b <= MiB));
   t.true(Buffer.concat(chunks).equals(fs.readFileSync(file)));
+  fs.closeSync(fd);
+  c.destroy();
+  s.destroy();
+});
+
+test.serial('a throttled send follows its throttle\'s new rate (setRate), and a reader that stopped gets no burst when it reads again', async (t) => {
+  const { file } = writeRandom('retime.bin', 16 * MiB);
+  const { server: s, client: c } = await pair();
+  let got = 0;
+  c.on('data', (d: Buffer) => (got += d.length));
+  c.pause();
+  const fd = fs.openSync(file, 'r');
+  const throttle = new AdjustableThrottle(2 * MiB);
+  const ac = new AbortController();
+  // A small send buffer, so that a reader that stops holds the sender back soon.
+  const run = engine.run(request('send', s, fd, 0, { signal: ac.signal, throttle, native: { sendBufferSize: 64 * KiB } }));
+  // The reader stops for 3 s: at 2 MiB/s the pace runs about 5 MiB ahead of what could be sent.
+  await new Promise((r) => setTimeout(r, 3000));
+  const before = got;
+  c.resume();
+  await new Promise((r) => setTimeout(r, 500));
+  const burst = got - before;
+  // The socket buffers' bytes come at once (about 0.8 MB here), then the pace (1 MiB in 0.5 s):
+  // 1.8 MB measured. A credit kept whole came at full speed on top: 5.3 MB after a 2 s stop.
+  t.true(burst < 3 * MiB, `${burst} bytes in the first 0.5 s after the reader resumed`);
+  // Now a quarter of the rate, then four times it again.
+  throttle.set(MiB / 2);
+  await new Promise((r) => setTimeout(r, 300));
+  let from = got;
+  let at = Date.now();
+  await new Promise((r) => setTimeout(r, 1500));
+  const slow = ((got - from) * 1000) / (Date.now() - at);
+  throttle.set(2 * MiB);
+  await new Promise((r) => setTimeout(r, 300));
+  from = got;
+  at = Date.now();
+  await new Promise((r) => setTimeout(r, 1500));
+  const fast = ((got - from) * 1000) / (Date.now() - at);
+  t.log(`burst ${burst} B; at 0.5 MiB/s ${Math.round(slow)} B/s, back at 2 MiB/s ${Math.round(fast)} B/s`);
+  t.true(slow <= 0.75 * MiB, `${Math.round(slow)} B/s at 0.5 MiB/s`);
+  t.true(fast >= 1.4 * MiB && fast <= 2.8 * MiB, `${Math.round(fast)} B/s at 2 MiB/s`);
+  ac.abort();
+  await t.throwsAsync(run);
   fs.closeSync(fd);
   c.destroy();
   s.destroy();
