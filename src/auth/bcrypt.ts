@@ -44,7 +44,11 @@ export async function verifyBcrypt(plain: string, hash: string, client?: string)
   const addon = plain.includes('\0') ? null : await nativeBcrypt();
   if (addon) {
     bcryptChecks.libcrypt++;
-    return inCheckSlot(client, () => addon.verify(plain, hash));
+    // bcrypt reads 72 bytes of the password and no more; libcrypt refuses a passphrase of 512
+    // bytes or more outright (quickly, and so telling), where bcryptjs checks its first 72.
+    const bytes = Buffer.from(plain, 'utf8');
+    const key = bytes.length > BCRYPT_KEY_BYTES ? bytes.subarray(0, BCRYPT_KEY_BYTES) : plain;
+    return inCheckSlot(client, () => addon.verify(key, hash));
   }
   bcryptChecks.bcryptjs++;
   return inCheckSlot(client, () => bcrypt.compare(plain, hash));
@@ -52,6 +56,9 @@ export async function verifyBcrypt(plain: string, hash: string, client?: string)
 
 /** How many bcrypt checks each path has made in this process (tests see which one ran). */
 export const bcryptChecks = { libcrypt: 0, bcryptjs: 0 };
+
+/** The password bytes bcrypt uses. */
+const BCRYPT_KEY_BYTES = 72;
 
 /** OpenBSD's test vector ("U*U" at cost 5): every prefix the parser takes must give it. */
 const KNOWN_ANSWER = { plain: 'U*U', rest: '05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW' } as const;
@@ -73,6 +80,8 @@ export function nativeBcrypt(): Promise<UnixAddon | null> {
       // And a wrong password must not pass.
       return (await addon.verify('U*V', `$2b$${KNOWN_ANSWER.rest}`)) ? null : addon;
     } catch {
+      // A failure to run the probe (not a wrong answer) is asked again next time.
+      native = undefined;
       return null;
     }
   })();

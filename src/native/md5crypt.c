@@ -75,6 +75,9 @@ static void md5_block(md5_t *m, const uint8_t *p) {
   m->h[1] += b;
   m->h[2] += c;
   m->h[3] += d;
+  /* The block may hold the password. */
+  memset(w, 0, sizeof w);
+  __asm__ __volatile__("" : : "r"(w) : "memory");
 }
 
 static void md5_init(md5_t *m) {
@@ -136,10 +139,10 @@ int apr1_hash(const char *pw, size_t pwlen, const char *salt_in, char out[APR1_H
   static const char magic[] = "$apr1$";
   const size_t mlen = sizeof magic - 1;
   pthread_once(&k_once, fill_k);
-  /* The salt as given, up to a `$`: the caller has cut it to crypt's 8 characters. */
+  /* The salt: up to a `$`, at most 8 bytes (as Apache cuts it). */
   size_t slen = 0;
   while (slen < APR1_SALT_MAX && salt_in[slen] && salt_in[slen] != '$') slen++;
-  if (slen == 0 || (salt_in[slen] && salt_in[slen] != '$')) return -1;
+  if (slen == 0) return -1;
 
   uint8_t fin[16];
   md5_t m, alt;

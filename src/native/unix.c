@@ -860,8 +860,9 @@ static napi_value js_crypt(napi_env env, napi_callback_info info) {
   return crypt_job(env, info, J_CRYPT);
 }
 
-/* apr1(password, salt): Promise<string | -errno>, Apache's `$apr1$salt$hash` (md5crypt.c); the
- * salt as htpasswd.ts cut it (8 characters, no `$`). The password's bytes are all used, NULs too. */
+/* apr1(password, salt): Promise<string | -errno>, Apache's `$apr1$salt$hash` (md5crypt.c): the
+ * salt's first 8 bytes up to a `$`; an empty one is EINVAL. The password's bytes are all used,
+ * NULs too. */
 static napi_value js_apr1(napi_env env, napi_callback_info info) {
   return crypt_job(env, info, J_APR1);
 }
