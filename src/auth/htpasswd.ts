@@ -40,7 +40,7 @@ import { inCheckSlot } from './hash-slots';
 import { authLogger, type AuthLogger } from './log';
 import { checkLimits } from './limits';
 import { validatePerm } from './perms';
-import { checkHome, makeProfile, profileHasPerm, type OverrideConfig, type UserProfile } from './profile';
+import { checkHome, makeProfile, profileHasPerm, profileOverridesBelow, type OverrideConfig, type UserProfile } from './profile';
 import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT, DEFAULT_PERM } from './virtual';
 
@@ -420,6 +420,10 @@ export class HtpasswdAuthorizer extends EventEmitter implements Authorizer {
 
   hasPerm(user: string, letter: PermLetter, ftpPath?: string): boolean {
     return profileHasPerm(this.profileOf(user), letter, ftpPath);
+  }
+
+  overridesBelow(user: string, ftpPath: string): boolean {
+    return profileOverridesBelow(this.profileOf(user), ftpPath);
   }
 
   getPerms(user: string): string {

@@ -239,6 +239,7 @@ export class LockoutAuthorizer implements Authorizer {
   private readonly sleep: (ms: number) => Promise<void>;
   /** Present when the wrapped authorizer has it. */
   readonly hasUser?: (user: string) => boolean | Promise<boolean>;
+  readonly overridesBelow?: (user: string, path: string) => boolean | Promise<boolean>;
 
   constructor(
     readonly inner: Authorizer,
@@ -264,6 +265,7 @@ export class LockoutAuthorizer implements Authorizer {
     this.sleep = options.sleep ?? defaultSleep;
     this.log = authLogger(options.logger);
     if (typeof inner.hasUser === 'function') this.hasUser = (user) => inner.hasUser!(user);
+    if (typeof inner.overridesBelow === 'function') this.overridesBelow = (user, path) => inner.overridesBelow!(user, path);
     this.store = options.store ?? new MemoryLockoutStore(options.maxEntries ?? 10000, Math.max(this.windowMs, this.banMs));
   }
 

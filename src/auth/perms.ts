@@ -81,6 +81,18 @@ export function overrideApplies(o: PermOverride, path: string): boolean {
   return posix.dirname(path) === dir;
 }
 
+/**
+ * Whether an override is set on a folder strictly inside `path` (a normalised absolute FTP path).
+ * Moving `path` would carry that folder out from under its override, to where other letters
+ * apply: the server refuses RNFR of such a folder.
+ */
+export function overridesBelow(overrides: readonly PermOverride[], path: string): boolean {
+  const p = normalizeFtpPath(path);
+  if (p === undefined) return true;
+  const prefix = p === '/' ? '/' : `${p}/`;
+  return overrides.some((o) => o.directory !== p && o.directory.startsWith(prefix));
+}
+
 /** The most specific override that applies to `path`, if any. */
 export function findOverride(overrides: readonly PermOverride[], path: string): PermOverride | undefined {
   let best: PermOverride | undefined;

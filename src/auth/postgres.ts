@@ -33,7 +33,7 @@ import { bcryptCost, dummyBcrypt, looksLikeBcrypt, verifyBcrypt } from './bcrypt
 import { AuthenticationFailedError, AuthorizerUnavailableError } from './errors';
 import { authLogger, type AuthLogger } from './log';
 import { DEFAULT_SCRYPT, formatPasswordHash, parsePasswordHash, verifyPassword, type ScryptParams } from './password';
-import { makeProfile, profileHasPerm, type UserProfile } from './profile';
+import { makeProfile, profileHasPerm, profileOverridesBelow, type UserProfile } from './profile';
 import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT } from './virtual';
 
@@ -251,6 +251,10 @@ export class PostgresAuthorizer implements Authorizer {
 
   hasPerm(user: string, letter: PermLetter, ftpPath?: string): boolean {
     return profileHasPerm(this.profileOf(user), letter, ftpPath);
+  }
+
+  overridesBelow(user: string, ftpPath: string): boolean {
+    return profileOverridesBelow(this.profileOf(user), ftpPath);
   }
 
   getPerms(user: string): string {

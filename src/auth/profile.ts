@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { ConfigError } from '../config/errors';
 import { NO_LIMITS, checkLimits } from './limits';
-import { effectivePerms, isPermLetter, validateOverrideDir, validatePerm, type PermOverride } from './perms';
+import { effectivePerms, isPermLetter, overridesBelow, validateOverrideDir, validatePerm, type PermOverride } from './perms';
 import type { PermLetter, UserLimits } from './types';
 import { DEFAULT_MSG_LOGIN, DEFAULT_MSG_QUIT, DEFAULT_PERM } from './virtual';
 
@@ -81,6 +81,11 @@ export function makeProfile(
     msgQuit: optionalString(fields.msgQuit, DEFAULT_MSG_QUIT, `${key}.msgQuit`),
     limits: fields.limits === undefined ? defaultLimits : checkLimits(fields.limits, `${key}.limits`),
   });
+}
+
+/** overridesBelow over a profile; no profile means none. */
+export function profileOverridesBelow(profile: UserProfile | undefined, ftpPath: string): boolean {
+  return profile !== undefined && overridesBelow(profile.overrides, ftpPath);
 }
 
 /** hasPerm over a profile; no profile, or a letter that is not one, means no. */

@@ -55,6 +55,13 @@ export interface Authorizer {
   getPerms(user: string): string | Promise<string>;
   getMsgLogin(user: string): string | Promise<string>;
   getMsgQuit(user: string): string | Promise<string>;
+  /**
+   * Optional: whether a per-directory override is set on a folder strictly inside `path`. The
+   * server then refuses to rename `path` (550): a move would take that folder out from under its
+   * override, and with it the restriction (renaming `/a` to `/b` frees `/a/private`). Authorizers
+   * with per-directory permissions implement it; without it a folder's rename is not checked so.
+   */
+  overridesBelow?(user: string, path: string): boolean | Promise<boolean>;
   /** Optional: whether a user name is known, for authorizers that can say so cheaply. */
   hasUser?(user: string): boolean | Promise<boolean>;
   /** Optional: the user's limits (asked once per login). Without it a user has none. */

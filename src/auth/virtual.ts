@@ -28,7 +28,7 @@ import {
   hashPassword,
   type ScryptParams,
 } from './password';
-import { effectivePerms, isPermLetter, validateOverrideDir, validatePerm, type PermOverride } from './perms';
+import { effectivePerms, isPermLetter, overridesBelow, validateOverrideDir, validatePerm, type PermOverride } from './perms';
 import { checkLimits } from './limits';
 import type { Authorizer, ClientInfo, PermLetter, UserLimits } from './types';
 
@@ -181,6 +181,12 @@ export class VirtualAuthorizer implements Authorizer {
     const rec = this.users.get(user);
     if (rec === undefined || !isPermLetter(letter)) return false;
     return effectivePerms(rec.perm, rec.overrides, path).includes(letter);
+  }
+
+  /** Whether an override is set on a folder strictly inside `path` (the server then refuses to rename `path`). */
+  overridesBelow(user: string, path: string): boolean {
+    const rec = this.users.get(user);
+    return rec !== undefined && overridesBelow(rec.overrides, path);
   }
 
   getPerms(user: string): string {

@@ -37,6 +37,10 @@ export class ReloadableAuthorizer implements Authorizer {
     return this.current.hasPerm(user, perm, path);
   }
 
+  overridesBelow(user: string, path: string): boolean | Promise<boolean> {
+    return this.current.overridesBelow?.(user, path) ?? false;
+  }
+
   getPerms(user: string): string | Promise<string> {
     return this.current.getPerms(user);
   }

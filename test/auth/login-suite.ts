@@ -142,6 +142,13 @@ export function registerLoginSuite(test: TestFn, label: string, setupFn: SetupFn
     t.is((await c.cmd('STOR /outside.txt')).code, 550, 'root keeps the base letters');
     t.is((await c.cmd('STOR /uploads/deeper/x.txt')).code, 550, 'not recursive');
     t.is((await c.cmd('DELE /uploads/in.txt')).code, 550, "'d' is not in the override");
+    // The folder above an override is what RNFR refuses to move (test/commands/perms.test.ts).
+    const a = env.setup.authorizer;
+    t.is(typeof a.overridesBelow, 'function', 'the authorizer says where its overrides are');
+    t.true(await a.overridesBelow!(env.setup.reader.name, '/'), '/ holds /uploads');
+    t.false(await a.overridesBelow!(env.setup.reader.name, '/uploads'), 'the override folder itself: its own letters decide');
+    t.false(await a.overridesBelow!(env.setup.reader.name, '/elsewhere'));
+    t.false(await a.overridesBelow!(env.setup.reader.name, '/upload'), 'a name sharing a prefix is not a parent');
     c.close();
   });
 

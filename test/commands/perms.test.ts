@@ -195,6 +195,35 @@ test('an override can take letters away: a read-only subtree for a full user', a
   t.true(fs.existsSync(path.join(s.root, 'ro', 'inner', 'keep.txt')));
 });
 
+test('a folder holding an override cannot be renamed out from under it (550); the override folder itself, files, and other folders can', async (t) => {
+  const s = await startServer(t);
+  fs.mkdirSync(path.join(s.root, 'a', 'private'), { recursive: true });
+  fs.writeFileSync(path.join(s.root, 'a', 'private', 'keep.txt'), 'keep');
+  fs.mkdirSync(path.join(s.root, 'a', 'open'));
+  fs.mkdirSync(path.join(s.root, 'b'));
+  fs.writeFileSync(path.join(s.root, 'a', 'note.txt'), 'n');
+  // Read-only below /a/private; 'f' there too, so that the folder itself may be renamed.
+  s.auth.overridePerm('demo', '/a/private', 'elrf', true);
+  const c = await loginAs(t, s, 'demo', 'demo-password');
+  // Renaming /a (or moving it into /b) would leave /a/private's files writable at /b/private.
+  const refused = await c.cmd('RNFR /a');
+  t.is(refused.code, 550, refused.text);
+  t.is((await c.cmd('RNTO /b/a')).code, 503, 'no RNFR in force');
+  t.is((await c.cmd('CWD /a')).code, 250);
+  t.is((await c.cmd('RNFR .')).code, 550, 'the same folder by another spelling');
+  t.is((await c.cmd('CWD /')).code, 250);
+  t.true(fs.existsSync(path.join(s.root, 'a', 'private', 'keep.txt')));
+  t.is((await c.cmd('DELE /a/private/keep.txt')).code, 550, 'still read-only');
+  // What holds no override moves as before.
+  t.is((await c.cmd('RNFR /a/open')).code, 350);
+  t.is((await c.cmd('RNTO /b/open')).code, 250);
+  t.is((await c.cmd('RNFR /a/note.txt')).code, 350);
+  t.is((await c.cmd('RNTO /b/note.txt')).code, 250);
+  // The override's own folder: its letters decide (here they include 'f').
+  t.is((await c.cmd('RNFR /a/private')).code, 350);
+  t.is((await c.cmd('RNTO /a/private2')).code, 250);
+});
+
 test('anonymous is read-only by default', async (t) => {
   const s = await startServer(t, { noUser: true });
   fs.writeFileSync(path.join(s.root, 'pub.txt'), 'public');

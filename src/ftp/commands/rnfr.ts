@@ -13,7 +13,12 @@ export const rnfr: CommandDescriptor = {
     session.renameFrom = null;
     if (path === '/') throw new FtpError(550, "Can't rename home directory.");
     refuseWhileUploading(session, path);
-    await session.requireFs().lstat(path);
+    const st = await session.requireFs().lstat(path);
+    // A folder holding per-directory overrides stays where they are: moved, what is below it
+    // would leave them (renaming /a frees /a/private of its letters).
+    if (st.kind === 'dir' && (await session.ctx.options.authorizer.overridesBelow?.(session.user!, path))) {
+      throw new FtpError(550, "Can't rename a folder holding per-folder permissions.");
+    }
     session.renameFrom = path;
     session.reply(350, 'Ready for destination name.');
   },
