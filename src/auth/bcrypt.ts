@@ -71,6 +71,8 @@ let native: Promise<UnixAddon | null> | undefined;
 export function nativeBcrypt(): Promise<UnixAddon | null> {
   if (process.env.FTPDLIB_NATIVE_BCRYPT === '0') return Promise.resolve(null);
   native ??= (async () => {
+    // Settle after the assignment, so that the catch below can clear it.
+    await Promise.resolve();
     const addon = unixAddon();
     if (!addon) return null;
     try {

@@ -146,8 +146,9 @@ export function apr1Crypt(password: string, salt: string): string {
 
 // ---- parsing -------------------------------------------------------------------
 
-// The salt: printable ASCII but `$`, so that characters are bytes (Apache cuts it at 8 bytes).
-const APR1 = /^\$apr1\$([!-#%-~]{1,8})\$([./0-9A-Za-z]{22})$/;
+// The salt: anything but `$` and NUL, at most 8 bytes (Apache cuts it there; here it must fit,
+// so that the C and JS computations take the same bytes).
+const APR1 = /^\$apr1\$([^$\0]{1,8})\$([./0-9A-Za-z]{22})$/;
 const SHA1 = /^\{SHA\}([A-Za-z0-9+/]{27}=)$/;
 const DES = /^[./0-9A-Za-z]{13}$/;
 
@@ -159,7 +160,9 @@ export function parseHtpasswdHash(hash: string): HtpasswdEntry {
   }
   if (hash.startsWith(APR1_MAGIC)) {
     const m = APR1.exec(hash);
-    return m ? { scheme: 'apr1', salt: m[1], hash } : { scheme: 'refused', reason: 'not a well-formed $apr1$ hash' };
+    return m && Buffer.byteLength(m[1]) <= 8
+      ? { scheme: 'apr1', salt: m[1], hash }
+      : { scheme: 'refused', reason: 'not a well-formed $apr1$ hash' };
   }
   if (hash.startsWith('{SHA}')) {
     const m = SHA1.exec(hash);

@@ -82,7 +82,7 @@ enum { STEP_PARK, STEP_AGAIN, STEP_SLEEP, STEP_DONE };
 #define MIN_COPY_CAP ((size_t)64 << 10)
 #define STEP_BUDGET ((uint64_t)4 << 20) /* bytes per turn before other jobs get theirs */
 #define PROGRESS_NS 100000000ull
-#define PACE_CREDIT_NS 100000000ull /* a throttled job behind its pace may catch up this much */
+#define PACE_CREDIT_NS 250000000ull /* a throttled job behind its pace may catch up this much */
 #define MAX_EVENTS 256
 
 typedef struct engine engine_t;
@@ -866,6 +866,13 @@ static int step(ioth_t *th, job_t *j) {
   for (;;) {
     size_t want = j->chunk;
     if (j->bps > 0) {
+      uint64_t now = mono_ns();
+      if (now > pace_due(j) + PACE_CREDIT_NS) {
+        /* Behind the pace (a client that stopped reading, a busy thread): keep a quarter
+         * second's credit, so that a stop does not come back as a burst at full speed. */
+        j->t0 = now - PACE_CREDIT_NS;
+        j->rate_moved = j->moved;
+      }
       /* Pace in slices of about a tenth of a second's worth. */
       double s = j->bps / 10;
       size_t slice = s < 1 ? 1 : (s > (double)want ? want : (size_t)s);
@@ -897,12 +904,6 @@ static int step(ioth_t *th, job_t *j) {
         j->wake_ns = due;
         maybe_progress(th, j, now);
         return STEP_SLEEP;
-      }
-      if (now - due > PACE_CREDIT_NS) {
-        /* Behind the pace (a client that stopped reading, a busy thread): keep at most a
-         * slice's worth of credit, so that it does not come back as a burst at full speed. */
-        j->t0 = now - PACE_CREDIT_NS;
-        j->rate_moved = j->moved;
       }
     }
     if (full) {

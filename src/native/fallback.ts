@@ -34,8 +34,12 @@ function runStream(req: TransferRequest): Promise<TransferResult> {
   return req.direction === 'send' ? send(req) : receive(req);
 }
 
-/** How far behind its pace a throttled transfer may be and still catch up (ms): one slice. */
-const PACE_CREDIT_MS = 100;
+/**
+ * How far behind its pace a throttled transfer may be and still catch up (ms), as the engine's
+ * PACE_CREDIT_NS: a quarter second, more than a late timer of a busy loop (which would otherwise
+ * slow the transfer below its rate), far less than a client's stop.
+ */
+const PACE_CREDIT_MS = 250;
 
 /** Counts bytes, converts line endings for TYPE A, and paces for a throttle. */
 class Meter extends Transform {
@@ -102,8 +106,8 @@ class Meter extends Transform {
       const now = Date.now();
       const due = this.due();
       if (now - due > PACE_CREDIT_MS) {
-        // Behind the pace (a slow reader or writer, a busy loop): keep at most a slice's worth
-        // of credit, so that it does not come back as a burst at full speed (as the engine).
+        // Behind the pace (a slow reader or writer): keep a quarter second's credit, so that a
+        // stop does not come back as a burst at full speed (as the engine).
         this.paceFrom = now - PACE_CREDIT_MS;
         this.paceBytes = this.bytes;
       }

@@ -9,7 +9,7 @@ import bcrypt from 'bcryptjs';
 import { ConfigError, HtpasswdAuthorizer, apr1Crypt, type AuthLogger } from '../../src/auth';
 import { ConfigFileError, buildAuthorizer, loadConfigFile } from '../../src/config/file';
 import { bcryptChecks, nativeBcrypt } from '../../src/auth/bcrypt';
-import { apr1Checks } from '../../src/auth/htpasswd';
+import { apr1Checks, parseHtpasswdHash } from '../../src/auth/htpasswd';
 import { unixAddon, unixAddonReason } from '../../src/native/unix';
 import { LIMITED_LIMITS, READER_MSG, READER_PERM, UPLOADS_OVERRIDE, WRITER_PERM, registerLoginSuite } from './login-suite';
 
@@ -143,6 +143,9 @@ test('apr1 on a pool thread (the system-user addon, src/native/md5crypt.c) gives
     ['pässwörd ✓', '12345678'],
     ['with\0nul', 'nulsalt'],
     ['日本語のパスワード', 'Zq9.x/Yw'],
+    // Salts of 8 bytes that are not 8 characters (openssl passwd -apr1 -salt takes them).
+    ['pw', 'üüüü'],
+    ['pw', 'a b'],
   ];
   for (const len of [1, 15, 16, 17, 31, 32, 47, 55, 56, 57, 63, 64, 65, 119, 120, 128, 200, 1000]) {
     cases.push([pick(len), pick(1 + randomInt(8))]);
@@ -219,6 +222,21 @@ test('libcrypt checks bcrypt as bcryptjs does: $2a$, $2b$, $2y$; UTF-8; the 72-b
       t.is(await addon.verify(`${pw}tail`, hash), bcrypt.compareSync(`${pw}tail`, hash), `${prefix} the cut`);
     }
   }
+});
+
+test('an apr1 salt may be any 8 bytes but `$` (openssl takes non-ASCII ones); longer or with a NUL it is refused', async (t) => {
+  const { a } = make(t, [
+    `u8:${openssl(['passwd', '-apr1', '-salt', 'üüüü', 'u8-pw'])}`,
+    `sp:${openssl(['passwd', '-apr1', '-salt', 'a b', 'sp-pw'])}`,
+    `long:$apr1$üüüüü$${'a'.repeat(22)}`,
+    `nul:$apr1$ab\0cd$${'a'.repeat(22)}`,
+  ].join('\n') + '\n');
+  t.true(await accepts(a, 'u8', 'u8-pw'));
+  t.false(await accepts(a, 'u8', 'u8-pW'));
+  t.true(await accepts(a, 'sp', 'sp-pw'));
+  t.is(parseHtpasswdHash(`$apr1$üüüüü$${'a'.repeat(22)}`).scheme, 'refused', '10 bytes');
+  t.is(parseHtpasswdHash(`$apr1$ab\0cd$${'a'.repeat(22)}`).scheme, 'refused', 'a NUL');
+  t.is(parseHtpasswdHash(`$apr1$üüüü$${'a'.repeat(22)}`).scheme, 'apr1', '8 bytes');
 });
 
 test('each hash scheme logs in; plain text, DES, unknown schemes and absurd costs are refused and logged', async (t) => {

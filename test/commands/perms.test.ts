@@ -224,6 +224,28 @@ test('a folder holding an override cannot be renamed out from under it (550); th
   t.is((await c.cmd('RNTO /a/private2')).code, 250);
 });
 
+test('a folder cannot be moved to where an override lies below the destination (553): its contents would take that override\'s letters', async (t) => {
+  const s = await startServer(t);
+  fs.mkdirSync(path.join(s.root, 'x', 'drop'), { recursive: true });
+  fs.writeFileSync(path.join(s.root, 'x', 'drop', 'f.txt'), 'f');
+  fs.writeFileSync(path.join(s.root, 'x.txt'), 'x');
+  // A base without 'd'; the override grants it in /c/drop (a folder not made yet).
+  s.auth.addUser('nod', 'pw', s.root, { perm: 'elrafmw' });
+  s.auth.overridePerm('nod', '/c/drop', 'elradfmw', true);
+  const c = await loginAs(t, s, 'nod', 'pw');
+  t.is((await c.cmd('DELE /x/drop/f.txt')).code, 550, "no 'd' where it is");
+  t.is((await c.cmd('RNFR /x')).code, 350);
+  const moved = await c.cmd('RNTO /c');
+  t.is(moved.code, 553, moved.text);
+  t.true(fs.existsSync(path.join(s.root, 'x', 'drop', 'f.txt')), 'not moved');
+  // A file may go there (RNTO's 'f' on the destination decides), and a folder elsewhere.
+  t.is((await c.cmd('RNFR /x')).code, 350);
+  t.is((await c.cmd('RNTO /y')).code, 250);
+  t.is((await c.cmd('MKD /c')).code, 257);
+  t.is((await c.cmd('RNFR /x.txt')).code, 350);
+  t.is((await c.cmd('RNTO /c/x.txt')).code, 250);
+});
+
 test('anonymous is read-only by default', async (t) => {
   const s = await startServer(t, { noUser: true });
   fs.writeFileSync(path.join(s.root, 'pub.txt'), 'public');

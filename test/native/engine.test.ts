@@ -711,8 +711,9 @@ test.serial('a throttled send follows its throttle\'s new rate (setRate), and a 
   c.resume();
   await new Promise((r) => setTimeout(r, 500));
   const burst = got - before;
-  // The socket buffers' bytes come at once (about 0.8 MB here), then the pace (1 MiB in 0.5 s):
-  // 1.8 MB measured. A credit kept whole came at full speed on top: 5.3 MB after a 2 s stop.
+  // The socket buffers' bytes come at once (about 0.8 MB here), the quarter second of credit,
+  // then the pace (1 MiB in 0.5 s): 1.95 MB measured. A credit kept whole came at full speed on
+  // top: 5.3 MB after a 2 s stop.
   t.true(burst < 3 * MiB, `${burst} bytes in the first 0.5 s after the reader resumed`);
   // Now a quarter of the rate, then four times it again.
   throttle.set(MiB / 2);
