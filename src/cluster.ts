@@ -54,7 +54,9 @@ type ToWorker =
   | { type: 'stop'; signal: string }
   | { type: 'lockout-reply'; rid: number; record?: LockoutRecord }
   | { type: 'session-reply'; hid: number; granted: boolean }
-  | { type: 'metrics-request'; rid: number };
+  | { type: 'metrics-request'; rid: number }
+  /** How many transfers of `user` in `direction` follow a share of the user's rate limit, over all workers. */
+  | { type: 'share-total'; user: string; direction: 'send' | 'receive'; total: number };
 /** Worker → primary. */
 type ToPrimary =
   | { type: 'ready' }
@@ -65,7 +67,9 @@ type ToPrimary =
   /** Logins minus logouts per user, of users with no limit, since the last such message. */
   | { type: 'session-counts'; counts: Array<[string, number]> }
   | { type: 'session-release'; hid: number }
-  | { type: 'metrics-reply'; rid: number; metrics: MetricsJson };
+  | { type: 'metrics-reply'; rid: number; metrics: MetricsJson }
+  /** One more or one fewer transfer of `user` in `direction` following a share of its rate limit, in this worker. */
+  | { type: 'share-change'; user: string; direction: 'send' | 'receive'; delta: 1 | -1 };
 
 export interface PrimaryOptions {
   workers: number;
@@ -124,6 +128,8 @@ interface Slot {
   holds: Map<number, string>;
   /** User → sessions this worker reported in 'session-counts' (users with no limit). */
   counted: Map<string, number>;
+  /** Direction and user (`send\0alice`) → this worker's transfers following a share of the user's rate limit. */
+  shares: Map<string, number>;
   /**
    * Connections sent to this worker whose descriptor it has not yet acknowledged, oldest first:
    * Node sends one descriptor at a time and the worker answers each with an ACK, or a NACK when
@@ -323,7 +329,7 @@ export class ClusterPrimary {
 
   private fork(): Slot {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
-    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map(), counted: new Map(), handover: [] };
+    const slot: Slot = { worker, pid: worker.process.pid ?? 0, ready: false, conns: new Map(), holds: new Map(), counted: new Map(), shares: new Map(), handover: [] };
     this.slots.set(worker.id, slot);
     worker.on('message', (msg: ToPrimary) => this.onMessage(slot, msg));
     // Node's answers to a descriptor sent, which it handles itself before this listener runs:
@@ -359,6 +365,10 @@ export class ClusterPrimary {
       }
     } else if (msg?.type === 'session-release') {
       this.releaseSession(slot, msg.hid);
+    } else if (msg?.type === 'share-change') {
+      if ((msg.direction === 'send' || msg.direction === 'receive') && (msg.delta === 1 || msg.delta === -1) && typeof msg.user === 'string') {
+        this.changeShares(slot, msg.user, msg.direction, msg.delta);
+      }
     } else if (msg?.type === 'metrics-reply') {
       this.metricsWaiters.get(msg.rid)?.(msg.metrics);
     } else if (msg?.type === 'ready') {
@@ -383,6 +393,10 @@ export class ClusterPrimary {
     for (const hid of [...slot.holds.keys()]) this.releaseSession(slot, hid);
     for (const [user, n] of slot.counted) this.addSessions(user, -n);
     slot.counted.clear();
+    for (const [key, n] of [...slot.shares]) {
+      const [direction, user] = key.split('\0') as ['send' | 'receive', string];
+      this.changeShares(slot, user, direction, -n);
+    }
     if (this.stopping) {
       this.log.info({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker stopped');
       if (this.slots.size === 0) this.allExited?.();
@@ -590,6 +604,22 @@ export class ClusterPrimary {
     this.addSessions(user, -1);
   }
 
+  /**
+   * A worker's count of `user`'s share-following transfers in `direction` changed by `d`: tell
+   * every worker the new total, so that each divides the user's limit by it (only users with a
+   * rate limit send these: a message per start and end of their transfers, and one per worker).
+   */
+  private changeShares(slot: Slot, user: string, direction: 'send' | 'receive', d: number): void {
+    const key = `${direction}\0${user}`;
+    const own = Math.max(0, (slot.shares.get(key) ?? 0) + d);
+    if (own === 0) slot.shares.delete(key);
+    else slot.shares.set(key, own);
+    // Over the live workers (one that exited has left this.slots already).
+    let total = 0;
+    for (const s of this.slots.values()) total += s.shares.get(key) ?? 0;
+    for (const s of this.slots.values()) this.send(s, { type: 'share-total', user, direction, total });
+  }
+
   private addSessions(user: string, d: number): void {
     const n = (this.userSessions.get(user) ?? 0) + d;
     if (n <= 0) this.userSessions.delete(user);
@@ -673,8 +703,10 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
   const send = (msg: ToPrimary): void => {
     if (process.connected) process.send!(msg, undefined, {}, () => undefined);
   };
-  // maxSessions counts a user's sessions over all workers.
+  // maxSessions counts a user's sessions over all workers, and a user's rate limit is divided
+  // among the user's transfers over all workers.
   server.useSessionCounter(new IpcSessionCounter());
+  server.useShareCounter({ change: (user, direction, delta) => send({ type: 'share-change', user, direction, delta }) });
   process.on('message', (message: unknown, handle: unknown) => {
     const msg = message as ToWorker | null;
     if (msg?.type === 'conn') {
@@ -704,6 +736,8 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
         (metrics) => send({ type: 'metrics-reply', rid: msg.rid, metrics }),
         (err: unknown) => server.log.warn({ err }, 'metrics could not be collected for the primary'),
       );
+    } else if (msg?.type === 'share-total') {
+      server.sharedTotal(msg.user, msg.direction, msg.total);
     } else if (msg?.type === 'stop') {
       onStop(msg.signal);
     }

@@ -17,7 +17,7 @@ import { TlsManager, type TlsLease } from './tls';
 import { looksLikeProxyHeader, trustMatcher, type ProxyHeaderError } from './proxy-protocol';
 import { proxiedPeer, readProxyHeader, type ProxiedPeer, type ReadProxyHeaderOptions } from './proxy-socket';
 import { ServerMetrics } from '../metrics';
-import { UserLimitsTracker, type SessionCounter } from './user-limits';
+import { UserLimitsTracker, type SessionCounter, type ShareCounter } from './user-limits';
 import { BareControl, bareControlAvailable } from './control';
 import { socketOfHandle, takeAccepted, type TcpHandle } from './data/connection';
 
@@ -307,6 +307,20 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
    */
   useSessionCounter(counter: SessionCounter | null): void {
     this.ctx.userLimits.useSessionCounter(counter);
+  }
+
+  /**
+   * Count the transfers that follow a share of a user's rate limit with `counter`, shared with
+   * other processes, and take their totals through `sharedTotal`, so that a user's limit is
+   * divided over every process (the daemon's workers); null: this server divides alone.
+   */
+  useShareCounter(counter: ShareCounter | null): void {
+    this.ctx.userLimits.useShareCounter(counter);
+  }
+
+  /** The ShareCounter's news: `total` share-following transfers of `user` in `direction` over every process. */
+  sharedTotal(user: string, direction: 'send' | 'receive', total: number): void {
+    this.ctx.userLimits.sharedTotal(user, direction, total);
   }
 
   /** The metrics endpoint's address (with the metrics option, after listen()), or null. */

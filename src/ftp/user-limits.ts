@@ -28,6 +28,8 @@ interface UserEntry {
   running: { send: number; receive: number };
   /** Listeners of the running transfers that follow their share of a limit (RunningTransfer.onShare), made on first use. */
   sharing: { send: Set<(sharedBy: number) => void> | null; receive: Set<(sharedBy: number) => void> | null };
+  /** With a ShareCounter: the user's share-following transfers over every process, as last told (0: not told). */
+  sharedTotal: { send: number; receive: number };
   /** Uploads between UploadQuota's start and its finish: no walk while there are any. */
   uploads: number;
   /** The FTP paths those uploads write, with how many write each. */
@@ -90,6 +92,16 @@ export interface SessionCounter {
   count?(user: string): () => void;
 }
 
+/**
+ * Where a user's transfers that follow a share of their rate limit are counted when more than
+ * this process serves the user (the daemon's workers tell their primary, which tells every
+ * worker the total: UserLimitsTracker.sharedTotal). Without one, each process divides alone.
+ */
+export interface ShareCounter {
+  /** One more (+1) or one fewer (-1) transfer of `user` in `direction` following its share, in this process. */
+  change(user: string, direction: 'send' | 'receive', delta: 1 | -1): void;
+}
+
 /** A logged-in session counted against its user (maxSessions) until `release()`; a second release does nothing. */
 export interface LoginSlot {
   release(): void;
@@ -116,6 +128,7 @@ class LocalLoginSlot implements LoginSlot {
 export class UserLimitsTracker {
   private readonly users = new Map<string, UserEntry>();
   private counter: SessionCounter | null = null;
+  private shareCounter: ShareCounter | null = null;
 
   constructor(
     private readonly measure: (fs: FileSystem) => Promise<DiskUsage> = measureUsage,
@@ -145,6 +158,23 @@ export class UserLimitsTracker {
   loggedOut(e: UserEntry): void {
     e.sessions -= 1;
     this.dropIfIdle(e);
+  }
+
+  /** Count share-following transfers with `counter` (shared with other processes) from now on; null: in this process alone. */
+  useShareCounter(counter: ShareCounter | null): void {
+    this.shareCounter = counter;
+  }
+
+  /**
+   * The ShareCounter's news: `total` transfers of `user` in `direction` follow a share over every
+   * process. This process's transfers of the user divide the limit by that (or by their own
+   * number, if larger: the news may lag a transfer just started here).
+   */
+  sharedTotal(user: string, direction: 'send' | 'receive', total: number): void {
+    const e = this.users.get(user);
+    if (!e || e.sharedTotal[direction] === total) return;
+    e.sharedTotal[direction] = total;
+    this.reshare(e, direction);
   }
 
   /** Count sessions with `counter` (shared with other processes) from now on; null: in this process again. */
@@ -185,20 +215,27 @@ export class UserLimitsTracker {
     this.reshare(e, direction);
     let ended = false;
     let listener: ((sharedBy: number) => void) | null = null;
+    // The counter that heard of this transfer, so that its end goes to the same one.
+    let counted: ShareCounter | null = null;
     return {
       get sharedBy() {
-        return e.running[direction];
+        return Math.max(e.running[direction], e.sharedTotal[direction]);
       },
       onShare: (l) => {
         if (ended) return;
         if (listener) e.sharing[direction]?.delete(listener);
         listener = l;
         (e.sharing[direction] ??= new Set()).add(l);
+        if (!counted && this.shareCounter) {
+          counted = this.shareCounter;
+          counted.change(user, direction, 1);
+        }
       },
       end: () => {
         if (ended) return;
         ended = true;
         if (listener) e.sharing[direction]?.delete(listener);
+        counted?.change(user, direction, -1);
         e.running[direction] -= 1;
         this.reshare(e, direction);
         this.dropIfIdle(e);
@@ -210,7 +247,7 @@ export class UserLimitsTracker {
   private reshare(e: UserEntry, direction: 'send' | 'receive'): void {
     const listeners = e.sharing[direction];
     if (!listeners || listeners.size === 0) return;
-    const n = e.running[direction];
+    const n = Math.max(e.running[direction], e.sharedTotal[direction]);
     for (const l of listeners) l(n);
   }
 
@@ -287,7 +324,7 @@ export class UserLimitsTracker {
   private entry(user: string): UserEntry {
     let e = this.users.get(user);
     if (!e) {
-      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, sharing: { send: null, receive: null }, uploads: 0, uploading: new Map(), usage: null, measuredAt: 0, walking: null };
+      e = { name: user, sessions: 0, running: { send: 0, receive: 0 }, sharing: { send: null, receive: null }, sharedTotal: { send: 0, receive: 0 }, uploads: 0, uploading: new Map(), usage: null, measuredAt: 0, walking: null };
       this.users.set(user, e);
     }
     return e;

@@ -555,6 +555,60 @@ test('maxSessions holds across 2 workers: the 3rd login of a user with 2 session
   t.deepEqual((await b.list()).map((f) => f.name), [], 'the other session still works');
 });
 
+test('a user\'s writeLimit is divided over both workers: two downloads on two workers stay within it together, and the one left gets all of it', async (t) => {
+  const LIMIT = 256 * 1024;
+  const dir = tmpDir(t);
+  const file = path.join(dir, 'ftpdlib.yaml');
+  fs.mkdirSync(path.join(dir, 'home'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'home', 'big.bin'), crypto.randomBytes(8 * 1024 * 1024));
+  fs.writeFileSync(
+    file,
+    `server: { host: 127.0.0.1, port: 0, authFailedTimeout: 0, workers: 2 }\n` +
+      `authorizer:\n  type: virtual\n  allowPlaintextPasswords: true\n  users:\n` +
+      `    - { name: alice, password: pw, home: home, perm: elradfmw, limits: { writeLimit: ${LIMIT} } }\n` +
+      `logging: { level: info }\n`,
+  );
+  const { a, b } = await aliceOnBothWorkers(t, file);
+  const counts = [0, 0];
+  const download = (c: Client, i: number): Promise<unknown> =>
+    c
+      .downloadTo(
+        new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            counts[i] += chunk.length;
+            cb();
+          },
+        }),
+        'big.bin',
+      )
+      .catch((err: unknown) => err);
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const rate = async (which: number[], ms: number): Promise<number> => {
+    const sum = (): number => which.reduce((n, i) => n + counts[i], 0);
+    const before = sum();
+    const started = Date.now();
+    await pause(ms);
+    return ((sum() - before) * 1000) / (Date.now() - started);
+  };
+  const da = download(a, 0);
+  await pause(800);
+  const db = download(b, 1);
+  await pause(800);
+  // Each worker dividing alone gave each download the whole limit: 2x together.
+  const together = await rate([0, 1], 2500);
+  t.true(together <= LIMIT * 1.4, `the two downloads together at ${Math.round(together)} B/s, the limit ${LIMIT}`);
+  t.true(together >= LIMIT * 0.25, `the two downloads together at only ${Math.round(together)} B/s`);
+  a.close();
+  await da;
+  await pause(800);
+  const alone = await rate([1], 2000);
+  t.log(`together ${(together / LIMIT).toFixed(2)}x the limit, the one left ${(alone / LIMIT).toFixed(2)}x`);
+  t.true(alone >= LIMIT * 0.75, `the download left alone at ${Math.round(alone)} B/s, half the limit is ${LIMIT / 2}`);
+  t.true(alone <= LIMIT * 1.4, `the download left alone at ${Math.round(alone)} B/s, the limit ${LIMIT}`);
+  b.close();
+  await db;
+});
+
 test('maxSessions set by a reload counts the sessions of the user logged in while it had no limit, on both workers', async (t) => {
   const dir = tmpDir(t);
   const file = path.join(dir, 'ftpdlib.yaml');
