@@ -394,8 +394,8 @@ export class ClusterPrimary {
     for (const [user, n] of slot.counted) this.addSessions(user, -n);
     slot.counted.clear();
     for (const [key, n] of [...slot.shares]) {
-      const [direction, user] = key.split('\0') as ['send' | 'receive', string];
-      this.changeShares(slot, user, direction, -n);
+      const i = key.indexOf('\0');
+      this.changeShares(slot, key.slice(i + 1), key.slice(0, i) as 'send' | 'receive', -n);
     }
     if (this.stopping) {
       this.log.info({ worker: slot.worker.id, workerPid: slot.pid, code, signal }, 'worker stopped');
@@ -605,9 +605,11 @@ export class ClusterPrimary {
   }
 
   /**
-   * A worker's count of `user`'s share-following transfers in `direction` changed by `d`: tell
-   * every worker the new total, so that each divides the user's limit by it (only users with a
-   * rate limit send these: a message per start and end of their transfers, and one per worker).
+   * A worker's count of `user`'s share-following transfers in `direction` changed by `d`: tell the
+   * new total to that worker and to every worker with such transfers, so that each divides the
+   * user's limit by it (a worker with none hears it in answer to its first). Only users with a
+   * rate limit send these: per start and end of their transfers, one message in and one out per
+   * worker involved.
    */
   private changeShares(slot: Slot, user: string, direction: 'send' | 'receive', d: number): void {
     const key = `${direction}\0${user}`;
@@ -617,7 +619,9 @@ export class ClusterPrimary {
     // Over the live workers (one that exited has left this.slots already).
     let total = 0;
     for (const s of this.slots.values()) total += s.shares.get(key) ?? 0;
-    for (const s of this.slots.values()) this.send(s, { type: 'share-total', user, direction, total });
+    for (const s of this.slots.values()) {
+      if (s === slot || s.shares.has(key)) this.send(s, { type: 'share-total', user, direction, total });
+    }
   }
 
   private addSessions(user: string, d: number): void {
@@ -742,8 +746,12 @@ export function serveForPrimary(server: FtpServer, onStop: (signal: string) => v
       onStop(msg.signal);
     }
   });
-  // The primary died: nobody hands connections over or counts them; finish what runs and exit.
-  process.on('disconnect', () => onStop('primary gone'));
+  // The primary died: nobody hands connections over or counts them; finish what runs and exit
+  // (dividing users' rate limits among this worker's transfers alone meanwhile).
+  process.on('disconnect', () => {
+    server.useShareCounter(null);
+    onStop('primary gone');
+  });
   send({ type: 'ready' });
 }
 

@@ -42,11 +42,15 @@ interface UserEntry {
 
 /** A transfer counted against its user until `end()`. */
 export interface RunningTransfer {
-  /** How many of the user's transfers in this direction run now, this one included. */
+  /**
+   * How many of the user's transfers in this direction run now, this one included: in this
+   * process, or over every process when a ShareCounter tells a larger total.
+   */
   readonly sharedBy: number;
   /**
-   * Call `listener` with the new sharedBy each time another of the user's transfers in this
-   * direction starts or ends, until this one ends (so its share of the user's limit can follow).
+   * Call `listener` with the new sharedBy each time it changes (another of the user's transfers
+   * in this direction starts or ends, here or, with a ShareCounter, in another process), until
+   * this one ends, so that its share of the user's limit can follow.
    */
   onShare(listener: (sharedBy: number) => void): void;
   end(): void;
@@ -160,9 +164,21 @@ export class UserLimitsTracker {
     this.dropIfIdle(e);
   }
 
-  /** Count share-following transfers with `counter` (shared with other processes) from now on; null: in this process alone. */
+  /**
+   * Count share-following transfers with `counter` (shared with other processes) from now on;
+   * null: in this process alone again (the totals heard so far are forgotten, since none will
+   * come to correct them: a worker whose primary is gone).
+   */
   useShareCounter(counter: ShareCounter | null): void {
     this.shareCounter = counter;
+    if (counter) return;
+    for (const e of this.users.values()) {
+      for (const direction of ['send', 'receive'] as const) {
+        if (e.sharedTotal[direction] === 0) continue;
+        e.sharedTotal[direction] = 0;
+        this.reshare(e, direction);
+      }
+    }
   }
 
   /**
