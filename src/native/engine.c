@@ -1493,54 +1493,48 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return id;
 }
 
+/* The running job `id` (main thread), or NULL when it has ended or never was. */
+static job_t *live_job(engine_t *eng, uint32_t id) {
+  for (job_t *j = eng ? eng->live : NULL; j; j = j->live_next)
+    if (j->id == id) return j;
+  return NULL;
+}
+
 /* cancel(id) -> true when the job was still running. */
 static napi_value js_cancel(napi_env env, napi_callback_info info) {
-  engine_t *eng = get_engine(env);
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t id = 0;
-  bool found = false;
-  if (argc >= 1 && napi_get_value_uint32(env, argv[0], &id) == napi_ok && eng) {
-    for (job_t *j = eng->live; j; j = j->live_next) {
-      if (j->id != id) continue;
-      if (!atomic_exchange(&j->cancel, 1)) {
-        atomic_store(&j->th->cancel_pending, 1);
-        wake(j->th);
-      }
-      found = true;
-      break;
-    }
+  job_t *j = argc >= 1 && napi_get_value_uint32(env, argv[0], &id) == napi_ok ? live_job(get_engine(env), id) : NULL;
+  if (j && !atomic_exchange(&j->cancel, 1)) {
+    atomic_store(&j->th->cancel_pending, 1);
+    wake(j->th);
   }
   napi_value r;
-  napi_get_boolean(env, found, &r);
+  napi_get_boolean(env, j != NULL, &r);
   return r;
 }
 
 /*
  * setRate(id, bytesPerSecond) -> true when the job was still running. The I/O thread takes the
- * new rate at the job's next step: a paced job steps at least every tenth of a second (one
- * slice), so nothing needs waking. Whole bytes per second, at least 1.
+ * new rate at the job's next step, so nothing needs waking: a paced job steps after each slice
+ * (a tenth of a second's worth of bytes), or when its socket takes bytes again. Whole bytes per
+ * second, at least 1.
  */
 static napi_value js_set_rate(napi_env env, napi_callback_info info) {
-  engine_t *eng = get_engine(env);
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint32_t id = 0;
   double bps = 0;
-  bool found = false;
+  job_t *j = NULL;
   if (argc >= 2 && napi_get_value_uint32(env, argv[0], &id) == napi_ok && napi_get_value_double(env, argv[1], &bps) == napi_ok &&
-      eng && bps >= 1 && bps <= 1e15) {
-    for (job_t *j = eng->live; j; j = j->live_next) {
-      if (j->id != id) continue;
-      atomic_store_explicit(&j->rate_req, (uint64_t)bps, memory_order_relaxed);
-      found = true;
-      break;
-    }
-  }
+      bps >= 1 && bps <= 1e15)
+    j = live_job(get_engine(env), id);
+  if (j) atomic_store_explicit(&j->rate_req, (uint64_t)bps, memory_order_relaxed);
   napi_value r;
-  napi_get_boolean(env, found, &r);
+  napi_get_boolean(env, j != NULL, &r);
   return r;
 }
 
