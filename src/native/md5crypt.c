@@ -76,8 +76,7 @@ static void md5_block(md5_t *m, const uint8_t *p) {
   m->h[2] += c;
   m->h[3] += d;
   /* The block may hold the password. */
-  memset(w, 0, sizeof w);
-  __asm__ __volatile__("" : : "r"(w) : "memory");
+  explicit_bzero(w, sizeof w);
 }
 
 static void md5_init(md5_t *m) {
@@ -191,9 +190,8 @@ int apr1_hash(const char *pw, size_t pwlen, const char *salt_in, char out[APR1_H
   o = put64(o, fin[11], 2);
   *o = '\0';
   /* The intermediate digests are as secret as the password. */
-  memset(fin, 0, sizeof fin);
-  memset(&m, 0, sizeof m);
-  memset(&alt, 0, sizeof alt);
-  __asm__ __volatile__("" : : "r"(fin), "r"(&m), "r"(&alt) : "memory");
+  explicit_bzero(fin, sizeof fin);
+  explicit_bzero(&m, sizeof m);
+  explicit_bzero(&alt, sizeof alt);
   return 0;
 }
