@@ -31,7 +31,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, tlsClient: 'ftpbench', pin: false };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, congestion: null, tlsClient: 'ftpbench', pin: false };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -59,6 +59,13 @@ for (const a of argv) {
     }
   }
   else if (a === '--ftpdlib-solo=0' || a === '--ftpdlib-solo=1') opt.solo = a.endsWith('1');
+  else if (a.startsWith('--ftpdlib-congestion=')) {
+    opt.congestion = a.slice(21);
+    if (!/^[a-z][a-z0-9_]{0,14}$/.test(opt.congestion)) {
+      console.error('--ftpdlib-congestion: auto, system or an algorithm name expected');
+      process.exit(2);
+    }
+  }
   else if (a.startsWith('--tls-client=')) {
     opt.tlsClient = a.slice(13);
     if (opt.tlsClient !== 'curl' && opt.tlsClient !== 'ftpbench') {
@@ -84,6 +91,7 @@ for (const a of argv) {
     console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 and heapReduceDelay 0 (it never gives freed memory back to the kernel)');
     console.log('--ftpdlib-io-nice=N: run ftpdlib\'s engine I/O thread N nice steps below the process (configureNative ioNice; default: the library\'s, 10)');
     console.log('--ftpdlib-io-threads=N: give ftpdlib\'s engine N I/O threads (configureNative threads; default: the library\'s)');
+    console.log('--ftpdlib-congestion=auto|system|NAME: ftpdlib\'s dataCongestionControl (default: the library\'s, auto: downloads of 16 MiB or more to a loopback peer under CUBIC when the system default is BBR; system: the machine\'s for every connection, as the peers have it)');
     console.log('--ftpdlib-solo=0|1: a transfer running alone on its own I/O thread at full priority, or not (configureNative soloThread; default: the library\'s, 1)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--tls-client=ftpbench|curl: the client of tls-retr and tls-stor (default ftpbench --tls, which is not the bottleneck; curl reads one record per call and ran at 96-100% of a core; ftpbench falls back to curl when it was built without OpenSSL)');
@@ -566,6 +574,15 @@ function warmCache(file) {
 // pageout of cold unmapped pages, up to 128 MiB/s; /sys/kernel/mm/damon/admin), so a file
 // warmed once at the start is partly back on disk minutes later: two thirds of the 2 GiB file
 // were, 8 minutes after a run. Each measured round that reads a file re-reads it first when
+/** The machine's default TCP congestion control (net.ipv4.tcp_congestion_control), or 'unknown'. */
+function systemCongestion() {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim() || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
 // fincore (util-linux) finds pages missing, or always when fincore is not there.
 function residentBytes(file) {
   const r = spawnSync('fincore', ['--bytes', '--noheadings', '--raw', '-o', 'RES', file], { encoding: 'utf8' });
@@ -685,7 +702,7 @@ function ftpdlibImpl() {
   };
 }
 
-const trimArgs = () => [...(opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']), ...(opt.ioNice === null ? [] : ['--io-nice', String(opt.ioNice)]), ...(opt.ioThreads === null ? [] : ['--io-threads', String(opt.ioThreads)]), ...(opt.solo === null ? [] : ['--solo', opt.solo ? '1' : '0'])];
+const trimArgs = () => [...(opt.memoryTrim ? [] : ['--memory-trim-delay', '0', '--heap-reduce-delay', '0']), ...(opt.ioNice === null ? [] : ['--io-nice', String(opt.ioNice)]), ...(opt.ioThreads === null ? [] : ['--io-threads', String(opt.ioThreads)]), ...(opt.solo === null ? [] : ['--solo', opt.solo ? '1' : '0']), ...(opt.congestion === null ? [] : ['--congestion', opt.congestion])];
 
 const SERVERS = [
   {
@@ -1683,6 +1700,16 @@ async function main() {
   if (opt.ioThreads !== null) log(`- ftpdlib's engine runs ${opt.ioThreads} I/O thread(s) (--ftpdlib-io-threads).`);
   if (opt.solo !== null) log(`- ftpdlib's engine ${opt.solo ? 'gives' : 'does not give'} a transfer running alone its own I/O thread at full priority (--ftpdlib-solo; the library's default gives it).`);
   if (opt.ioNice !== null) log(`- ftpdlib's engine I/O thread runs ${opt.ioNice} nice steps below the process (--ftpdlib-io-nice; the library's default is 10).`);
+  {
+    const cc = systemCongestion();
+    const mode = opt.congestion ?? 'auto';
+    const what =
+      mode === 'system' ? "the machine's, as the peers'"
+        : mode !== 'auto' ? `${mode} for every data connection`
+        : cc.startsWith('bbr') ? `downloads of 16 MiB or more to a loopback peer (every "retr" and "tls-retr" download here, none in "many") under CUBIC (else Reno), the rest under ${cc}`
+        : `the machine's (not BBR, so auto changes nothing)`;
+    log(`- TCP congestion control: this machine's default is ${cc} (net.ipv4.tcp_congestion_control); the peers' connections and the clients' use it. ftpdlib's data connections: dataCongestionControl ${mode}${opt.congestion === null ? " (the library's default)" : ' (--ftpdlib-congestion)'}: ${what}. Over loopback a BBR sender is held near the rate it estimates, and a sender bound by its own CPU (every loopback download) ran at about half the MB/s, with twice the spread, under BBR as under CUBIC, ftpdlib's engine and proftpd alike (src/native/bench/RESULTS.md, "RETR under BBR"); --ftpdlib-congestion=system runs ftpdlib under the machine's default, as the peers run.`);
+  }
   log(opt.memoryTrim
     ? '- ftpdlib runs with its default memoryTrimDelay (0.5 s) and heapReduceDelay (5 s): once connections and transfers pause that long it gives the memory malloc freed back to the kernel (malloc_trim), and then asks V8 to shrink its heap, as a deployed server does; --no-memory-trim turns both off.'
     : '- ftpdlib runs with memoryTrimDelay 0 and heapReduceDelay 0 (--no-memory-trim): it never gives freed memory back.');
@@ -1707,6 +1734,7 @@ async function main() {
       cpu_steal_pct: steal,
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
+      congestion: { system: systemCongestion(), ftpdlib: opt.congestion ?? 'auto' },
       tls_client: anyTls && tlsWithFtpbench() ? { ftpbench: '--tls', openssl: spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim(), cert: 'self-signed EC P-256', warmup_check: tls.curl ? { curl: tls.curl } : null } : anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
       servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {}, idle_next: s.idleNext || null })),
     };

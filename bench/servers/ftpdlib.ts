@@ -3,7 +3,7 @@
 //        [--pasv 50000-50999] [--auth scrypt|plain] [--tls-cert FILE --tls-key FILE]
 //        [--memory-trim-delay SECONDS] [--heap-reduce-delay SECONDS]  (the server's memoryTrimDelay
 //        and heapReduceDelay; 0 = never) [--io-nice N] [--io-threads N] [--solo 0|1]  (the engine's ioNice,
-//        threads and soloThread: configureNative)
+//        threads and soloThread: configureNative) [--congestion auto|system|NAME]  (dataCongestionControl)
 // --tls-cert/--tls-key: explicit FTPS with TLS required on the control and data connections
 // (tlsControlRequired, tlsDataRequired). Without --stream, FTPS transfers of files go through the
 // engine (nativeTls); with it, through Node's TLS socket.
@@ -110,6 +110,7 @@ async function main(): Promise<void> {
     maxConnections: 5000, // the idle scenario opens 1,000 sessions from one address
     ...(arg('--memory-trim-delay', '') !== '' ? { memoryTrimDelay: Number(arg('--memory-trim-delay', '')) } : {}),
     ...(arg('--heap-reduce-delay', '') !== '' ? { heapReduceDelay: Number(arg('--heap-reduce-delay', '')) } : {}),
+    ...(arg('--congestion', '') !== '' ? { dataCongestionControl: arg('--congestion', '') } : {}),
     ...(tlsCert ? { tls: { certFile: tlsCert, keyFile: tlsKey || tlsCert }, tlsControlRequired: true, tlsDataRequired: true } : {}),
   });
   await server.listen();

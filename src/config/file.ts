@@ -260,6 +260,7 @@ const SERVER_OPTION_FIELDS: Record<keyof ServerFileOptions, Field> = {
   authFailedTimeout: { node: ANY },
   useSendfile: { node: ANY },
   nativeTls: { node: ANY },
+  dataCongestionControl: { node: ANY },
   siteCopy: { node: ANY },
   readLimit: { node: ANY },
   writeLimit: { node: ANY },

@@ -60,6 +60,14 @@ export interface FtpServerOptions {
    */
   nativeTls?: boolean;
   /**
+   * TCP congestion control of data connections (src/ftp/data/congestion.ts): 'auto' (default)
+   * sends a download of 16 MiB or more to a loopback peer under CUBIC (else Reno) when the
+   * system's default is BBR, whose pacing held such downloads to half their speed; 'system'
+   * never changes it; an algorithm's name ('cubic', 'bbr', ...) is set on every data
+   * connection. Linux, with the native addon.
+   */
+  dataCongestionControl?: string;
+  /**
    * SITE CPFR / SITE CPTO: copy a file or a folder on the server (proftpd's mod_copy), with the
    * `r` permission on the source and `w` on the destination (`l`/`r` and `m`/`w` through a
    * folder), counted against disk quotas. Default true.
@@ -180,6 +188,7 @@ export const DEFAULTS = {
   authFailedTimeout: 3,
   useSendfile: true,
   nativeTls: true,
+  dataCongestionControl: 'auto',
   siteCopy: true,
   readLimit: 0,
   writeLimit: 0,
@@ -232,6 +241,15 @@ function bool(key: string, v: unknown): boolean {
 function str(key: string, v: unknown): string {
   if (typeof v !== 'string') throw new ConfigError(key, `expected a string, got ${JSON.stringify(v)}`);
   return v;
+}
+
+function congestionSetting(v: unknown): string {
+  const s = str('dataCongestionControl', v);
+  // 'auto', 'system', or an algorithm's name as the kernel spells them (at most 15 characters)
+  if (!/^[a-z][a-z0-9_]{0,14}$/.test(s)) {
+    throw new ConfigError('dataCongestionControl', `expected 'auto', 'system' or an algorithm's name such as 'cubic', got ${JSON.stringify(s)}`);
+  }
+  return s;
 }
 
 function ip(key: string, v: unknown): string {
@@ -309,6 +327,7 @@ export function resolveOptions(input: FtpServerOptions): ResolvedOptions {
     authFailedTimeout: num('authFailedTimeout', o.authFailedTimeout, 0, 600),
     useSendfile: bool('useSendfile', o.useSendfile),
     nativeTls: bool('nativeTls', o.nativeTls),
+    dataCongestionControl: congestionSetting(o.dataCongestionControl),
     siteCopy: bool('siteCopy', o.siteCopy),
     readLimit: int('readLimit', o.readLimit, 0, Number.MAX_SAFE_INTEGER),
     writeLimit: int('writeLimit', o.writeLimit, 0, Number.MAX_SAFE_INTEGER),

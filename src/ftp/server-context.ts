@@ -22,6 +22,7 @@ export interface CopyInfo {
 }
 import type { UserLimitsTracker } from './user-limits';
 import type { ControlSocket } from './control';
+import type { DataCongestion } from './data/congestion';
 
 /** What a session needs from its server: options, shared pools, the engines, and event sinks. */
 export interface ServerContext {
@@ -46,6 +47,8 @@ export interface ServerContext {
   setOobInline(socket: ControlSocket): void;
   /** TCP_CORK on or off on a plain control socket, when the native addon can; whether it did. */
   setCork(socket: ControlSocket, on: boolean): boolean;
+  /** The congestion control data connections get (options.dataCongestionControl). */
+  readonly congestion: DataCongestion;
   /** TCP_NODELAY on a control socket (options.tcpNoDelay), unless it has it from its listener. */
   setNoDelay(socket: ControlSocket): void;
   emitLogin(session: Session, user: string): void;

@@ -3,6 +3,7 @@ import * as net from 'node:net';
 import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
+import { DataCongestion, systemCongestion } from './data/congestion';
 import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setCork, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { IdleWatch } from './data/idle-watch';
@@ -169,6 +170,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         if (!acceptedBy(socket, this.oobListeners)) setOobInline(socket);
       },
       setCork,
+      congestion: new DataCongestion(this.options.dataCongestionControl, systemCongestion(), this.log),
       // Likewise TCP_NODELAY: Node's own `noDelay` server option would make a setsockopt per
       // connection (1.4% of the event loop's samples in a profile of logins).
       setNoDelay: (socket) => {
@@ -248,6 +250,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
         engine: this.options.useSendfile && native.available ? 'native' : 'stream',
         nativeReason: native.reason,
         ...(this.options.useSendfile && native.available ? { ioThreads: native.ioThreads, ioNice: native.ioNice, soloThread: native.soloThread } : {}),
+        dataCongestion: this.ctx.congestion.describe(),
       },
       'listening',
     );

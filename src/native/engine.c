@@ -1640,6 +1640,57 @@ static napi_value js_set_cork(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * The first argument of a call that takes a descriptor (and `want` - 1 more, left in argv[1..],
+ * undefined when missing): the descriptor, or -1 when it is missing or not a number >= 0.
+ */
+static int32_t fd_arg(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd = -1;
+  if (argc < want || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return -1;
+  return fd;
+}
+
+/*
+ * setCongestion(fd, name) -> whether the TCP socket now uses congestion control `name`
+ * (TCP_CONGESTION: ENOENT when the kernel has no such algorithm, EPERM when it is not in
+ * net.ipv4.tcp_allowed_congestion_control and the process lacks CAP_NET_ADMIN). On a listener
+ * it is what the connections it accepts start with (Linux copies a choice made by setsockopt).
+ * congestionOf(fd) -> the algorithm in use, or null (not a TCP socket, or no such call).
+ */
+static napi_value js_set_congestion(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd = fd_arg(env, info, 2, argv);
+  char name[32];
+  size_t len = 0;
+  bool ok = false;
+  if (fd >= 0 && napi_get_value_string_utf8(env, argv[1], name, sizeof name, &len) == napi_ok && len > 0 && len < 16) {
+#ifdef TCP_CONGESTION
+    ok = setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)len) == 0;
+#endif
+  }
+  napi_value r;
+  napi_get_boolean(env, ok, &r);
+  return r;
+}
+
+static napi_value js_congestion_of(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd = fd_arg(env, info, 1, argv);
+  napi_value r;
+  napi_get_null(env, &r);
+#ifdef TCP_CONGESTION
+  char name[32] = {0};
+  socklen_t len = sizeof name - 1;
+  if (fd >= 0 && getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) == 0 && len > 0)
+    napi_create_string_utf8(env, name, strnlen(name, sizeof name - 1), &r);
+#else
+  (void)fd;
+#endif
+  return r;
+}
+
+/*
  * trimMemory() -> 1 if glibc gave memory back to the kernel, 0 if it had none to give, -1
  * where there is no malloc_trim (another C library). malloc_trim(0) releases the free
  * pages inside every arena (madvise DONTNEED), not only the top of the heap: after a burst
@@ -1664,12 +1715,10 @@ static napi_value js_trim_memory(napi_env env, napi_callback_info info) {
  * this tells a cut upload from a complete one.
  */
 static napi_value js_socket_reset(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t fd = -1;
+  int32_t fd = fd_arg(env, info, 1, argv);
   bool reset = false;
-  if (argc >= 1 && napi_get_value_int32(env, argv[0], &fd) == napi_ok && fd >= 0) {
+  if (fd >= 0) {
     int err = 0;
     socklen_t len = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) reset = true;
@@ -2427,6 +2476,8 @@ NAPI_MODULE_INIT() {
     {"configure", NULL, js_configure, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setOobInline", NULL, js_set_oob_inline, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setCork", NULL, js_set_cork, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setCongestion", NULL, js_set_congestion, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"congestionOf", NULL, js_congestion_of, NULL, NULL, NULL, napi_enumerable, NULL},
     {"socketReset", NULL, js_socket_reset, NULL, NULL, NULL, napi_enumerable, NULL},
     {"trimMemory", NULL, js_trim_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     {"fsop", NULL, js_fsop, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -152,6 +152,8 @@ interface Addon {
   configure(threads: number, ioNice?: number, solo?: number): number;
   setOobInline(fd: number): boolean;
   setCork?(fd: number, on: boolean): boolean;
+  setCongestion?(fd: number, name: string): boolean;
+  congestionOf?(fd: number): string | null;
   socketReset(fd: number): boolean;
   trimMemory?(): number;
   fsop?(op: number, root: string, rel: string, flags: number, mode: number, cb: FsopCallback): void;
@@ -275,6 +277,19 @@ export function setOobInline(fd: number): boolean {
 /** TCP_CORK on or off on a socket (the last reply of a control connection, written right before its close). */
 export function setCork(fd: number, on: boolean): boolean {
   return addon !== null && typeof addon.setCork === 'function' && Number.isInteger(fd) && fd >= 0 && addon.setCork(fd, on);
+}
+
+/**
+ * TCP_CONGESTION on a socket or a listener (whose accepted connections start with it): true
+ * when the socket now uses `name` (src/ftp/data/congestion.ts says when ftpdlib asks).
+ */
+export function setCongestion(fd: number, name: string): boolean {
+  return addon !== null && typeof addon.setCongestion === 'function' && Number.isInteger(fd) && fd >= 0 && addon.setCongestion(fd, name);
+}
+
+/** The congestion control a TCP socket uses; null without the addon or for another kind of descriptor. */
+export function congestionOf(fd: number): string | null {
+  return addon !== null && typeof addon.congestionOf === 'function' && Number.isInteger(fd) && fd >= 0 ? addon.congestionOf(fd) : null;
 }
 
 /**

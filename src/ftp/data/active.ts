@@ -3,6 +3,7 @@ import { FtpError } from '../errors';
 import { plainAddress, type DataChannel } from './channel';
 import { SocketConnection, type DataConnection } from './connection';
 import type { TransferSignal } from './transfer';
+import type { DataCongestion } from './congestion';
 
 export interface ActiveOptions {
   host: string;
@@ -10,6 +11,8 @@ export interface ActiveOptions {
   /** Connect from the control connection's local address. */
   localAddress: string;
   connectTimeoutMs: number;
+  /** Sets the connection's congestion control once connected (dataCongestionControl); null: leave it. */
+  congestion?: DataCongestion | null;
   /** Makes the connected socket ready (the TLS handshake under PROT P). */
   prepare: (conn: DataConnection) => Promise<DataConnection>;
 }
@@ -50,6 +53,7 @@ export class ActiveChannel implements DataChannel {
           s.destroy();
           reject(err);
         } else {
+          this.opts.congestion?.onConnected(s);
           this.opts.prepare(new SocketConnection(s)).then(resolve, reject);
         }
       };

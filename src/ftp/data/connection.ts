@@ -21,6 +21,8 @@ export interface DataConnection {
   readonly tlsRecords?: TlsHandover;
   /** The peer's address as the socket reports it (IPv4-mapped form included). */
   readonly remoteAddress: string | undefined;
+  /** The TCP descriptor under it, TLS or not, without making a stream; -1 when there is none. */
+  readonly tcpFd: number;
   /** Close it: the stream if one was made, else the handle. Safe to call more than once. */
   destroy(): void;
 }
@@ -32,6 +34,11 @@ export class SocketConnection implements DataConnection {
 
   constructor(readonly socket: net.Socket) {
     this.tls = socket instanceof tls.TLSSocket;
+  }
+
+  /** A TLS socket's handle (Node's TLSWrap) answers with the descriptor of the TCP socket under it. */
+  get tcpFd(): number {
+    return handleFd(this.socket);
   }
 
   get remoteAddress(): string | undefined {
@@ -98,6 +105,10 @@ export class BareConnection implements DataConnection {
   get fd(): number {
     const fd = this.handle?.fd;
     return typeof fd === 'number' && fd >= 0 ? fd : -1;
+  }
+
+  get tcpFd(): number {
+    return this.made ? handleFd(this.made) : this.fd;
   }
 
   get remoteAddress(): string | undefined {
@@ -170,4 +181,10 @@ export function takeAccepted(server: net.Server, onHandle: (handle: TcpHandle) =
     if (!usable || !onHandle(handle)) nodeOwn.call(this, status, handle);
   };
   return true;
+}
+
+/** The descriptor under a Node socket or server (-1 when it has none, or is closed). */
+export function handleFd(owner: object): number {
+  const fd = (owner as { _handle?: { fd?: unknown } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }

@@ -1,6 +1,7 @@
 import type Logger from 'bunyan';
 import type { RangeCopier } from '../../fs/copy';
 import { streamEngine } from '../../native/fallback';
+import { handleFd } from './connection';
 import { TransferError, type TransferEngine, type TransferRequest, type TransferResult } from './transfer';
 
 interface NativeModule {
@@ -9,6 +10,8 @@ interface NativeModule {
   reason: string;
   setOobInline?: (fd: number) => boolean;
   setCork?: (fd: number, on: boolean) => boolean;
+  setCongestion?: (fd: number, name: string) => boolean;
+  congestionOf?: (fd: number) => string | null;
   trimMemory?: () => number;
   configureNative?: (opts: object) => { threads: number; ioNice: number; soloThread: boolean };
   copyRange?: RangeCopier | null;
@@ -93,10 +96,16 @@ export function setCork(socket: object, on: boolean): boolean {
   return !!set && fd >= 0 && set(fd, on);
 }
 
-/** The descriptor under a Node socket or server (-1 when it has none, or is closed). */
-function handleFd(socket: object): number {
-  const fd = (socket as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+/** TCP_CONGESTION on a descriptor through the addon; false without it (src/ftp/data/congestion.ts). */
+export function setCongestion(fd: number, name: string): boolean {
+  const set = loadNative().setCongestion;
+  return !!set && fd >= 0 && set(fd, name);
+}
+
+/** The congestion control of a TCP descriptor; null without the addon. */
+export function congestionOf(fd: number): string | null {
+  const get = loadNative().congestionOf;
+  return get && fd >= 0 ? get(fd) : null;
 }
 
 /** malloc_trim(0) through the addon; see src/native/index.ts. -2 without the addon. */

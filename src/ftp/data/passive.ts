@@ -6,6 +6,7 @@ import { acceptBare, SocketConnection, type DataConnection } from './connection'
 import { listenAnyPort, type PortPool } from './ports';
 import { proxiedPeer, readProxyHeader, stopReading, type ReadProxyHeaderOptions } from '../proxy-socket';
 import type { TransferSignal } from './transfer';
+import type { DataCongestion } from './congestion';
 
 /** proxyProtocolData: connections from these proxies start with a PROXY header naming the client. */
 export interface PassiveProxyOptions {
@@ -41,6 +42,8 @@ export interface PassiveOptions {
   /** The client's address: only it may connect, unless foreign addresses are permitted. */
   peerAddress: string;
   permitForeignAddresses: boolean;
+  /** The congestion control data connections get (dataCongestionControl); null: the system's. */
+  congestion?: DataCongestion | null;
   /** Read a PROXY header on connections from trusted proxies (proxyProtocolData); null: never. */
   proxy: PassiveProxyOptions | null;
   connectTimeoutMs: number;
@@ -120,6 +123,8 @@ export class PassiveChannel implements DataChannel {
     const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
     if (port === null) return null;
     server.unref();
+    // A named algorithm: one setsockopt per listener (kept between transfers), none per connection.
+    opts.congestion?.onListener(server);
     const onConnection = (c: DataConnection): void => {
       const owner = (server as OwnedServer)[OWNER];
       if (owner) owner.onConnection(c);

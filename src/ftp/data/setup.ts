@@ -9,6 +9,7 @@ import { PassiveChannel, type PassiveOptions, type PassiveProxyOptions, type Spa
 import type { ResolvedOptions } from '../../config/options';
 import { trustMatcher } from '../proxy-protocol';
 import type { PortPool } from './ports';
+import type { DataCongestion } from './congestion';
 
 /** Per server (its frozen options), how passive connections read PROXY headers (proxyProtocolData). */
 const dataProxies = new WeakMap<ResolvedOptions, PassiveProxyOptions | null>();
@@ -43,6 +44,10 @@ class SessionPassive implements PassiveOptions {
 
   get permitForeignAddresses(): boolean {
     return this.session.options.permitForeignAddresses;
+  }
+
+  get congestion(): DataCongestion {
+    return this.session.ctx.congestion;
   }
 
   get proxy(): PassiveProxyOptions | null {
@@ -117,6 +122,7 @@ export function setActive(session: Session, host: string, port: number): void {
       port,
       localAddress: session.localAddress,
       connectTimeoutMs: o.dataConnectTimeout * 1000,
+      congestion: session.ctx.congestion,
       prepare: (raw) => session.prepareDataSocket(raw),
     }),
   );

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
-import type { DataConnection } from './connection';
+import { handleFd, type DataConnection } from './connection';
 
 /**
  * FTPS data connections whose records the native engine can seal and open itself.
@@ -127,7 +127,7 @@ export class TlsGate extends Duplex implements TlsHandover {
   }
 
   get usable(): boolean {
-    return this.mode === 'held' && this.state() !== null && fdOf(this.raw) >= 0;
+    return this.mode === 'held' && this.state() !== null && handleFd(this.raw) >= 0;
   }
 
   takeOver(): TlsTakeover | null {
@@ -146,7 +146,7 @@ export class TlsGate extends Duplex implements TlsHandover {
       handle.reading = false;
     }
     this.held = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    return { fd: fdOf(this.raw), state, early: this.held };
+    return { fd: handleFd(this.raw), state, early: this.held };
   }
 
   giveBack(): void {
@@ -303,11 +303,6 @@ export class TlsGate extends Duplex implements TlsHandover {
   }
 }
 
-function fdOf(s: net.Socket): number {
-  const fd = (s as unknown as { _handle?: { fd?: unknown } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
-}
-
 function findLastIndex<T>(a: readonly T[], f: (x: T) => boolean): number {
   for (let i = a.length - 1; i >= 0; i--) if (f(a[i])) return i;
   return -1;
@@ -355,6 +350,10 @@ export class GatedTlsConnection implements DataConnection {
 
   get tlsRecords(): TlsHandover {
     return this.gate;
+  }
+
+  get tcpFd(): number {
+    return handleFd(this.gate.raw);
   }
 
   get remoteAddress(): string | undefined {

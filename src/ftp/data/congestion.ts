@@ -1,0 +1,129 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type Logger from 'bunyan';
+import { handleFd, type DataConnection } from './connection';
+import { congestionOf, setCongestion } from './engines';
+
+/**
+ * The TCP congestion control of data connections (the `dataCongestionControl` option).
+ *
+ * - `'auto'` (the default): when the system's default algorithm is BBR, a download of at least
+ *   BULK_BYTES to a peer on this host (a loopback address: a local client, or a proxy such as
+ *   HAProxy or stunnel in front of the server) is sent under CUBIC, or Reno where CUBIC is not
+ *   available or not allowed to this process. Everything else keeps the system's choice.
+ *   BBR paces each connection at the rate it estimates the path's bottleneck to have. A
+ *   loopback sender is bound by its own CPU, and BBR's estimate then holds it back: a 2 GiB
+ *   download over loopback here ran at 2,400–4,700 MB/s under BBR and 6,500–7,400 under CUBIC
+ *   or Reno, this server's and proftpd's alike; 8 downloads of 128 MiB at once 2,850 against
+ *   6,900. With 100 clients at once, downloads of 1 and 4 MiB did better under BBR (by 7–13%:
+ *   unpaced bursts of many connections make CUBIC see losses that were not), of 16 MiB a
+ *   little better under CUBIC (src/native/bench/RESULTS.md, "RETR under BBR").
+ * - `'system'`: never change it.
+ * - an algorithm's name (`'cubic'`, `'bbr'`, `'reno'`, ...): every data connection, whatever
+ *   its peer and size. Passive listeners get it (the connections they accept start with it: one
+ *   setsockopt per listener, which a session keeps between transfers); active connections get
+ *   it once connected.
+ *
+ * Linux only, through the native addon (TCP_CONGESTION). A name the kernel refuses (not built
+ * in, or not in net.ipv4.tcp_allowed_congestion_control for a process without CAP_NET_ADMIN)
+ * is logged once and not asked again.
+ */
+export class DataCongestion {
+  /** The algorithms 'auto' tries, in order, until one is taken. */
+  static readonly AUTO_CHOICES: readonly string[] = ['cubic', 'reno'];
+  /** 'auto' changes downloads of at least this many bytes (the engine's sendfile chunk). */
+  static readonly BULK_BYTES = 16 << 20;
+
+  /** The candidates still to try; empty once none could be set (then nothing is changed). */
+  private choices: string[];
+  private readonly auto: boolean;
+  /** Sockets and listeners set so far (diagnostics, tests). */
+  applied = 0;
+
+  /**
+   * @param setting 'auto', 'system' or an algorithm's name.
+   * @param systemDefault the system's default algorithm (null where it cannot be read).
+   */
+  constructor(
+    readonly setting: string,
+    readonly systemDefault: string | null,
+    private readonly log: Logger | null = null,
+  ) {
+    this.auto = setting === 'auto';
+    if (setting === 'system') this.choices = [];
+    else if (this.auto) this.choices = systemDefault !== null && systemDefault.startsWith('bbr') ? [...DataCongestion.AUTO_CHOICES] : [];
+    else this.choices = [setting];
+  }
+
+  /** What a listener, or a connection as soon as it is connected, gets: only a named algorithm. */
+  private get forEvery(): boolean {
+    return !this.auto && this.choices.length > 0;
+  }
+
+  /** A passive listener (Node server) was opened: a named algorithm for what it accepts. */
+  onListener(server: object): void {
+    if (this.forEvery) this.applyFd(handleFd(server));
+  }
+
+  /** An active data connection is connected: a named algorithm. */
+  onConnected(socket: object): void {
+    if (this.forEvery) this.applyFd(handleFd(socket));
+  }
+
+  /** A download of `bytes` is about to start on `conn`: 'auto' gives a bulk one to a peer on this host its choice. */
+  beforeSend(conn: DataConnection, bytes: number): void {
+    if (!this.auto || this.choices.length === 0 || !(bytes >= DataCongestion.BULK_BYTES) || !isLoopback(conn.remoteAddress)) return;
+    this.applyFd(conn.tcpFd);
+  }
+
+  /** Set the first candidate the kernel takes on `fd`; the algorithm set, or null. */
+  private applyFd(fd: number): string | null {
+    while (fd >= 0 && this.choices.length > 0) {
+      const name = this.choices[0];
+      if (setCongestion(fd, name)) {
+        this.applied++;
+        return name;
+      }
+      this.refused(name, fd);
+    }
+    return null;
+  }
+
+  /** `name` was refused (not built into this kernel, not allowed to this process, or no addon). */
+  private refused(name: string, fd: number): void {
+    this.choices.shift();
+    // The addon answers null when it cannot ask: then no name will be taken.
+    const known = congestionOf(fd) !== null;
+    if (!known) this.choices = [];
+    const why = known ? 'not available, or not allowed to this process (net.ipv4.tcp_allowed_congestion_control)' : 'needs the native addon on Linux';
+    const msg = `data connections: congestion control ${name} refused (${why})`;
+    if (this.auto) this.log?.info({ refused: name, next: this.choices[0] ?? null }, msg);
+    else this.log?.warn({ refused: name }, `${msg}; they keep the system's`);
+  }
+
+  /** What the 'listening' log record says of it. */
+  describe(): string {
+    if (this.setting === 'system') return 'system';
+    if (!this.auto) return this.choices.length ? this.setting : `${this.setting} (refused: the system's)`;
+    const sys = this.systemDefault ?? 'unknown';
+    return this.choices.length ? `auto (downloads of 16 MiB or more to loopback: ${this.choices[0]}; the rest: ${sys})` : `auto (the system's: ${sys})`;
+  }
+}
+
+/** Whether `address` is this host's loopback (127.0.0.0/8, ::1, or IPv4-mapped 127.x). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+  if (net.isIPv4(a)) return a.startsWith('127.');
+  return a === '::1';
+}
+
+/** The system's default congestion control (Linux; this process's network namespace), or null. */
+export function systemCongestion(): string | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
