@@ -62,6 +62,19 @@ function tlsClientOf(run) {
   return c.ftpbench ? 'ftpbench --tls' : c.curl ? 'curl' : 'other';
 }
 
+/**
+ * Under which congestion control ftpdlib's big downloads ran (run.js records it since final64;
+ * earlier runs had no choice: the machine's default, as the peers).
+ */
+function congestionOf(run) {
+  const c = run.congestion;
+  if (!c) return 'the machine default (not recorded: before final64)';
+  return c.ftpdlib === 'system' || (c.ftpdlib === 'auto' && !String(c.system).startsWith('bbr')) ? `the machine default (${c.system})` : `dataCongestionControl ${c.ftpdlib} on a ${c.system} machine`;
+}
+
+/** The scenarios whose figures move with ftpdlib's dataCongestionControl (downloads of 16 MiB and more). */
+const CONGESTION_SCENARIOS = new Set(['retr', 'tls-retr']);
+
 /** Whether the run made one uncounted transfer before round 1 of this scenario. */
 function hadFirstUnmeasured(run, key) {
   return run.servers.some((s) => s.warmup && Array.isArray(s.warmup[key]));
@@ -82,6 +95,9 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
   // FTPS figures depend on the client: pool the runs of the client most of them used
   const clients = runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(tlsClientOf).filter(Boolean);
   const refTls = sc.tls && clients.length ? clients.sort((a, b) => clients.filter((c) => c === b).length - clients.filter((c) => c === a).length)[0] : null;
+  // Big downloads: pool the runs of the congestion control most of them gave ftpdlib
+  const regimes = CONGESTION_SCENARIOS.has(sc.key) ? runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(congestionOf) : [];
+  const refCc = regimes.length ? regimes.sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
   for (const run of runs) {
     if (!run.scenarios || !run.scenarios.includes(sc.key)) continue;
     if (JSON.stringify(run.config) !== JSON.stringify(ref.config)) {
@@ -90,6 +106,10 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
     }
     if (sc.tls && tlsClientOf(run) !== refTls) {
       skipped.push(`${run.file}: FTPS client ${tlsClientOf(run)}, not ${refTls}`);
+      continue;
+    }
+    if (refCc !== null && congestionOf(run) !== refCc) {
+      skipped.push(`${run.file}: ftpdlib's downloads under ${congestionOf(run)}, not ${refCc}`);
       continue;
     }
     const dropFirst = sc.transfer && !allRounds && !hadFirstUnmeasured(run, sc.key);

@@ -570,10 +570,6 @@ function warmCache(file) {
   fs.closeSync(fd);
 }
 
-// The hosts of these machines page out page cache nobody has read for about a minute (DAMON:
-// pageout of cold unmapped pages, up to 128 MiB/s; /sys/kernel/mm/damon/admin), so a file
-// warmed once at the start is partly back on disk minutes later: two thirds of the 2 GiB file
-// were, 8 minutes after a run. Each measured round that reads a file re-reads it first when
 /** The machine's default TCP congestion control (net.ipv4.tcp_congestion_control), or 'unknown'. */
 function systemCongestion() {
   try {
@@ -583,6 +579,10 @@ function systemCongestion() {
   }
 }
 
+// The hosts of these machines page out page cache nobody has read for about a minute (DAMON:
+// pageout of cold unmapped pages, up to 128 MiB/s; /sys/kernel/mm/damon/admin), so a file
+// warmed once at the start is partly back on disk minutes later: two thirds of the 2 GiB file
+// were, 8 minutes after a run. Each measured round that reads a file re-reads it first when
 // fincore (util-linux) finds pages missing, or always when fincore is not there.
 function residentBytes(file) {
   const r = spawnSync('fincore', ['--bytes', '--noheadings', '--raw', '-o', 'RES', file], { encoding: 'utf8' });

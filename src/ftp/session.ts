@@ -244,7 +244,6 @@ export class Session implements ControlSink {
 
   /** The accepted connection, under any TLS; its local address is looked up when first needed. */
   private raw: Control;
-
   private local: string | undefined;
 
   /** The server's address on this connection (PASV, EPSV, STAT). */
@@ -802,6 +801,8 @@ export class Session implements ControlSink {
     path: string;
     direction: 'send' | 'receive';
     handle: FileHandle;
+    /** A download: the file's size (what is left to send decides its congestion control). */
+    size?: number;
     ascii: boolean;
     /** The 150 reply's text. */
     preliminary: string;
@@ -838,7 +839,7 @@ export class Session implements ControlSink {
       // moment: one that came in clear before a PROT P must not carry a PROT P transfer
       // (tlsDataRequired would otherwise be bypassed by connecting first).
       if (this.prot === 'P' && !c.tls) throw new FtpError(522, 'Data connection must use TLS (PROT P); it was opened in clear.');
-      if (opts.direction === 'send' && opts.file) this.ctx.congestion.beforeSend(c, (opts.handle.size ?? 0) - opts.handle.offset);
+      if (opts.direction === 'send' && opts.file) this.ctx.congestion.beforeSend(c, (opts.size ?? opts.handle.size ?? 0) - opts.handle.offset);
       // Idle means no byte moved for dataTimeout (src/ftp/data/idle-watch.ts).
       const dataTimeoutMs = this.options.dataTimeout * 1000;
       if (dataTimeoutMs > 0) {

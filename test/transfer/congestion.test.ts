@@ -9,20 +9,37 @@ import { VirtualAuthorizer } from '../../src/auth/virtual';
 import { ConfigError } from '../../src/config/errors';
 import { DataCongestion, isLoopback, systemCongestion } from '../../src/ftp/data/congestion';
 import type { DataConnection } from '../../src/ftp/data/connection';
-import { congestionOf } from '../../src/native/index';
+import { available, congestionOf, reason } from '../../src/native/index';
 import { listenEphemeral, loggedIn, parseEpsv } from '../helpers/data-client';
 import { connectData, type LineClient } from '../helpers/line-client';
-import { PASS, USER, startServer } from '../helpers/server';
+import { PASS, USER, startServer, type TestServer } from '../helpers/server';
 import { FtpsControl, tlsOption } from '../helpers/tls';
 
 /**
  * dataCongestionControl: which TCP congestion control the server's data connections use, read
  * from the kernel (`ss -ti`) while a download is held open by a client that does not read.
+ * Linux with the addon (TCP_CONGESTION).
  */
 
 const MiB = 1024 * 1024;
-const SYSTEM = systemCongestion();
-const AVAILABLE = fs.readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8').trim().split(/\s+/);
+const SYSTEM = systemCongestion() ?? 'unknown';
+
+/** The algorithms this kernel has (the names `ss -ti` may print). */
+function availableAlgorithms(): string[] {
+  try {
+    return fs.readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8').trim().split(/\s+/);
+  } catch {
+    return [];
+  }
+}
+
+/** An algorithm other than the system's default that every Linux kernel has and lets a process set. */
+const OTHER = SYSTEM === 'reno' ? 'cubic' : 'reno';
+
+function needsLinuxAddon(t: ExecutionContext): void {
+  t.is(process.platform, 'linux', 'TCP_CONGESTION is Linux');
+  t.true(available, reason);
+}
 
 /** A sparse file of `size` bytes in `root` (sendfile reads its holes as zeros). */
 function sparse(root: string, name: string, size: number): void {
@@ -33,23 +50,26 @@ function sparse(root: string, name: string, size: number): void {
 
 /**
  * The congestion control of the one established TCP socket matching `filter` (an ss filter such
- * as `sport = :2121`), as `ss -ti` reports it once that socket has sent data (the server sets the
- * algorithm before the first byte of a transfer; an active connection is seen here before that).
+ * as `sport = :2121`), as `ss -ti` reports it once that socket has sent more than `minBytes`:
+ * the server sets a download's algorithm right before its first byte, and a TLS data connection
+ * has sent its handshake (a few KiB) before that.
  */
-async function ccOf(filter: string): Promise<string> {
+async function ccOf(filter: string, minBytes = 64 * 1024): Promise<string> {
+  const names = availableAlgorithms();
   for (let i = 0; i < 250; i++) {
     const r = spawnSync('ss', ['-tinH', 'state', 'established', `( ${filter} )`], { encoding: 'utf8' });
     if (r.error) throw r.error;
-    const names = r.stdout.split(/\s+/).filter((w) => AVAILABLE.includes(w));
-    if (names.length > 1) throw new Error(`more than one socket matches ${filter}: ${r.stdout}`);
-    if (names.length === 1 && /\bbytes_sent:[1-9]/.test(r.stdout)) return names[0];
+    const found = r.stdout.split(/\s+/).filter((w) => names.includes(w));
+    if (found.length > 1) throw new Error(`more than one socket matches ${filter}: ${r.stdout}`);
+    const sent = Number(/\bbytes_sent:(\d+)/.exec(r.stdout)?.[1] ?? 0);
+    if (found.length === 1 && sent >= minBytes) return found[0];
     await new Promise((ok) => setTimeout(ok, 20));
   }
-  throw new Error(`no established socket matching ${filter} has sent data`);
+  throw new Error(`no established socket matching ${filter} has sent ${minBytes} bytes`);
 }
 
 /** Read `data` to its end and the control connection to its 226; the byte count. */
-async function finish(t: ExecutionContext, c: LineClient, data: net.Socket): Promise<number> {
+async function finish(t: ExecutionContext, c: { read(): Promise<{ code: number } | null> }, data: net.Socket): Promise<number> {
   let n = 0;
   data.on('data', (d: Buffer) => (n += d.length));
   data.resume();
@@ -70,58 +90,88 @@ async function passiveRetr(t: ExecutionContext, c: LineClient, name: string, siz
   return cc;
 }
 
-test.serial('a named algorithm is set on passive and active data connections, not on the control connection', async (t) => {
-  const s = await startServer(t, { dataCongestionControl: 'reno' });
-  sparse(s.root, 'big.bin', 32 * MiB);
-  const c = await loggedIn(s.port, USER, PASS);
-  t.is(await passiveRetr(t, c, 'big.bin', 32 * MiB), 'reno', 'passive');
-  // The control connection keeps the system's.
-  t.is(await ccOf(`sport = :${s.port}`), SYSTEM ?? 'unknown');
-  // Active (EPRT): the server connects to us; its socket is the one whose peer port is ours.
+/** RETR `name` over EPRT (the server connects to us) without reading; as passiveRetr. */
+async function activeRetr(t: ExecutionContext, c: LineClient, name: string, size: number): Promise<string> {
   const srv = await listenEphemeral('127.0.0.1');
   const port = (srv.address() as net.AddressInfo).port;
   const accepted = once(srv, 'connection');
   t.is((await c.cmd(`EPRT |1|127.0.0.1|${port}|`)).code, 200);
-  c.send('RETR big.bin\r\n');
+  c.send(`RETR ${name}\r\n`);
   const [data] = (await accepted) as [net.Socket];
   data.pause();
   t.is((await c.read())?.code, 150);
-  t.is(await ccOf(`dport = :${port}`), 'reno', 'active');
-  t.is(await finish(t, c, data), 32 * MiB);
+  // The server's socket is the one whose peer port is our listener's.
+  const cc = await ccOf(`dport = :${port}`);
+  t.is(await finish(t, c, data), size);
   srv.close();
+  return cc;
+}
+
+/** A server whose 'auto' acts as on a machine whose default is BBR, with `choice` as what it sets (any machine can then see it act). */
+function actAsUnderBbr(s: TestServer, choice: string): DataCongestion {
+  const policy = new DataCongestion('auto', 'bbr', null, [choice]);
+  (s.server as unknown as { ctx: { congestion: DataCongestion } }).ctx.congestion = policy;
+  return policy;
+}
+
+test.serial('a named algorithm is set on passive and active data connections, not on the control connection', async (t) => {
+  needsLinuxAddon(t);
+  const s = await startServer(t, { dataCongestionControl: OTHER });
+  sparse(s.root, 'big.bin', 32 * MiB);
+  sparse(s.root, 'small.bin', 8 * MiB);
+  const c = await loggedIn(s.port, USER, PASS);
+  t.is(await passiveRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'passive');
+  t.is(await passiveRetr(t, c, 'small.bin', 8 * MiB), OTHER, 'passive, any size');
+  t.is(await ccOf(`sport = :${s.port}`, 1), SYSTEM, 'the control connection keeps the system default');
+  t.is(await activeRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'active');
   t.is((await c.cmd('QUIT')).code, 221);
   t.true(
-    s.records.some((r) => r.msg === 'listening' && r.dataCongestion === 'reno'),
+    s.records.some((r) => r.msg === 'listening' && r.dataCongestion === OTHER),
     'the listening record says which',
   );
 });
 
-test.serial("'auto' changes only bulk downloads to a loopback peer, and only under BBR; 'system' changes nothing", async (t) => {
-  t.truthy(SYSTEM, 'the system default is readable on Linux');
+test.serial("'auto' under BBR: downloads with 16 MiB or more left, to a loopback peer, passive and active; not smaller ones", async (t) => {
+  needsLinuxAddon(t);
   const s = await startServer(t);
+  const policy = actAsUnderBbr(s, OTHER);
   sparse(s.root, 'big.bin', 32 * MiB);
   sparse(s.root, 'mid.bin', 8 * MiB);
   const c = await loggedIn(s.port, USER, PASS);
-  const big = await passiveRetr(t, c, 'big.bin', 32 * MiB);
-  if (SYSTEM!.startsWith('bbr')) t.true(big === 'cubic' || big === 'reno', `a 32 MiB download under ${big}`);
-  else t.is(big, SYSTEM!, 'without BBR as the default, auto leaves it');
+  t.is(await passiveRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (passive)');
+  t.is(await activeRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (active)');
   // Below 16 MiB: many small downloads at once did better paced (the system's BBR).
-  t.is(await passiveRetr(t, c, 'mid.bin', 8 * MiB), SYSTEM!, 'an 8 MiB download keeps the system default');
+  t.is(await passiveRetr(t, c, 'mid.bin', 8 * MiB), SYSTEM, 'an 8 MiB download keeps the system default');
   // REST near the end: what is left to send counts, not the file's size.
   t.is((await c.cmd(`REST ${24 * MiB}`)).code, 350);
-  t.is(await passiveRetr(t, c, 'big.bin', 8 * MiB), SYSTEM!, 'REST leaves 8 MiB: the system default');
+  t.is(await passiveRetr(t, c, 'big.bin', 8 * MiB), SYSTEM, 'REST leaves 8 MiB: the system default');
+  t.is(policy.applied, 2);
   t.is((await c.cmd('QUIT')).code, 221);
+});
+
+test.serial("'auto' as this machine has it: only under a BBR default; 'system' changes nothing", async (t) => {
+  needsLinuxAddon(t);
+  const s = await startServer(t);
+  sparse(s.root, 'big.bin', 32 * MiB);
+  const c = await loggedIn(s.port, USER, PASS);
+  const big = await passiveRetr(t, c, 'big.bin', 32 * MiB);
+  if (SYSTEM.startsWith('bbr')) t.true(big === 'cubic' || big === 'reno', `a 32 MiB download under ${big}`);
+  else t.is(big, SYSTEM, `without BBR as the default (${SYSTEM}), auto leaves it`);
+  t.is((await c.cmd('QUIT')).code, 221);
+  t.true(s.records.some((r) => r.msg === 'listening' && typeof r.dataCongestion === 'string' && r.dataCongestion.startsWith('auto (')));
 
   const sys = await startServer(t, { dataCongestionControl: 'system' });
   sparse(sys.root, 'big.bin', 32 * MiB);
   const c2 = await loggedIn(sys.port, USER, PASS);
-  t.is(await passiveRetr(t, c2, 'big.bin', 32 * MiB), SYSTEM!, "'system'");
+  t.is(await passiveRetr(t, c2, 'big.bin', 32 * MiB), SYSTEM, "'system'");
   t.is((await c2.cmd('QUIT')).code, 221);
 });
 
 for (const nativeTls of [true, false]) {
-  test.serial(`'auto' on FTPS downloads too (${nativeTls ? "the engine's records" : "Node's TLS socket"})`, async (t) => {
+  test.serial(`'auto' under BBR on FTPS downloads too (${nativeTls ? "the engine's records" : "Node's TLS socket"})`, async (t) => {
+    needsLinuxAddon(t);
     const s = await startServer(t, { tls: tlsOption(), nativeTls });
+    actAsUnderBbr(s, OTHER);
     sparse(s.root, 'big.bin', 32 * MiB);
     const c = await FtpsControl.plain(s.port);
     t.teardown(() => c.close());
@@ -131,20 +181,14 @@ for (const nativeTls of [true, false]) {
     data.pause();
     c.send('RETR big.bin\r\n');
     t.true([125, 150].includes((await c.read())?.code ?? 0));
-    const cc = await ccOf(`sport = :${port}`);
-    if (SYSTEM!.startsWith('bbr')) t.true(cc === 'cubic' || cc === 'reno', `under ${cc}`);
-    else t.is(cc, SYSTEM!);
-    let n = 0;
-    data.on('data', (d: Buffer) => (n += d.length));
-    data.resume();
-    await once(data, 'close');
-    t.is((await c.read())?.code, 226);
-    t.is(n, 32 * MiB);
+    t.is(await ccOf(`sport = :${port}`), OTHER);
+    t.is(await finish(t, c, data), 32 * MiB);
     t.is((await c.cmd('QUIT')).code, 221);
   });
 }
 
-test.serial("'auto' under BBR (the policy alone, on a real loopback connection): bulk sends to loopback peers", async (t) => {
+test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, refusals", async (t) => {
+  needsLinuxAddon(t);
   const srv = net.createServer();
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
@@ -153,29 +197,30 @@ test.serial("'auto' under BBR (the policy alone, on a real loopback connection):
   const [sock] = (await accepted) as [net.Socket];
   const fd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
   const before = congestionOf(fd);
-  t.is(before, SYSTEM!, 'a new connection starts with the system default');
+  t.is(before, SYSTEM, 'a new connection starts with the system default');
   const conn = (remoteAddress: string): DataConnection =>
     ({ remoteAddress, tcpFd: fd, fd, tls: false, socket: sock, destroy: () => sock.destroy() }) as DataConnection;
-  const policy = new DataCongestion('auto', 'bbr');
+  const policy = new DataCongestion('auto', 'bbr', null, [OTHER]);
   policy.beforeSend(conn('192.0.2.7'), 64 * MiB);
   t.is(congestionOf(fd), before, 'a remote peer keeps the system choice');
   policy.beforeSend(conn('127.0.0.1'), 16 * MiB - 1);
   t.is(congestionOf(fd), before, 'below 16 MiB: unchanged');
   policy.beforeSend(conn('::ffff:127.0.0.1'), 16 * MiB);
-  const now = congestionOf(fd);
-  t.true(now === 'cubic' || now === 'reno', `16 MiB to loopback: ${now}`);
+  t.is(congestionOf(fd), OTHER, '16 MiB to loopback');
   t.is(policy.applied, 1);
-  // Not under BBR: nothing to change.
-  const cubicDefault = new DataCongestion('auto', 'cubic');
-  t.regex(cubicDefault.describe(), /the system's: cubic/);
-  t.regex(policy.describe(), /16 MiB or more to loopback: (cubic|reno)/);
-  // A name the kernel does not have is refused once, and then not asked again.
+  // 'auto' does nothing where the default is not BBR; it says what it would try.
+  t.regex(new DataCongestion('auto', 'cubic').describe(), /the system's: cubic/);
+  t.regex(new DataCongestion('auto', 'bbr').describe(), /16 MiB or more to loopback: cubic, else reno; the rest: bbr/);
+  // A name the kernel does not have: refused once, then not asked again; 'auto' goes on to the next.
   const bogus = new DataCongestion('nosuchalgo', 'bbr');
   bogus.onConnected(sock);
   bogus.onConnected(sock);
   t.is(bogus.applied, 0);
   t.regex(bogus.describe(), /refused/);
-  t.is(congestionOf(fd), now, 'unchanged by the refused name');
+  const fallback = new DataCongestion('auto', 'bbr', null, ['nosuchalgo', SYSTEM === 'reno' ? 'reno' : 'cubic']);
+  fallback.beforeSend(conn('127.0.0.1'), 32 * MiB);
+  t.is(fallback.applied, 1);
+  t.regex(fallback.describe(), /loopback: (reno|cubic);/);
   client.destroy();
   sock.destroy();
   srv.close();

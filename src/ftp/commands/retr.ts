@@ -26,6 +26,7 @@ export const retr: CommandDescriptor = {
       path,
       direction: 'send',
       handle,
+      size,
       ascii: session.type === 'A',
       preliminary: `Opening ${session.type === 'A' ? 'ASCII' : 'BINARY'} mode data connection for ${path.slice(path.lastIndexOf('/') + 1) || path}.`.replace(/[\r\n\0]/g, ' '),
       file: true,

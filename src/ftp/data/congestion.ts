@@ -13,11 +13,12 @@ import { congestionOf, setCongestion } from './engines';
  *   available or not allowed to this process. Everything else keeps the system's choice.
  *   BBR paces each connection at the rate it estimates the path's bottleneck to have. A
  *   loopback sender is bound by its own CPU, and BBR's estimate then holds it back: a 2 GiB
- *   download over loopback here ran at 2,400–4,700 MB/s under BBR and 6,500–7,400 under CUBIC
- *   or Reno, this server's and proftpd's alike; 8 downloads of 128 MiB at once 2,850 against
- *   6,900. With 100 clients at once, downloads of 1 and 4 MiB did better under BBR (by 7–13%:
- *   unpaced bursts of many connections make CUBIC see losses that were not), of 16 MiB a
- *   little better under CUBIC (src/native/bench/RESULTS.md, "RETR under BBR").
+ *   download over loopback here ran at 2,100–5,100 MB/s under BBR (medians 2,566–3,584) and at
+ *   medians of 6,041–7,277 under CUBIC or Reno, this server's and proftpd's alike; 8 downloads
+ *   of 128 MiB at once 2,850 against 6,900. With 100 clients at once, downloads of 1 and 4 MiB
+ *   did better under BBR (CUBIC moved 13% and 11% less: unpaced bursts of many connections make
+ *   it see losses that were not), of 16 MiB a little better under CUBIC
+ *   (src/native/bench/RESULTS.md, "RETR under BBR").
  * - `'system'`: never change it.
  * - an algorithm's name (`'cubic'`, `'bbr'`, `'reno'`, ...): every data connection, whatever
  *   its peer and size. Passive listeners get it (the connections they accept start with it: one
@@ -43,15 +44,17 @@ export class DataCongestion {
   /**
    * @param setting 'auto', 'system' or an algorithm's name.
    * @param systemDefault the system's default algorithm (null where it cannot be read).
+   * @param autoChoices what 'auto' tries, in order (AUTO_CHOICES).
    */
   constructor(
     readonly setting: string,
     readonly systemDefault: string | null,
     private readonly log: Logger | null = null,
+    autoChoices: readonly string[] = DataCongestion.AUTO_CHOICES,
   ) {
     this.auto = setting === 'auto';
     if (setting === 'system') this.choices = [];
-    else if (this.auto) this.choices = systemDefault !== null && systemDefault.startsWith('bbr') ? [...DataCongestion.AUTO_CHOICES] : [];
+    else if (this.auto) this.choices = systemDefault !== null && systemDefault.startsWith('bbr') ? [...autoChoices] : [];
     else this.choices = [setting];
   }
 
@@ -101,12 +104,17 @@ export class DataCongestion {
     else this.log?.warn({ refused: name }, `${msg}; they keep the system's`);
   }
 
-  /** What the 'listening' log record says of it. */
+  /**
+   * What the 'listening' log record says of it: the setting, and what it asks for (the kernel
+   * may still refuse a name when it is first set, which is logged then).
+   */
   describe(): string {
     if (this.setting === 'system') return 'system';
     if (!this.auto) return this.choices.length ? this.setting : `${this.setting} (refused: the system's)`;
     const sys = this.systemDefault ?? 'unknown';
-    return this.choices.length ? `auto (downloads of 16 MiB or more to loopback: ${this.choices[0]}; the rest: ${sys})` : `auto (the system's: ${sys})`;
+    return this.choices.length
+      ? `auto (downloads of 16 MiB or more to loopback: ${this.choices.join(', else ')}; the rest: ${sys})`
+      : `auto (the system's: ${sys})`;
   }
 }
 
