@@ -68,8 +68,8 @@ function tlsClientOf(run) {
  */
 function congestionOf(run) {
   const c = run.congestion;
-  if (!c) return 'the machine default (not recorded: before final64)';
-  return c.ftpdlib === 'system' || (c.ftpdlib === 'auto' && !String(c.system).startsWith('bbr')) ? `the machine default (${c.system})` : `dataCongestionControl ${c.ftpdlib} on a ${c.system} machine`;
+  if (!c || c.ftpdlib === 'system' || (c.ftpdlib === 'auto' && !String(c.system).startsWith('bbr'))) return "the machine's default, as the peers";
+  return `dataCongestionControl ${c.ftpdlib} on a ${c.system} machine`;
 }
 
 /** The scenarios whose figures move with ftpdlib's dataCongestionControl (downloads of 16 MiB and more). */
@@ -95,9 +95,13 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
   // FTPS figures depend on the client: pool the runs of the client most of them used
   const clients = runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(tlsClientOf).filter(Boolean);
   const refTls = sc.tls && clients.length ? clients.sort((a, b) => clients.filter((c) => c === b).length - clients.filter((c) => c === a).length)[0] : null;
-  // Big downloads: pool the runs of the congestion control most of them gave ftpdlib
-  const regimes = CONGESTION_SCENARIOS.has(sc.key) ? runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(congestionOf) : [];
-  const refCc = regimes.length ? regimes.sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
+  // Big downloads: pool the runs of the congestion control most of the runs kept otherwise gave ftpdlib
+  const regimes = CONGESTION_SCENARIOS.has(sc.key)
+    ? runs
+        .filter((r) => r.scenarios && r.scenarios.includes(sc.key) && JSON.stringify(r.config) === JSON.stringify(ref.config) && (!sc.tls || tlsClientOf(r) === refTls))
+        .map(congestionOf)
+    : [];
+  const refCc = regimes.length ? [...regimes].sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
   for (const run of runs) {
     if (!run.scenarios || !run.scenarios.includes(sc.key)) continue;
     if (JSON.stringify(run.config) !== JSON.stringify(ref.config)) {

@@ -13,9 +13,9 @@ import { congestionOf, setCongestion } from './engines';
  *   available or not allowed to this process. Everything else keeps the system's choice.
  *   BBR paces each connection at the rate it estimates the path's bottleneck to have. A
  *   loopback sender is bound by its own CPU, and BBR's estimate then holds it back: a 2 GiB
- *   download over loopback here ran at 2,100–5,100 MB/s under BBR (medians 2,566–3,584) and at
- *   medians of 6,041–7,277 under CUBIC or Reno, this server's and proftpd's alike; 8 downloads
- *   of 128 MiB at once 2,850 against 6,900. With 100 clients at once, downloads of 1 and 4 MiB
+ *   download over loopback here ran at 2,100–5,100 MB/s under BBR (medians 2,566–3,959) and at
+ *   medians of 6,041–8,209 under CUBIC or Reno (proftpd: 1,850–5,953 and 7,379–8,411 alike);
+ *   8 downloads of 128 MiB at once 2,850 against 6,900. With 100 clients at once, downloads of 1 and 4 MiB
  *   did better under BBR (CUBIC moved 13% and 11% less: unpaced bursts of many connections make
  *   it see losses that were not), of 16 MiB a little better under CUBIC
  *   (src/native/bench/RESULTS.md, "RETR under BBR").
