@@ -202,6 +202,12 @@ test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, 
   const conn = (remoteAddress: string): DataConnection =>
     ({ remoteAddress, tcpFd: fd, fd, tls: false, socket: sock, destroy: () => sock.destroy() }) as DataConnection;
   const policy = new DataCongestion('auto', 'bbr', null, [OTHER]);
+  // A descriptor that cannot be asked (not a socket; a socket closed meanwhile) uses up nothing.
+  const notSocket = fs.openSync('/dev/null', 'r');
+  policy.beforeSend({ ...conn('127.0.0.1'), tcpFd: notSocket } as DataConnection, 64 * MiB);
+  fs.closeSync(notSocket);
+  t.is(policy.applied, 0);
+  t.regex(policy.describe(), new RegExp(`loopback: ${OTHER};`), 'its choice is still there');
   policy.beforeSend(conn('192.0.2.7'), 64 * MiB);
   t.is(congestionOf(fd), before, 'a remote peer keeps the system choice');
   policy.beforeSend(conn('127.0.0.1'), 16 * MiB - 1);

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type Logger from 'bunyan';
 import { handleFd, type DataConnection } from './connection';
-import { congestionOf, setCongestion } from './engines';
+import { congestionControlAvailable, congestionOf, setCongestion } from './engines';
 
 /**
  * The TCP congestion control of data connections (the `dataCongestionControl` option).
@@ -87,21 +87,28 @@ export class DataCongestion {
         this.applied++;
         return name;
       }
-      this.refused(name, fd);
+      if (!congestionControlAvailable()) {
+        this.giveUp(`data connections: congestion control ${name} not set (needs the native addon on Linux)`);
+        return null;
+      }
+      // A socket that cannot even be asked (closed meanwhile, not TCP): not the name's fault.
+      if (congestionOf(fd) === null) return null;
+      this.refused(name);
     }
     return null;
   }
 
-  /** `name` was refused (not built into this kernel, not allowed to this process, or no addon). */
-  private refused(name: string, fd: number): void {
+  /** The kernel refused `name` (not built in, or not allowed to this process): not asked again. */
+  private refused(name: string): void {
     this.choices.shift();
-    // The addon answers null when it cannot ask: then no name will be taken.
-    const known = congestionOf(fd) !== null;
-    if (!known) this.choices = [];
-    const why = known ? 'not available, or not allowed to this process (net.ipv4.tcp_allowed_congestion_control)' : 'needs the native addon on Linux';
-    const msg = `data connections: congestion control ${name} refused (${why})`;
+    const msg = `data connections: congestion control ${name} refused (not available, or not allowed to this process: net.ipv4.tcp_allowed_congestion_control)`;
     if (this.auto) this.log?.info({ refused: name, next: this.choices[0] ?? null }, msg);
     else this.log?.warn({ refused: name }, `${msg}; they keep the system's`);
+  }
+
+  private giveUp(msg: string): void {
+    this.choices = [];
+    this.log?.warn(msg);
   }
 
   /**

@@ -102,6 +102,11 @@ export function setCongestion(fd: number, name: string): boolean {
   return !!set && fd >= 0 && set(fd, name);
 }
 
+/** Whether the addon can set a socket's congestion control here (Linux, addon loaded). */
+export function congestionControlAvailable(): boolean {
+  return process.platform === 'linux' && typeof loadNative().setCongestion === 'function';
+}
+
 /** The congestion control of a TCP descriptor; null without the addon. */
 export function congestionOf(fd: number): string | null {
   const get = loadNative().congestionOf;
