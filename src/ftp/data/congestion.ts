@@ -120,7 +120,7 @@ export class DataCongestion {
     if (!this.auto) return this.choices.length ? this.setting : `${this.setting} (refused: the system's)`;
     const sys = this.systemDefault ?? 'unknown';
     return this.choices.length
-      ? `auto (downloads of 16 MiB or more to loopback: ${this.choices.join(', else ')}; the rest: ${sys})`
+      ? `auto (downloads of ${DataCongestion.BULK_BYTES >> 20} MiB or more to loopback: ${this.choices.join(', else ')}; the rest: ${sys})`
       : `auto (the system's: ${sys})`;
   }
 }
