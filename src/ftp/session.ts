@@ -9,7 +9,7 @@ import type { PermLetter, UserLimits } from '../auth/types';
 import { CommandFramer, formatReply, latin1Safe, sanitizeLine, type FrameEvent, type CommandEvent } from './parser';
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
-import { SocketConnection, type DataConnection } from './data/connection';
+import type { DataConnection } from './data/connection';
 import { nativeTlsAvailable } from './data/engines';
 import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
 import type { TlsLease } from './tls';
@@ -659,15 +659,13 @@ export class Session implements ControlSink {
     const tlsm = this.ctx.tls;
     if (!tlsm) throw new FtpError(522, 'TLS is not available.');
     let s: tls.TLSSocket;
-    let gate: TlsGate | null = null;
+    let gate: TlsGate;
     try {
       const timeout = this.options.tlsHandshakeTimeout * 1000;
-      // Through a gate when the engine could carry the records of a binary transfer.
-      if (this.options.useSendfile && this.options.nativeTls && nativeTlsAvailable()) {
-        ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout, this.tlsLease?.dataContext));
-      } else {
-        s = await tlsm.accept(raw.socket, timeout, true, this.tlsLease?.dataContext);
-      }
+      // Always through a gate: it lets the engine carry the records of a binary transfer when
+      // it can, and tells the stream path whether an upload ended with a close_notify.
+      const handover = this.options.useSendfile && this.options.nativeTls && nativeTlsAvailable();
+      ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout, this.tlsLease?.dataContext, handover));
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
       throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');
@@ -678,7 +676,7 @@ export class Session implements ControlSink {
       throw new FtpError(522, 'TLS session of the data connection must resume the control connection session.');
     }
     s.on('error', () => {});
-    return gate ? new GatedTlsConnection(s, gate) : new SocketConnection(s);
+    return new GatedTlsConnection(s, gate);
   }
 
   /**
@@ -885,7 +883,7 @@ export class Session implements ControlSink {
       engine: result?.path ?? (failure instanceof TransferError ? failure.path : 'stream'),
       ok: failure === null,
     };
-    if (opts.file) this.logTransfer(info, failure);
+    if (opts.file) this.logTransfer(info, failure, result?.tlsEndUnknown === true);
     if (failure === null) {
       this.reply(226, 'Transfer complete.');
     } else if (aborted) {
@@ -924,7 +922,8 @@ export class Session implements ControlSink {
     return throttle;
   }
 
-  private logTransfer(info: TransferInfo, failure: unknown): void {
+  /** `tlsEndUnknown`: an FTPS upload whose end could not be checked for a close_notify (TransferResult). */
+  private logTransfer(info: TransferInfo, failure: unknown, tlsEndUnknown = false): void {
     if (!this.ctx.log.info()) return;
     const rate = info.seconds > 0 ? Math.round(info.bytes / info.seconds) : info.bytes;
     const rec = {
@@ -935,6 +934,7 @@ export class Session implements ControlSink {
       rate,
       engine: info.engine,
       result: info.ok ? 'ok' : ((failure as { code?: string })?.code ?? 'failed'),
+      ...(tlsEndUnknown ? { tlsEnd: 'unknown' } : {}),
       ...(info.ok || isExpected(failure) ? {} : { err: failure }),
     };
     this.log.info(rec, 'transfer');

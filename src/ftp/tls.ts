@@ -157,11 +157,12 @@ export class TlsManager {
   }
 
   /**
-   * accept() for a data connection through a TlsGate (src/ftp/data/tls-gate.ts), so that the
-   * native engine can take the connection's records over once the handshake is done.
+   * accept() for a data connection through a TlsGate (src/ftp/data/tls-gate.ts): the native
+   * engine can take the connection's records over once the handshake is done (`handover`), and
+   * otherwise the gate tells an upload ended by the client's close_notify from one cut short.
    */
-  async acceptGated(raw: net.Socket, timeoutMs: number, context?: tls.SecureContext): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
-    const gate = new TlsGate(raw);
+  async acceptGated(raw: net.Socket, timeoutMs: number, context?: tls.SecureContext, handover = true): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
+    const gate = new TlsGate(raw, handover);
     const s = this.socketOver(gate, true, context);
     gate.bind(s);
     return { socket: await this.handshake(raw, s, timeoutMs), gate };

@@ -20,9 +20,10 @@ import {
  * Completion rules, the same as the native engine's:
  * - send: every byte from the handle's offset to the file's end is written to
  *   the socket; the caller then ends the socket and replies 226.
- * - receive: the peer ended the connection cleanly (a FIN, or a TLS
- *   close_notify); the bytes are flushed to the file before the promise resolves.
- *   A reset or an error before that is a failure (426), never a 226.
+ * - receive: the peer ended the connection cleanly (a FIN, or over TLS a
+ *   close_notify before it); the bytes are flushed to the file before the promise
+ *   resolves. A reset, an error, or a TLS connection ended by a FIN alone is a failure
+ *   (426), never a 226.
  */
 export const streamEngine: TransferEngine = {
   name: 'stream',
@@ -489,6 +490,7 @@ function receive(req: TransferRequest): Promise<TransferResult> {
   const first: Writable = meter ?? dest;
   return new Promise<TransferResult>((resolve, reject) => {
     let failure: { message: string; code: string } | null = null;
+    let tlsEndUnknown = false;
     let sawEnd = false;
     let destDone = false;
     let socketClosed = false;
@@ -512,7 +514,7 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       socket.off('close', onSocketClose);
       // Bytes are counted now, after the buffered tail of a failed upload was flushed to the file.
       if (failure) reject(new TransferError(failure.message, failure.code, counter.bytes, 'stream'));
-      else resolve({ bytes: counter.bytes, path: 'stream' });
+      else resolve(tlsEndUnknown ? { bytes: counter.bytes, path: 'stream', tlsEndUnknown } : { bytes: counter.bytes, path: 'stream' });
     };
     // On any failure stop reading, but still flush what arrived to the file
     // (a partial upload is kept, as on disk), then report.
@@ -536,6 +538,13 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       // libuv may turn a reset that came with the last data into an end of stream; the
       // engine's addon, when loaded, can read the socket's real state at this moment.
       if (peerReset(socket)) fail('Connection reset by peer.', 'ECONNRESET');
+      // Over TLS only a close_notify ends an upload: Node's socket ends on a bare FIN as well,
+      // and the gate it reads through tells the two apart (../ftp/data/tls-gate.ts).
+      else if (req.tls) {
+        const closeNotify = req.tlsRecords ? req.tlsRecords.endedWithCloseNotify() : null;
+        if (closeNotify === false) fail('TLS data connection closed without close_notify; the upload may be cut short.', 'ECONNRESET');
+        else if (closeNotify === null) tlsEndUnknown = true;
+      }
     };
     const onSocketClose = (hadError: boolean): void => {
       socketClosed = true;

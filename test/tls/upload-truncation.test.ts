@@ -1,12 +1,15 @@
 import test, { type ExecutionContext } from 'ava';
 import * as fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { randomContent, sha256 } from '../helpers/data-client';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
-import { FtpsControl, drain, tlsOption } from '../helpers/tls';
+import { FtpsControl, drain, tlsConnect, tlsOption } from '../helpers/tls';
 
 /**
  * TLS 1.3 upload truncation (FIELD-NOTES): an uploading client that never
@@ -146,38 +149,200 @@ test('no session tickets on data connections with tlsRequireSessionReuse: false 
   t.is(tickets, 0, `${tickets} session ticket(s) arrived on the data connection`);
 });
 
-/** Upload 1 MiB, then end the data connection with a TCP FIN and no close_notify: the final reply. */
-async function cutByFin(t: ExecutionContext, opts: StartOptions): Promise<{ code: number | undefined; stored: number; s: TestServer }> {
-  const { s, c } = await setup(t, opts);
+/**
+ * How an FTPS upload ends, on each path, TLS version and cipher suite (FIELD-NOTES: only a
+ * close_notify ends an upload over TLS). The client writes 1 MiB, then:
+ * - "close_notify": end() sends close_notify and a FIN: complete, 226 with every byte;
+ * - "FIN": a TCP FIN with no close_notify, as anyone on the path could cut it: 426;
+ * - "mid-record": the first 8 bytes of one more record, then a FIN: 426.
+ * The engine opens the records itself (src/native/tlsrec.c); Node's TLS socket reports a
+ * close_notify and a bare FIN alike, so on the stream path the server reads the client's
+ * records through a gate as they pass (src/ftp/data/tls-gate.ts).
+ */
+type Ending = 'close_notify' | 'FIN' | 'mid-record';
+
+async function uploadEnding(
+  c: FtpsControl,
+  name: string,
+  body: Buffer,
+  ending: Ending,
+  opts: tls.ConnectionOptions,
+): Promise<{ code: number | undefined; text: string; protocol: string | null; cipher: string }> {
   const port = await c.epsv();
-  const d = await c.dataTls(port);
+  const raw = await new Promise<net.Socket>((resolve, reject) => {
+    const r = net.connect({ port, host: '127.0.0.1' }, () => resolve(r));
+    r.once('error', reject);
+  });
+  raw.on('error', () => {});
+  const d = await tlsConnect({ socket: raw, rejectUnauthorized: false, session: c.session ?? c.tlsSocket.getSession(), ...opts });
   d.on('error', () => {});
-  const first = await c.cmd('STOR cut.bin');
-  t.regex(String(first.code), /^1(25|50)$/);
-  const half = randomContent(SIZE).subarray(0, 1024 * 1024);
-  await new Promise<void>((resolve, reject) => d.write(half, (err) => (err ? reject(err) : resolve())));
-  // A TCP FIN with no TLS close_notify: the upload may have been truncated by anyone on the path.
-  d.destroy();
+  const protocol = d.getProtocol();
+  const cipher = (d.getCipher() as { standardName?: string }).standardName ?? '';
+  const first = await c.cmd(`STOR ${name}`);
+  if (first.code !== 150 && first.code !== 125) return { code: first.code, text: first.text, protocol, cipher };
+  // The last bytes in a record of their own, the size of an alert: a record that has to be opened to be told from one.
+  const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => d.write(b, (err) => (err ? reject(err) : resolve())));
+  await write(body.subarray(0, body.length - 3));
+  await write(body.subarray(body.length - 3));
+  if (ending === 'close_notify') d.end();
+  else if (ending === 'FIN') d.destroy();
+  // Written under Node's TLS socket, on the TCP socket itself: a record header and 3 bytes of its 4,096.
+  else raw.write(Buffer.from([23, 3, 3, 0x10, 0x00, 1, 2, 3]), () => raw.end());
   const final = await c.read(30000);
-  const stored = fs.existsSync(path.join(s.root, 'cut.bin')) ? fs.statSync(path.join(s.root, 'cut.bin')).size : 0;
-  t.log(`FIN without close_notify after ${half.length} bytes: ${final?.code} ${final?.text} (${stored} bytes stored)`);
-  return { code: final?.code, stored, s };
+  return { code: final?.code, text: final?.text ?? '', protocol, cipher };
 }
 
-// The engine opens the records itself (src/native/tlsrec.c) and sees whether a close_notify came.
-test('an upload cut short by a FIN without close_notify gets 426, not 226 (the engine path)', async (t) => {
-  t.true(nativeTlsAvailable(), 'the addon reaches Node\'s OpenSSL');
-  const { code, s } = await cutByFin(t, {});
-  t.is(code, 426, 'an upload that ended without close_notify must not get 226');
-  const rec = s.records.find((r) => r.transfer === 'STOR');
-  t.is(rec?.engine, 'tls');
-  t.is(rec?.result, 'ECONNRESET');
+const PATHS: Array<{ name: string; opts: StartOptions; engine: string }> = [
+  { name: 'the engine path', opts: {}, engine: 'tls' },
+  { name: 'the stream path, nativeTls: false', opts: { nativeTls: false }, engine: 'stream' },
+  { name: 'the stream path, useSendfile: false', opts: { useSendfile: false }, engine: 'stream' },
+];
+const SUITES: Array<{ name: string; protocol: string; cipher: RegExp; opts: tls.ConnectionOptions }> = [
+  { name: 'TLS 1.3 AES-256-GCM', protocol: 'TLSv1.3', cipher: /^TLS_AES_256_GCM_SHA384$/, opts: {} },
+  { name: 'TLS 1.3 AES-128-GCM', protocol: 'TLSv1.3', cipher: /^TLS_AES_128_GCM_SHA256$/, opts: { ciphers: 'TLS_AES_128_GCM_SHA256' } },
+  { name: 'TLS 1.3 ChaCha20-Poly1305', protocol: 'TLSv1.3', cipher: /^TLS_CHACHA20_POLY1305_SHA256$/, opts: { ciphers: 'TLS_CHACHA20_POLY1305_SHA256' } },
+  { name: 'TLS 1.2', protocol: 'TLSv1.2', cipher: /^TLS_ECDHE_/, opts: { maxVersion: 'TLSv1.2' } },
+];
+
+for (const p of PATHS) {
+  for (const suite of SUITES) {
+    test(`an FTPS upload is complete only with the client's close_notify: ${p.name}, ${suite.name}`, async (t) => {
+      if (p.engine === 'tls') t.true(nativeTlsAvailable(), "the addon reaches Node's OpenSSL");
+      const s = await startServer(t, { tls: tlsOption(), ...p.opts });
+      const c = await FtpsControl.plain(s.port);
+      t.teardown(() => c.close());
+      await c.auth(suite.opts);
+      await c.login(USER, PASS);
+      await c.ok('PBSZ 0', 200);
+      await c.ok('PROT P', 200);
+      await c.ok('TYPE I', 200);
+      const body = randomContent(1024 * 1024 + 3);
+      for (const ending of ['close_notify', 'FIN', 'mid-record'] as const) {
+        const name = `${ending}.bin`;
+        const r = await uploadEnding(c, name, body, ending, suite.opts);
+        t.is(r.protocol, suite.protocol);
+        t.regex(r.cipher, suite.cipher);
+        const file = path.join(s.root, name);
+        const got = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+        t.log(`${ending}: ${r.code} ${r.text} (${got.length} bytes stored)`);
+        if (ending === 'close_notify') {
+          t.is(r.code, 226, `${ending}: ${r.code} ${r.text}`);
+          t.is(sha256(got), sha256(body), 'every byte is in the file');
+        } else {
+          t.is(r.code, 426, `${ending}: an upload that ended without close_notify must not get 226`);
+        }
+        const rec = s.records.filter((x) => x.transfer === 'STOR').at(-1);
+        t.is(rec?.engine, p.engine);
+        t.is(rec?.result, ending === 'close_notify' ? 'ok' : 'ECONNRESET');
+        await c.ok('NOOP', 200);
+      }
+    });
+  }
+}
+
+// The gate is there with the addon, but a TYPE A upload takes the stream path all the same.
+test("an FTPS upload in TYPE A is complete only with the client's close_notify (the stream path beside the engine)", async (t) => {
+  const s = await startServer(t, { tls: tlsOption() });
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  await c.secureLogin(USER, PASS);
+  await c.ok('TYPE A', 200);
+  const body = Buffer.from('one line of text\n'.repeat(65536));
+  for (const ending of ['close_notify', 'FIN', 'mid-record'] as const) {
+    const name = `${ending}.txt`;
+    const r = await uploadEnding(c, name, body, ending, {});
+    const file = path.join(s.root, name);
+    const got = fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0);
+    if (ending === 'close_notify') {
+      t.is(r.code, 226, `${ending}: ${r.code} ${r.text}`);
+      t.true(got.equals(body), 'every line is in the file');
+    } else {
+      t.is(r.code, 426, `${ending}: ${r.code} ${r.text}`);
+    }
+    t.is(s.records.filter((x) => x.transfer === 'STOR').at(-1)?.engine, 'stream');
+  }
 });
 
-// Known gap of the stream path: Node's TLS API reports a peer's close_notify and a bare TCP FIN
-// alike (both are 'end'), so Node's TLS socket cannot refuse an upload cut by a FIN. Marked
-// failing to keep the gap visible (nativeTls: false, or an addon without Node's OpenSSL).
-test.failing('an upload cut short by a FIN without close_notify is not reported as complete (226) (stream path)', async (t) => {
-  const { code } = await cutByFin(t, { nativeTls: false });
-  t.not(code, 226, 'an upload that ended without close_notify must not get 226');
+/** Poll `f` every 20 ms until it is true; false after `ms`. */
+async function until(f: () => boolean, ms = 15000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (f()) return true;
+  return f();
+}
+
+/**
+ * An upload by `openssl s_client`, one line per record (each written once the one before is in
+ * the file, so that s_client reads and seals each alone), with a TLS 1.3 KeyUpdate after
+ * `before` lines: s_client sends one for a line "K" or "k" (K asks for ours too). Then one line
+ * more, and "clean": stdin's end, which s_client closes with a close_notify; "cut": s_client
+ * killed, a FIN alone. Returns the final reply and the transfer's log record.
+ */
+async function sClientUpload(
+  t: ExecutionContext,
+  opts: StartOptions,
+  before: number,
+  ending: 'clean' | 'cut',
+): Promise<{ code: number | undefined; content: string; expected: string; rec: Record<string, unknown> | undefined }> {
+  const s = await startServer(t, { tls: tlsOption(), ...opts });
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  await c.secureLogin(USER, PASS);
+  // The data connection resumes the control connection's session, as the server requires.
+  const session = c.session ?? c.tlsSocket.getSession();
+  t.truthy(session);
+  const lines = session!.toString('base64').match(/.{1,64}/g)!.join('\n');
+  const sessFile = path.join(s.root, '..', `sess-${randomBytes(8).toString('hex')}.pem`);
+  fs.writeFileSync(sessFile, `-----BEGIN SSL SESSION PARAMETERS-----\n${lines}\n-----END SSL SESSION PARAMETERS-----\n`);
+  t.teardown(() => fs.rmSync(sessFile, { force: true }));
+  const port = await c.epsv();
+  const args = ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_3', '-no_ign_eof', '-sess_in', sessFile];
+  const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  t.true(await until(() => out.includes('Verify return code')), `s_client's handshake: ${out}`);
+  t.regex(out, /Reused, TLSv1\.3/, 'the data connection resumed the session');
+  const first = await c.cmd('STOR ku.txt');
+  t.regex(String(first.code), /^1(25|50)$/, first.text);
+  const file = path.join(s.root, 'ku.txt');
+  const size = (): number => (fs.existsSync(file) ? fs.statSync(file).size : -1);
+  let expected = '';
+  const line = async (text: string): Promise<void> => {
+    child.stdin.write(text);
+    expected += text;
+    t.true(await until(() => size() === expected.length), `${JSON.stringify(text)} arrived (${size()} of ${expected.length} bytes): ${out}`);
+  };
+  for (let i = 0; i < before; i++) await line(`line ${i}\n`);
+  child.stdin.write(ending === 'clean' ? 'K\n' : 'k\n');
+  t.true(await until(() => out.includes('KEYUPDATE')), `s_client sent its KeyUpdate: ${out}`);
+  await line('after\n');
+  if (ending === 'clean') child.stdin.end();
+  else child.kill('SIGKILL');
+  const final = await c.read(30000);
+  t.log(`${before} lines, KeyUpdate, 1 line, ${ending}: ${final?.code} ${final?.text}`);
+  const rec = s.records.filter((x) => x.transfer === 'STOR').at(-1);
+  return { code: final?.code, content: fs.readFileSync(file, 'latin1'), expected, rec };
+}
+
+for (const p of PATHS) {
+  for (const ending of ['clean', 'cut'] as const) {
+    test(`a KeyUpdate in the middle of an FTPS upload (openssl s_client), then ${ending === 'clean' ? 'close_notify: 226' : 'a FIN alone: 426'}: ${p.name}`, async (t) => {
+      const r = await sClientUpload(t, p.opts, 3, ending);
+      t.is(r.code, ending === 'clean' ? 226 : 426);
+      t.is(r.content, r.expected);
+      t.is(r.rec?.engine, p.engine);
+      t.is(r.rec?.result, ending === 'clean' ? 'ok' : 'ECONNRESET');
+      t.false('tlsEnd' in (r.rec ?? {}), 'the end was checked');
+    });
+  }
+}
+
+// The gate keeps 64 small records: a KeyUpdate behind more leaves the last record unopened. The
+// end of stream is then taken as the end, and the transfer's log record says it was not checked.
+test('a KeyUpdate behind more small records than the gate keeps: 226, and the transfer record says tlsEnd: unknown (stream path)', async (t) => {
+  const r = await sClientUpload(t, { nativeTls: false }, 70, 'clean');
+  t.is(r.code, 226);
+  t.is(r.content, r.expected);
+  t.is(r.rec?.engine, 'stream');
+  t.is(r.rec?.tlsEnd, 'unknown');
 });

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createDecipheriv, createHmac } from 'node:crypto';
 import type * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
@@ -18,6 +18,11 @@ import { handleFd, type DataConnection } from './connection';
  * kernel TLS would do (src/native/tlsrec.c). Anything else (a listing, TYPE A, another
  * filesystem, a suite the engine lacks) opens the gate, and Node's TLS socket carries the
  * connection as before.
+ *
+ * Node's TLS socket reports a peer's close_notify and a bare TCP FIN alike (both are 'end'),
+ * so an open gate also reads the headers of the client's records as it passes them on, and
+ * keeps the last one when it is small: whether that record was a close_notify tells an upload
+ * that ended from one cut short (`endedWithCloseNotify`).
  */
 
 /** What the engine needs to carry on a TLS connection (src/native/engine.c, tls_from_js). */
@@ -54,15 +59,148 @@ export interface TlsHandover {
   takeOver(): TlsTakeover | null;
   /** The engine moved nothing: give the connection back to Node's TLS socket. */
   giveBack(): void;
+  /**
+   * Once Node's TLS socket has ended: whether the client's last record was a close_notify
+   * (true), or something else or cut in the middle (false); null when it cannot be told (the
+   * gate was not open after the handshake, or a TLS 1.3 record it cannot open: a KeyUpdate
+   * from the client changed the keys).
+   */
+  endedWithCloseNotify(): boolean | null;
 }
 
 const CHANGE_CIPHER_SPEC = 20;
+const ALERT = 21;
 const HANDSHAKE = 22;
 const APPLICATION_DATA = 23;
 /** The largest record a peer may send (RFC 8446 5.2 and RFC 5246 6.2.3); beyond it, let Node reject. */
 const MAX_RECORD_BODY = 16384 + 2048;
 
 type Mode = 'handshake' | 'held' | 'open' | 'taken';
+
+/** The largest record body kept to be read at the end: a close_notify is 18 to 31 bytes, a KeyUpdate 22 (more with TLS 1.3 padding). */
+const KEEP_BODY = 256;
+/** How many small records an upload keeps for a TLS 1.3 KeyUpdate to be found among them; past it, only the last. */
+const KEEP_SMALL = 64;
+
+/** One whole record of the client's, kept because it was small. */
+export interface KeptRecord {
+  /** Its place among the records after the handshake, from 0. */
+  index: number;
+  header: Buffer;
+  body: Buffer;
+}
+
+/**
+ * The client's records as an open gate passes them to Node, counted by their headers. Only
+ * small records are copied (a close_notify, a KeyUpdate, the last bytes of an upload): at most
+ * KEEP_SMALL of them, and always the last.
+ */
+export class RecordTail {
+  /** Whole records passed since the handshake. */
+  count = 0;
+  /** The last whole record's type. */
+  lastType = -1;
+  /** The last whole record, when it was small. */
+  last: KeptRecord | null = null;
+  /** The small records in order while there were at most KEEP_SMALL; null after. */
+  small: KeptRecord[] | null = [];
+  private readonly hdr = Buffer.alloc(5);
+  private hdrFill = 0;
+  /** Body bytes of the current record still to come; -1 while reading a header. */
+  private left = -1;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+
+  /** Whether the bytes so far stop in the middle of a record. */
+  get partial(): boolean {
+    return this.hdrFill > 0 || this.left >= 0;
+  }
+
+  push(d: Buffer): void {
+    let i = 0;
+    while (i < d.length) {
+      if (this.left < 0) {
+        const n = Math.min(5 - this.hdrFill, d.length - i);
+        d.copy(this.hdr, this.hdrFill, i, i + n);
+        this.hdrFill += n;
+        i += n;
+        if (this.hdrFill < 5) return;
+        this.hdrFill = 0;
+        this.left = this.hdr.readUInt16BE(3);
+        this.body = this.left <= KEEP_BODY ? Buffer.allocUnsafe(this.left) : null;
+        this.bodyFill = 0;
+      }
+      const n = Math.min(this.left, d.length - i);
+      if (this.body) d.copy(this.body, this.bodyFill, i, i + n);
+      this.bodyFill += n;
+      this.left -= n;
+      i += n;
+      if (this.left === 0) this.complete();
+    }
+  }
+
+  private complete(): void {
+    this.lastType = this.hdr[0];
+    if (this.body) {
+      this.last = { index: this.count, header: Buffer.from(this.hdr), body: this.body };
+      if (this.small) {
+        if (this.small.length < KEEP_SMALL) this.small.push(this.last);
+        else this.small = null;
+      }
+    } else {
+      this.last = null;
+    }
+    this.count++;
+    this.body = null;
+    this.left = -1;
+  }
+}
+
+/**
+ * Whether the client's last record after a TLS 1.3 handshake was a close_notify (RFC 8446 6.1):
+ * true or false, or null when it cannot be opened. `state` holds the client's keys when the
+ * handshake ended. A KeyUpdate of the client's (4.6.3) changes them: the small records kept
+ * are opened in order to follow each one to the keys of the last record.
+ */
+export function endsWithCloseNotify13(state: TlsRecordState, tail: RecordTail): boolean | null {
+  if (tail.partial || tail.count === 0) return false;
+  if (tail.lastType !== APPLICATION_DATA || !tail.last) return false; // an alert is never a large record
+  const hash = state.sha384 ? 'sha384' : 'sha256';
+  const klen = state.aead === 0 ? 16 : 32;
+  let key = state.readKey;
+  let iv = state.readIv;
+  let secret = state.readSecret ?? null;
+  /** The index of the first record under the current keys, less the sequence number it had. */
+  let base = -state.readSeq;
+  const innerOf = (r: KeptRecord): Buffer | null => open13(state.aead, key, iv, r.index - base, r.header, r.body);
+  let inner = innerOf(tail.last);
+  if (!inner && tail.small && secret) {
+    for (const r of tail.small) {
+      if (r === tail.last) break;
+      const x = innerOf(r);
+      if (!x) continue; // not under these keys: it came before them, or it is not ours to read
+      const t = innerType(x);
+      // A KeyUpdate: handshake type 24 (RFC 8446 4.6.3). The next record is under the next keys.
+      if (t.type === HANDSHAKE && t.len >= 4 && x[0] === 24) {
+        secret = expandLabel(hash, secret, 'traffic upd', secret.length);
+        key = expandLabel(hash, secret, 'key', klen);
+        iv = expandLabel(hash, secret, 'iv', 12);
+        base = r.index + 1;
+      }
+    }
+    inner = innerOf(tail.last);
+  }
+  if (!inner) return null;
+  const t = innerType(inner);
+  return t.type === ALERT && t.len === 2 && inner[1] === 0;
+}
+
+/** A TLS 1.3 inner plaintext's content type and content length (the padding stripped). */
+function innerType(inner: Buffer): { type: number; len: number } {
+  let end = inner.length;
+  while (end > 0 && inner[end - 1] === 0) end--;
+  return end === 0 ? { type: 0, len: 0 } : { type: inner[end - 1], len: end - 1 };
+}
 
 interface OutRecord {
   type: number;
@@ -85,9 +223,15 @@ export class TlsGate extends Duplex implements TlsHandover {
   private readonly keylog = new Map<string, string[]>();
   private tlsSocket: tls.TLSSocket | null = null;
   private cached: TlsRecordState | null | undefined = undefined;
+  /** The client's records after the handshake, once the gate is open (null before, or when opened mid-handshake). */
+  private tail: RecordTail | null = null;
   private readonly onRawData = (d: Buffer): void => this.fromRaw(d);
 
-  constructor(readonly raw: net.Socket) {
+  /** `handover`: whether the engine may take the records over; false keeps every byte with Node's TLS socket. */
+  constructor(
+    readonly raw: net.Socket,
+    private readonly handover = true,
+  ) {
     super({ allowHalfOpen: true });
     raw.on('data', this.onRawData);
     raw.on('end', () => {
@@ -117,17 +261,23 @@ export class TlsGate extends Duplex implements TlsHandover {
   /** Open the gate: Node's TLS socket reads and writes the connection from now on. */
   open(): void {
     if (this.mode !== 'held' && this.mode !== 'handshake') return;
+    // Opened mid-handshake (bytes that are not TLS as the gate reads it): Node answers them, and
+    // the records that follow cannot be told apart.
+    if (this.secure) this.tail = new RecordTail();
     this.mode = 'open';
     this.outPartial = Buffer.alloc(0);
     const rest = this.held;
     this.held = Buffer.alloc(0);
-    if (rest.length) this.push(rest);
+    if (rest.length) {
+      this.tail?.push(rest);
+      this.push(rest);
+    }
     if (this.rawEnded) this.push(null);
     else this.raw.resume();
   }
 
   get usable(): boolean {
-    return this.mode === 'held' && this.state() !== null && handleFd(this.raw) >= 0;
+    return this.handover && this.mode === 'held' && this.state() !== null && handleFd(this.raw) >= 0;
   }
 
   takeOver(): TlsTakeover | null {
@@ -155,10 +305,25 @@ export class TlsGate extends Duplex implements TlsHandover {
     this.raw.on('data', this.onRawData);
   }
 
+  endedWithCloseNotify(): boolean | null {
+    const t = this.tail;
+    if (!t || !this.tlsSocket) return null;
+    if (t.partial || t.count === 0) return false;
+    const protocol = this.tlsSocket.getProtocol();
+    // TLS 1.2 shows an alert's type in the clear and authenticates it; Node has already opened
+    // this record, and a warning alert that is not fatal and ends the stream is the client's close.
+    if (protocol === 'TLSv1.2') return t.lastType === ALERT;
+    if (protocol !== 'TLSv1.3') return null;
+    // TLS 1.3 hides the type inside: open the last record with the client's keys.
+    const state = this.state();
+    return state ? endsWithCloseNotify13(state, t) : null;
+  }
+
   // ---- the client's bytes ----------------------------------------------------
 
   private fromRaw(d: Buffer): void {
     if (this.mode === 'open') {
+      this.tail?.push(d);
       if (!this.push(d)) this.raw.pause();
       return;
     }
@@ -205,6 +370,22 @@ export class TlsGate extends Duplex implements TlsHandover {
     }
     if (this.mode !== 'open') this.countOut(chunk);
     this.raw.write(chunk, cb);
+  }
+
+  /** What Node's TLS socket writes at once (its records of one flush) goes out in one writev. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    if (this.mode === 'taken') {
+      cb();
+      return;
+    }
+    this.raw.cork();
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i].chunk;
+      if (this.mode !== 'open') this.countOut(c);
+      if (i < chunks.length - 1) this.raw.write(c);
+      else this.raw.write(c, cb);
+    }
+    this.raw.uncork();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -299,6 +480,23 @@ export class TlsGate extends Duplex implements TlsHandover {
         writeSeq: this.out.length - cout - 1,
       };
     }
+    return null;
+  }
+}
+
+/** Open one TLS 1.3 record (RFC 8446 5.2 and 5.3): its inner plaintext, or null when it does not authenticate. */
+function open13(aead: 0 | 1 | 2, key: Buffer, iv: Buffer, seq: number, header: Buffer, body: Buffer): Buffer | null {
+  if (body.length < 17 || seq < 0) return null;
+  const nonce = Buffer.from(iv);
+  nonce.writeUInt32BE((nonce.readUInt32BE(4) ^ Math.floor(seq / 0x100000000)) >>> 0, 4);
+  nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ (seq >>> 0)) >>> 0, 8);
+  const algorithm = aead === 0 ? 'aes-128-gcm' : aead === 1 ? 'aes-256-gcm' : 'chacha20-poly1305';
+  try {
+    const d = createDecipheriv(algorithm as 'aes-128-gcm', key, nonce, { authTagLength: 16 });
+    d.setAAD(header, { plaintextLength: body.length - 16 });
+    d.setAuthTag(body.subarray(body.length - 16));
+    return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
+  } catch {
     return null;
   }
 }

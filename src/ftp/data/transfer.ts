@@ -144,6 +144,12 @@ export interface TransferResult {
   path: TransferPath;
   /** Send with `finish`: the FIN is already sent; the caller only closes the socket. */
   finished?: boolean;
+  /**
+   * Receive over TLS on the stream path: the connection ended, but whether the client's last
+   * record was a close_notify could not be told (./tls-gate.ts, endedWithCloseNotify), so the
+   * end of stream was taken as the end.
+   */
+  tlsEndUnknown?: boolean;
 }
 
 /**
