@@ -1115,6 +1115,10 @@ class ConnectionRequest implements TransferRequest {
   get tlsRecords(): TlsHandover | undefined {
     return this.conn.tlsRecords;
   }
+
+  get tcpFd(): number {
+    return this.conn.tcpFd;
+  }
 }
 
 /** How long a session keeps its last passive listener for a next PASV/EPSV (keepSparePassive). */

@@ -210,7 +210,7 @@ type ResetProbe = (socket: unknown) => boolean;
 let probe: ResetProbe | null | undefined;
 
 /** The addon's reset check, when the addon is loaded (loaded lazily: the addon's loader imports this module). */
-function peerReset(socket: TransferRequest['socket']): boolean {
+function peerReset(req: TransferRequest): boolean {
   if (probe === undefined) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -219,9 +219,11 @@ function peerReset(socket: TransferRequest['socket']): boolean {
       probe = null;
     }
   }
-  // A TLS socket's fd is the TCP socket under it.
-  const raw = (socket as { _parent?: unknown })._parent ?? socket;
-  return probe ? probe(raw) : false;
+  if (!probe) return false;
+  // The TCP socket under a TLS socket: the request knows its descriptor (under a TLS gate Node's
+  // socket has no `_parent`); else the socket a TLS socket was made over, or the socket itself.
+  const fd = req.tcpFd ?? -1;
+  return probe(fd >= 0 ? { _handle: { fd } } : ((req.socket as { _parent?: unknown })._parent ?? req.socket));
 }
 
 function aborted(signal: TransferSignal, bytes: number): TransferError {
@@ -535,16 +537,21 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       fail(err.message, sawEnd ? 'ECONNRESET' : (err.code ?? 'ECONNRESET'));
     const onEnd = (): void => {
       sawEnd = true;
-      // libuv may turn a reset that came with the last data into an end of stream; the
-      // engine's addon, when loaded, can read the socket's real state at this moment.
-      if (peerReset(socket)) fail('Connection reset by peer.', 'ECONNRESET');
-      // Over TLS only a close_notify ends an upload: Node's socket ends on a bare FIN as well,
-      // and the gate it reads through tells the two apart (../ftp/data/tls-gate.ts).
-      else if (req.tls) {
+      if (req.tls) {
+        // Over TLS only a close_notify ends an upload: Node's socket ends on a bare FIN as well,
+        // and the gate it reads through tells the two apart (../ftp/data/tls-gate.ts). After a
+        // close_notify every byte is in, whatever ends the TCP connection (as in the engine).
         const closeNotify = req.tlsRecords ? req.tlsRecords.endedWithCloseNotify() : null;
         if (closeNotify === false) fail('TLS data connection closed without close_notify; the upload may be cut short.', 'ECONNRESET');
-        else if (closeNotify === null) tlsEndUnknown = true;
+        else if (closeNotify === null) {
+          if (peerReset(req)) fail('Connection reset by peer.', 'ECONNRESET');
+          else tlsEndUnknown = true;
+        }
+        return;
       }
+      // libuv may turn a reset that came with the last data into an end of stream; the
+      // engine's addon, when loaded, can read the socket's real state at this moment.
+      if (peerReset(req)) fail('Connection reset by peer.', 'ECONNRESET');
     };
     const onSocketClose = (hadError: boolean): void => {
       socketClosed = true;

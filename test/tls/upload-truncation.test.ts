@@ -151,7 +151,8 @@ test('no session tickets on data connections with tlsRequireSessionReuse: false 
 
 /**
  * How an FTPS upload ends, on each path, TLS version and cipher suite (FIELD-NOTES: only a
- * close_notify ends an upload over TLS). The client writes 1 MiB, then:
+ * close_notify ends an upload over TLS). The client writes 1 MiB and then 2 bytes in a record
+ * of their own (the size of a close_notify, so that only opening it tells them apart), then:
  * - "close_notify": end() sends close_notify and a FIN: complete, 226 with every byte;
  * - "FIN": a TCP FIN with no close_notify, as anyone on the path could cut it: 426;
  * - "mid-record": the first 8 bytes of one more record, then a FIN: 426.
@@ -180,10 +181,10 @@ async function uploadEnding(
   const cipher = (d.getCipher() as { standardName?: string }).standardName ?? '';
   const first = await c.cmd(`STOR ${name}`);
   if (first.code !== 150 && first.code !== 125) return { code: first.code, text: first.text, protocol, cipher };
-  // The last bytes in a record of their own, the size of an alert: a record that has to be opened to be told from one.
+  // The last 2 bytes in a record of their own, exactly the size of a close_notify's: only opening it tells them apart.
   const write = (b: Buffer): Promise<void> => new Promise((resolve, reject) => d.write(b, (err) => (err ? reject(err) : resolve())));
-  await write(body.subarray(0, body.length - 3));
-  await write(body.subarray(body.length - 3));
+  await write(body.subarray(0, body.length - 2));
+  await write(body.subarray(body.length - 2));
   if (ending === 'close_notify') d.end();
   else if (ending === 'FIN') d.destroy();
   // Written under Node's TLS socket, on the TCP socket itself: a record header and 3 bytes of its 4,096.
@@ -216,7 +217,7 @@ for (const p of PATHS) {
       await c.ok('PBSZ 0', 200);
       await c.ok('PROT P', 200);
       await c.ok('TYPE I', 200);
-      const body = randomContent(1024 * 1024 + 3);
+      const body = randomContent(1024 * 1024 + 2);
       for (const ending of ['close_notify', 'FIN', 'mid-record'] as const) {
         const name = `${ending}.bin`;
         const r = await uploadEnding(c, name, body, ending, suite.opts);
@@ -337,12 +338,72 @@ for (const p of PATHS) {
   }
 }
 
-// The gate keeps 64 small records: a KeyUpdate behind more leaves the last record unopened. The
-// end of stream is then taken as the end, and the transfer's log record says it was not checked.
-test('a KeyUpdate behind more small records than the gate keeps: 226, and the transfer record says tlsEnd: unknown (stream path)', async (t) => {
-  const r = await sClientUpload(t, { nativeTls: false }, 70, 'clean');
+// Each small record is opened as it passes, so a KeyUpdate is followed however many came before.
+for (const ending of ['clean', 'cut'] as const) {
+  test(`a KeyUpdate after 70 one-line records, then ${ending === 'clean' ? 'close_notify: 226' : 'a FIN alone: 426'} (stream path)`, async (t) => {
+    const r = await sClientUpload(t, { nativeTls: false }, 70, ending);
+    t.is(r.code, ending === 'clean' ? 226 : 426);
+    t.is(r.content, r.expected);
+    t.is(r.rec?.engine, 'stream');
+    t.false('tlsEnd' in (r.rec ?? {}), 'the end was checked');
+  });
+}
+
+/**
+ * Node's TLS socket reading more slowly than the client sends: a throttled upload, and one whose
+ * records and close_notify (and FIN) all came in before STOR. Both complete uploads: 226.
+ */
+for (const p of PATHS) {
+  test(`a complete FTPS upload read slowly (readLimit), or sent whole before STOR: 226 with every byte: ${p.name}`, async (t) => {
+    const s = await startServer(t, { tls: tlsOption(), readLimit: 400_000, ...p.opts });
+    const c = await FtpsControl.plain(s.port);
+    t.teardown(() => c.close());
+    await c.secureLogin(USER, PASS);
+    for (const early of [false, true]) {
+      const name = early ? 'early.bin' : 'slow.bin';
+      const body = randomContent(early ? 20_000 : 300_000);
+      const port = await c.epsv();
+      const d = await c.dataTls(port);
+      d.on('error', () => {});
+      const ended = new Promise<void>((resolve) => d.end(body, () => resolve()));
+      if (early) {
+        await ended;
+        await new Promise((r) => setTimeout(r, 300)); // close_notify and FIN are in before STOR
+      }
+      const first = await c.cmd(`STOR ${name}`);
+      t.regex(String(first.code), /^1(25|50)$/, first.text);
+      const final = await c.read(30000);
+      const got = fs.existsSync(path.join(s.root, name)) ? fs.readFileSync(path.join(s.root, name)) : Buffer.alloc(0);
+      t.is(final?.code, 226, `${name}: ${final?.code} ${final?.text} (${got.length} of ${body.length} bytes)`);
+      t.is(sha256(got), sha256(body));
+    }
+  });
+}
+
+// A TLS 1.3 suite the gate has no keys for (AES-CCM, enabled through tls.ciphers): a small last
+// record cannot be opened, so the end of stream is the end and the transfer record says so; a
+// large last record is still no close_notify.
+test('an FTPS upload under TLS_AES_128_CCM_SHA256: a small last record cannot be told (226, tlsEnd: unknown), a large one with a FIN alone is a 426', async (t) => {
+  const ciphers = 'TLS_AES_128_CCM_SHA256';
+  const s = await startServer(t, { tls: { ...tlsOption(), ciphers: `${ciphers}:TLS_AES_256_GCM_SHA384` } });
+  const c = await FtpsControl.plain(s.port);
+  t.teardown(() => c.close());
+  await c.auth({ ciphers });
+  await c.login(USER, PASS);
+  await c.ok('PBSZ 0', 200);
+  await c.ok('PROT P', 200);
+  await c.ok('TYPE I', 200);
+  const r = await uploadEnding(c, 'ccm.bin', randomContent(100_002), 'close_notify', { ciphers });
+  t.is(r.cipher, ciphers);
   t.is(r.code, 226);
-  t.is(r.content, r.expected);
-  t.is(r.rec?.engine, 'stream');
-  t.is(r.rec?.tlsEnd, 'unknown');
+  const rec = s.records.filter((x) => x.transfer === 'STOR').at(-1);
+  t.is(rec?.engine, 'stream');
+  t.is(rec?.tlsEnd, 'unknown');
+  const port = await c.epsv();
+  const d = await c.dataTls(port, true, { ciphers });
+  d.on('error', () => {});
+  await c.cmd('STOR big.bin');
+  await new Promise<void>((resolve, reject) => d.write(randomContent(65536), (err) => (err ? reject(err) : resolve())));
+  d.destroy();
+  t.is((await c.read(30000))?.code, 426);
 });

@@ -77,43 +77,63 @@ const MAX_RECORD_BODY = 16384 + 2048;
 
 type Mode = 'handshake' | 'held' | 'open' | 'taken';
 
-/** The largest record body kept to be read at the end: a close_notify is 18 to 31 bytes, a KeyUpdate 22 (more with TLS 1.3 padding). */
-const KEEP_BODY = 256;
-/** How many small records an upload keeps for a TLS 1.3 KeyUpdate to be found among them; past it, only the last. */
-const KEEP_SMALL = 64;
+/** The largest record body the watch opens: a close_notify is 18 to 31 bytes, a KeyUpdate 22 (more with TLS 1.3 padding). */
+const SMALL_BODY = 256;
 
-/** One whole record of the client's, kept because it was small. */
-export interface KeptRecord {
-  /** Its place among the records after the handshake, from 0. */
-  index: number;
-  header: Buffer;
-  body: Buffer;
-}
+/** What the last record said about the end. */
+type Last = 'none' | 'close_notify' | 'other' | 'unknown';
 
 /**
- * The client's records as an open gate passes them to Node, counted by their headers. Only
- * small records are copied (a close_notify, a KeyUpdate, the last bytes of an upload): at most
- * KEEP_SMALL of them, and always the last.
+ * The client's records after the handshake, read as an open gate passes them to Node: their
+ * headers are counted, and only small records are opened (with `node:crypto`, a copy of at most
+ * SMALL_BODY bytes each), since a close_notify and a KeyUpdate are small. At the end it tells
+ * whether the last record was a close_notify.
+ *
+ * - TLS 1.3 hides every record's type: a small one is opened with the client's keys, and a
+ *   KeyUpdate (RFC 8446 4.6.3) moves them on for the records after it. A small record that does
+ *   not open means the keys were lost (a KeyUpdate inside a large, padded record): from there on
+ *   the verdict is "unknown".
+ * - TLS 1.2 shows an alert's type in the clear; with an AEAD suite the alert is opened to tell a
+ *   close_notify from another warning (user_canceled), otherwise its type alone counts.
+ * - No keys (a suite the gate does not know, such as AES-CCM): a small last record is "unknown".
  */
-export class RecordTail {
-  /** Whole records passed since the handshake. */
+export class CloseNotifyWatch {
+  /** Whole records seen since the handshake. */
   count = 0;
-  /** The last whole record's type. */
-  lastType = -1;
-  /** The last whole record, when it was small. */
-  last: KeptRecord | null = null;
-  /** The small records in order while there were at most KEEP_SMALL; null after. */
-  small: KeptRecord[] | null = [];
+  private last: Last = 'none';
   private readonly hdr = Buffer.alloc(5);
   private hdrFill = 0;
   /** Body bytes of the current record still to come; -1 while reading a header. */
   private left = -1;
   private body: Buffer | null = null;
   private bodyFill = 0;
+  private key: Buffer | null;
+  private iv: Buffer | null;
+  private secret: Buffer | null;
+  /** The index of the first record under the current keys, less the sequence number it had. */
+  private base: number;
+  private lost = false;
 
-  /** Whether the bytes so far stop in the middle of a record. */
+  /** `state`: the record state when the handshake ended (TlsGate.state()), or null when there is none. */
+  constructor(
+    private readonly version: 12 | 13,
+    private readonly state: TlsRecordState | null,
+  ) {
+    this.key = state?.readKey ?? null;
+    this.iv = state?.readIv ?? null;
+    this.secret = state?.readSecret ?? null;
+    this.base = -(state?.readSeq ?? 0);
+  }
+
+  /** Whether the bytes so far stop inside a record. */
   get partial(): boolean {
     return this.hdrFill > 0 || this.left >= 0;
+  }
+
+  /** True: the last record was a close_notify. False: something else, a record cut short, or none. Null: cannot be told. */
+  verdict(): boolean | null {
+    if (this.partial || this.last === 'none') return false;
+    return this.last === 'close_notify' ? true : this.last === 'other' ? false : null;
   }
 
   push(d: Buffer): void {
@@ -127,7 +147,7 @@ export class RecordTail {
         if (this.hdrFill < 5) return;
         this.hdrFill = 0;
         this.left = this.hdr.readUInt16BE(3);
-        this.body = this.left <= KEEP_BODY ? Buffer.allocUnsafe(this.left) : null;
+        this.body = this.left <= SMALL_BODY ? Buffer.allocUnsafeSlow(this.left) : null;
         this.bodyFill = 0;
       }
       const n = Math.min(this.left, d.length - i);
@@ -135,64 +155,43 @@ export class RecordTail {
       this.bodyFill += n;
       this.left -= n;
       i += n;
-      if (this.left === 0) this.complete();
+      if (this.left === 0) {
+        const body = this.body;
+        this.body = null;
+        this.left = -1;
+        this.last = body ? this.read(this.count, body) : 'other'; // an alert is never a large record
+        this.count++;
+      }
     }
   }
 
-  private complete(): void {
-    this.lastType = this.hdr[0];
-    if (this.body) {
-      this.last = { index: this.count, header: Buffer.from(this.hdr), body: this.body };
-      if (this.small) {
-        if (this.small.length < KEEP_SMALL) this.small.push(this.last);
-        else this.small = null;
-      }
-    } else {
-      this.last = null;
+  private read(index: number, body: Buffer): Last {
+    const type = this.hdr[0];
+    if (this.version === 12) {
+      if (type !== ALERT) return 'other';
+      if (!this.state) return 'close_notify'; // a suite without AEAD: the type is what there is
+      const alert = open12(this.state, index - this.base, this.hdr, body);
+      return !alert ? 'unknown' : alert.length === 2 && alert[1] === 0 ? 'close_notify' : 'other';
     }
-    this.count++;
-    this.body = null;
-    this.left = -1;
-  }
-}
-
-/**
- * Whether the client's last record after a TLS 1.3 handshake was a close_notify (RFC 8446 6.1):
- * true or false, or null when it cannot be opened. `state` holds the client's keys when the
- * handshake ended. A KeyUpdate of the client's (4.6.3) changes them: the small records kept
- * are opened in order to follow each one to the keys of the last record.
- */
-export function endsWithCloseNotify13(state: TlsRecordState, tail: RecordTail): boolean | null {
-  if (tail.partial || tail.count === 0) return false;
-  if (tail.lastType !== APPLICATION_DATA || !tail.last) return false; // an alert is never a large record
-  const hash = state.sha384 ? 'sha384' : 'sha256';
-  const klen = state.aead === 0 ? 16 : 32;
-  let key = state.readKey;
-  let iv = state.readIv;
-  let secret = state.readSecret ?? null;
-  /** The index of the first record under the current keys, less the sequence number it had. */
-  let base = -state.readSeq;
-  const innerOf = (r: KeptRecord): Buffer | null => open13(state.aead, key, iv, r.index - base, r.header, r.body);
-  let inner = innerOf(tail.last);
-  if (!inner && tail.small && secret) {
-    for (const r of tail.small) {
-      if (r === tail.last) break;
-      const x = innerOf(r);
-      if (!x) continue; // not under these keys: it came before them, or it is not ours to read
-      const t = innerType(x);
-      // A KeyUpdate: handshake type 24 (RFC 8446 4.6.3). The next record is under the next keys.
-      if (t.type === HANDSHAKE && t.len >= 4 && x[0] === 24) {
-        secret = expandLabel(hash, secret, 'traffic upd', secret.length);
-        key = expandLabel(hash, secret, 'key', klen);
-        iv = expandLabel(hash, secret, 'iv', 12);
-        base = r.index + 1;
-      }
+    if (type !== APPLICATION_DATA) return 'other';
+    if (this.lost || !this.key || !this.iv || !this.state) return 'unknown';
+    const inner = open13(this.state.aead, this.key, this.iv, index - this.base, this.hdr, body);
+    if (!inner) {
+      this.lost = true;
+      return 'unknown';
     }
-    inner = innerOf(tail.last);
+    const t = innerType(inner);
+    if (t.type === HANDSHAKE && t.len >= 4 && inner[0] === 24 && this.secret) {
+      // A KeyUpdate: the next record is under the next keys.
+      const hash = this.state.sha384 ? 'sha384' : 'sha256';
+      this.secret = expandLabel(hash, this.secret, 'traffic upd', this.secret.length);
+      this.key = expandLabel(hash, this.secret, 'key', this.key.length);
+      this.iv = expandLabel(hash, this.secret, 'iv', 12);
+      this.base = index + 1;
+      return 'other';
+    }
+    return t.type === ALERT && t.len === 2 && inner[1] === 0 ? 'close_notify' : 'other';
   }
-  if (!inner) return null;
-  const t = innerType(inner);
-  return t.type === ALERT && t.len === 2 && inner[1] === 0;
 }
 
 /** A TLS 1.3 inner plaintext's content type and content length (the padding stripped). */
@@ -224,7 +223,7 @@ export class TlsGate extends Duplex implements TlsHandover {
   private tlsSocket: tls.TLSSocket | null = null;
   private cached: TlsRecordState | null | undefined = undefined;
   /** The client's records after the handshake, once the gate is open (null before, or when opened mid-handshake). */
-  private tail: RecordTail | null = null;
+  private watch: CloseNotifyWatch | null = null;
   private readonly onRawData = (d: Buffer): void => this.fromRaw(d);
 
   /** `handover`: whether the engine may take the records over; false keeps every byte with Node's TLS socket. */
@@ -233,6 +232,10 @@ export class TlsGate extends Duplex implements TlsHandover {
     private readonly handover = true,
   ) {
     super({ allowHalfOpen: true });
+    // The client's FIN must not close the TCP socket under Node's TLS socket: what the gate
+    // still holds for Node (a close_notify among it) would go with it. Node's TLS socket ends
+    // the connection itself, through _final.
+    raw.allowHalfOpen = true;
     raw.on('data', this.onRawData);
     raw.on('end', () => {
       this.rawEnded = true;
@@ -263,13 +266,14 @@ export class TlsGate extends Duplex implements TlsHandover {
     if (this.mode !== 'held' && this.mode !== 'handshake') return;
     // Opened mid-handshake (bytes that are not TLS as the gate reads it): Node answers them, and
     // the records that follow cannot be told apart.
-    if (this.secure) this.tail = new RecordTail();
+    const protocol = this.secure ? this.tlsSocket?.getProtocol() : null;
+    if (protocol === 'TLSv1.2' || protocol === 'TLSv1.3') this.watch = new CloseNotifyWatch(protocol === 'TLSv1.2' ? 12 : 13, this.state());
     this.mode = 'open';
     this.outPartial = Buffer.alloc(0);
     const rest = this.held;
     this.held = Buffer.alloc(0);
     if (rest.length) {
-      this.tail?.push(rest);
+      this.watch?.push(rest);
       this.push(rest);
     }
     if (this.rawEnded) this.push(null);
@@ -306,24 +310,14 @@ export class TlsGate extends Duplex implements TlsHandover {
   }
 
   endedWithCloseNotify(): boolean | null {
-    const t = this.tail;
-    if (!t || !this.tlsSocket) return null;
-    if (t.partial || t.count === 0) return false;
-    const protocol = this.tlsSocket.getProtocol();
-    // TLS 1.2 shows an alert's type in the clear and authenticates it; Node has already opened
-    // this record, and a warning alert that is not fatal and ends the stream is the client's close.
-    if (protocol === 'TLSv1.2') return t.lastType === ALERT;
-    if (protocol !== 'TLSv1.3') return null;
-    // TLS 1.3 hides the type inside: open the last record with the client's keys.
-    const state = this.state();
-    return state ? endsWithCloseNotify13(state, t) : null;
+    return this.watch ? this.watch.verdict() : null;
   }
 
   // ---- the client's bytes ----------------------------------------------------
 
   private fromRaw(d: Buffer): void {
     if (this.mode === 'open') {
-      this.tail?.push(d);
+      this.watch?.push(d);
       if (!this.push(d)) this.raw.pause();
       return;
     }
@@ -496,6 +490,37 @@ function open13(aead: 0 | 1 | 2, key: Buffer, iv: Buffer, seq: number, header: B
     d.setAAD(header, { plaintextLength: body.length - 16 });
     d.setAuthTag(body.subarray(body.length - 16));
     return Buffer.concat([d.update(body.subarray(0, body.length - 16)), d.final()]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Open one TLS 1.2 AEAD record (RFC 5246 6.2.3.3; GCM's explicit nonce, RFC 5288; ChaCha20-Poly1305's
+ * nonce, RFC 7905): its plaintext, or null when it does not authenticate.
+ */
+function open12(state: TlsRecordState, seq: number, header: Buffer, body: Buffer): Buffer | null {
+  const gcm = state.aead !== 2;
+  const explicit = gcm ? 8 : 0;
+  if (body.length < explicit + 16 || seq < 0) return null;
+  const len = body.length - explicit - 16;
+  const seqBytes = Buffer.alloc(8);
+  seqBytes.writeUInt32BE(Math.floor(seq / 0x100000000), 0);
+  seqBytes.writeUInt32BE(seq >>> 0, 4);
+  let nonce: Buffer;
+  if (gcm) {
+    nonce = Buffer.concat([state.readIv.subarray(0, 4), body.subarray(0, 8)]);
+  } else {
+    nonce = Buffer.from(state.readIv);
+    for (let i = 0; i < 8; i++) nonce[4 + i] ^= seqBytes[i];
+  }
+  const aad = Buffer.concat([seqBytes, header.subarray(0, 3), Buffer.from([len >> 8, len & 0xff])]);
+  const algorithm = state.aead === 0 ? 'aes-128-gcm' : state.aead === 1 ? 'aes-256-gcm' : 'chacha20-poly1305';
+  try {
+    const d = createDecipheriv(algorithm as 'aes-128-gcm', state.readKey, nonce, { authTagLength: 16 });
+    d.setAAD(aad, { plaintextLength: len });
+    d.setAuthTag(body.subarray(body.length - 16));
+    return Buffer.concat([d.update(body.subarray(explicit, body.length - 16)), d.final()]);
   } catch {
     return null;
   }

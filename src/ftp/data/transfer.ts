@@ -118,6 +118,8 @@ export interface TransferRequest {
   fd?: number;
   /** True when the socket is a TLS socket. */
   tls: boolean;
+  /** The TCP descriptor under the socket, TLS or not (DataConnection.tcpFd); absent or -1 when unknown. */
+  readonly tcpFd?: number;
   /**
    * A TLS connection whose records the native engine can seal and open itself
    * (./tls-gate.ts): an engine that uses it must not touch `socket`. Absent otherwise; a TLS
