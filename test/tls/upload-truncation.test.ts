@@ -235,6 +235,7 @@ for (const p of PATHS) {
         const rec = s.records.filter((x) => x.transfer === 'STOR').at(-1);
         t.is(rec?.engine, p.engine);
         t.is(rec?.result, ending === 'close_notify' ? 'ok' : 'ECONNRESET');
+        t.false('tlsEnd' in (rec ?? {}), 'the end was checked, not taken as it came');
         await c.ok('NOOP', 200);
       }
     });
@@ -407,3 +408,65 @@ test('an FTPS upload under TLS_AES_128_CCM_SHA256: a small last record cannot be
   d.destroy();
   t.is((await c.read(30000))?.code, 426);
 });
+
+/**
+ * A client that closes its side properly (Python's SSLSocket.unwrap(): its close_notify, then it
+ * waits for the server's) must get the server's close_notify back at once (RFC 8446 6.1: each
+ * side sends one before closing its write side), whichever path carried the upload.
+ */
+const PY_UNWRAP = `
+import ftplib, ssl, sys, json
+port, user, pw, kind, rounds = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+
+class ReuseFTP_TLS(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, sz = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, sz
+
+ftp = ReuseFTP_TLS(timeout=20)
+ftp.context.check_hostname = False
+ftp.context.verify_mode = ssl.CERT_NONE
+ftp.connect('127.0.0.1', port)
+ftp.auth(); ftp.login(user, pw); ftp.prot_p(); ftp.voidcmd('TYPE ' + kind)
+data = open(sys.argv[6], 'rb').read()
+out = []
+for i in range(rounds):
+    conn = ftp.transfercmd('STOR un%d.bin' % i)
+    conn.sendall(data)
+    try:
+        conn.unwrap().close()
+        shut = 'close_notify back'
+    except (OSError, ssl.SSLError) as e:
+        shut = 'no close_notify back: %r' % (e,)
+        conn.close()
+    out.append([shut, ftp.voidresp()])
+ftp.quit()
+print(json.dumps(out))
+`;
+
+for (const p of [...PATHS, { name: 'the stream path beside the engine (TYPE A)', opts: {}, engine: 'stream' }]) {
+  test(`the server answers a client's close_notify with its own at the end of an FTPS upload: ${p.name}`, async (t) => {
+    const s = await startServer(t, { tls: tlsOption(), ...p.opts });
+    const src = path.join(s.root, 'src.txt');
+    const body = Buffer.from('a line of text, no carriage return\n'.repeat(10_000));
+    fs.writeFileSync(src, body);
+    const kind = p.name.includes('TYPE A') ? 'A' : 'I';
+    const r = await run('python3', ['-c', PY_UNWRAP, String(s.port), USER, PASS, kind, '3', src], { timeoutMs: 60000 });
+    t.is(r.code, 0, explain(r));
+    const results: Array<[string, string]> = JSON.parse(r.stdout.trim());
+    t.log(results.map((x) => x.join(', ')).join('; '));
+    for (const [i, [shut, reply]] of results.entries()) {
+      t.is(shut, 'close_notify back');
+      t.regex(reply, /^226/);
+      t.true(fs.readFileSync(path.join(s.root, `un${i}.bin`)).equals(body));
+    }
+    const recs = s.records.filter((x) => x.transfer === 'STOR');
+    t.is(recs.length, 3);
+    for (const rec of recs) {
+      t.is(rec.engine, p.engine === 'tls' && kind === 'A' ? 'stream' : p.engine);
+      t.false('tlsEnd' in rec, 'the end was checked');
+    }
+  });
+}

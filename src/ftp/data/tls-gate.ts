@@ -234,7 +234,7 @@ export class TlsGate extends Duplex implements TlsHandover {
     super({ allowHalfOpen: true });
     // The client's FIN must not close the TCP socket under Node's TLS socket: what the gate
     // still holds for Node (a close_notify among it) would go with it. Node's TLS socket ends
-    // the connection itself, through _final.
+    // the connection itself once it has read to the end (bind()), through _final.
     raw.allowHalfOpen = true;
     raw.on('data', this.onRawData);
     raw.on('end', () => {
@@ -250,6 +250,10 @@ export class TlsGate extends Duplex implements TlsHandover {
   /** Watch `s`, the TLS socket made over this gate, for its handshake and its key material. */
   bind(s: tls.TLSSocket): void {
     this.tlsSocket = s;
+    // A TLS socket takes allowHalfOpen from the stream under it, here the gate's (true). Over a
+    // TCP socket it would end its side when the client's ends (its close_notify, then our FIN);
+    // so it does here, or a finished upload would wait for the connection to be torn down.
+    s.allowHalfOpen = false;
     s.on('keylog', (line: Buffer) => {
       const parts = line.toString('latin1').trim().split(' ');
       if (parts.length >= 3) this.keylog.set(parts[0], parts);
