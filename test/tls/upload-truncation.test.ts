@@ -78,11 +78,8 @@ test('upload with a client that destroys the socket right after writing (no clos
   t.log(`destroy(): ${seen.join('; ')}`);
 });
 
-const PY = `
-import ftplib, ssl, sys, json, os
-port, user, pw, size, rounds = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-
-class ReuseFTP_TLS(ftplib.FTP_TLS):
+/** Python's ftplib.FTP_TLS resuming the control connection's TLS session on data connections, connected to `port`. */
+const PY_LOGIN = `class ReuseFTP_TLS(ftplib.FTP_TLS):
     def ntransfercmd(self, cmd, rest=None):
         conn, sz = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:
@@ -93,7 +90,13 @@ ftp = ReuseFTP_TLS(timeout=20)
 ftp.context.check_hostname = False
 ftp.context.verify_mode = ssl.CERT_NONE
 ftp.connect('127.0.0.1', port)
-ftp.auth(); ftp.login(user, pw); ftp.prot_p(); ftp.voidcmd('TYPE I')
+`;
+
+const PY = `
+import ftplib, ssl, sys, json, os
+port, user, pw, size, rounds = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+
+${PY_LOGIN}ftp.auth(); ftp.login(user, pw); ftp.prot_p(); ftp.voidcmd('TYPE I')
 data = open(sys.argv[6], 'rb').read()
 out = []
 for i in range(rounds):
@@ -418,18 +421,7 @@ const PY_UNWRAP = `
 import ftplib, ssl, sys, json
 port, user, pw, kind, rounds = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 
-class ReuseFTP_TLS(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, sz = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, sz
-
-ftp = ReuseFTP_TLS(timeout=20)
-ftp.context.check_hostname = False
-ftp.context.verify_mode = ssl.CERT_NONE
-ftp.connect('127.0.0.1', port)
-ftp.auth(); ftp.login(user, pw); ftp.prot_p(); ftp.voidcmd('TYPE ' + kind)
+${PY_LOGIN}ftp.auth(); ftp.login(user, pw); ftp.prot_p(); ftp.voidcmd('TYPE ' + kind)
 data = open(sys.argv[6], 'rb').read()
 out = []
 for i in range(rounds):
