@@ -425,7 +425,7 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
     // Implicit FTPS: the handshake comes first; the connection counts against the limits meanwhile.
     this.pendingHandshakes++;
     const lease = this.tls!.lease();
-    this.tls!.accept(socket, this.options.tlsHandshakeTimeout * 1000, false, lease.context).then(
+    this.tls!.accept(socket, this.options.tlsHandshakeTimeout * 1000, lease.context).then(
       (s) => {
         this.pendingHandshakes--;
         if (this.closing) {

@@ -614,7 +614,7 @@ export class Session implements ControlSink {
     this.reply(234, 'AUTH TLS successful.');
     try {
       this.tlsLease ??= tlsm.lease();
-      const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000, false, this.tlsLease.context);
+      const s = await tlsm.accept(raw, this.options.tlsHandshakeTimeout * 1000, this.tlsLease.context);
       this.control = s;
       this.secure = true;
       this.listenTo(s);

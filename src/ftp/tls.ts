@@ -148,12 +148,12 @@ export class TlsManager {
 
   /**
    * Run the server side of a handshake over `raw` (a control socket after
-   * AUTH TLS, an implicit-TLS connection, or a data connection). Resolves
+   * AUTH TLS, or an implicit-TLS connection; data connections use acceptGated). Resolves
    * once the handshake is complete; rejects (and destroys the socket) on
    * failure or after `timeoutMs`.
    */
-  accept(raw: net.Socket, timeoutMs: number, data = false, context?: tls.SecureContext): Promise<tls.TLSSocket> {
-    return this.handshake(raw, this.socketOver(raw, data, context), timeoutMs);
+  accept(raw: net.Socket, timeoutMs: number, context?: tls.SecureContext): Promise<tls.TLSSocket> {
+    return this.handshake(raw, this.socketOver(raw, false, context), timeoutMs);
   }
 
   /**
