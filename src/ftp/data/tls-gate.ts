@@ -62,8 +62,8 @@ export interface TlsHandover {
   /**
    * Once Node's TLS socket has ended: whether the client's last record was a close_notify
    * (true), or something else or cut in the middle (false); null when it cannot be told (the
-   * gate was not open after the handshake, or a TLS 1.3 record it cannot open: a KeyUpdate
-   * from the client changed the keys).
+   * gate was not open after the handshake, or a small last record it has no keys to open:
+   * CloseNotifyWatch).
    */
   endedWithCloseNotify(): boolean | null;
 }
