@@ -2437,6 +2437,144 @@ static napi_value js_copy_range(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * A download's records sealed on the main thread (src/ftp/data/tls-seal.ts): for what the
+ * engine does not carry (a listing, TYPE A, another filesystem, useSendfile off), JS writes the
+ * plaintext here instead of into Node's TLS socket over the gate, whose every flush Node copies
+ * into a new buffer. The state comes from the gate as for a TLS job (tls_from_js).
+ */
+static void finalize_sealer(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  tlsrec_free(data);
+}
+
+/* tlsSealer(state) -> an external holding the record layer; throws when state does not describe one. */
+static napi_value js_tls_sealer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_valuetype t;
+  tlsrec_t *tls = NULL;
+  if (!tlsrec_available() || argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_object ||
+      !(tls = tls_from_js(env, argv[0]))) {
+    napi_throw_range_error(env, NULL, "tlsSealer: a record state expected");
+    return NULL;
+  }
+  napi_value ext;
+  if (napi_create_external(env, tls, finalize_sealer, NULL, &ext) != napi_ok) {
+    tlsrec_free(tls);
+    napi_throw_error(env, NULL, "tlsSealer: external");
+    return NULL;
+  }
+  return ext;
+}
+
+/* One record into out at *at (room checked by the caller). 0, or -1. */
+static int seal_one(tlsrec_t *tls, int type, const uint8_t *in, size_t len, uint8_t *out, size_t *at) {
+  ssize_t r = tlsrec_seal(tls, type, in, len, out + *at);
+  if (r < 0) return -1;
+  *at += (size_t)r;
+  return 0;
+}
+
+/*
+ * tlsSeal(sealer, chunks, out, at, flags) -> where the records end in out. `chunks`: an array
+ * of Buffers, sealed as application data in records of 16 KiB (a record spanning two chunks is
+ * put together in a buffer on the stack first). flags 1: a TLS 1.3 KeyUpdate first
+ * (update_not_requested), after which the write keys move on; 2: a close_notify last. Throws
+ * when out has no room for the worst case or a record cannot be sealed.
+ */
+static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  tlsrec_t *tls = NULL;
+  bool is_array = false;
+  void *outp = NULL;
+  size_t cap = 0;
+  uint32_t n = 0;
+  if (argc < 5 || napi_get_value_external(env, argv[0], (void **)&tls) != napi_ok || !tls ||
+      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+      napi_get_buffer_info(env, argv[2], &outp, &cap) != napi_ok) {
+    napi_throw_type_error(env, NULL, "tlsSeal: (sealer, Buffer[], Buffer, offset, flags) expected");
+    return NULL;
+  }
+  int64_t at0 = arg_i64(env, argv[3], -1);
+  int flags = (int)arg_i64(env, argv[4], 0);
+  if (at0 < 0 || (size_t)at0 > cap) {
+    napi_throw_range_error(env, NULL, "tlsSeal: bad offset");
+    return NULL;
+  }
+  /* The chunks, checked and summed before anything is sealed: a throw leaves no sequence number used. */
+  size_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    void *d = NULL;
+    size_t len = 0;
+    bool is = false;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_is_buffer(env, v, &is) != napi_ok || !is ||
+        napi_get_buffer_info(env, v, &d, &len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "tlsSeal: chunks must be Buffers");
+      return NULL;
+    }
+    total += len;
+  }
+  size_t records = (total + TLSREC_MAX_PLAIN - 1) / TLSREC_MAX_PLAIN + 2;
+  if (cap - (size_t)at0 < total + records * (TLSREC_OVERHEAD + 8)) {
+    napi_throw_range_error(env, NULL, "tlsSeal: no room in the output buffer");
+    return NULL;
+  }
+  uint8_t *out = outp;
+  size_t at = (size_t)at0;
+  int bad = 0;
+  if ((flags & 1) && tlsrec_version(tls) == 13) {
+    static const uint8_t ku[5] = {24, 0, 0, 1, 0}; /* KeyUpdate, update_not_requested */
+    bad = seal_one(tls, 22, ku, sizeof ku, out, &at) || tlsrec_update(tls, 1);
+  }
+  uint8_t stage[TLSREC_MAX_PLAIN];
+  size_t fill = 0;
+  for (uint32_t i = 0; i < n && !bad; i++) {
+    napi_value v;
+    void *d = NULL;
+    size_t len = 0;
+    napi_get_element(env, argv[1], i, &v);
+    napi_get_buffer_info(env, v, &d, &len);
+    const uint8_t *p = d;
+    size_t off = 0;
+    if (fill) { /* complete the record begun in the chunks before */
+      size_t take = len < TLSREC_MAX_PLAIN - fill ? len : TLSREC_MAX_PLAIN - fill;
+      memcpy(stage + fill, p, take);
+      fill += take;
+      off = take;
+      if (fill == TLSREC_MAX_PLAIN) {
+        bad = seal_one(tls, 23, stage, fill, out, &at);
+        fill = 0;
+      }
+    }
+    for (; !bad && len - off >= TLSREC_MAX_PLAIN; off += TLSREC_MAX_PLAIN) bad = seal_one(tls, 23, p + off, TLSREC_MAX_PLAIN, out, &at);
+    if (bad || off == len) continue;
+    if (i + 1 == n) { /* the last chunk's tail: its own record */
+      bad = seal_one(tls, 23, p + off, len - off, out, &at);
+    } else {
+      memcpy(stage, p + off, len - off);
+      fill = len - off;
+    }
+  }
+  if (!bad && fill) bad = seal_one(tls, 23, stage, fill, out, &at);
+  if (!bad && (flags & 2)) {
+    static const uint8_t close_notify[2] = {1, 0};
+    bad = seal_one(tls, 21, close_notify, sizeof close_notify, out, &at);
+  }
+  if (bad) {
+    napi_throw_error(env, "EPROTO", "tlsSeal: a record could not be sealed");
+    return NULL;
+  }
+  napi_value r;
+  napi_create_double(env, (double)at, &r);
+  return r;
+}
+
 NAPI_MODULE_INIT() {
   engine_t *eng = calloc(1, sizeof *eng);
   if (!eng) {
@@ -2484,6 +2622,8 @@ NAPI_MODULE_INIT() {
     {"fsopCached", NULL, js_fsop_cached, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lstatMany", NULL, js_lstat_many, NULL, NULL, NULL, napi_enumerable, NULL},
     {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tlsSealer", NULL, js_tls_sealer, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tlsSeal", NULL, js_tls_seal, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value tls_ok;

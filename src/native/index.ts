@@ -11,6 +11,7 @@ import {
   type TransferSignal,
 } from '../ftp/data/transfer';
 import type { TlsRecordState } from '../ftp/data/tls-gate';
+import type { NativeSeal } from '../ftp/data/tls-seal';
 
 /**
  * The native engine's loader and its TransferEngine.
@@ -160,6 +161,8 @@ interface Addon {
   fsopCached?(op: number, root: string, rel: string): number[] | undefined;
   lstatMany?(dir: string, names: Array<string | Buffer>, cb: (errno: number, values: Float64Array | null) => void): void;
   copyRange?(infd: number, outfd: number, inOff: number, outOff: number, len: number, cb: (errno: number, copied: number, via: number) => void): void;
+  tlsSealer?(state: TlsRecordState): object;
+  tlsSeal?(sealer: object, chunks: Buffer[], out: Buffer, at: number, flags: number): number;
 }
 
 type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
@@ -382,6 +385,15 @@ function socketFd(req: TransferRequest): number {
 
 /** Whether start() can take TLS jobs in this process. */
 export const tlsRecords: boolean = addon?.tlsRecords === true;
+
+/**
+ * The addon's record sealer for downloads the engine does not carry (src/ftp/data/tls-seal.ts),
+ * where it can seal records (tlsRecords); null otherwise.
+ */
+export const tlsSeal: NativeSeal | null =
+  tlsRecords && typeof addon?.tlsSealer === 'function' && typeof addon.tlsSeal === 'function'
+    ? { tlsSealer: addon.tlsSealer.bind(addon), tlsSeal: addon.tlsSeal.bind(addon) }
+    : null;
 
 function accepts(req: TransferRequest): boolean {
   if (!addon || req.ascii) return false;
