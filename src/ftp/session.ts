@@ -10,7 +10,7 @@ import { CommandFramer, formatReply, latin1Safe, sanitizeLine, type FrameEvent, 
 import { FtpError, toReply, isExpected } from './errors';
 import type { DataChannel } from './data/channel';
 import type { DataConnection } from './data/connection';
-import { nativeTlsAvailable } from './data/engines';
+import { nativeSeal, nativeTlsAvailable } from './data/engines';
 import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
 import type { TlsLease } from './tls';
 import { closePassiveListener, type SparePassive } from './data/passive';
@@ -665,7 +665,9 @@ export class Session implements ControlSink {
       // Always through a gate: it lets the engine carry the records of a binary transfer when
       // it can, and tells the stream path whether an upload ended with a close_notify.
       const handover = this.options.useSendfile && this.options.nativeTls && nativeTlsAvailable();
-      ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout, this.tlsLease?.dataContext, handover));
+      // A download the engine does not carry has its records sealed by the gate (src/ftp/data/tls-seal.ts).
+      const sealing = this.options.nativeTls ? (nativeSeal() ?? 'js') : null;
+      ({ socket: s, gate } = await tlsm.acceptGated(raw.socket, timeout, this.tlsLease?.dataContext, handover, sealing));
     } catch (err) {
       this.log.info({ err }, 'data TLS handshake failed');
       throw new FtpError(522, 'Data connection must use TLS (PROT P); the TLS handshake failed.');
@@ -883,7 +885,7 @@ export class Session implements ControlSink {
       engine: result?.path ?? (failure instanceof TransferError ? failure.path : 'stream'),
       ok: failure === null,
     };
-    if (opts.file) this.logTransfer(info, failure, result?.tlsEndUnknown === true);
+    if (opts.file) this.logTransfer(info, failure, result?.tlsEndUnknown === true, conn?.sealedBy ?? null);
     if (failure === null) {
       this.reply(226, 'Transfer complete.');
     } else if (aborted) {
@@ -923,7 +925,7 @@ export class Session implements ControlSink {
   }
 
   /** `tlsEndUnknown`: an FTPS upload whose end could not be checked for a close_notify (TransferResult). */
-  private logTransfer(info: TransferInfo, failure: unknown, tlsEndUnknown = false): void {
+  private logTransfer(info: TransferInfo, failure: unknown, tlsEndUnknown = false, sealedBy: 'addon' | 'js' | null = null): void {
     if (!this.ctx.log.info()) return;
     const rate = info.seconds > 0 ? Math.round(info.bytes / info.seconds) : info.bytes;
     const rec = {
@@ -935,6 +937,7 @@ export class Session implements ControlSink {
       engine: info.engine,
       result: info.ok ? 'ok' : ((failure as { code?: string })?.code ?? 'failed'),
       ...(tlsEndUnknown ? { tlsEnd: 'unknown' } : {}),
+      ...(sealedBy ? { sealedBy } : {}),
       ...(info.ok || isExpected(failure) ? {} : { err: failure }),
     };
     this.log.info(rec, 'transfer');
@@ -1103,7 +1106,7 @@ class ConnectionRequest implements TransferRequest {
 
   /** A bare passive connection (./data/connection.ts) becomes a Socket here, if an engine asks. */
   get socket(): net.Socket {
-    return this.conn.socket;
+    return this.conn.socketFor ? this.conn.socketFor(this.direction) : this.conn.socket;
   }
 
   /** -1 once something made the Socket: only a still-bare descriptor skips the stream checks. */

@@ -5,6 +5,7 @@ import * as tls from 'node:tls';
 import { ConfigError } from '../config/errors';
 import type { TlsOptions } from '../config/options';
 import { TlsGate } from './data/tls-gate';
+import type { NativeSeal } from './data/tls-seal';
 
 /** Why a TLS handshake did not produce a usable socket. */
 export class TlsHandshakeError extends Error {
@@ -161,8 +162,14 @@ export class TlsManager {
    * engine can take the connection's records over once the handshake is done (`handover`), and
    * otherwise the gate tells an upload ended by the client's close_notify from one cut short.
    */
-  async acceptGated(raw: net.Socket, timeoutMs: number, context?: tls.SecureContext, handover = true): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
-    const gate = new TlsGate(raw, handover);
+  async acceptGated(
+    raw: net.Socket,
+    timeoutMs: number,
+    context?: tls.SecureContext,
+    handover = true,
+    sealing: NativeSeal | 'js' | null = 'js',
+  ): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
+    const gate = new TlsGate(raw, handover, sealing);
     const s = this.socketOver(gate, true, context);
     gate.bind(s);
     return { socket: await this.handshake(raw, s, timeoutMs), gate };

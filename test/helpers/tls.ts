@@ -198,9 +198,9 @@ export class FtpsControl {
     await this.ok(`PASS ${pass}`, 230);
   }
 
-  /** AUTH TLS, login, PBSZ 0, PROT P, TYPE I. */
-  async secureLogin(user: string, pass: string): Promise<void> {
-    await this.auth();
+  /** AUTH TLS (with `opts` for the client's side), login, PBSZ 0, PROT P, TYPE I. */
+  async secureLogin(user: string, pass: string, opts: tls.ConnectionOptions = {}): Promise<void> {
+    await this.auth(opts);
     await this.login(user, pass);
     await this.ok('PBSZ 0', 200);
     await this.ok('PROT P', 200);
@@ -264,3 +264,17 @@ export function drain(s: net.Socket): Promise<Buffer> {
     s.resume();
   });
 }
+
+/** Python's ftplib.FTP_TLS resuming the control connection's TLS session on data connections, connected to `port`. */
+export const PY_LOGIN = `class ReuseFTP_TLS(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, sz = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, sz
+
+ftp = ReuseFTP_TLS(timeout=20)
+ftp.context.check_hostname = False
+ftp.context.verify_mode = ssl.CERT_NONE
+ftp.connect('127.0.0.1', port)
+`;

@@ -9,7 +9,7 @@ import { randomContent, sha256 } from '../helpers/data-client';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
-import { FtpsControl, drain, tlsConnect, tlsOption } from '../helpers/tls';
+import { FtpsControl, PY_LOGIN, drain, tlsConnect, tlsOption } from '../helpers/tls';
 
 /**
  * TLS 1.3 upload truncation (FIELD-NOTES): an uploading client that never
@@ -77,20 +77,6 @@ test('upload with a client that destroys the socket right after writing (no clos
   }
   t.log(`destroy(): ${seen.join('; ')}`);
 });
-
-/** Python's ftplib.FTP_TLS resuming the control connection's TLS session on data connections, connected to `port`. */
-const PY_LOGIN = `class ReuseFTP_TLS(ftplib.FTP_TLS):
-    def ntransfercmd(self, cmd, rest=None):
-        conn, sz = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, sz
-
-ftp = ReuseFTP_TLS(timeout=20)
-ftp.context.check_hostname = False
-ftp.context.verify_mode = ssl.CERT_NONE
-ftp.connect('127.0.0.1', port)
-`;
 
 const PY = `
 import ftplib, ssl, sys, json, os

@@ -23,6 +23,10 @@ export interface DataConnection {
   readonly remoteAddress: string | undefined;
   /** The TCP descriptor under it, TLS or not, without making a stream; -1 when there is none. */
   readonly tcpFd: number;
+  /** A download whose TLS records were sealed by ftpdlib rather than Node's TLS socket (./tls-seal.ts): by what. */
+  readonly sealedBy?: 'addon' | 'js' | null;
+  /** `socket`, for a transfer in `direction` (a gated FTPS connection seals a download's records itself). */
+  socketFor?(direction: 'send' | 'receive'): net.Socket;
   /** Close it: the stream if one was made, else the handle. Safe to call more than once. */
   destroy(): void;
 }

@@ -2,6 +2,7 @@ import type Logger from 'bunyan';
 import type { RangeCopier } from '../../fs/copy';
 import { streamEngine } from '../../native/fallback';
 import { handleFd } from './connection';
+import type { NativeSeal } from './tls-seal';
 import { TransferError, type TransferEngine, type TransferRequest, type TransferResult } from './transfer';
 
 interface NativeModule {
@@ -16,6 +17,7 @@ interface NativeModule {
   configureNative?: (opts: object) => { threads: number; ioNice: number; soloThread: boolean };
   copyRange?: RangeCopier | null;
   tlsRecords?: boolean;
+  tlsSeal?: NativeSeal | null;
 }
 
 let native: NativeModule | null = null;
@@ -37,6 +39,11 @@ function loadNative(): NativeModule {
 export function nativeTlsAvailable(): boolean {
   const n = loadNative();
   return n.available && n.nativeEngine !== null && n.tlsRecords === true;
+}
+
+/** The addon's record sealer (./tls-seal.ts), or null when it cannot seal records. */
+export function nativeSeal(): NativeSeal | null {
+  return nativeTlsAvailable() ? (loadNative().tlsSeal ?? null) : null;
 }
 
 /** The addon's file-to-file copy (copy_file_range), or null when it is not loaded. */

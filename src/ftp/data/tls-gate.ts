@@ -3,6 +3,7 @@ import type * as net from 'node:net';
 import { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import { handleFd, type DataConnection } from './connection';
+import { expandLabel, sealerFor, sealWrites, type NativeSeal } from './tls-seal';
 
 /**
  * FTPS data connections whose records the native engine can seal and open itself.
@@ -113,6 +114,8 @@ export class CloseNotifyWatch {
   /** The index of the first record under the current keys, less the sequence number it had. */
   private base: number;
   private lost = false;
+  /** TLS 1.3: KeyUpdates in which the client asked for ours (update_requested). */
+  updatesAsked = 0;
 
   /** `state`: the record state when the handshake ended (TlsGate.state()), or null when there is none. */
   constructor(
@@ -188,6 +191,7 @@ export class CloseNotifyWatch {
       this.key = expandLabel(hash, this.secret, 'key', this.key.length);
       this.iv = expandLabel(hash, this.secret, 'iv', 12);
       this.base = index + 1;
+      if (t.len >= 5 && inner[4] === 1) this.updatesAsked++;
       return 'other';
     }
     return t.type === ALERT && t.len === 2 && inner[1] === 0 ? 'close_notify' : 'other';
@@ -226,10 +230,21 @@ export class TlsGate extends Duplex implements TlsHandover {
   private watch: CloseNotifyWatch | null = null;
   private readonly onRawData = (d: Buffer): void => this.fromRaw(d);
 
-  /** `handover`: whether the engine may take the records over; false keeps every byte with Node's TLS socket. */
+  /** Node's TLS socket writes no more: the records of a download are sealed here (seal()). */
+  private sealed = false;
+  /** What seals them: the addon, or node:crypto (for the transfer log). */
+  sealedBy: 'addon' | 'js' | null = null;
+
+  /**
+   * `handover`: whether the engine may take the records over; false keeps every byte with Node's
+   * TLS socket. `sealing`: whether a download the engine does not carry has its records sealed
+   * here (seal()) rather than by Node's TLS socket, and by what: the addon's sealer, or 'js'
+   * (./tls-seal.ts); null: not.
+   */
   constructor(
     readonly raw: net.Socket,
     private readonly handover = true,
+    private readonly sealing: NativeSeal | 'js' | null = 'js',
   ) {
     super({ allowHalfOpen: true });
     // The client's FIN must not close the TCP socket under Node's TLS socket: what the gate
@@ -282,6 +297,29 @@ export class TlsGate extends Duplex implements TlsHandover {
     }
     if (this.rawEnded) this.push(null);
     else this.raw.resume();
+  }
+
+  /**
+   * For a download the engine does not carry: from now on the records of what is written to the
+   * TLS socket are sealed here and written to the TCP socket (./tls-seal.ts), and the gate opens
+   * for the client's records. False, and nothing done, unless the gate holds a finished handshake
+   * whose state it knows (a suite with AES-GCM or ChaCha20-Poly1305).
+   */
+  seal(): boolean {
+    if (!this.sealing || this.mode !== 'held' || !this.tlsSocket) return false;
+    const state = this.state();
+    if (!state) return false;
+    let sealer;
+    try {
+      sealer = sealerFor(state, this.sealing === 'js' ? null : this.sealing);
+    } catch {
+      return false; // the addon refused the state: Node's TLS socket carries on
+    }
+    this.sealed = true;
+    this.sealedBy = this.sealing === 'js' ? 'js' : 'addon';
+    sealWrites(this.tlsSocket, this.raw, sealer, () => this.watch?.updatesAsked ?? 0);
+    this.open();
+    return true;
   }
 
   get usable(): boolean {
@@ -362,7 +400,7 @@ export class TlsGate extends Duplex implements TlsHandover {
   // ---- the server's bytes ----------------------------------------------------
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.mode === 'taken') {
+    if (this.mode === 'taken' || this.sealed) {
       cb(); // Node's TLS state is stale: nothing of it may reach the wire
       return;
     }
@@ -372,7 +410,7 @@ export class TlsGate extends Duplex implements TlsHandover {
 
   /** What Node's TLS socket writes at once (its records of one flush) goes out in one writev. */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    if (this.mode === 'taken') {
+    if (this.mode === 'taken' || this.sealed) {
       cb();
       return;
     }
@@ -387,7 +425,7 @@ export class TlsGate extends Duplex implements TlsHandover {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.mode !== 'taken') this.raw.end();
+    if (this.mode !== 'taken' && !this.sealed) this.raw.end();
     cb();
   }
 
@@ -535,13 +573,6 @@ function findLastIndex<T>(a: readonly T[], f: (x: T) => boolean): number {
   return -1;
 }
 
-/** HKDF-Expand-Label(secret, label, "", len), RFC 8446 7.1 (len at most the hash's size). */
-function expandLabel(hash: string, secret: Buffer, label: string, len: number): Buffer {
-  const l = Buffer.from(`tls13 ${label}`, 'latin1');
-  const info = Buffer.concat([Buffer.from([len >> 8, len & 0xff, l.length]), l, Buffer.from([0, 1])]);
-  return createHmac(hash, secret).update(info).digest().subarray(0, len);
-}
-
 /** TLS 1.2's PRF (RFC 5246 5): P_hash(secret, label + seed). */
 function prf12(hash: string, secret: Buffer, label: string, seed: Buffer, len: number): Buffer {
   const s = Buffer.concat([Buffer.from(label, 'latin1'), seed]);
@@ -575,8 +606,18 @@ export class GatedTlsConnection implements DataConnection {
     return this.s;
   }
 
+  /** `socket` for a transfer: a download's records are sealed by the gate when it can (TlsGate.seal). */
+  socketFor(direction: 'send' | 'receive'): net.Socket {
+    if (direction === 'send') this.gate.seal();
+    return this.socket;
+  }
+
   get tlsRecords(): TlsHandover {
     return this.gate;
+  }
+
+  get sealedBy(): 'addon' | 'js' | null {
+    return this.gate.sealedBy;
   }
 
   get tcpFd(): number {
