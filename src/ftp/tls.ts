@@ -167,7 +167,7 @@ export class TlsManager {
     timeoutMs: number,
     context?: tls.SecureContext,
     handover = true,
-    sealing: NativeSeal | 'js' | null = 'js',
+    sealing: NativeSeal | 'js' | null = null,
   ): Promise<{ socket: tls.TLSSocket; gate: TlsGate }> {
     const gate = new TlsGate(raw, handover, sealing);
     const s = this.socketOver(gate, true, context);

@@ -2449,7 +2449,10 @@ static void finalize_sealer(napi_env env, void *data, void *hint) {
   tlsrec_free(data);
 }
 
-/* tlsSealer(state) -> an external holding the record layer; throws when state does not describe one. */
+/* Marks the objects tlsSealer returns, so that tlsSeal takes nothing else for a record layer. */
+static const napi_type_tag SEALER_TAG = {0x6674706c69627365ULL, 0x616c657230303031ULL};
+
+/* tlsSealer(state) -> an object holding the record layer; throws when state does not describe one. */
 static napi_value js_tls_sealer(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -2461,13 +2464,14 @@ static napi_value js_tls_sealer(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "tlsSealer: a record state expected");
     return NULL;
   }
-  napi_value ext;
-  if (napi_create_external(env, tls, finalize_sealer, NULL, &ext) != napi_ok) {
+  napi_value obj;
+  if (napi_create_object(env, &obj) != napi_ok || napi_wrap(env, obj, tls, finalize_sealer, NULL, NULL) != napi_ok) {
     tlsrec_free(tls);
-    napi_throw_error(env, NULL, "tlsSealer: external");
+    napi_throw_error(env, NULL, "tlsSealer: wrap");
     return NULL;
   }
-  return ext;
+  napi_type_tag_object(env, obj, &SEALER_TAG);
+  return obj;
 }
 
 /* One record into out at *at (room checked by the caller). 0, or -1. */
@@ -2490,11 +2494,12 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   tlsrec_t *tls = NULL;
-  bool is_array = false;
+  bool is_array = false, tagged = false;
   void *outp = NULL;
   size_t cap = 0;
   uint32_t n = 0;
-  if (argc < 5 || napi_get_value_external(env, argv[0], (void **)&tls) != napi_ok || !tls ||
+  if (argc < 5 || napi_check_object_type_tag(env, argv[0], &SEALER_TAG, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, argv[0], (void **)&tls) != napi_ok || !tls ||
       napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
       napi_get_buffer_info(env, argv[2], &outp, &cap) != napi_ok) {
     napi_throw_type_error(env, NULL, "tlsSeal: (sealer, Buffer[], Buffer, offset, flags) expected");
@@ -2506,7 +2511,9 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "tlsSeal: bad offset");
     return NULL;
   }
-  /* The chunks, checked and summed before anything is sealed: a throw leaves no sequence number used. */
+  /* The chunks, checked and summed before anything is sealed: a refusal for them or for the room
+     leaves no sequence number used (a record that fails to seal later does, and the connection
+     is then closed). */
   size_t total = 0;
   for (uint32_t i = 0; i < n; i++) {
     napi_value v;
@@ -2544,7 +2551,7 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
     size_t off = 0;
     if (fill) { /* complete the record begun in the chunks before */
       size_t take = len < TLSREC_MAX_PLAIN - fill ? len : TLSREC_MAX_PLAIN - fill;
-      memcpy(stage + fill, p, take);
+      if (take) memcpy(stage + fill, p, take);
       fill += take;
       off = take;
       if (fill == TLSREC_MAX_PLAIN) {

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
+import { sealedDownloads } from '../../src/ftp/data/tls-seal';
 import { randomContent, sha256 } from '../helpers/data-client';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
@@ -104,8 +105,9 @@ for (const p of PATHS) {
   }
 }
 
-// The stream path beside the engine: TYPE A and listings are sealed too.
-test('with the addon, a TYPE A download and a listing are sealed by the addon: records open in order, close_notify last', async (t) => {
+// The stream path beside the engine: TYPE A and listings are sealed too. Serial: the count of
+// sealed downloads is the process's, and the other tests of this file seal downloads too.
+test.serial('with the addon, a TYPE A download and a listing are sealed by the addon: records open in order, close_notify last', async (t) => {
   const { s, c } = await loggedIn(t, {});
   const text = Buffer.from('line one\nline two\r\nline three\n'.repeat(20000));
   fs.writeFileSync(path.join(s.root, 'a.txt'), text);
@@ -118,10 +120,12 @@ test('with the addon, a TYPE A download and a listing are sealed by the addon: r
   t.is(lastRecord(s, 'RETR')?.engine, 'stream');
   t.is(lastRecord(s, 'RETR')?.sealedBy, 'addon');
   d = await rawDataTls(t, c, await c.epsv());
+  const before = sealedDownloads.addon;
   t.regex(String((await c.cmd('NLST')).code), /^1(25|50)$/);
   t.is((await c.read(20000))?.code, 226);
   await d.closed;
   checkDownload(t, openAll(t, d), Buffer.from('a.txt\r\n'));
+  t.is(sealedDownloads.addon, before + 1, 'the listing was sealed by the addon (listings have no transfer record)');
 });
 
 /** `KeyUpdate(update_requested)` as the client's next record. */
@@ -157,9 +161,13 @@ test('sealed by the addon: a KeyUpdate asked for in the middle of a download is 
   fs.writeFileSync(path.join(s.root, 'big.bin'), body);
   const d = await rawDataTls(t, c, await c.epsv());
   t.regex(String((await c.cmd('RETR big.bin')).code), /^1(25|50)$/);
-  // Once the first megabyte is in, ask for the server's KeyUpdate.
+  // Once the first megabyte is in, stop reading (the server stalls on a full socket, far from
+  // the end of 24 MiB), ask for the server's KeyUpdate, and read on.
   for (let n = 0; n < 1024 * 1024; n = d.received.reduce((a, b) => a + b.length, 0)) await new Promise((r) => setTimeout(r, 5));
+  d.raw.pause();
   await d.write(keyUpdateRequest(d));
+  await new Promise((r) => setTimeout(r, 100));
+  d.raw.resume();
   t.is((await c.read(30000))?.code, 226);
   await d.closed;
   const recs = openAll(t, d);
@@ -316,4 +324,29 @@ test('sealed records of two downloads in a row use fresh state each (a second da
     checkDownload(t, recs, body);
     t.is(recs.length, Math.ceil(size / 16384) + 1, `${size} bytes: ${recs.length} records`);
   }
+});
+
+test('a server without the addon (node:crypto): a KeyUpdate asked for before RETR comes first, the data opens under the next keys', async (t) => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-noaddon-'));
+  t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
+  const srv = await serverWithoutAddon(t, root);
+  const body = randomContent(3 * 1024 * 1024 + 1);
+  fs.writeFileSync(path.join(root, 'f.bin'), body);
+  const c = await FtpsControl.plain(srv.port);
+  t.teardown(() => c.close());
+  const tlsOpts = { ciphers: 'TLS_CHACHA20_POLY1305_SHA256' };
+  await c.secureLogin(USER, PASS, tlsOpts);
+  const d = await rawDataTls(t, c, await c.epsv(), tlsOpts);
+  await d.write(keyUpdateRequest(d));
+  t.regex(String((await c.cmd('RETR f.bin')).code), /^1(25|50)$/);
+  t.is((await c.read(20000))?.code, 226);
+  await d.closed;
+  const recs = openAll(t, d);
+  checkDownload(t, recs, body);
+  t.deepEqual(
+    recs.flatMap((r, i) => (r.type === CONTENT_HANDSHAKE ? [[i, r.content.toString('hex')]] : [])),
+    [[0, '1800000100']],
+    'one KeyUpdate, first',
+  );
+  t.is(srv.log().filter((r) => r.transfer === 'RETR').at(-1)?.sealedBy, 'js');
 });

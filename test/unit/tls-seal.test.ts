@@ -101,9 +101,13 @@ class Reader {
   }
 }
 
-/** Chunk shapes: a record across two chunks, an empty chunk, a chunk of exactly one record, a 1-byte tail. */
+/**
+ * Chunk shapes: a record across two chunks, an empty chunk, a chunk of exactly one record, a
+ * 1-byte tail completing a record; then a chunk that completes a record begun before it and
+ * leaves a tail of its own.
+ */
 function chunks(): Buffer[] {
-  return [20000, 5, 16384, 0, 100, 16379, 1].map((n) => randomBytes(n));
+  return [20000, 5, 16384, 0, 100, 16379, 1, 10000, 20000].map((n) => randomBytes(n));
 }
 
 function seal(s: Sealer, parts: Buffer[], keyUpdate: boolean, closeNotify: boolean): Buffer {
@@ -145,7 +149,8 @@ for (const c of CASES) {
     const reader = new Reader(st, 3);
     const first = chunks();
     const second = [randomBytes(3 * MAX_PLAIN + 17)];
-    const wire = Buffer.concat([seal(native, first, c.version === 13, false), seal(native, second, false, true)]);
+    // A KeyUpdate asked for under TLS 1.2 (which has none) adds nothing.
+    const wire = Buffer.concat([seal(native, first, true, false), seal(native, second, false, true)]);
     const { records, rest } = splitRecords(wire);
     t.is(rest.length, 0, 'whole records only');
     const opened = records.map((r) => reader.open(t, r));
@@ -164,6 +169,7 @@ for (const c of CASES) {
     t.true(Buffer.concat(opened.map((r) => r.content)).equals(Buffer.concat([...first, ...second])), 'the data, in order');
     // Full records wherever the data allowed: a record across two chunks is put together.
     t.is(opened.length, Math.ceil(Buffer.concat(first).length / MAX_PLAIN) + 4);
+    t.false(opened.some((r) => r.type === CONTENT_HANDSHAKE), 'no KeyUpdate but the one asked for (TLS 1.3)');
   });
 }
 
@@ -176,6 +182,6 @@ test('the addon refuses an output buffer without room, and uses no sequence numb
   const reader = new Reader(st, 0);
   const opened = splitRecords(wire).records.map((r) => reader.open(t, r));
   t.true(Buffer.concat(opened.slice(0, -1).map((r) => r.content)).equals(data), 'the records after the refusal start at sequence 0');
-  t.throws(() => tlsSeal!.tlsSeal({}, [data], Buffer.alloc(50000), 0, 0), { instanceOf: TypeError });
+  t.throws(() => tlsSeal!.tlsSeal({}, [data], Buffer.alloc(50000), 0, 0), { instanceOf: TypeError }, 'only what tlsSealer made is a sealer');
   t.throws(() => tlsSeal!.tlsSealer({ version: 13 } as unknown as TlsRecordState), { instanceOf: RangeError });
 });

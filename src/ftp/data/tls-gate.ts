@@ -244,7 +244,7 @@ export class TlsGate extends Duplex implements TlsHandover {
   constructor(
     readonly raw: net.Socket,
     private readonly handover = true,
-    private readonly sealing: NativeSeal | 'js' | null = 'js',
+    private readonly sealing: NativeSeal | 'js' | null = null,
   ) {
     super({ allowHalfOpen: true });
     // The client's FIN must not close the TCP socket under Node's TLS socket: what the gate

@@ -38,10 +38,17 @@ export interface Sealer {
   seal(chunks: Buffer[], out: Buffer, keyUpdate: boolean, closeNotify: boolean): number;
 }
 
+/** Downloads whose records ftpdlib sealed since the process started, by sealer (for tests and metrics). */
+export const sealedDownloads = { addon: 0, js: 0 };
+
 /** A sealer for `state`: the addon's when given, else RecordSealer. */
 export function sealerFor(state: TlsRecordState, native: NativeSeal | null): Sealer {
-  if (!native) return new RecordSealer(state);
+  if (!native) {
+    sealedDownloads.js++;
+    return new RecordSealer(state);
+  }
   const handle = native.tlsSealer(state);
+  sealedDownloads.addon++;
   return {
     version: state.version,
     seal: (chunks, out, keyUpdate, closeNotify) => native.tlsSeal(handle, chunks, out, 0, (keyUpdate ? 1 : 0) | (closeNotify ? 2 : 0)),
