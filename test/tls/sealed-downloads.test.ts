@@ -61,6 +61,26 @@ function openAll(t: ExecutionContext, d: RawData): Array<{ type: number; content
   });
 }
 
+/**
+ * A download over a data connection whose record layer is the test's (rawDataTls): `command`
+ * up to its 226 and the server's FIN; `first` runs after the handshake, before the command.
+ * Returns the server's records, opened in order.
+ */
+async function rawDownload(
+  t: ExecutionContext,
+  c: FtpsControl,
+  command: string,
+  tlsOpts: tls.ConnectionOptions = {},
+  first?: (d: RawData) => Promise<void>,
+): Promise<Array<{ type: number; content: Buffer }>> {
+  const d = await rawDataTls(t, c, await c.epsv(), tlsOpts);
+  await first?.(d);
+  t.regex(String((await c.cmd(command)).code), /^1(25|50)$/);
+  t.is((await c.read(20000))?.code, 226);
+  await d.closed;
+  return openAll(t, d);
+}
+
 /** Data records of 1 to 16384 bytes that make up `want`, in order, and a close_notify last. */
 function checkDownload(t: ExecutionContext, recs: Array<{ type: number; content: Buffer }>, want: Buffer): void {
   const last = recs.at(-1);
@@ -87,12 +107,9 @@ for (const p of PATHS) {
       const { s, c } = await loggedIn(t, p.opts, tlsOpts);
       const body = randomContent(1024 * 1024 + 3);
       fs.writeFileSync(path.join(s.root, 'f.bin'), body);
-      const d = await rawDataTls(t, c, await c.epsv(), tlsOpts);
-      t.is((d.tlsSocket.getCipher() as { standardName?: string }).standardName, suite);
-      t.regex(String((await c.cmd('RETR f.bin')).code), /^1(25|50)$/);
-      t.is((await c.read(20000))?.code, 226);
-      await d.closed;
-      const recs = openAll(t, d);
+      const recs = await rawDownload(t, c, 'RETR f.bin', tlsOpts, async (d) => {
+        t.is((d.tlsSocket.getCipher() as { standardName?: string }).standardName, suite);
+      });
       checkDownload(t, recs, body);
       t.false(
         recs.some((r) => r.type === CONTENT_HANDSHAKE),
@@ -112,19 +129,11 @@ test.serial('with the addon, a TYPE A download and a listing are sealed by the a
   const text = Buffer.from('line one\nline two\r\nline three\n'.repeat(20000));
   fs.writeFileSync(path.join(s.root, 'a.txt'), text);
   await c.ok('TYPE A', 200);
-  let d = await rawDataTls(t, c, await c.epsv());
-  t.regex(String((await c.cmd('RETR a.txt')).code), /^1(25|50)$/);
-  t.is((await c.read(20000))?.code, 226);
-  await d.closed;
-  checkDownload(t, openAll(t, d), Buffer.from(text.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'));
+  checkDownload(t, await rawDownload(t, c, 'RETR a.txt'), Buffer.from(text.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'));
   t.is(lastRecord(s, 'RETR')?.engine, 'stream');
   t.is(lastRecord(s, 'RETR')?.sealedBy, 'addon');
-  d = await rawDataTls(t, c, await c.epsv());
   const before = sealedDownloads.addon;
-  t.regex(String((await c.cmd('NLST')).code), /^1(25|50)$/);
-  t.is((await c.read(20000))?.code, 226);
-  await d.closed;
-  checkDownload(t, openAll(t, d), Buffer.from('a.txt\r\n'));
+  checkDownload(t, await rawDownload(t, c, 'NLST'), Buffer.from('a.txt\r\n'));
   t.is(sealedDownloads.addon, before + 1, 'the listing was sealed by the addon (listings have no transfer record)');
 });
 
@@ -139,12 +148,7 @@ for (const p of PATHS.filter((x) => x.engine === 'stream')) {
     const { s, c } = await loggedIn(t, p.opts);
     const body = randomContent(3 * 1024 * 1024 + 1);
     fs.writeFileSync(path.join(s.root, 'f.bin'), body);
-    const d = await rawDataTls(t, c, await c.epsv());
-    await d.write(keyUpdateRequest(d));
-    t.regex(String((await c.cmd('RETR f.bin')).code), /^1(25|50)$/);
-    t.is((await c.read(20000))?.code, 226);
-    await d.closed;
-    const recs = openAll(t, d);
+    const recs = await rawDownload(t, c, 'RETR f.bin', {}, (d) => d.write(keyUpdateRequest(d)));
     checkDownload(t, recs, body);
     const updates = recs.flatMap((r, i) => (r.type === CONTENT_HANDSHAKE ? [{ i, hex: r.content.toString('hex') }] : []));
     t.is(updates.length, 1, 'one KeyUpdate from the server');
@@ -316,11 +320,7 @@ test('sealed records of two downloads in a row use fresh state each (a second da
   for (const size of [0, 1, 16384, 16385]) {
     const body = randomBytes(size);
     fs.writeFileSync(path.join(s.root, `n${size}.bin`), body);
-    const d = await rawDataTls(t, c, await c.epsv());
-    t.regex(String((await c.cmd(`RETR n${size}.bin`)).code), /^1(25|50)$/);
-    t.is((await c.read(20000))?.code, 226);
-    await d.closed;
-    const recs = openAll(t, d);
+    const recs = await rawDownload(t, c, `RETR n${size}.bin`);
     checkDownload(t, recs, body);
     t.is(recs.length, Math.ceil(size / 16384) + 1, `${size} bytes: ${recs.length} records`);
   }
@@ -336,12 +336,7 @@ test('a server without the addon (node:crypto): a KeyUpdate asked for before RET
   t.teardown(() => c.close());
   const tlsOpts = { ciphers: 'TLS_CHACHA20_POLY1305_SHA256' };
   await c.secureLogin(USER, PASS, tlsOpts);
-  const d = await rawDataTls(t, c, await c.epsv(), tlsOpts);
-  await d.write(keyUpdateRequest(d));
-  t.regex(String((await c.cmd('RETR f.bin')).code), /^1(25|50)$/);
-  t.is((await c.read(20000))?.code, 226);
-  await d.closed;
-  const recs = openAll(t, d);
+  const recs = await rawDownload(t, c, 'RETR f.bin', tlsOpts, (d) => d.write(keyUpdateRequest(d)));
   checkDownload(t, recs, body);
   t.deepEqual(
     recs.flatMap((r, i) => (r.type === CONTENT_HANDSHAKE ? [[i, r.content.toString('hex')]] : [])),
