@@ -2540,13 +2540,19 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
     bad = seal_one(tls, 22, ku, sizeof ku, out, &at) || tlsrec_update(tls, 1);
   }
   uint8_t stage[TLSREC_MAX_PLAIN];
-  size_t fill = 0;
+  size_t fill = 0, seen = 0;
   for (uint32_t i = 0; i < n && !bad; i++) {
     napi_value v;
     void *d = NULL;
     size_t len = 0;
-    napi_get_element(env, argv[1], i, &v);
-    napi_get_buffer_info(env, v, &d, &len);
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_buffer_info(env, v, &d, &len) != napi_ok) len = 0;
+    /* An element read twice is the same Buffer unless JS ran in between (an accessor): never
+       seal more than the room was checked for. */
+    if (len > total - seen) {
+      bad = 1;
+      break;
+    }
+    seen += len;
     const uint8_t *p = d;
     size_t off = 0;
     if (fill) { /* complete the record begun in the chunks before */
