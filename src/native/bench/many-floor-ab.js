@@ -61,12 +61,24 @@ async function startServer(name) {
   const p = spawn(cmd, args, { cwd: d.cwd, env: { ...process.env, MALLOC_ARENA_MAX: '2', ...d.env }, stdio: ['pipe', 'pipe', 'inherit'] });
   started.push(p);
   const s = { name, proc: p, pid: p.pid, lines: [], waiters: [] };
+  onJsonLines(p.stdout, (j) => {
+    const w = s.waiters.shift();
+    if (w) w(j);
+    else s.lines.push(j);
+  });
+  p.stdin.on('error', () => {});
+  const j = await nextLine(s);
+  s.port = j.port;
+  return s;
+}
+
+/** Call `fn` with each line of `stream` that parses as JSON, in order (waiting for what it returns). */
+function onJsonLines(stream, fn) {
   let buf = '';
-  p.stdout.setEncoding('utf8');
-  p.stdout.on('data', (x) => {
-    buf += x;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
+  stream.setEncoding('utf8');
+  stream.on('data', async (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0; ) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
       let j;
@@ -75,15 +87,10 @@ async function startServer(name) {
       } catch {
         continue;
       }
-      const w = s.waiters.shift();
-      if (w) w(j);
-      else s.lines.push(j);
+      const r = fn(j);
+      if (r) await r;
     }
   });
-  p.stdin.on('error', () => {});
-  const j = await nextLine(s);
-  s.port = j.port;
-  return s;
 }
 
 function nextLine(s) {
@@ -118,35 +125,21 @@ function pass(s) {
     const args = ['many', '--port', String(s.port), '--user', 'bench', '--pass', 'bench', '--file', 'small.bin', '--clients', '100', '--count', '10', ...(EVENT ? ['--event-threads', '2'] : []), '--sync', '--timeout', '180'];
     const ch = spawn(...pinned('client', CLIENT, args), { stdio: ['pipe', 'pipe', 'pipe'] });
     started.push(ch);
-    let out = '';
     let err = '';
     let last = null;
     let s0 = null;
     let s1 = null;
     let loop = null;
-    ch.stdout.setEncoding('utf8');
-    ch.stdout.on('data', async (d) => {
-      out += d;
-      let i;
-      while ((i = out.indexOf('\n')) >= 0) {
-        const line = out.slice(0, i);
-        out = out.slice(i + 1);
-        let j;
-        try {
-          j = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (j.phase === 'ready') {
-          await eld(s); // monitor on
-          s0 = sched(s.pid);
-          ch.stdin.write('go\n');
-        } else if (j.phase === 'done') {
-          s1 = sched(s.pid);
-          loop = await eld(s); // report, monitor off
-          ch.stdin.end('quit\n');
-        } else last = j;
-      }
+    onJsonLines(ch.stdout, async (j) => {
+      if (j.phase === 'ready') {
+        await eld(s); // monitor on
+        s0 = sched(s.pid);
+        ch.stdin.write('go\n');
+      } else if (j.phase === 'done') {
+        s1 = sched(s.pid);
+        loop = await eld(s); // report, monitor off
+        ch.stdin.end('quit\n');
+      } else last = j;
     });
     ch.stderr.on('data', (d) => (err += d));
     ch.on('close', (code) => {
