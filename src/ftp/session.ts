@@ -862,7 +862,7 @@ export class Session implements ControlSink {
       });
       t.bytes = result.bytes;
       // A download ends with a FIN (socket.end), unless the engine already sent it.
-      if (opts.direction === 'send' && !result.finished) await endSocket(c.socket);
+      if (opts.direction === 'send' && !result.finished) await endSocket(c.socket, result.bytes, result.path);
     } catch (err) {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;
@@ -1127,19 +1127,35 @@ class ConnectionRequest implements TransferRequest {
 /** How long a session keeps its last passive listener for a next PASV/EPSV (keepSparePassive). */
 const SPARE_PASSIVE_MS = 5000;
 
-/** End a socket we wrote to and wait until the FIN is queued after the data. */
-function endSocket(socket: net.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.destroyed || socket.writableFinished) return resolve();
-    const done = (): void => {
-      socket.off('finish', done);
-      socket.off('close', done);
-      socket.off('error', done);
-      resolve();
+/**
+ * End a socket we wrote to and wait until the FIN is queued after the data. Rejects when the
+ * socket fails or closes first (a client's reset while the last bytes still wait in the
+ * socket): those bytes never reached the client, so the download is not complete. `bytes` is
+ * what the engine handed to the socket; the failure counts only what the socket had written
+ * out when it was ended (a failed socket's own count is gone or stale by then).
+ */
+function endSocket(socket: net.Socket, bytes: number, path: TransferPath): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (socket.writableFinished) return resolve();
+    const pending = socket.writableLength;
+    const fail = (err: NodeJS.ErrnoException | null): void => {
+      const moved = Math.max(0, bytes - pending);
+      reject(new TransferError(err?.message ?? 'Data connection closed before the transfer ended.', err?.code ?? 'ECONNRESET', moved, path));
     };
-    socket.once('finish', done);
-    socket.once('close', done);
-    socket.once('error', done);
+    if (socket.destroyed) return fail(socket.errored as NodeJS.ErrnoException | null);
+    const done = (err?: NodeJS.ErrnoException | null): void => {
+      socket.off('finish', onFinish);
+      socket.off('close', onClose);
+      socket.off('error', onError);
+      if (err === undefined) resolve();
+      else fail(err);
+    };
+    const onFinish = (): void => done();
+    const onClose = (): void => done(socket.errored as NodeJS.ErrnoException | null);
+    const onError = (err: NodeJS.ErrnoException): void => done(err);
+    socket.once('finish', onFinish);
+    socket.once('close', onClose);
+    socket.once('error', onError);
     socket.end();
   });
 }

@@ -2,6 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { MemoryFileSystem, type FileSystem } from '../../src';
 import { LineClient, connectData, type Reply } from './line-client';
 import { waitForNoSessions } from './server';
 
@@ -325,4 +327,36 @@ export function finishHeldTransfers(jobs: HeldTransfer[], content: Buffer): Prom
       return final?.code ?? 0;
     }),
   );
+}
+
+/**
+ * A filesystem with one file, `held.bin`, whose read stream hands the whole file over as one
+ * chunk: the server's stream path has read it all while most of it still waits in the data
+ * socket's buffer. `handedOver` settles when the server has taken the last byte from the file.
+ */
+export function oneChunkFile(size: number): { fileSystem: () => FileSystem; handedOver: Promise<void>; body: Buffer } {
+  const body = randomContent(size);
+  const mem = new MemoryFileSystem({ files: { '/held.bin': body } });
+  let handed!: () => void;
+  const handedOver = new Promise<void>((resolve) => (handed = resolve));
+  const fileSystem = (): FileSystem =>
+    Object.create(mem, {
+      openRead: {
+        value: async (p: string, offset: number) => {
+          const h = await mem.openRead(p, offset);
+          return {
+            offset: h.offset,
+            size: h.size,
+            close: () => h.close(),
+            createWriteStream: () => h.createWriteStream(),
+            createReadStream: () => {
+              const r = Readable.from([body.subarray(offset)], { objectMode: false });
+              r.once('end', handed);
+              return r;
+            },
+          };
+        },
+      },
+    }) as FileSystem;
+  return { fileSystem, handedOver, body };
 }

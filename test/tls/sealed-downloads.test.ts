@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { nativeTlsAvailable } from '../../src/ftp/data/engines';
 import { sealedDownloads } from '../../src/ftp/data/tls-seal';
-import { randomContent, sha256 } from '../helpers/data-client';
+import { oneChunkFile, randomContent, sha256 } from '../helpers/data-client';
 import { explain, run } from '../helpers/run';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 import { FtpsControl, PY_LOGIN, drain, tlsOption } from '../helpers/tls';
@@ -202,6 +202,36 @@ test('sealed by the addon: ABOR during a download that the client does not read:
   t.is(sha256(await got), sha256(randomContent(1024 * 1024 + 1)));
   t.is((await c.read())?.code, 226);
 });
+
+for (const p of [
+  { name: 'sealed by the addon', opts: {}, sealedBy: 'addon' },
+  { name: "Node's TLS socket", opts: { nativeTls: false }, sealedBy: undefined },
+]) {
+  test(`${p.name}: a download reset while its last records wait in the server's buffer is 426, never 226`, async (t) => {
+    // A filesystem the engine cannot read: the stream path hands the whole 32 MiB to the TLS
+    // socket at once, and ends it while most of it still waits there (the client reads nothing).
+    const held = oneChunkFile(32 * 1024 * 1024);
+    const { s, c } = await loggedIn(t, { ...p.opts, fileSystem: held.fileSystem });
+    const data = await c.dataTls(await c.epsv());
+    data.on('error', () => {});
+    t.regex(String((await c.cmd('RETR held.bin')).code), /^1(25|50)$/);
+    await held.handedOver;
+    await new Promise((r) => setTimeout(r, 50));
+    data.destroy(); // unread records in the kernel: the close is a reset
+    const fin = await c.read();
+    t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);
+    t.is((await c.cmd('NOOP')).code, 200, 'no 226 follows the 426');
+    const rec = lastRecord(s, 'RETR');
+    t.not(rec?.result, 'ok');
+    t.true(Number(rec?.bytes) < held.body.length, `bytes logged: ${String(rec?.bytes)}`);
+    t.is(rec?.sealedBy, p.sealedBy);
+    const data2 = await c.dataTls(await c.epsv());
+    const got = drain(data2);
+    t.regex(String((await c.cmd('RETR held.bin')).code), /^1(25|50)$/);
+    t.is(sha256(await got), sha256(held.body), 'the next download of the file is whole');
+    t.is((await c.read())?.code, 226);
+  });
+}
 
 /** Python's ftplib: RETR (binary), LIST and a TYPE A RETR; each data connection ends with unwrap(), which needs the server's close_notify. */
 const PY = `

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { Client } from 'basic-ftp';
 import { LineClient } from '../helpers/line-client';
-import { firstBytes, loggedIn, nextEvent, prepareData, randomContent, retr, sha256, sparse, startTransfer } from '../helpers/data-client';
+import { firstBytes, loggedIn, nextEvent, oneChunkFile, prepareData, randomContent, retr, sha256, sparse, startTransfer } from '../helpers/data-client';
 import { MATRIX, transferRecords } from '../helpers/matrix';
 import { PASS, USER, openFds, startServer, waitForNoSessions } from '../helpers/server';
 import type { TransferInfo } from '../../src';
@@ -210,5 +210,34 @@ for (const useSendfile of [true, false]) {
     t.is(sha256(Buffer.concat(chunks)), sha256(body), 'the whole file arrived');
     await closing;
     t.is(s.server.sessionCount, 0);
+  });
+}
+
+for (const mode of ['passive', 'active'] as const) {
+  test.serial(`a download reset while its last bytes wait in the server's buffer: 426, never 226 (stream, ${mode})`, async (t) => {
+    // 32 MiB in one chunk: the client reads nothing, so the kernel takes a few MiB and the rest
+    // waits in the socket while the server ends it. The reset must fail that end.
+    const held = oneChunkFile(32 * 1024 * 1024);
+    const s = await startServer(t, { fileSystem: held.fileSystem });
+    const c = await loggedIn(s.port, USER, PASS);
+    const incomplete = nextEvent<[string, TransferInfo]>(s.server, 'incompleteFileSent', 10_000);
+    let complete = false;
+    s.server.on('fileSent', () => (complete = true));
+    const data = await startTransfer(t, c, mode, 'RETR held.bin');
+    await held.handedOver;
+    await new Promise((r) => setTimeout(r, 50)); // the server is now waiting for its FIN to go out
+    data.resetAndDestroy();
+    const fin = await c.read();
+    t.is(fin?.code, 426, `a download cut before its end went out must not be reported complete: ${fin?.code} ${fin?.text}`);
+    t.is((await c.cmd('NOOP')).code, 200, 'no 226 follows the 426, and the session goes on');
+    const [, info] = await incomplete;
+    t.false(complete);
+    t.false(info.ok);
+    t.true(info.bytes < held.body.length, `bytes reported: ${info.bytes}`);
+    t.is(transferRecords(s)[0]?.result, 'ECONNRESET');
+    const again = await retr(c, mode, 'RETR held.bin');
+    t.is(again.final?.code, 226, 'the next download of the same file completes');
+    t.is(again.digest.sha256, sha256(held.body));
+    c.close();
   });
 }

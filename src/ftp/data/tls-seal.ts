@@ -251,8 +251,9 @@ export function sealWrites(s: tls.TLSSocket, raw: net.Socket, sealer: Sealer, as
   w._final = (cb) =>
     flush([], true, (err) => {
       if (err) return cb(err);
-      // Done once the FIN is out (the TCP socket's 'finish'), as Node's TLS socket is.
-      raw.end(() => cb());
+      // Done once the FIN is out (the TCP socket's 'finish'), as Node's TLS socket is; a TCP
+      // socket that fails first (the client's reset) fails the end, and so the download.
+      raw.end((e?: Error | null) => cb(e ?? null));
     });
 }
 
