@@ -45,6 +45,8 @@ const BY_CODE: Readonly<Record<string, Reply>> = Object.assign(Object.create(nul
   FTPD_ERR_QUOTA: { code: 552, text: 'Quota exceeded.' },
   ECONNRESET: { code: 426, text: 'Connection closed; transfer aborted.' },
   EPIPE: { code: 426, text: 'Connection closed; transfer aborted.' },
+  // A TLS record that does not open, a fatal alert, or a handshake message on a data connection.
+  EPROTO: { code: 426, text: 'TLS error on the data connection; transfer aborted.' },
   ETIMEDOUT: { code: 426, text: 'Data connection timed out; transfer aborted.' },
   FTPD_ERR_DATA_TIMEOUT: { code: 426, text: 'Data connection idle too long; transfer aborted.' },
   FTPD_ERR_ABORTED: { code: 426, text: 'Transfer aborted.' },

@@ -2452,6 +2452,14 @@ static void finalize_sealer(napi_env env, void *data, void *hint) {
 /* Marks the objects tlsSealer returns, so that tlsSeal takes nothing else for a record layer. */
 static const napi_type_tag SEALER_TAG = {0x6674706c69627365ULL, 0x616c657230303031ULL};
 
+/* The record state a tlsSealer object wraps, or NULL when `v` is not one. */
+static tlsrec_t *sealer_arg(napi_env env, napi_value v) {
+  bool tagged = false;
+  tlsrec_t *tls = NULL;
+  if (napi_check_object_type_tag(env, v, &SEALER_TAG, &tagged) != napi_ok || !tagged || napi_unwrap(env, v, (void **)&tls) != napi_ok) return NULL;
+  return tls;
+}
+
 /* tlsSealer(state) -> an object holding the record layer; throws when state does not describe one. */
 static napi_value js_tls_sealer(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -2494,13 +2502,11 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   tlsrec_t *tls = NULL;
-  bool is_array = false, tagged = false;
+  bool is_array = false;
   void *outp = NULL;
   size_t cap = 0;
   uint32_t n = 0;
-  if (argc < 5 || napi_check_object_type_tag(env, argv[0], &SEALER_TAG, &tagged) != napi_ok || !tagged ||
-      napi_unwrap(env, argv[0], (void **)&tls) != napi_ok || !tls ||
-      napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+  if (argc < 5 || !(tls = sealer_arg(env, argv[0])) || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[1], &n) != napi_ok ||
       napi_get_buffer_info(env, argv[2], &outp, &cap) != napi_ok) {
     napi_throw_type_error(env, NULL, "tlsSeal: (sealer, Buffer[], Buffer, offset, flags) expected");
     return NULL;
@@ -2588,6 +2594,91 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/*
+ * tlsOpen(state, buf, start, end, spans) -> where the records opened end in buf. Opens the whole
+ * records of buf[start, end) in place, with the read keys of `state` (a tlsSealer object: one
+ * state serves both directions), until an incomplete record, an alert, or spans is full.
+ * spans, an Int32Array of 1 + 3k: spans[0] the records opened, then for each its content type
+ * (23 data, 21 alert, 22 a TLS 1.3 KeyUpdate, after which the read keys have moved on), where
+ * its plaintext starts in buf and its length. Throws (code EPROTO) on a record that does not
+ * authenticate, is too long, or is not one of those (a TLS 1.2 renegotiation, any other
+ * handshake message).
+ */
+static napi_value js_tls_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  tlsrec_t *tls = NULL;
+  bool is_ta = false;
+  void *bufp = NULL, *spp = NULL;
+  size_t cap = 0, slen = 0, soff = 0;
+  napi_typedarray_type tt;
+  napi_value ab;
+  if (argc < 5 || !(tls = sealer_arg(env, argv[0])) || napi_get_buffer_info(env, argv[1], &bufp, &cap) != napi_ok ||
+      napi_is_typedarray(env, argv[4], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[4], &tt, &slen, &spp, &ab, &soff) != napi_ok || tt != napi_int32_array || slen < 4) {
+    napi_throw_type_error(env, NULL, "tlsOpen: (state, Buffer, start, end, Int32Array) expected");
+    return NULL;
+  }
+  int64_t start = arg_i64(env, argv[2], -1), end = arg_i64(env, argv[3], -1);
+  if (start < 0 || end < start || (size_t)end > cap) {
+    napi_throw_range_error(env, NULL, "tlsOpen: bad range");
+    return NULL;
+  }
+  uint8_t *buf = bufp;
+  int32_t *spans = spp;
+  size_t at = (size_t)start, max = (slen - 1) / 3;
+  int32_t k = 0;
+  const char *bad = NULL;
+  int v13 = tlsrec_version(tls) == 13;
+  while ((size_t)k < max && (size_t)end - at >= TLSREC_HDR) {
+    uint8_t *rec = buf + at;
+    size_t len = ((size_t)rec[3] << 8) | rec[4];
+    if (rec[1] != 3 || len > TLSREC_MAX_BODY) {
+      bad = "tlsOpen: not a TLS record";
+      break;
+    }
+    if ((size_t)end - at < TLSREC_HDR + len) break;
+    /* The plaintext goes where the ciphertext was (TLS 1.2 GCM's after its explicit nonce). */
+    uint8_t *out = rec + TLSREC_HDR + tlsrec_explicit_nonce(tls);
+    int type = 0;
+    ssize_t n = tlsrec_open(tls, rec, len, out, &type);
+    if (n < 0) {
+      bad = "tlsOpen: a record did not authenticate";
+      break;
+    }
+    if (type == 22) {
+      /* After the handshake only TLS 1.3's KeyUpdate is taken: the read keys move on now, for
+         the records after it. */
+      if (!v13 || n != 5 || out[0] != 24 || out[1] != 0 || out[2] != 0 || out[3] != 1 || out[4] > 1 || tlsrec_update(tls, 0) < 0) {
+        bad = "tlsOpen: an unexpected handshake message";
+        break;
+      }
+    } else if (type != 23 && type != 21) {
+      bad = "tlsOpen: an unexpected record type";
+      break;
+    }
+    spans[1 + 3 * k] = type;
+    spans[2 + 3 * k] = (int32_t)(out - buf);
+    spans[3 + 3 * k] = (int32_t)n;
+    k++;
+    at += TLSREC_HDR + len;
+    if (type == 21) break;
+  }
+  spans[0] = k;
+  if (bad) {
+    napi_value msg, err, code;
+    napi_create_string_utf8(env, bad, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, "EPROTO", NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, msg, &err);
+    napi_throw(env, err);
+    return NULL;
+  }
+  napi_value r;
+  napi_create_double(env, (double)at, &r);
+  return r;
+}
+
 NAPI_MODULE_INIT() {
   engine_t *eng = calloc(1, sizeof *eng);
   if (!eng) {
@@ -2637,6 +2728,7 @@ NAPI_MODULE_INIT() {
     {"copyRange", NULL, js_copy_range, NULL, NULL, NULL, napi_enumerable, NULL},
     {"tlsSealer", NULL, js_tls_sealer, NULL, NULL, NULL, napi_enumerable, NULL},
     {"tlsSeal", NULL, js_tls_seal, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tlsOpen", NULL, js_tls_open, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   napi_value tls_ok;

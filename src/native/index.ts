@@ -163,6 +163,7 @@ interface Addon {
   copyRange?(infd: number, outfd: number, inOff: number, outOff: number, len: number, cb: (errno: number, copied: number, via: number) => void): void;
   tlsSealer?(state: TlsRecordState): object;
   tlsSeal?(sealer: object, chunks: Buffer[], out: Buffer, at: number, flags: number): number;
+  tlsOpen?(sealer: object, buf: Buffer, start: number, end: number, spans: Int32Array): number;
 }
 
 type FsopCallback = (errno: number, fd: number, stat: number[] | null) => void;
@@ -387,12 +388,13 @@ function socketFd(req: TransferRequest): number {
 export const tlsRecords: boolean = addon?.tlsRecords === true;
 
 /**
- * The addon's record sealer for downloads the engine does not carry (src/ftp/data/tls-seal.ts),
- * where it can seal records (tlsRecords); null otherwise.
+ * The addon's record functions for FTPS transfers the engine does not carry: sealing a
+ * download's records (src/ftp/data/tls-seal.ts), opening an upload's (src/ftp/data/tls-open.ts);
+ * where it can (tlsRecords); null otherwise.
  */
 export const tlsSeal: NativeSeal | null =
-  tlsRecords && typeof addon?.tlsSealer === 'function' && typeof addon.tlsSeal === 'function'
-    ? { tlsSealer: addon.tlsSealer.bind(addon), tlsSeal: addon.tlsSeal.bind(addon) }
+  tlsRecords && typeof addon?.tlsSealer === 'function' && typeof addon.tlsSeal === 'function' && typeof addon.tlsOpen === 'function'
+    ? { tlsSealer: addon.tlsSealer.bind(addon), tlsSeal: addon.tlsSeal.bind(addon), tlsOpen: addon.tlsOpen.bind(addon) }
     : null;
 
 function accepts(req: TransferRequest): boolean {

@@ -71,6 +71,10 @@ static evp_cipher *cipher_of(int aead) {
   return aead == TLSREC_AES128GCM ? E.aes128gcm() : aead == TLSREC_AES256GCM ? E.aes256gcm() : E.chacha();
 }
 
+size_t tlsrec_explicit_nonce(const tlsrec_t *t) {
+  return (!t->v13 && t->aead != TLSREC_CHACHA20) ? 8 : 0;
+}
+
 static int side_key(tlsrec_t *t, side_t *s, const uint8_t *key, int enc) {
   if (!s->ctx) {
     s->ctx = E.ctx_new();

@@ -61,4 +61,7 @@ int tlsrec_update(tlsrec_t *t, int write_side);
 /* The version this state was made for (12 or 13). */
 int tlsrec_version(const tlsrec_t *t);
 
+/* Bytes of explicit nonce before a record's ciphertext: 8 for TLS 1.2 with AES-GCM, else 0. */
+size_t tlsrec_explicit_nonce(const tlsrec_t *t);
+
 #endif

@@ -182,10 +182,11 @@ async function uploadEnding(
   return { code: final?.code, text: final?.text ?? '', protocol, cipher };
 }
 
-const PATHS: Array<{ name: string; opts: StartOptions; engine: string }> = [
+/** `sealedBy`: who opened the client's records on the stream path (src/ftp/data/tls-open.ts); none when Node's TLS socket or the engine did. */
+const PATHS: Array<{ name: string; opts: StartOptions; engine: string; sealedBy?: string }> = [
   { name: 'the engine path', opts: {}, engine: 'tls' },
   { name: 'the stream path, nativeTls: false', opts: { nativeTls: false }, engine: 'stream' },
-  { name: 'the stream path, useSendfile: false', opts: { useSendfile: false }, engine: 'stream' },
+  { name: 'the stream path, useSendfile: false', opts: { useSendfile: false }, engine: 'stream', sealedBy: 'addon' },
 ];
 const SUITES: Array<{ name: string; protocol: string; cipher: RegExp; opts: tls.ConnectionOptions }> = [
   { name: 'TLS 1.3 AES-256-GCM', protocol: 'TLSv1.3', cipher: /^TLS_AES_256_GCM_SHA384$/, opts: {} },
@@ -223,6 +224,7 @@ for (const p of PATHS) {
         }
         const rec = s.records.filter((x) => x.transfer === 'STOR').at(-1);
         t.is(rec?.engine, p.engine);
+        t.is(rec?.sealedBy, p.sealedBy);
         t.is(rec?.result, ending === 'close_notify' ? 'ok' : 'ECONNRESET');
         t.false('tlsEnd' in (rec ?? {}), 'the end was checked, not taken as it came');
         await c.ok('NOOP', 200);
@@ -251,6 +253,7 @@ test("an FTPS upload in TYPE A is complete only with the client's close_notify (
       t.is(r.code, 426, `${ending}: ${r.code} ${r.text}`);
     }
     t.is(s.records.filter((x) => x.transfer === 'STOR').at(-1)?.engine, 'stream');
+    t.is(s.records.filter((x) => x.transfer === 'STOR').at(-1)?.sealedBy, 'addon', 'the client\'s records were opened by the addon');
   }
 });
 
@@ -322,21 +325,26 @@ for (const p of PATHS) {
       t.is(r.code, ending === 'clean' ? 226 : 426);
       t.is(r.content, r.expected);
       t.is(r.rec?.engine, p.engine);
+      t.is(r.rec?.sealedBy, p.sealedBy);
       t.is(r.rec?.result, ending === 'clean' ? 'ok' : 'ECONNRESET');
       t.false('tlsEnd' in (r.rec ?? {}), 'the end was checked');
     });
   }
 }
 
-// Each small record is opened as it passes, so a KeyUpdate is followed however many came before.
-for (const ending of ['clean', 'cut'] as const) {
-  test(`a KeyUpdate after 70 one-line records, then ${ending === 'clean' ? 'close_notify: 226' : 'a FIN alone: 426'} (stream path)`, async (t) => {
-    const r = await sClientUpload(t, { nativeTls: false }, 70, ending);
-    t.is(r.code, ending === 'clean' ? 226 : 426);
-    t.is(r.content, r.expected);
-    t.is(r.rec?.engine, 'stream');
-    t.false('tlsEnd' in (r.rec ?? {}), 'the end was checked');
-  });
+// Each small record is opened as it passes (Node's TLS socket), or every record is (the records
+// opened by the addon), so a KeyUpdate is followed however many came before.
+for (const p of PATHS.slice(1)) {
+  for (const ending of ['clean', 'cut'] as const) {
+    test(`a KeyUpdate after 70 one-line records, then ${ending === 'clean' ? 'close_notify: 226' : 'a FIN alone: 426'}: ${p.name}`, async (t) => {
+      const r = await sClientUpload(t, p.opts, 70, ending);
+      t.is(r.code, ending === 'clean' ? 226 : 426);
+      t.is(r.content, r.expected);
+      t.is(r.rec?.engine, 'stream');
+      t.is(r.rec?.sealedBy, p.sealedBy);
+      t.false('tlsEnd' in (r.rec ?? {}), 'the end was checked');
+    });
+  }
 }
 
 /**

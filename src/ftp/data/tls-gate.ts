@@ -4,6 +4,7 @@ import { Duplex } from 'node:stream';
 import type * as tls from 'node:tls';
 import { handleFd, type DataConnection } from './connection';
 import { expandLabel, sealerFor, sealWrites, type NativeSeal } from './tls-seal';
+import { MAX_RECORD_BODY, RecordReader, recordsFor } from './tls-open';
 
 /**
  * FTPS data connections whose records the native engine can seal and open itself.
@@ -73,10 +74,13 @@ const CHANGE_CIPHER_SPEC = 20;
 const ALERT = 21;
 const HANDSHAKE = 22;
 const APPLICATION_DATA = 23;
-/** The largest record a peer may send (RFC 8446 5.2 and RFC 5246 6.2.3); beyond it, let Node reject. */
-const MAX_RECORD_BODY = 16384 + 2048;
 
-type Mode = 'handshake' | 'held' | 'open' | 'taken';
+/**
+ * handshake: records fed to Node one at a time; held: the handshake done, nothing read past it;
+ * open: Node's TLS socket reads the rest; records: the client's records are opened here
+ * (openRecords); taken: the engine has the connection.
+ */
+type Mode = 'handshake' | 'held' | 'open' | 'records' | 'taken';
 
 /** The largest record body the watch opens: a close_notify is 18 to 31 bytes, a KeyUpdate 22 (more with TLS 1.3 padding). */
 const SMALL_BODY = 256;
@@ -232,8 +236,10 @@ export class TlsGate extends Duplex implements TlsHandover {
 
   /** Node's TLS socket writes no more: the records of a download are sealed here (seal()). */
   private sealed = false;
-  /** What seals them: the addon, or node:crypto (for the transfer log). */
+  /** What seals them (and opens an upload's): the addon, or node:crypto (for the transfer log). */
   sealedBy: 'addon' | 'js' | null = null;
+  /** An upload's records, opened here (openRecords). */
+  private reader: RecordReader | null = null;
 
   /**
    * `handover`: whether the engine may take the records over; false keeps every byte with Node's
@@ -255,6 +261,7 @@ export class TlsGate extends Duplex implements TlsHandover {
     raw.on('end', () => {
       this.rawEnded = true;
       if (this.mode === 'handshake' || this.mode === 'open') this.push(null);
+      else if (this.mode === 'records') this.reader?.end();
     });
     raw.on('error', (err) => this.destroy(err));
     raw.on('close', () => {
@@ -322,6 +329,35 @@ export class TlsGate extends Duplex implements TlsHandover {
     return true;
   }
 
+  /**
+   * For an upload the engine does not carry: from now on the client's records are opened here
+   * and their plaintext pushed into the TLS socket (./tls-open.ts), and what the TLS socket
+   * writes (the close_notify at the end, a KeyUpdate the client asks for) is sealed here; Node's
+   * TLS sees no byte of the connection either way. The addon's only (./tls-open.ts, recordsFor).
+   * False, and nothing done, on the same terms as seal() and without the addon.
+   */
+  openRecords(): boolean {
+    if (!this.sealing || this.sealing === 'js' || this.mode !== 'held' || !this.tlsSocket) return false;
+    const state = this.state();
+    if (!state) return false;
+    let records;
+    try {
+      records = recordsFor(state, this.sealing);
+    } catch {
+      return false; // the addon refused the state: Node's TLS socket carries on
+    }
+    this.sealed = true;
+    this.sealedBy = 'addon';
+    const reader = (this.reader = new RecordReader(this.tlsSocket, this.raw, records.opener, records.sealer));
+    this.mode = 'records';
+    const rest = this.held;
+    this.held = Buffer.alloc(0);
+    if (rest.length) reader.push(rest);
+    if (this.rawEnded) reader.end();
+    else this.raw.resume();
+    return true;
+  }
+
   get usable(): boolean {
     return this.handover && this.mode === 'held' && this.state() !== null && handleFd(this.raw) >= 0;
   }
@@ -352,12 +388,17 @@ export class TlsGate extends Duplex implements TlsHandover {
   }
 
   endedWithCloseNotify(): boolean | null {
+    if (this.reader) return this.reader.endedWithCloseNotify();
     return this.watch ? this.watch.verdict() : null;
   }
 
   // ---- the client's bytes ----------------------------------------------------
 
   private fromRaw(d: Buffer): void {
+    if (this.mode === 'records') {
+      this.reader?.push(d);
+      return;
+    }
     if (this.mode === 'open') {
       this.watch?.push(d);
       if (!this.push(d)) this.raw.pause();
@@ -606,9 +647,13 @@ export class GatedTlsConnection implements DataConnection {
     return this.s;
   }
 
-  /** `socket` for a transfer: a download's records are sealed by the gate when it can (TlsGate.seal). */
+  /**
+   * `socket` for a transfer: a download's records are sealed by the gate when it can
+   * (TlsGate.seal), an upload's opened (TlsGate.openRecords).
+   */
   socketFor(direction: 'send' | 'receive'): net.Socket {
     if (direction === 'send') this.gate.seal();
+    else this.gate.openRecords();
     return this.socket;
   }
 

@@ -20,11 +20,18 @@ import type { TlsRecordState } from './tls-gate';
  * ours.
  */
 
-/** The addon's sealer (src/native/engine.c, js_tls_sealer and js_tls_seal). */
+/** The addon's record functions (src/native/engine.c: js_tls_sealer, js_tls_seal, js_tls_open). */
 export interface NativeSeal {
   tlsSealer(state: TlsRecordState): object;
   /** flags 1: a KeyUpdate first; 2: a close_notify last. Returns where the records end. */
   tlsSeal(sealer: object, chunks: Buffer[], out: Buffer, at: number, flags: number): number;
+  /**
+   * Open the whole records of buf[start, end) in place with the state's read keys (the
+   * client's records of an upload, ./tls-open.ts): spans[0] the records opened, then type,
+   * offset and length of each. Returns where the records opened end. Throws (code EPROTO) on a
+   * record that does not open.
+   */
+  tlsOpen(sealer: object, buf: Buffer, start: number, end: number, spans: Int32Array): number;
 }
 
 /** What seals a download's records: the addon's or RecordSealer. */
