@@ -862,7 +862,7 @@ export class Session implements ControlSink {
       });
       t.bytes = result.bytes;
       // A download ends with a FIN (socket.end), unless the engine already sent it.
-      if (opts.direction === 'send' && !result.finished) await endSocket(c.socket, result.bytes, result.path);
+      if (opts.direction === 'send' && !result.finished) await endSocket(c.socket, result.bytes, result.path, abort.signal);
     } catch (err) {
       failure = err;
       if (err instanceof TransferError) t.bytes = err.bytes;
@@ -1130,32 +1130,44 @@ const SPARE_PASSIVE_MS = 5000;
 /**
  * End a socket we wrote to and wait until the FIN is queued after the data. Rejects when the
  * socket fails or closes first (a client's reset while the last bytes still wait in the
- * socket): those bytes never reached the client, so the download is not complete. `bytes` is
- * what the engine handed to the socket; the failure counts only what the socket had written
- * out when it was ended (a failed socket's own count is gone or stale by then).
+ * socket): those bytes never reached the client, so the download is not complete. Rejects too
+ * when `signal` aborts meanwhile (ABOR, the data timeout of a client that reads no more, the
+ * server closing), destroying the socket. `bytes` is what the engine handed to the socket; a
+ * failure counts only what the socket had finished writing when it was ended (a failed
+ * socket's own count is gone or stale by then).
  */
-function endSocket(socket: net.Socket, bytes: number, path: TransferPath): Promise<void> {
+function endSocket(socket: net.Socket, bytes: number, path: TransferPath, signal: TransferSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (socket.writableFinished) return resolve();
     const pending = socket.writableLength;
-    const fail = (err: NodeJS.ErrnoException | null): void => {
+    const fail = (err: NodeJS.ErrnoException | null, code = 'ECONNRESET'): void => {
       const moved = Math.max(0, bytes - pending);
-      reject(new TransferError(err?.message ?? 'Data connection closed before the transfer ended.', err?.code ?? 'ECONNRESET', moved, path));
+      reject(new TransferError(err?.message ?? 'Data connection closed before the transfer ended.', err?.code ?? code, moved, path));
     };
+    if (signal.aborted) {
+      socket.destroy();
+      return fail(signal.reason instanceof Error ? signal.reason : null, 'FTPD_ERR_ABORTED');
+    }
     if (socket.destroyed) return fail(socket.errored as NodeJS.ErrnoException | null);
-    const done = (err?: NodeJS.ErrnoException | null): void => {
+    const done = (err?: NodeJS.ErrnoException | null, code?: string): void => {
       socket.off('finish', onFinish);
       socket.off('close', onClose);
       socket.off('error', onError);
+      signal.removeEventListener('abort', onAbort);
       if (err === undefined) resolve();
-      else fail(err);
+      else fail(err, code);
     };
     const onFinish = (): void => done();
     const onClose = (): void => done(socket.errored as NodeJS.ErrnoException | null);
     const onError = (err: NodeJS.ErrnoException): void => done(err);
+    const onAbort = (): void => {
+      done(signal.reason instanceof Error ? signal.reason : null, 'FTPD_ERR_ABORTED');
+      socket.destroy();
+    };
     socket.once('finish', onFinish);
     socket.once('close', onClose);
     socket.once('error', onError);
+    signal.addEventListener('abort', onAbort, { once: true });
     socket.end();
   });
 }

@@ -241,3 +241,37 @@ for (const mode of ['passive', 'active'] as const) {
     c.close();
   });
 }
+
+test.serial("a download whose client stops reading once the server has handed over every byte: ABOR is 426 then 226, at once", async (t) => {
+  const held = oneChunkFile(32 * 1024 * 1024);
+  const s = await startServer(t, { fileSystem: held.fileSystem });
+  const c = await loggedIn(s.port, USER, PASS);
+  const data = await startTransfer(t, c, 'passive', 'RETR held.bin');
+  await held.handedOver;
+  await new Promise((r) => setTimeout(r, 50)); // the server waits for its FIN to go out
+  const at = Date.now();
+  c.send('ABOR\r\n');
+  const r1 = await c.read(5000);
+  const r2 = await c.read(5000);
+  t.deepEqual([r1?.code, r2?.code], [426, 226], `${r1?.code} ${r1?.text} / ${r2?.code} ${r2?.text}`);
+  t.true(Date.now() - at < 1000, `answered in ${Date.now() - at} ms`);
+  t.is(transferRecords(s)[0]?.result, 'FTPD_ERR_ABORTED');
+  t.is((await c.cmd('NOOP')).code, 200);
+  data.destroy();
+  c.close();
+});
+
+test.serial('a download whose client stops reading once the server has handed over every byte: 426 after dataTimeout', async (t) => {
+  const held = oneChunkFile(32 * 1024 * 1024);
+  const s = await startServer(t, { fileSystem: held.fileSystem, dataTimeout: 0.5 });
+  const c = await loggedIn(s.port, USER, PASS);
+  const data = await startTransfer(t, c, 'passive', 'RETR held.bin');
+  await held.handedOver;
+  const fin = await c.read(10000);
+  t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);
+  t.regex(fin?.text ?? '', /idle/);
+  t.is(transferRecords(s)[0]?.result, 'FTPD_ERR_DATA_TIMEOUT');
+  t.is((await c.cmd('NOOP')).code, 200);
+  data.destroy();
+  c.close();
+});
