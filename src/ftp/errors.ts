@@ -45,7 +45,9 @@ const BY_CODE: Readonly<Record<string, Reply>> = Object.assign(Object.create(nul
   FTPD_ERR_QUOTA: { code: 552, text: 'Quota exceeded.' },
   ECONNRESET: { code: 426, text: 'Connection closed; transfer aborted.' },
   EPIPE: { code: 426, text: 'Connection closed; transfer aborted.' },
-  // A TLS record that does not open, a fatal alert, or a handshake message on a data connection.
+  // On a TLS data connection: a record that is too long or does not authenticate (EBADMSG), or
+  // one that should not be there, such as a handshake message (EPROTO).
+  EBADMSG: { code: 426, text: 'TLS error on the data connection; transfer aborted.' },
   EPROTO: { code: 426, text: 'TLS error on the data connection; transfer aborted.' },
   ETIMEDOUT: { code: 426, text: 'Data connection timed out; transfer aborted.' },
   FTPD_ERR_DATA_TIMEOUT: { code: 426, text: 'Data connection idle too long; transfer aborted.' },

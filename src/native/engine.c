@@ -2600,9 +2600,9 @@ static napi_value js_tls_seal(napi_env env, napi_callback_info info) {
  * state serves both directions), until an incomplete record, an alert, or spans is full.
  * spans, an Int32Array of 1 + 3k: spans[0] the records opened, then for each its content type
  * (23 data, 21 alert, 22 a TLS 1.3 KeyUpdate, after which the read keys have moved on), where
- * its plaintext starts in buf and its length. Throws (code EPROTO) on a record that does not
- * authenticate, is too long, or is not one of those (a TLS 1.2 renegotiation, any other
- * handshake message).
+ * its plaintext starts in buf and its length. Throws on a record that is too long or does not
+ * authenticate (code EBADMSG), or is not one of those (EPROTO: a TLS 1.2 renegotiation, any other
+ * handshake message); spans then holds the records opened before it.
  */
 static napi_value js_tls_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -2629,13 +2629,16 @@ static napi_value js_tls_open(napi_env env, napi_callback_info info) {
   int32_t *spans = spp;
   size_t at = (size_t)start, max = (slen - 1) / 3;
   int32_t k = 0;
-  const char *bad = NULL;
+  /* The engine's codes for the same failures (tls_read): EBADMSG for a record that is not one
+     or does not open, EPROTO for one that should not be there. */
+  const char *bad = NULL, *code = "EPROTO";
   int v13 = tlsrec_version(tls) == 13;
   while ((size_t)k < max && (size_t)end - at >= TLSREC_HDR) {
     uint8_t *rec = buf + at;
     size_t len = ((size_t)rec[3] << 8) | rec[4];
     if (rec[1] != 3 || len > TLSREC_MAX_BODY) {
       bad = "tlsOpen: not a TLS record";
+      code = "EBADMSG";
       break;
     }
     if ((size_t)end - at < TLSREC_HDR + len) break;
@@ -2645,6 +2648,7 @@ static napi_value js_tls_open(napi_env env, napi_callback_info info) {
     ssize_t n = tlsrec_open(tls, rec, len, out, &type);
     if (n < 0) {
       bad = "tlsOpen: a record did not authenticate";
+      code = "EBADMSG";
       break;
     }
     if (type == 22) {
@@ -2665,12 +2669,12 @@ static napi_value js_tls_open(napi_env env, napi_callback_info info) {
     at += TLSREC_HDR + len;
     if (type == 21) break;
   }
-  spans[0] = k;
+  spans[0] = k; /* also when it throws: the records before the bad one are opened */
   if (bad) {
-    napi_value msg, err, code;
+    napi_value msg, err, errcode;
     napi_create_string_utf8(env, bad, NAPI_AUTO_LENGTH, &msg);
-    napi_create_string_utf8(env, "EPROTO", NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, msg, &err);
+    napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &errcode);
+    napi_create_error(env, errcode, msg, &err);
     napi_throw(env, err);
     return NULL;
   }

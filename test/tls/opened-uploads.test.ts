@@ -131,11 +131,18 @@ test('a KeyUpdate that asks for the server\'s, in the middle of an upload: the d
   t.is(lastStor(s)?.sealedBy, 'addon');
 });
 
-/** Bad endings: each a 426 (never a 226), with the log's result; the file keeps at most the bytes before. */
-const BAD: Array<{ name: string; result: string; tail: (d: RawData) => Buffer }> = [
+/**
+ * Bad endings: each a 426 (never a 226), with the log's result as the engine gives it (EBADMSG:
+ * no record or one that does not open; EPROTO: one that should not be there; ECONNRESET: the
+ * client's alert, or its FIN); the file keeps at most the bytes before.
+ */
+const BAD: Array<{ name: string; result: string; tail: (d: RawData) => Buffer; whole?: boolean }> = [
   {
     name: 'a record that does not authenticate (one bit flipped)',
-    result: 'EPROTO',
+    result: 'EBADMSG',
+    // Written at once, so that the records before the bad one are opened in the same call: they
+    // are in the file all the same.
+    whole: true,
     tail: (d) => {
       const r = d.out.seal(CONTENT_APPLICATION_DATA, randomContent(1000));
       r[20] ^= 1;
@@ -144,8 +151,13 @@ const BAD: Array<{ name: string; result: string; tail: (d: RawData) => Buffer }>
   },
   {
     name: 'a fatal alert (internal_error)',
-    result: 'EPROTO',
+    result: 'ECONNRESET',
     tail: (d) => d.out.seal(CONTENT_ALERT, Buffer.from([2, 80])),
+  },
+  {
+    name: 'a user_canceled alert, then a close_notify (the client called it off)',
+    result: 'ECONNRESET',
+    tail: (d) => Buffer.concat([d.out.seal(CONTENT_ALERT, Buffer.from([1, 90])), d.out.seal(CONTENT_ALERT, CLOSE_NOTIFY)]),
   },
   {
     name: 'a handshake message other than KeyUpdate (a ClientHello)',
@@ -154,7 +166,7 @@ const BAD: Array<{ name: string; result: string; tail: (d: RawData) => Buffer }>
   },
   {
     name: 'a record header longer than TLS allows',
-    result: 'EPROTO',
+    result: 'EBADMSG',
     tail: () => Buffer.from([23, 3, 3, 0x48, 0x01, 1, 2, 3]),
   },
   {
@@ -171,13 +183,14 @@ for (const bad of BAD) {
     const head = randomContent(50_000);
     const parts = [];
     for (let o = 0; o < head.length; o += 16384) parts.push(d.out.seal(CONTENT_APPLICATION_DATA, head.subarray(o, o + 16384)));
-    await writeCut(d, Buffer.concat([...parts, bad.tail(d)]), [7000]);
+    await writeCut(d, Buffer.concat([...parts, bad.tail(d)]), [bad.whole ? 1 << 20 : 7000]);
     d.raw.end();
     const fin = await c.read(20000);
     t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);
-    t.regex(fin?.text ?? '', bad.result === 'EPROTO' ? /^TLS error on the data connection/ : /^Connection closed/);
+    t.regex(fin?.text ?? '', bad.result === 'ECONNRESET' ? /^Connection closed/ : /^TLS error on the data connection/);
     const got = stored(s, 'bad.bin');
-    t.true(got.length <= head.length && got.equals(head.subarray(0, got.length)), `the file keeps a prefix of what came before (${got.length} bytes)`);
+    if (bad.whole) t.true(got.equals(head), `the file has every byte before the bad record (${got.length} of ${head.length})`);
+    else t.true(got.length <= head.length && got.equals(head.subarray(0, got.length)), `the file keeps a prefix of what came before (${got.length} bytes)`);
     const rec = lastStor(s);
     t.is(rec?.result, bad.result);
     t.is(rec?.sealedBy, 'addon');
@@ -185,13 +198,12 @@ for (const bad of BAD) {
   });
 }
 
-test('a user_canceled alert, then close_notify, and bytes after it: 226 with the data records\' bytes only', async (t) => {
+test('bytes after the close_notify (a record, then not even one): 226 with the data records\' bytes only', async (t) => {
   const { s, c } = await loggedIn(t);
   const d = await storRaw(t, c, 'uc.bin');
   const body = randomContent(40_000);
   const parts = [d.out.seal(CONTENT_APPLICATION_DATA, body.subarray(0, 16384)), d.out.seal(CONTENT_APPLICATION_DATA, body.subarray(16384, 32768))];
   parts.push(d.out.seal(CONTENT_APPLICATION_DATA, body.subarray(32768)));
-  parts.push(d.out.seal(CONTENT_ALERT, Buffer.from([1, 90])));
   parts.push(d.out.seal(CONTENT_ALERT, CLOSE_NOTIFY));
   parts.push(d.out.seal(CONTENT_APPLICATION_DATA, Buffer.from('after the end')), Buffer.from('not even a record'));
   await writeCut(d, Buffer.concat(parts), [100_000]);
@@ -216,3 +228,23 @@ test("TYPE A: a text upload's records are opened by the addon, and its line ends
   t.is(lastStor(s)?.engine, 'stream');
   t.is(lastStor(s)?.sealedBy, 'addon');
 });
+
+// The same answer on every path: the engine's, and Node's TLS socket (whose records the gate
+// watches as they pass) as well as the addon's opening.
+for (const p of [
+  { name: 'the engine', opts: {}, engine: 'tls' },
+  { name: "Node's TLS socket (nativeTls: false)", opts: { nativeTls: false }, engine: 'stream' },
+]) {
+  test(`a user_canceled alert, then a close_notify, on ${p.name}: 426, never 226`, async (t) => {
+    const { s, c } = await loggedIn(t, p.opts);
+    const d = await storRaw(t, c, 'uc.bin');
+    const parts = [d.out.seal(CONTENT_APPLICATION_DATA, randomContent(30_000).subarray(0, 16384))];
+    parts.push(d.out.seal(CONTENT_ALERT, Buffer.from([1, 90])), d.out.seal(CONTENT_ALERT, CLOSE_NOTIFY));
+    await writeCut(d, Buffer.concat(parts), [100_000]);
+    const fin = await c.read(20000);
+    t.is(fin?.code, 426, `${fin?.code} ${fin?.text}`);
+    t.is(lastStor(s)?.engine, p.engine);
+    t.is(lastStor(s)?.result, 'ECONNRESET');
+    t.is((await c.cmd('NOOP')).code, 200);
+  });
+}

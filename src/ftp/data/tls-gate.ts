@@ -120,6 +120,11 @@ export class CloseNotifyWatch {
   private lost = false;
   /** TLS 1.3: KeyUpdates in which the client asked for ours (update_requested). */
   updatesAsked = 0;
+  /**
+   * An alert other than close_notify came (a user_canceled, which a close_notify follows): the
+   * client called the transfer off, so the end is no clean one whatever comes after it.
+   */
+  private alerted = false;
 
   /** `state`: the record state when the handshake ended (TlsGate.state()), or null when there is none. */
   constructor(
@@ -137,9 +142,12 @@ export class CloseNotifyWatch {
     return this.hdrFill > 0 || this.left >= 0;
   }
 
-  /** True: the last record was a close_notify. False: something else, a record cut short, or none. Null: cannot be told. */
+  /**
+   * True: the last record was a close_notify. False: something else, a record cut short, none, or
+   * an alert other than close_notify before it. Null: cannot be told.
+   */
   verdict(): boolean | null {
-    if (this.partial || this.last === 'none') return false;
+    if (this.alerted || this.partial || this.last === 'none') return false;
     return this.last === 'close_notify' ? true : this.last === 'other' ? false : null;
   }
 
@@ -178,7 +186,10 @@ export class CloseNotifyWatch {
       if (type !== ALERT) return 'other';
       if (!this.state) return 'close_notify'; // a suite without AEAD: the type is what there is
       const alert = open12(this.state, index - this.base, this.hdr, body);
-      return !alert ? 'unknown' : alert.length === 2 && alert[1] === 0 ? 'close_notify' : 'other';
+      if (!alert) return 'unknown';
+      if (alert.length === 2 && alert[1] === 0) return 'close_notify';
+      this.alerted = true;
+      return 'other';
     }
     if (type !== APPLICATION_DATA) return 'other';
     if (this.lost || !this.key || !this.iv || !this.state) return 'unknown';
@@ -198,7 +209,10 @@ export class CloseNotifyWatch {
       if (t.len >= 5 && inner[4] === 1) this.updatesAsked++;
       return 'other';
     }
-    return t.type === ALERT && t.len === 2 && inner[1] === 0 ? 'close_notify' : 'other';
+    if (t.type !== ALERT) return 'other';
+    if (t.len === 2 && inner[1] === 0) return 'close_notify';
+    this.alerted = true;
+    return 'other';
   }
 }
 

@@ -28,8 +28,9 @@ export interface Opener {
    * Open the whole records in buf[start, end), in order, handing each to `onRecord` with its
    * content type (23 data, 21 alert, 22 a TLS 1.3 KeyUpdate, whose next keys are already in
    * use) and its content. Stops after an alert. Returns where the records it opened end (the
-   * rest is an incomplete record). Throws an error with code EPROTO on a record that does not
-   * authenticate or is not one of those.
+   * rest is an incomplete record). Throws, once the records before it are handed over, on a
+   * record that is too long or does not authenticate (code EBADMSG) or should not be there
+   * (EPROTO), as the engine reports them.
    */
   open(buf: Buffer, start: number, end: number, onRecord: (type: number, content: Buffer) => void): number;
 }
@@ -45,8 +46,8 @@ export const MAX_RECORD_BODY = 16384 + 2048;
 /** Records the addon opens per call at most (spans' room). */
 const SPANS = 64;
 
-export function protocolError(message: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(message), { code: 'EPROTO' });
+function protocolError(message: string, code = 'EBADMSG'): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code });
 }
 
 /**
@@ -68,12 +69,18 @@ export function recordsFor(state: TlsRecordState, native: NativeSeal): { sealer:
       open(buf, start, end, onRecord) {
         let at = start;
         for (;;) {
-          at = native.tlsOpen(handle, buf, at, end, spans);
+          let failure: unknown = null;
+          try {
+            at = native.tlsOpen(handle, buf, at, end, spans);
+          } catch (err) {
+            failure = err; // the records before the bad one are opened all the same (spans)
+          }
           const k = spans[0];
           for (let i = 0; i < k; i++) {
             const from = spans[2 + 3 * i];
             onRecord(spans[1 + 3 * i], buf.subarray(from, from + spans[3 + 3 * i]));
           }
+          if (failure) throw failure;
           // Spans full: there may be more whole records; otherwise it stopped at an
           // incomplete record or after an alert.
           if (k < SPANS || spans[1 + 3 * (k - 1)] === ALERT) return at;
@@ -89,8 +96,9 @@ export type RecordsEnd = 'open' | 'close_notify' | 'cut';
 /**
  * Reads the client's records for `s`, a TLS socket over a gate after its handshake: the TCP
  * socket's bytes go to `opener`, and the plaintext is pushed into `s` (the records' bytes are
- * kept only while one spans two reads). A close_notify ends `s`; a fatal alert or a record
- * that does not open destroys it. `s` pausing pauses `raw`. Its writes are sealed by `sealer`
+ * kept only while one spans two reads). A close_notify ends `s`; any other alert (as on the
+ * engine's path: user_canceled too, the client calling the upload off) or a record that does
+ * not open destroys it. `s` pausing pauses `raw`. Its writes are sealed by `sealer`
  * (sealWrites), so that a KeyUpdate the client asks for is answered with ours.
  */
 export class RecordReader {
@@ -159,13 +167,9 @@ export class RecordReader {
       this.opener.open(rec, 0, rec.length, this.onRecord);
       if (this.state !== 'open') return;
     }
-    // The opener stops after an alert (a user_canceled goes on) and before an incomplete record.
-    for (let at = off; off < d.length; off = at) {
-      at = this.opener.open(d, off, d.length, this.onRecord);
-      if (this.state !== 'open') return;
-      if (at === off) break;
-    }
-    if (off === d.length) return;
+    // The opener stops at an incomplete record, or after an alert, which ends the state.
+    off = this.opener.open(d, off, d.length, this.onRecord);
+    if (this.state !== 'open' || off === d.length) return;
     // The start of a record whose end is in the next reads.
     const at = off;
     const left = d.length - at;
@@ -192,10 +196,10 @@ export class RecordReader {
     } else if (content.length === 2 && content[1] === 0) {
       this.state = 'close_notify';
       this.s.push(null);
-    } else if (content.length === 2 && content[1] === 90) {
-      // user_canceled: a close_notify follows (RFC 8446 6.1).
     } else {
-      throw protocolError(`TLS alert ${content.length === 2 ? content[1] : '?'} from the client`);
+      // The client gave up (the engine's ECONNRESET for an alert): no 226 follows, even should a
+      // close_notify come next, as one does after a user_canceled (RFC 8446 6.1).
+      throw protocolError(`TLS alert ${content.length === 2 ? content[1] : '?'} from the client`, 'ECONNRESET');
     }
   };
 }
