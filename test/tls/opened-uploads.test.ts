@@ -248,3 +248,32 @@ for (const p of [
     t.is((await c.cmd('NOOP')).code, 200);
   });
 }
+
+test('an opened upload cut by a TCP reset, and one stopped by ABOR: 426 (then 226 for ABOR), the partial file kept, the session goes on', async (t) => {
+  const { s, c } = await loggedIn(t);
+  const head = randomContent(200_000);
+  const records = (d: RawData): Buffer => {
+    const parts = [];
+    for (let o = 0; o < head.length; o += 16384) parts.push(d.out.seal(CONTENT_APPLICATION_DATA, head.subarray(o, o + 16384)));
+    return Buffer.concat(parts);
+  };
+  const d1 = await storRaw(t, c, 'reset.bin');
+  await writeCut(d1, records(d1), [65536]);
+  await new Promise((r) => setTimeout(r, 100));
+  d1.raw.resetAndDestroy();
+  const fin1 = await c.read(10000);
+  t.is(fin1?.code, 426, `reset: ${fin1?.code} ${fin1?.text}`);
+  t.is(lastStor(s)?.sealedBy, 'addon');
+  const got = stored(s, 'reset.bin');
+  t.true(got.length > 0 && got.equals(head.subarray(0, got.length)), `the partial file is a prefix (${got.length} bytes)`);
+  const d2 = await storRaw(t, c, 'abor.bin');
+  await writeCut(d2, records(d2), [65536]);
+  const at = Date.now();
+  c.send('ABOR\r\n');
+  const r1 = await c.read(5000);
+  const r2 = await c.read(5000);
+  t.deepEqual([r1?.code, r2?.code], [426, 226], `ABOR: ${r1?.code} ${r1?.text} / ${r2?.code} ${r2?.text}`);
+  t.true(Date.now() - at < 1000);
+  t.is(lastStor(s)?.result, 'FTPD_ERR_ABORTED');
+  t.is((await c.cmd('NOOP')).code, 200);
+});
