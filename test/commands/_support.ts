@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { MemoryFileSystem, type FileSystem } from '../../src';
 import type { ExecutionContext } from 'ava';
 import { LineClient, readAll, type Reply } from '../helpers/line-client';
+import { withReads } from '../helpers/data-client';
 import { PASS, USER, startServer, type StartOptions, type TestServer } from '../helpers/server';
 
 export interface Logged {
@@ -152,30 +153,18 @@ export interface Trickling {
 export function trickling(files: Record<string, Buffer>): Trickling {
   const mem = new MemoryFileSystem({ files });
   let chunksRead = 0;
-  const slow: FileSystem = Object.create(mem, {
-    openRead: {
-      value: async (p: string, offset: number) => {
-        const h = await mem.openRead(p, offset);
-        return {
-          offset: h.offset,
-          size: h.size,
-          close: () => h.close(),
-          createWriteStream: () => h.createWriteStream(),
-          createReadStream: () =>
-            Readable.from(
-              (async function* () {
-                for await (const chunk of h.createReadStream()) {
-                  for (let i = 0; i < chunk.length; i += 16 * 1024) {
-                    await new Promise((r) => setTimeout(r, 20));
-                    chunksRead++;
-                    yield chunk.subarray(i, i + 16 * 1024);
-                  }
-                }
-              })(),
-            ),
-        };
-      },
-    },
-  });
+  const slow = withReads(mem, (h) =>
+    Readable.from(
+      (async function* () {
+        for await (const chunk of h.createReadStream()) {
+          for (let i = 0; i < chunk.length; i += 16 * 1024) {
+            await new Promise((r) => setTimeout(r, 20));
+            chunksRead++;
+            yield chunk.subarray(i, i + 16 * 1024);
+          }
+        }
+      })(),
+    ),
+  );
   return { fs: slow, mem, chunks: () => chunksRead };
 }

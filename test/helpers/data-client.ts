@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { MemoryFileSystem, type FileSystem } from '../../src';
+import { MemoryFileSystem, type FileHandle, type FileSystem } from '../../src';
 import { LineClient, connectData, type Reply } from './line-client';
 import { waitForNoSessions } from './server';
 
@@ -330,6 +330,29 @@ export function finishHeldTransfers(jobs: HeldTransfer[], content: Buffer): Prom
 }
 
 /**
+ * `mem` with the read streams of its files made by `read` (given the file's handle and the
+ * offset it was opened at), and any other methods replaced by `more`: a disk that fails, trickles,
+ * or hands a file over at once, for the tests.
+ */
+export function withReads(mem: MemoryFileSystem, read: (h: FileHandle, offset: number) => Readable, more: PropertyDescriptorMap = {}): FileSystem {
+  return Object.create(mem, {
+    openRead: {
+      value: async (p: string, offset: number) => {
+        const h = await mem.openRead(p, offset);
+        return {
+          offset: h.offset,
+          size: h.size,
+          close: () => h.close(),
+          createWriteStream: () => h.createWriteStream(),
+          createReadStream: () => read(h, offset),
+        };
+      },
+    },
+    ...more,
+  }) as FileSystem;
+}
+
+/**
  * A filesystem with one file, `held.bin`, whose read stream hands the whole file over as one
  * chunk: the server's stream path has read it all while most of it still waits in the data
  * socket's buffer. `handedOver` settles when the server has taken the last byte from the file.
@@ -340,23 +363,10 @@ export function oneChunkFile(size: number): { fileSystem: () => FileSystem; hand
   let handed!: () => void;
   const handedOver = new Promise<void>((resolve) => (handed = resolve));
   const fileSystem = (): FileSystem =>
-    Object.create(mem, {
-      openRead: {
-        value: async (p: string, offset: number) => {
-          const h = await mem.openRead(p, offset);
-          return {
-            offset: h.offset,
-            size: h.size,
-            close: () => h.close(),
-            createWriteStream: () => h.createWriteStream(),
-            createReadStream: () => {
-              const r = Readable.from([body.subarray(offset)], { objectMode: false });
-              r.once('end', handed);
-              return r;
-            },
-          };
-        },
-      },
-    }) as FileSystem;
+    withReads(mem, (_h, offset) => {
+      const r = Readable.from([body.subarray(offset)], { objectMode: false });
+      r.once('end', handed);
+      return r;
+    });
   return { fileSystem, handedOver, body };
 }

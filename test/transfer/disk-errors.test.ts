@@ -1,6 +1,6 @@
 import { Readable, Writable } from 'node:stream';
 import test from 'ava';
-import { loggedIn, randomContent, retr, settleSessionsOnTeardown, stor } from '../helpers/data-client';
+import { loggedIn, randomContent, retr, settleSessionsOnTeardown, stor, withReads } from '../helpers/data-client';
 import { PASS, USER, startServer } from '../helpers/server';
 import { MemoryFileSystem, type FileSystem } from '../../src';
 
@@ -11,48 +11,40 @@ const eio = (): NodeJS.ErrnoException => Object.assign(new Error('EIO: i/o error
 function failingDisk(files: Record<string, Buffer>): FileSystem {
   const mem = new MemoryFileSystem({ files });
   const LIMIT = 64 * 1024;
-  return Object.create(mem, {
-    openRead: {
-      value: async (p: string, offset: number) => {
-        const h = await mem.openRead(p, offset);
-        return {
-          offset: h.offset,
-          size: h.size,
-          close: () => h.close(),
-          createWriteStream: () => h.createWriteStream(),
-          createReadStream: () =>
-            Readable.from(
-              (async function* () {
-                let n = 0;
-                for await (const chunk of h.createReadStream()) {
-                  if (n + chunk.length > LIMIT) throw eio();
+  return withReads(
+    mem,
+    (h) =>
+      Readable.from(
+        (async function* () {
+          let n = 0;
+          for await (const chunk of h.createReadStream()) {
+            if (n + chunk.length > LIMIT) throw eio();
+            n += chunk.length;
+            yield chunk;
+          }
+        })(),
+      ),
+    {
+      openWrite: {
+        value: async (p: string, options: object) => {
+          const h = await mem.openWrite(p, options);
+          let n = 0;
+          return {
+            offset: h.offset,
+            close: () => h.close(),
+            createReadStream: () => h.createReadStream(),
+            createWriteStream: () =>
+              new Writable({
+                write(chunk: Buffer, _enc, cb) {
                   n += chunk.length;
-                  yield chunk;
-                }
-              })(),
-            ),
-        };
+                  cb(n > LIMIT ? eio() : null);
+                },
+              }),
+          };
+        },
       },
     },
-    openWrite: {
-      value: async (p: string, options: object) => {
-        const h = await mem.openWrite(p, options);
-        let n = 0;
-        return {
-          offset: h.offset,
-          close: () => h.close(),
-          createReadStream: () => h.createReadStream(),
-          createWriteStream: () =>
-            new Writable({
-              write(chunk: Buffer, _enc, cb) {
-                n += chunk.length;
-                cb(n > LIMIT ? eio() : null);
-              },
-            }),
-        };
-      },
-    },
-  }) as FileSystem;
+  );
 }
 
 test('a disk error (EIO) in the middle of a RETR or a STOR answers 451, a local error, and the session goes on', async (t) => {
