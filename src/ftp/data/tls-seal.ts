@@ -28,8 +28,9 @@ export interface NativeSeal {
   /**
    * Open the whole records of buf[start, end) in place with the state's read keys (the
    * client's records of an upload, ./tls-open.ts): spans[0] the records opened, then type,
-   * offset and length of each. Returns where the records opened end. Throws (code EPROTO) on a
-   * record that does not open.
+   * offset and length of each. Returns where the records opened end. Throws on a record that is
+   * too long or does not authenticate (code EBADMSG) or should not be there (EPROTO), spans
+   * then holding the records opened before it.
    */
   tlsOpen(sealer: object, buf: Buffer, start: number, end: number, spans: Int32Array): number;
 }
