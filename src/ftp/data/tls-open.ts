@@ -1,7 +1,7 @@
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { TlsRecordState } from './tls-gate';
-import { sealWrites, type NativeSeal, type Sealer } from './tls-seal';
+import { addonSealer, sealWrites, type NativeSeal, type Sealer } from './tls-seal';
 
 /**
  * The client's records of an upload, opened here instead of by Node's TLS socket.
@@ -61,10 +61,7 @@ export function recordsFor(state: TlsRecordState, native: NativeSeal): { sealer:
   openedUploads.addon++;
   const spans = new Int32Array(1 + 3 * SPANS);
   return {
-    sealer: {
-      version: state.version,
-      seal: (chunks, out, keyUpdate, closeNotify) => native.tlsSeal(handle, chunks, out, 0, (keyUpdate ? 1 : 0) | (closeNotify ? 2 : 0)),
-    },
+    sealer: addonSealer(native, handle, state.version),
     opener: {
       open(buf, start, end, onRecord) {
         let at = start;

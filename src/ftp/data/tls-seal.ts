@@ -55,10 +55,14 @@ export function sealerFor(state: TlsRecordState, native: NativeSeal | null): Sea
     sealedDownloads.js++;
     return new RecordSealer(state);
   }
-  const handle = native.tlsSealer(state);
   sealedDownloads.addon++;
+  return addonSealer(native, native.tlsSealer(state), state.version);
+}
+
+/** The addon's sealer on `handle`, a state made by tlsSealer (which ./tls-open.ts opens records with too). */
+export function addonSealer(native: NativeSeal, handle: object, version: 12 | 13): Sealer {
   return {
-    version: state.version,
+    version,
     seal: (chunks, out, keyUpdate, closeNotify) => native.tlsSeal(handle, chunks, out, 0, (keyUpdate ? 1 : 0) | (closeNotify ? 2 : 0)),
   };
 }
