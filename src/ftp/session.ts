@@ -14,7 +14,7 @@ import { nativeSeal, nativeTlsAvailable } from './data/engines';
 import { GatedTlsConnection, type TlsGate, type TlsHandover } from './data/tls-gate';
 import type { TlsLease } from './tls';
 import { closePassiveListener, type SparePassive } from './data/passive';
-import { ABORTED_BY_CLIENT, AdjustableThrottle, TransferAbort, TransferError, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
+import { ABORTED_BY_CLIENT, AdjustableThrottle, TransferAbort, TransferError, type ReadInto, type Throttle, type TransferPath, type TransferRequest, type TransferResult, type TransferSignal } from './data/transfer';
 import type { WatchedTransfer } from './data/idle-watch';
 import type { IdleNode } from './idle-list';
 import { dispatch, dispatchTransfer } from './dispatch';
@@ -856,7 +856,7 @@ export class Session implements ControlSink {
         t.bytes = bytes;
       };
       const throttle = this.throttleFor(opts.direction, running);
-      const req = new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress);
+      const req = new ConnectionRequest(c, opts.direction, opts.handle, opts.ascii, abort.signal, throttle, onProgress, opts.verb === 'APPE');
       result = await this.ctx.transfer(req, (engine) => {
         t.engine = engine;
       });
@@ -1099,9 +1099,15 @@ class ConnectionRequest implements TransferRequest {
     readonly signal: TransferSignal,
     readonly throttle: Throttle | undefined,
     readonly onProgress: (bytes: number) => void,
+    readonly append: boolean,
   ) {
     this.tls = conn.tls;
     this.finish = direction === 'send';
+  }
+
+  /** An upload on a bare passive connection: its Socket made reading into the engine's buffers. */
+  readInto(onread: ReadInto): net.Socket | null {
+    return this.conn.readInto ? this.conn.readInto(onread) : null;
   }
 
   /** A bare passive connection (./data/connection.ts) becomes a Socket here, if an engine asks. */

@@ -1,4 +1,6 @@
 import { read as fsRead } from 'node:fs';
+import { CHUNK, chunkPoolSize, giveChunks, takeChunk } from './chunk-pool';
+import { receiveToFd } from './fd-receive';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 
@@ -291,56 +293,14 @@ function needsMeter(req: TransferRequest): boolean {
 }
 
 /** Bytes per file read when sendFromFd sends (as the file streams read: src/fs/local.ts). */
-const SEND_CHUNK = 1024 * 1024;
+const SEND_CHUNK = CHUNK;
 /** sendFromFd's buffers: one being sent while the next is read. */
 const SEND_BUFFERS = 2;
 /** The smallest buffer sendFromFd reads into (a file smaller than SEND_CHUNK gets one its size). */
 const SEND_MIN_CHUNK = 16 * 1024;
-/**
- * SEND_CHUNK buffers kept between downloads, at most (SEND_POOL_MAX MiB): what a burst of
- * downloads held at its peak anyway. 128 made 1,640 files/s where 32 made 1,268 with 100
- * downloads at a time (src/native/bench/RESULTS.md, "The stream path in "many"").
- */
-const SEND_POOL_MAX = 128;
-/** How long the kept buffers outlive the last download that gave one back. */
-const SEND_POOL_IDLE_MS = 2000;
 
-/**
- * Read buffers of SEND_CHUNK bytes that finished downloads gave back, for the next ones. Each
- * new one is memory outside V8's heap that V8 counts: with 100 downloads of 1 MiB at a time,
- * two fresh buffers per download made V8 run a full mark-compact every few dozen files, and
- * each buffer's pages were faulted in anew (src/native/bench/RESULTS.md, "The stream path in
- * "many""). Emptied once no download has given one back for SEND_POOL_IDLE_MS.
- */
-const sendPool: Buffer[] = [];
-let sendPoolUsed = 0;
-let sendPoolTimer: NodeJS.Timeout | null = null;
-
-function takeSendBuffer(size: number): Buffer {
-  if (size === SEND_CHUNK) {
-    const b = sendPool.pop();
-    if (b) return b;
-  }
-  return Buffer.allocUnsafeSlow(size);
-}
-
-function giveSendBuffers(bufs: Buffer[]): void {
-  for (const b of bufs) if (b.length === SEND_CHUNK && sendPool.length < SEND_POOL_MAX) sendPool.push(b);
-  sendPoolUsed = Date.now();
-  sendPoolTimer ??= setTimeout(dropSendBuffers, SEND_POOL_IDLE_MS).unref();
-}
-
-function dropSendBuffers(): void {
-  sendPoolTimer = null;
-  const idle = Date.now() - sendPoolUsed;
-  if (idle >= SEND_POOL_IDLE_MS) sendPool.length = 0;
-  else sendPoolTimer = setTimeout(dropSendBuffers, SEND_POOL_IDLE_MS - idle).unref();
-}
-
-/** Buffers kept for downloads on the stream path now (for tests). */
-export function sendPoolSize(): number {
-  return sendPool.length;
-}
+/** Buffers kept for transfers on the stream path now (for tests; ./chunk-pool.ts). */
+export const sendPoolSize = chunkPoolSize;
 
 /** file → socket. Resolves once every byte has been handed to the socket. */
 function send(req: TransferRequest): Promise<TransferResult> {
@@ -417,7 +377,7 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
       // Buffers no read or write holds any more serve the next downloads; the one a failed
       // write may still hold is left to the collector.
       for (const r of ready) free.push(r.buf);
-      giveSendBuffers(free);
+      giveChunks(free);
       if (done) reject(done);
       else resolve({ bytes: counter.bytes, path: 'stream' });
     };
@@ -433,7 +393,7 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
         // the open is read, the read that finds its end (or what was appended since) needs no
         // buffer of a chunk's size.
         const probe = !free.length && known !== undefined && pos >= known;
-        const buf = free.pop() ?? (buffers++, takeSendBuffer(probe ? Math.min(size, SEND_MIN_CHUNK) : size));
+        const buf = free.pop() ?? (buffers++, takeChunk(probe ? Math.min(size, SEND_MIN_CHUNK) : size));
         reading = true;
         fsRead(fd, buf, 0, buf.length, pos, (err, n) => {
           reading = false;
@@ -483,6 +443,13 @@ function sendFromFd(req: TransferRequest, fd: number): Promise<TransferResult> {
  * with ENOTCONN, which is how a cut upload is told from a complete one.
  */
 function receive(req: TransferRequest): Promise<TransferResult> {
+  // Binary and unthrottled into a file with a descriptor, on a connection whose Socket is not
+  // made yet: read into reused buffers and write them by position (./fd-receive.ts).
+  const fd = req.handle.fd;
+  if (!needsMeter(req) && !req.tls && typeof fd === 'number' && fd >= 0 && req.fd !== undefined && req.fd >= 0) {
+    const direct = receiveToFd(req, fd, req.append === true, () => peerReset(req));
+    if (direct) return direct;
+  }
   const { socket, signal } = req;
   // Binary and unthrottled: socket → file directly, counted on the way.
   const meter = needsMeter(req) ? new Meter(req.ascii ? 'fromCrlf' : 'none', true, req.throttle, req.onProgress) : null;

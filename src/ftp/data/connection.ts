@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { getSystemErrorName } from 'node:util';
 import type { TlsHandover } from './tls-gate';
+import type { ReadInto } from './transfer';
 
 /**
  * A connected data connection that JS has not read from. Either a `net.Socket` (active
@@ -25,6 +26,8 @@ export interface DataConnection {
   readonly tcpFd: number;
   /** A download whose TLS records were sealed by ftpdlib rather than Node's TLS socket (./tls-seal.ts): by what. */
   readonly sealedBy?: 'addon' | 'js' | null;
+  /** The Socket made reading into `onread`'s buffers (TransferRequest.readInto); null when it exists already. */
+  readInto?(onread: ReadInto): net.Socket | null;
   /** `socket`, for a transfer in `direction` (a gated FTPS connection seals a download's records itself). */
   socketFor?(direction: 'send' | 'receive'): net.Socket;
   /** Close it: the stream if one was made, else the handle. Safe to call more than once. */
@@ -72,8 +75,8 @@ export function isTcpHandle(h: unknown): h is TcpHandle {
  * does on a listener made with pauseOnConnect. Its errors are ignored; whoever uses it hears of
  * them through what it does with it.
  */
-export function socketOfHandle(handle: TcpHandle): net.Socket {
-  const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false } as net.SocketConstructorOpts);
+export function socketOfHandle(handle: TcpHandle, onread?: ReadInto): net.Socket {
+  const s = new net.Socket({ handle, pauseOnCreate: true, readable: true, writable: true, allowHalfOpen: false, onread } as net.SocketConstructorOpts);
   s.on('error', ignore);
   return s;
 }
@@ -125,16 +128,22 @@ export class BareConnection implements DataConnection {
   }
 
   get socket(): net.Socket {
-    if (!this.made) {
-      const handle = this.handle;
-      this.handle = null;
-      // Errors surface through the transfer that owns the socket.
-      const s = handle ? socketOfHandle(handle) : new net.Socket().on('error', ignore);
-      if (!handle) s.destroy(); // closed before anyone asked for the stream
-      this.made = s;
-      bareWrapped++;
-    }
-    return this.made;
+    return this.made ?? this.make();
+  }
+
+  readInto(onread: ReadInto): net.Socket | null {
+    return this.made || !this.handle ? null : this.make(onread);
+  }
+
+  private make(onread?: ReadInto): net.Socket {
+    const handle = this.handle;
+    this.handle = null;
+    // Errors surface through the transfer that owns the socket.
+    const s = handle ? socketOfHandle(handle, onread) : new net.Socket().on('error', ignore);
+    if (!handle) s.destroy(); // closed before anyone asked for the stream
+    this.made = s;
+    bareWrapped++;
+    return s;
   }
 
   destroy(): void {

@@ -3,6 +3,16 @@ import type { FileHandle } from '../../fs/types';
 import type { TlsHandover } from './tls-gate';
 
 /**
+ * What net.Socket's `onread` option takes: `buffer` is asked, once when the Socket is made and
+ * after each read, where the next read goes; `callback` gets each read's length and the buffer
+ * it went into, and returning false stops reading until the socket is resumed.
+ */
+export interface ReadInto {
+  buffer: () => Uint8Array;
+  callback: (n: number, buf: Uint8Array) => boolean;
+}
+
+/**
  * What a transfer needs of an abort signal (AbortSignal fits): ABOR, timeouts and the server
  * closing stop the transfer through it.
  */
@@ -116,6 +126,15 @@ export interface TransferRequest {
   socket: Socket;
   /** The connection's descriptor when no stream wraps it (nothing buffered in JS); absent or -1 otherwise. */
   fd?: number;
+  /**
+   * receive, on a connection no stream was made for yet: make its Socket reading into the
+   * buffers `onread` hands out (net.Socket's `onread` option) instead of new ones, and return
+   * it (`socket` then returns it too). Null, with nothing made, when the Socket exists already
+   * or the connection is TLS. Absent where connections cannot do it.
+   */
+  readInto?(onread: ReadInto): Socket | null;
+  /** APPE: the file may be open O_APPEND, where Linux writes land at the end whatever their position. */
+  readonly append?: boolean;
   /** True when the socket is a TLS socket. */
   tls: boolean;
   /** The TCP descriptor under the socket, TLS or not (DataConnection.tcpFd); absent or -1 when unknown. */

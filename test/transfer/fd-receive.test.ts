@@ -1,0 +1,287 @@
+// Uploads on the stream path into a file with a descriptor (src/native/fd-receive.ts): the data
+// connection's Socket is made reading into the upload's own buffers, which are written by
+// position while the next one is read into. Through the server: which uploads take it, with
+// their bytes intact. Directly, over a real loopback connection with a write function the test
+// controls: a disk slower than the network (the socket waits, memory stays bounded), short
+// writes, a full disk, a reset, ABOR, and O_APPEND's one write at a time.
+import test, { type ExecutionContext } from 'ava';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loggedIn, randomContent, sha256, stor } from '../helpers/data-client';
+import { PASS, USER, startServer } from '../helpers/server';
+import { transferRecords } from '../helpers/matrix';
+import { fdReceiveStats, receiveToFd, type PositionalWrite } from '../../src/native/fd-receive';
+import { BareConnection, takeAccepted } from '../../src/ftp/data/connection';
+import { TransferAbort, TransferError, type TransferRequest, type TransferResult } from '../../src/ftp/data/transfer';
+import { MemoryFileSystem, type FileHandle } from '../../src';
+
+const MiB = 1024 * 1024;
+
+test.serial('a binary STOR on the stream path over a passive connection reads into reused buffers; the bytes are intact at every size', async (t) => {
+  const s = await startServer(t, { useSendfile: false });
+  const c = await loggedIn(s.port, USER, PASS);
+  for (const size of [0, 1, 64 * 1024 - 1, 64 * 1024 + 1, MiB + 1, 5 * MiB + 3]) {
+    const body = randomContent(size);
+    const before = fdReceiveStats().receives;
+    const out = await stor(c, 'passive', `STOR f${size}.bin`, body);
+    t.is(out.final?.code, 226, `${size}: ${out.final?.text}`);
+    t.is(fdReceiveStats().receives - before, 1, `${size}: read into the upload's own buffers`);
+    t.is(sha256(fs.readFileSync(path.join(s.root, `f${size}.bin`))), sha256(body), `${size} bytes stored intact`);
+    const rec = transferRecords(s).at(-1);
+    t.is(rec?.engine, 'stream');
+    t.is(rec?.bytes, size, 'the transfer log counts every byte');
+  }
+  // REST then STOR: written from the offset, what was before it kept.
+  const head = randomContent(3 * MiB);
+  fs.writeFileSync(path.join(s.root, 'r.bin'), head);
+  const tail = randomContent(2 * MiB + 5);
+  t.is((await c.cmd('REST 1048576')).code, 350);
+  const out = await stor(c, 'passive', 'STOR r.bin', tail);
+  t.is(out.final?.code, 226);
+  t.is(sha256(fs.readFileSync(path.join(s.root, 'r.bin'))), sha256(Buffer.concat([head.subarray(0, MiB), tail])));
+  // APPE onto the same file.
+  const more = randomContent(MiB + 9);
+  t.is((await stor(c, 'passive', 'APPE r.bin', more)).final?.code, 226);
+  t.is(sha256(fs.readFileSync(path.join(s.root, 'r.bin'))), sha256(Buffer.concat([head.subarray(0, MiB), tail, more])));
+  c.close();
+});
+
+test.serial('uploads the reused buffers cannot carry keep the piped path: active connections, TYPE A, a throttle, a filesystem without descriptors', async (t) => {
+  const s = await startServer(t, { useSendfile: false });
+  const c = await loggedIn(s.port, USER, PASS);
+  const body = randomContent(MiB + 1);
+  let before = fdReceiveStats().receives;
+  t.is((await stor(c, 'active', 'STOR a.bin', body)).final?.code, 226);
+  t.is(fdReceiveStats().receives, before, 'active: its Socket was made by connect');
+  t.is(sha256(fs.readFileSync(path.join(s.root, 'a.bin'))), sha256(body));
+  t.is((await c.cmd('TYPE A')).code, 200);
+  before = fdReceiveStats().receives;
+  t.is((await stor(c, 'passive', 'STOR t.txt', Buffer.from('one\r\ntwo\r\n'))).final?.code, 226);
+  t.is(fdReceiveStats().receives, before, 'TYPE A converts line endings');
+  t.is(fs.readFileSync(path.join(s.root, 't.txt'), 'utf8'), 'one\ntwo\n');
+  c.close();
+  // Uploads paced by readLimit go through the Meter.
+  const slow = await startServer(t, { useSendfile: false, readLimit: 4 * MiB });
+  const c2 = await loggedIn(slow.port, USER, PASS);
+  before = fdReceiveStats().receives;
+  t.is((await stor(c2, 'passive', 'STOR p.bin', body)).final?.code, 226);
+  t.is(fdReceiveStats().receives, before, 'readLimit: paced by the Meter');
+  t.is(sha256(fs.readFileSync(path.join(slow.root, 'p.bin'))), sha256(body));
+  c2.close();
+  // A filesystem without descriptors (the memory filesystem) gets its own write stream.
+  const mem = new MemoryFileSystem();
+  const m = await startServer(t, { useSendfile: false, fileSystem: () => mem });
+  const c3 = await loggedIn(m.port, USER, PASS);
+  before = fdReceiveStats().receives;
+  t.is((await stor(c3, 'passive', 'STOR m.bin', body)).final?.code, 226);
+  t.is(fdReceiveStats().receives, before, 'no descriptor: piped into the filesystem\'s stream');
+  const copy = await mem.openRead('/m.bin', 0);
+  const chunks: Buffer[] = [];
+  for await (const ch of copy.createReadStream()) chunks.push(ch as Buffer);
+  await copy.close();
+  t.is(sha256(Buffer.concat(chunks)), sha256(body));
+  c3.close();
+});
+
+/** A loopback connection taken bare on the server side, as the passive listener takes it, and its client side. */
+async function barePair(t: ExecutionContext): Promise<{ conn: BareConnection; client: net.Socket }> {
+  const srv = net.createServer({ pauseOnConnect: true });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.teardown(() => srv.close());
+  const accepted = new Promise<BareConnection>((resolve) => {
+    t.true(
+      takeAccepted(srv, (h) => {
+        resolve(new BareConnection(h));
+        return true;
+      }),
+    );
+  });
+  const client = net.connect((srv.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  const conn = await accepted;
+  t.teardown(() => {
+    conn.destroy();
+    client.destroy();
+  });
+  return { conn, client };
+}
+
+/** A temp file open for writing, as a handle gives it (descriptor and offset only). */
+function tempFile(t: ExecutionContext, flags = 'w'): { file: string; handle: FileHandle } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ftpdlib-fdrecv-'));
+  const file = path.join(dir, 'up.bin');
+  const fd = fs.openSync(file, flags);
+  t.teardown(() => {
+    fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const handle: FileHandle = {
+    fd,
+    offset: 0,
+    createReadStream: () => {
+      throw new Error('not used');
+    },
+    createWriteStream: () => {
+      throw new Error('not used');
+    },
+    close: async () => undefined,
+  };
+  return { file, handle };
+}
+
+function request(conn: BareConnection, handle: FileHandle, abort = new TransferAbort()): TransferRequest {
+  return {
+    direction: 'receive',
+    get socket() {
+      return conn.socket;
+    },
+    fd: conn.fd,
+    tls: false,
+    handle,
+    ascii: false,
+    signal: abort.signal,
+    readInto: (onread) => conn.readInto(onread),
+  };
+}
+
+/** fs.write, each call held `delayMs` first and cut to `cap` bytes; records the buffers and the writes running at once. */
+function slowWrite(delayMs: number, cap = Infinity): { write: PositionalWrite; buffers: Set<ArrayBufferLike>; maxAtOnce: () => number; calls: () => number } {
+  const buffers = new Set<ArrayBufferLike>();
+  let running = 0;
+  let most = 0;
+  let calls = 0;
+  const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
+    buffers.add(buf.buffer);
+    calls++;
+    most = Math.max(most, ++running);
+    setTimeout(() => {
+      fs.write(fd, buf, off, Math.min(len, cap), pos, (err, n) => {
+        running--;
+        cb(err, n);
+      });
+    }, delayMs);
+  };
+  return { write, buffers, maxAtOnce: () => most, calls: () => calls };
+}
+
+/** Send `body` in pieces (to make many reads), then FIN. */
+async function sendAll(client: net.Socket, body: Buffer, piece = 256 * 1024): Promise<void> {
+  for (let off = 0; off < body.length; off += piece) {
+    await new Promise<void>((resolve, reject) => client.write(body.subarray(off, off + piece), (err) => (err ? reject(err) : resolve())));
+  }
+  client.end();
+}
+
+test('a disk slower than the network: the socket waits for the writes, at most three buffers and two writes at once, every byte in order', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  const w = slowWrite(3);
+  const body = randomContent(24 * MiB + 11);
+  const pausesBefore = fdReceiveStats().pauses;
+  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false, w.write);
+  t.truthy(done, 'a bare connection can be read this way');
+  const [result] = await Promise.all([done!, sendAll(client, body)]);
+  t.deepEqual(result, { bytes: body.length, path: 'stream' });
+  t.is(sha256(fs.readFileSync(file)), sha256(body));
+  t.true(fdReceiveStats().pauses > pausesBefore, 'the socket was stopped while the writes were behind');
+  t.true(w.buffers.size <= 4, `written from ${w.buffers.size} buffers (three, and the park buffer's copy target at most one more)`);
+  t.is(w.maxAtOnce(), 2, 'two writes in flight at once');
+});
+
+test('short writes are continued where they stopped', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  const w = slowWrite(0, 10_000);
+  const body = randomContent(3 * MiB + 1);
+  const [result] = await Promise.all([receiveToFd(request(conn, handle), handle.fd!, false, () => false, w.write)!, sendAll(client, body)]);
+  t.is(result.bytes, body.length);
+  t.true(w.calls() >= Math.ceil(body.length / 10_000), 'one call per 10,000 bytes at least');
+  t.is(sha256(fs.readFileSync(file)), sha256(body));
+});
+
+test('a full disk: the upload fails with ENOSPC, counting only what was written, and nothing after it is written', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  let room = 2 * MiB + 100;
+  const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
+    if (room <= 0) return setImmediate(() => cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0));
+    const n = Math.min(len, room);
+    room -= n;
+    fs.write(fd, buf, off, n, pos, cb);
+  };
+  const body = randomContent(16 * MiB);
+  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false, write)!;
+  sendAll(client, body).catch(() => {});
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'ENOSPC');
+  const stored = fs.readFileSync(file);
+  t.is(err?.bytes, 2 * MiB + 100, 'the bytes that reached the file');
+  t.is(stored.length, 2 * MiB + 100);
+  t.true(stored.equals(body.subarray(0, stored.length)), 'a prefix of the upload');
+});
+
+test('a client reset mid-upload: ECONNRESET, and every byte that arrived is in the file', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  const body = randomContent(4 * MiB);
+  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false)!;
+  await new Promise<void>((r) => client.write(body, () => r()));
+  await new Promise((r) => setTimeout(r, 100));
+  client.resetAndDestroy();
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'ECONNRESET');
+  const stored = fs.readFileSync(file);
+  t.is(err?.bytes, stored.length, 'the count is what the file holds');
+  t.true(stored.length > 0 && stored.length <= body.length);
+  t.true(stored.equals(body.subarray(0, stored.length)), 'a prefix of what was sent');
+});
+
+test('an abort mid-upload (ABOR, a timeout): what arrived is written, then the abort is reported', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  const abort = new TransferAbort();
+  // The disk holds every write until after the abort: the bytes read meanwhile wait in the buffers.
+  let held: Array<() => void> | null = [];
+  let bytesAskedBeforeAbort = 0;
+  const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
+    const go = (): void => fs.write(fd, buf, off, len, pos, cb);
+    if (held) {
+      bytesAskedBeforeAbort += len;
+      held.push(go);
+    } else go();
+  };
+  const body = randomContent(8 * MiB);
+  const done: Promise<TransferResult> = receiveToFd(request(conn, handle, abort), handle.fd!, false, () => false, write)!;
+  client.write(body);
+  await new Promise((r) => setTimeout(r, 100));
+  abort.abort(new TransferError('Transfer aborted by the client.', 'FTPD_ERR_ABORTED', 0, 'stream'));
+  const release = held;
+  held = null;
+  for (const go of release) go();
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'FTPD_ERR_ABORTED');
+  const stored = fs.readFileSync(file);
+  t.is(err?.bytes, stored.length);
+  t.true(stored.length > bytesAskedBeforeAbort, `the bytes gathered while the writes were held are written too (${stored.length} > ${bytesAskedBeforeAbort})`);
+  t.true(stored.equals(body.subarray(0, stored.length)));
+});
+
+test('O_APPEND: one write at a time, in order, each at the end of the file', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t, 'a');
+  const w = slowWrite(2);
+  const body = randomContent(12 * MiB + 7);
+  const [result] = await Promise.all([receiveToFd(request(conn, handle), handle.fd!, true, () => false, w.write)!, sendAll(client, body)]);
+  t.is(result.bytes, body.length);
+  t.is(w.maxAtOnce(), 1);
+  t.is(sha256(fs.readFileSync(file)), sha256(body));
+});
+
+test('a connection whose Socket exists already is left to the piped path', async (t) => {
+  const { conn } = await barePair(t);
+  const { handle } = tempFile(t);
+  void conn.socket; // something made the stream first
+  t.is(receiveToFd(request(conn, handle), handle.fd!, false, () => false), null);
+});
