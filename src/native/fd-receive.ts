@@ -100,6 +100,8 @@ export function receiveToFd(
   let park: Buffer | null = null;
   /** The buffer the socket reads into next (the region `buffer` last handed out lies in it). */
   let reading: Buffer | null = null;
+  /** The region `buffer` last handed out: the one the next read must report. */
+  let handed: Uint8Array | null = null;
   let failure: { message: string; code: string } | null = null;
   let writeFailed = false;
   /** The client's FIN came: the last buffer is written without waiting for it to fill. */
@@ -184,15 +186,22 @@ export function receiveToFd(
       const s = full ? null : current(false);
       if (s) {
         reading = s.buf;
-        return s.buf.subarray(s.filled);
+        return (handed = s.buf.subarray(s.filled));
       }
       // Nowhere to read into: the read after the pause lands here and is copied out.
       full = true;
       reading = park ??= Buffer.allocUnsafe(PARK);
-      return park;
+      return (handed = park);
     },
     callback: (n, buf) => {
       if (failure) return false;
+      if (buf !== handed) {
+        // A Node that asks `buffer` only once would read every time into the first region:
+        // stop rather than take those bytes for the next ones.
+        failure = { message: 'the socket read into a buffer it was not given', code: 'EIO' };
+        onChange();
+        return false;
+      }
       if (buf === park) {
         // The first read after a pause, copied into a buffer freed since (a new one if a read
         // came while none was: more memory, never a lost byte).
