@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 'use strict';
-// npm run bench [-- --quick] [--only=name,...] [--scenarios=key,...] [--json[=FILE]] [--rounds=N] [--keep] [--pin]
+// npm run bench [-- --quick] [--only=name,...] [--scenarios=key,...] [--json[=FILE]] [--rounds=N] [--keep] [--pin] [--own-sessions]
 //
 // Measures ftpdlib (zero-copy and stream paths) against the installed peer FTP servers in one
 // run, interleaved per scenario, with the C client in bench/client/ftpbench.c. Peers are
@@ -31,7 +31,7 @@ const MiB = 1024 * 1024;
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
-const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, congestion: null, tlsClient: 'ftpbench', pin: false };
+const opt = { quick: false, only: null, scenarios: null, json: null, rounds: null, keep: false, ftpdlibAuth: 'plain', warmup: true, arenaMax: true, memoryTrim: true, ioNice: null, ioThreads: null, solo: null, congestion: null, tlsClient: 'ftpbench', pin: false, ownSessions: false };
 for (const a of argv) {
   if (a === '--quick') opt.quick = true;
   else if (a.startsWith('--only=')) opt.only = a.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
@@ -47,6 +47,7 @@ for (const a of argv) {
   else if (a.startsWith('--rounds=')) opt.rounds = Math.max(1, Math.min(5, Number(a.slice(9)) || 1));
   else if (a === '--keep') opt.keep = true;
   else if (a === '--pin') opt.pin = true;
+  else if (a === '--own-sessions') opt.ownSessions = true;
   else if (a === '--no-warmup') opt.warmup = false;
   else if (a === '--no-arena-max') opt.arenaMax = false;
   else if (a.startsWith('--ftpdlib-auth=')) opt.ftpdlibAuth = a.slice(15) === 'scrypt' ? 'scrypt' : 'plain';
@@ -96,6 +97,7 @@ for (const a of argv) {
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--tls-client=ftpbench|curl: the client of tls-retr and tls-stor (default ftpbench --tls, which is not the bottleneck; curl reads one record per call and ran at 96-100% of a core; ftpbench falls back to curl when it was built without OpenSSL)');
     console.log('--pin: run every server on the first cores and the clients on the last (taskset), so the client takes no CPU from the server (on 2 cores: one each)');
+    console.log('--own-sessions: start every server in a session of its own (setsid), as systemd starts a service: Linux then shares the CPU between the server\'s scheduling group and the client\'s before sharing it between their threads (autogroup)');
     console.log('--no-arena-max: run the Node servers with glibc\'s default malloc arenas instead of MALLOC_ARENA_MAX=2 (what conf/ftpdlib.service sets)');
     process.exit(0);
   } else {
@@ -969,6 +971,8 @@ async function startServer(def, index, common, attempt = 0) {
   s.logFile = logFile;
   const proc = spawn(...pinned('server', p.cmd, p.args), {
     cwd: ROOT,
+    // --own-sessions: setsid, a scheduling group (autogroup) of its own, as a systemd service has.
+    detached: opt.ownSessions,
     env: { ...process.env, ...(def.node && opt.arenaMax ? NODE_SERVER_ENV : {}), ...(p.env || {}) },
     // stdin: vsftpd reports config errors on fd 0; pure-ftpd takes a socket on fd 0 for inetd
     // mode, so the others get /dev/null there (the Node/Python wrappers get a pipe)
@@ -1696,6 +1700,7 @@ async function main() {
   log(opt.arenaMax
     ? '- the Node servers (ftpdlib, ftp-srv) run with MALLOC_ARENA_MAX=2, as conf/ftpdlib.service runs the daemon (--no-arena-max: glibc default).'
     : '- the Node servers run with glibc\'s default malloc arenas (--no-arena-max).');
+  if (opt.ownSessions) log('- --own-sessions: every server was started in a session of its own (setsid), a scheduling group apart from the client\'s, as systemd starts a service; Linux shared the CPU between the groups first, then between each group\'s threads.');
   if (PIN) log(`- --pin: every server ran on core(s) ${PIN.server} and the clients on core ${PIN.client} (taskset), so no client took CPU from a server; each server had ${PIN.server === '0' ? 'one core' : 'those cores'} instead of the machine.`);
   if (opt.ioThreads !== null) log(`- ftpdlib's engine runs ${opt.ioThreads} I/O thread(s) (--ftpdlib-io-threads).`);
   if (opt.solo !== null) log(`- ftpdlib's engine ${opt.solo ? 'gives' : 'does not give'} a transfer running alone its own I/O thread at full priority (--ftpdlib-solo; the library's default gives it).`);
@@ -1735,6 +1740,7 @@ async function main() {
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
       congestion: { system: systemCongestion(), ftpdlib: opt.congestion ?? 'auto' },
+      placement: { pin: PIN, own_sessions: opt.ownSessions },
       tls_client: anyTls && tlsWithFtpbench() ? { ftpbench: '--tls', openssl: spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim(), cert: 'self-signed EC P-256', warmup_check: tls.curl ? { curl: tls.curl } : null } : anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
       servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {}, idle_next: s.idleNext || null })),
     };

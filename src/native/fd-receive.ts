@@ -24,10 +24,10 @@ export type PositionalWrite = (
   cb: (err: NodeJS.ErrnoException | null, written: number) => void,
 ) => void;
 
-const stats = { receives: 0, pauses: 0 };
+const stats = { receives: 0, appends: 0, pauses: 0 };
 
-/** Uploads read this way so far in this process, and how often one waited for its writes (for tests). */
-export function fdReceiveStats(): { receives: number; pauses: number } {
+/** Uploads read this way so far in this process, those of them written one write at a time (APPE), and how often one waited for its writes (for tests). */
+export function fdReceiveStats(): { receives: number; appends: number; pauses: number } {
   return { ...stats };
 }
 
@@ -107,6 +107,8 @@ export function receiveToFd(
   /** The client's FIN came: the last buffer is written without waiting for it to fill. */
   let ended = false;
   let socket: Socket | null = null;
+  /** Settled: every buffer but `park` may belong to another transfer by now. */
+  let done = false;
   let onChange: () => void = () => undefined;
 
   /** Whether a buffer with room can be had now: the last one's room, a free one, or a new one. */
@@ -168,6 +170,7 @@ export function receiveToFd(
         if (err || n <= 0) {
           writeFailed = true;
           failure ??= { message: err?.message ?? 'short write: no progress', code: err?.code ?? 'EIO' };
+          socket?.pause();
         }
         recycle();
         writeOut();
@@ -183,7 +186,7 @@ export function receiveToFd(
 
   const onread: ReadInto = {
     buffer: () => {
-      const s = full ? null : current(false);
+      const s = full || done ? null : current(false);
       if (s) {
         reading = s.buf;
         return (handed = s.buf.subarray(s.filled));
@@ -194,7 +197,7 @@ export function receiveToFd(
       return (handed = park);
     },
     callback: (n, buf) => {
-      if (failure) return false;
+      if (failure || done) return false;
       if (buf !== handed) {
         // A Node that asks `buffer` only once would read every time into the first region:
         // stop rather than take those bytes for the next ones.
@@ -223,6 +226,7 @@ export function receiveToFd(
   socket = req.readInto ? req.readInto(onread) : null;
   if (!socket) return null;
   stats.receives++;
+  if (append) stats.appends++;
   const sock = socket;
   const { signal } = req;
 
@@ -247,13 +251,18 @@ export function receiveToFd(
         }
       }
       settled = true;
+      done = true;
       clearTimeout(guard);
       signal.removeEventListener('abort', onAbort);
       sock.off('error', onSocketError);
       sock.off('end', onEnd);
       sock.off('close', onSocketClose);
-      // The buffer the socket would read into next stays with it; the others serve later transfers.
-      giveChunks([...free, ...slots.map((s) => s.buf)].filter((b) => b !== reading));
+      // The buffers serve later transfers. After a failure the one the socket would read into
+      // next stays with it (something could still resume it); after its FIN nothing more comes.
+      const mine = [...free, ...slots.map((s) => s.buf)];
+      free.length = 0;
+      slots.length = 0;
+      giveChunks(failure ? mine.filter((b) => b !== reading) : mine);
       if (failure) reject(new TransferError(failure.message, failure.code, written, 'stream'));
       else resolve({ bytes: written, path: 'stream' });
     };

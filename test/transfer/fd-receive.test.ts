@@ -5,6 +5,7 @@
 // controls: a disk slower than the network (the socket waits, memory stays bounded), short
 // writes, a full disk, a reset, ABOR, and O_APPEND's one write at a time.
 import test, { type ExecutionContext } from 'ava';
+import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -13,13 +14,14 @@ import { loggedIn, randomContent, sha256, stor } from '../helpers/data-client';
 import { PASS, USER, startServer } from '../helpers/server';
 import { transferRecords } from '../helpers/matrix';
 import { fdReceiveStats, receiveToFd, type PositionalWrite } from '../../src/native/fd-receive';
+import { CHUNK, chunkPoolSize, giveChunks } from '../../src/native/chunk-pool';
 import { BareConnection, takeAccepted } from '../../src/ftp/data/connection';
-import { TransferAbort, TransferError, type TransferRequest, type TransferResult } from '../../src/ftp/data/transfer';
+import { TransferAbort, TransferError, type ReadInto, type TransferRequest, type TransferResult } from '../../src/ftp/data/transfer';
 import { MemoryFileSystem, type FileHandle } from '../../src';
 
 const MiB = 1024 * 1024;
 
-test.serial('a binary STOR on the stream path over a passive connection reads into reused buffers; the bytes are intact at every size', async (t) => {
+test.serial('a binary STOR on the stream path over a passive connection takes the reused-buffer path (its counter), at every size with the bytes intact; REST and APPE too', async (t) => {
   const s = await startServer(t, { useSendfile: false });
   const c = await loggedIn(s.port, USER, PASS);
   for (const size of [0, 1, 64 * 1024 - 1, 64 * 1024 + 1, MiB + 1, 5 * MiB + 3]) {
@@ -43,7 +45,9 @@ test.serial('a binary STOR on the stream path over a passive connection reads in
   t.is(sha256(fs.readFileSync(path.join(s.root, 'r.bin'))), sha256(Buffer.concat([head.subarray(0, MiB), tail])));
   // APPE onto the same file.
   const more = randomContent(MiB + 9);
+  const appends = fdReceiveStats().appends;
   t.is((await stor(c, 'passive', 'APPE r.bin', more)).final?.code, 226);
+  t.is(fdReceiveStats().appends - appends, 1, 'APPE: written one write at a time (its file is open O_APPEND)');
   t.is(sha256(fs.readFileSync(path.join(s.root, 'r.bin'))), sha256(Buffer.concat([head.subarray(0, MiB), tail, more])));
   c.close();
 });
@@ -131,8 +135,9 @@ function tempFile(t: ExecutionContext, flags = 'w'): { file: string; handle: Fil
   return { file, handle };
 }
 
-function request(conn: BareConnection, handle: FileHandle, abort = new TransferAbort()): TransferRequest {
+function request(conn: BareConnection, handle: FileHandle, abort = new TransferAbort(), onProgress?: (bytes: number) => void): TransferRequest {
   return {
+    onProgress,
     direction: 'receive',
     get socket() {
       return conn.socket;
@@ -174,20 +179,41 @@ async function sendAll(client: net.Socket, body: Buffer, piece = 256 * 1024): Pr
   client.end();
 }
 
-test('a disk slower than the network: the socket waits for the writes, at most three buffers and two writes at once, every byte in order', async (t) => {
+// Serial: the count of pauses is the process's.
+test.serial('a disk slower than the network: the socket waits for the writes, at most three buffers and two writes at once, every byte in order, progress reported', async (t) => {
   const { conn, client } = await barePair(t);
   const { file, handle } = tempFile(t);
-  const w = slowWrite(3);
+  const w = slowWrite(25);
   const body = randomContent(24 * MiB + 11);
   const pausesBefore = fdReceiveStats().pauses;
-  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false, w.write);
+  const reports: number[] = [];
+  const req = request(conn, handle, undefined, (n) => reports.push(n));
+  const done = receiveToFd(req, handle.fd!, false, () => false, w.write);
   t.truthy(done, 'a bare connection can be read this way');
   const [result] = await Promise.all([done!, sendAll(client, body)]);
   t.deepEqual(result, { bytes: body.length, path: 'stream' });
   t.is(sha256(fs.readFileSync(file)), sha256(body));
   t.true(fdReceiveStats().pauses > pausesBefore, 'the socket was stopped while the writes were behind');
-  t.true(w.buffers.size <= 4, `written from ${w.buffers.size} buffers (three, and the park buffer's copy target at most one more)`);
+  t.true(w.buffers.size <= 4, `written from ${w.buffers.size} buffers: the first of 64 KiB, then at most three of 1 MiB in turn`);
   t.is(w.maxAtOnce(), 2, 'two writes in flight at once');
+  // The data timeout watches these reports (src/ftp/data/idle-watch.ts).
+  t.true(reports.length >= 2, `progress reported while the bytes moved (${reports.length} reports)`);
+  t.true(reports.every((n, i) => n > (reports[i - 1] ?? 0) && n <= body.length), 'each report higher than the last, none past the upload');
+});
+
+// Serial: the pool is the process's.
+test.serial('the 1 MiB buffers go back to the pool shared with downloads after each upload, none kept back', async (t) => {
+  giveChunks(Array.from({ length: 4 }, () => Buffer.allocUnsafeSlow(CHUNK)));
+  const before = chunkPoolSize();
+  for (let i = 0; i < 3; i++) {
+    const { conn, client } = await barePair(t);
+    const { file, handle } = tempFile(t);
+    const body = randomContent(5 * MiB + i);
+    const [result] = await Promise.all([receiveToFd(request(conn, handle), handle.fd!, false, () => false)!, sendAll(client, body)]);
+    t.is(result.bytes, body.length);
+    t.true(fs.readFileSync(file).equals(body));
+    t.true(chunkPoolSize() >= before, `after upload ${i + 1}: ${chunkPoolSize()} kept, ${before} before`);
+  }
 });
 
 test('short writes are continued where they stopped', async (t) => {
@@ -205,8 +231,16 @@ test('a full disk: the upload fails with ENOSPC, counting only what was written,
   const { conn, client } = await barePair(t);
   const { file, handle } = tempFile(t);
   let room = 2 * MiB + 100;
+  let failed = false;
+  let startedAfter = 0;
   const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
-    if (room <= 0) return setImmediate(() => cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0));
+    if (failed) startedAfter++;
+    if (room <= 0) {
+      return setImmediate(() => {
+        failed = true;
+        cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }), 0);
+      });
+    }
     const n = Math.min(len, room);
     room -= n;
     fs.write(fd, buf, off, n, pos, cb);
@@ -220,22 +254,36 @@ test('a full disk: the upload fails with ENOSPC, counting only what was written,
   t.is(err?.bytes, 2 * MiB + 100, 'the bytes that reached the file');
   t.is(stored.length, 2 * MiB + 100);
   t.true(stored.equals(body.subarray(0, stored.length)), 'a prefix of the upload');
+  t.is(startedAfter, 0, 'no write started once one had failed');
 });
 
 test('a client reset mid-upload: ECONNRESET, and every byte that arrived is in the file', async (t) => {
   const { conn, client } = await barePair(t);
   const { file, handle } = tempFile(t);
   const body = randomContent(4 * MiB);
-  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false)!;
+  const reports: number[] = [];
+  const done = receiveToFd(request(conn, handle, undefined, (n) => reports.push(n)), handle.fd!, false, () => false)!;
   await new Promise<void>((r) => client.write(body, () => r()));
-  await new Promise((r) => setTimeout(r, 100));
+  // The server has read all of it (the disk is not held here) before the reset.
+  await new Promise((r) => setTimeout(r, 400));
   client.resetAndDestroy();
   const err = await t.throwsAsync(done, { instanceOf: TransferError });
   t.is(err?.code, 'ECONNRESET');
   const stored = fs.readFileSync(file);
-  t.is(err?.bytes, stored.length, 'the count is what the file holds');
-  t.true(stored.length > 0 && stored.length <= body.length);
-  t.true(stored.equals(body.subarray(0, stored.length)), 'a prefix of what was sent');
+  t.is(err?.bytes, body.length, 'every byte that arrived is counted');
+  t.true(stored.equals(body), 'and is in the file');
+});
+
+test('a reset that libuv reported as the end (peerReset): ECONNRESET, never a complete upload, and the bytes are kept', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  const body = randomContent(MiB + 3);
+  const [err] = await Promise.all([
+    t.throwsAsync(receiveToFd(request(conn, handle), handle.fd!, false, () => true)!, { instanceOf: TransferError }),
+    sendAll(client, body),
+  ]);
+  t.is(err?.code, 'ECONNRESET');
+  t.true(fs.readFileSync(file).equals(body));
 });
 
 test('an abort mid-upload (ABOR, a timeout): what arrived is written, then the abort is reported', async (t) => {
@@ -268,15 +316,87 @@ test('an abort mid-upload (ABOR, a timeout): what arrived is written, then the a
   t.true(stored.equals(body.subarray(0, stored.length)));
 });
 
-test('O_APPEND: one write at a time, in order, each at the end of the file', async (t) => {
+test('O_APPEND: one write at a time, so the pieces land at the end of the file in their order', async (t) => {
   const { conn, client } = await barePair(t);
   const { file, handle } = tempFile(t, 'a');
+  // Already 5 bytes long, and the handle's offset says 0: on Linux every write lands at the end.
+  fs.writeSync(handle.fd!, Buffer.from('head:'));
   const w = slowWrite(2);
   const body = randomContent(12 * MiB + 7);
   const [result] = await Promise.all([receiveToFd(request(conn, handle), handle.fd!, true, () => false, w.write)!, sendAll(client, body)]);
   t.is(result.bytes, body.length);
   t.is(w.maxAtOnce(), 1);
-  t.is(sha256(fs.readFileSync(file)), sha256(body));
+  t.is(sha256(fs.readFileSync(file)), sha256(Buffer.concat([Buffer.from('head:'), body])));
+});
+
+test('a read reported into a buffer other than the one handed out fails the upload (EIO) rather than taking it for the next bytes', async (t) => {
+  const { file, handle } = tempFile(t);
+  let onread: ReadInto | null = null;
+  // A socket that never reads: the test plays Node's part.
+  const fake = Object.assign(new EventEmitter(), { pause: () => fake, resume: () => fake }) as unknown as net.Socket;
+  const req: TransferRequest = {
+    direction: 'receive',
+    socket: fake,
+    fd: 3,
+    tls: false,
+    handle,
+    ascii: false,
+    signal: new TransferAbort().signal,
+    readInto: (o) => {
+      onread = o;
+      return fake;
+    },
+  };
+  const done = receiveToFd(req, handle.fd!, false, () => false)!;
+  const first = onread!.buffer();
+  t.true(first.length >= 16 * 1024);
+  first.fill(1, 0, 100);
+  t.true(onread!.callback(100, first), 'a read into the region handed out is taken');
+  const next = onread!.buffer();
+  t.false(onread!.callback(10, first), 'a read said to be in the old region again is refused');
+  t.not(next, first);
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'EIO');
+  t.is(err?.bytes, 100, 'what was taken before is written');
+  t.true(fs.readFileSync(file).equals(Buffer.alloc(100, 1)));
+});
+
+test('after an upload failed, a read the socket still makes lands in a buffer of its own, never one given back for other transfers', async (t) => {
+  const { handle } = tempFile(t);
+  let onread: ReadInto | null = null;
+  const fake = Object.assign(new EventEmitter(), { pause: () => fake, resume: () => fake }) as unknown as net.Socket;
+  const req: TransferRequest = {
+    direction: 'receive',
+    socket: fake,
+    fd: 3,
+    tls: false,
+    handle,
+    ascii: false,
+    signal: new TransferAbort().signal,
+    readInto: (o) => {
+      onread = o;
+      return fake;
+    },
+  };
+  // The first write lands (it frees a buffer, so reading resumes), the later ones fail.
+  const written = new Set<ArrayBufferLike>();
+  let calls = 0;
+  const failing: PositionalWrite = (fd, buf, off, len, pos, cb) => {
+    written.add(buf.buffer);
+    if (calls++ === 0) return fs.write(fd, buf, off, len, pos, cb);
+    setTimeout(() => cb(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }), 0), 50);
+  };
+  const done = receiveToFd(req, handle.fd!, false, () => false, failing)!;
+  // Three full buffers' worth of reads, each of all the room offered.
+  for (let i = 0; i < 40; i++) {
+    const b = onread!.buffer();
+    if (!onread!.callback(b.length, b)) break;
+  }
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'EIO');
+  const after = onread!.buffer();
+  t.false(written.has(after.buffer), 'not a buffer the upload wrote from (those went back to the pool)');
+  t.false(onread!.callback(after.length, after), 'and nothing read after the end is taken');
 });
 
 test('a connection whose Socket exists already is left to the piped path', async (t) => {
