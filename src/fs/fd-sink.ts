@@ -34,6 +34,10 @@ export class FdWriteSink extends Writable {
   private waiting: ((err?: Error | null) => void) | null = null;
   /** _final or _destroy, waiting for the writes in flight. */
   private idle: (() => void) | null = null;
+  /** Where the lowest failed write began (Infinity: none failed), and where the highest write that landed ended. */
+  private failedAt = Infinity;
+  private landedTo = 0;
+  private cut = false;
 
   constructor(
     private readonly fd: number,
@@ -104,29 +108,45 @@ export class FdWriteSink extends Writable {
     this.pos += len;
     this.inFlight++;
     this.writeAll(bufs, at, len, (err) => {
-      this.inFlight--;
       if (err && !this.failure) this.failure = err;
-      // What was gathered meanwhile goes out now, not when the next chunk happens to come.
-      if (!this.failure && this.pendingBytes > 0) this.flush();
-      const w = this.waiting;
-      if (w && (this.failure || this.inFlight < this.maxInFlight)) {
-        this.waiting = null;
-        w(this.failure);
-      } else if (this.failure && !w && !this.destroyed && this.idle === null) {
-        // Nobody is waiting on a callback: report the failure now (the stream ends in 'error').
-        this.destroy(this.failure);
+      if (this.failure && this.inFlight === 1 && this.landedTo > this.failedAt && !this.cut) {
+        // A write landed past one that failed (two run at once): cut the file where the gap
+        // begins, so that it holds the upload's first bytes and nothing after a gap (a client
+        // resuming from SIZE with REST needs that). Still in flight meanwhile: 'close', after
+        // which the descriptor is closed, waits for it.
+        this.cut = true;
+        nodeFs.ftruncate(this.fd, this.failedAt, () => this.afterWrite());
+        return;
       }
-      if (this.inFlight === 0 && this.idle) {
-        const fn = this.idle;
-        this.idle = null;
-        fn();
-      }
+      this.afterWrite();
     });
+  }
+
+  /** One write (and the cut after a failure, if any) returned. */
+  private afterWrite(): void {
+    this.inFlight--;
+    // What was gathered meanwhile goes out now, not when the next chunk happens to come.
+    if (!this.failure && this.pendingBytes > 0) this.flush();
+    const w = this.waiting;
+    if (w && (this.failure || this.inFlight < this.maxInFlight)) {
+      this.waiting = null;
+      w(this.failure);
+    } else if (this.failure && !w && !this.destroyed && this.idle === null) {
+      // Nobody is waiting on a callback: report the failure now (the stream ends in 'error').
+      this.destroy(this.failure);
+    }
+    if (this.inFlight === 0 && this.idle) {
+      const fn = this.idle;
+      this.idle = null;
+      fn();
+    }
   }
 
   /** pwritev all of `bufs` at `at`, again for the rest after a short write. */
   private writeAll(bufs: Buffer[], at: number, len: number, done: (err: NodeJS.ErrnoException | null) => void): void {
     this.writev(this.fd, bufs, at, (err, n) => {
+      if (err || n <= 0) this.failedAt = Math.min(this.failedAt, at);
+      else this.landedTo = Math.max(this.landedTo, at + Math.min(n, len));
       if (err) return done(err);
       if (n >= len) return done(null);
       if (n <= 0) {

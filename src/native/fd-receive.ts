@@ -1,4 +1,4 @@
-import { write as fsWrite } from 'node:fs';
+import { ftruncate, write as fsWrite } from 'node:fs';
 import type { Socket } from 'node:net';
 import { CHUNK, giveChunks, takeChunk } from './chunk-pool';
 import { TransferError, type ReadInto, type TransferRequest, type TransferResult } from '../ftp/data/transfer';
@@ -95,6 +95,9 @@ export function receiveToFd(
   let pos = req.handle.offset;
   let inFlight = 0;
   let written = 0;
+  /** Where the lowest failed write began (Infinity: none failed), and where the highest write that landed ended. */
+  let failedAt = Infinity;
+  let landedTo = 0;
   /** Reading stopped because every buffer holds bytes not yet written. */
   let full = false;
   let park: Buffer | null = null;
@@ -163,12 +166,14 @@ export function receiveToFd(
       write(fd, s.buf, off, to - off, s.base + off, (err, n) => {
         if (!err && n > 0) {
           written += n;
+          landedTo = Math.max(landedTo, s.base + off + n);
           if (off + n < to) return step(off + n);
         }
         s.writes--;
         inFlight--;
         if (err || n <= 0) {
           writeFailed = true;
+          failedAt = Math.min(failedAt, s.base + off);
           failure ??= { message: err?.message ?? 'short write: no progress', code: err?.code ?? 'EIO' };
           socket?.pause();
         }
@@ -235,8 +240,22 @@ export function receiveToFd(
     let socketClosed = false;
     let settled = false;
     let guard: NodeJS.Timeout | undefined;
+    let cut = false;
     const settle = (): void => {
       if (settled || inFlight > 0) return;
+      if (writeFailed && landedTo > failedAt && !cut) {
+        // A write landed past one that failed (two run at once): cut the file where the hole
+        // begins, so that it holds the upload's first bytes and nothing after a gap, which is
+        // what a client resuming from SIZE with REST needs.
+        // Counted as a write in flight: nothing settles (and closes the descriptor) before it returns.
+        cut = true;
+        inFlight++;
+        ftruncate(fd, failedAt, () => {
+          inFlight--;
+          settle();
+        });
+        return;
+      }
       // After a failed write nothing more is written; otherwise every byte that arrived is.
       if (!writeFailed && slots.some((s) => s.filled > s.written)) return writeOut();
       if (!failure) {
@@ -263,7 +282,8 @@ export function receiveToFd(
       free.length = 0;
       slots.length = 0;
       giveChunks(failure ? mine.filter((b) => b !== reading) : mine);
-      if (failure) reject(new TransferError(failure.message, failure.code, written, 'stream'));
+      // After a failed write, the bytes before it (all that the file holds of this upload).
+      if (failure) reject(new TransferError(failure.message, failure.code, writeFailed ? Math.max(0, failedAt - req.handle.offset) : written, 'stream'));
       else resolve({ bytes: written, path: 'stream' });
     };
     onChange = settle;

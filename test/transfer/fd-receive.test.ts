@@ -257,6 +257,23 @@ test('a full disk: the upload fails with ENOSPC, counting only what was written,
   t.is(startedAfter, 0, 'no write started once one had failed');
 });
 
+test('a write that fails below one that landed: the file is cut where the gap begins, and the count is what it holds', async (t) => {
+  const { conn, client } = await barePair(t);
+  const { file, handle } = tempFile(t);
+  // The first write (the upload's start) fails late; the ones after it land at once.
+  const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
+    if (pos === 0) setTimeout(() => cb(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }), 0), 80);
+    else fs.write(fd, buf, off, len, pos, cb);
+  };
+  const body = randomContent(8 * MiB);
+  const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false, write)!;
+  sendAll(client, body).catch(() => {});
+  const err = await t.throwsAsync(done, { instanceOf: TransferError });
+  t.is(err?.code, 'EIO');
+  t.is(err?.bytes, 0, 'nothing before the gap');
+  t.is(fs.statSync(file).size, 0, 'the bytes that landed after the gap are cut off');
+});
+
 test('a client reset mid-upload: ECONNRESET, and every byte that arrived is in the file', async (t) => {
   const { conn, client } = await barePair(t);
   const { file, handle } = tempFile(t);

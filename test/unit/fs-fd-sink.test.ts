@@ -133,6 +133,30 @@ test('a failed write fails the stream with its error, and close waits for the wr
   t.deepEqual(closedWhileRunning, [0], "'close' came once, with no write running");
 });
 
+test('a write that fails below one that landed: the file is cut where the gap begins, before close', async (t) => {
+  const { file, fd } = tmpFile(t);
+  let first = true;
+  let cutSeen = -1;
+  const writev = (f: number, bufs: Buffer[], pos: number, cb: Cb): void => {
+    if (first) {
+      // The upload's first write fails, late: the second has landed by then.
+      first = false;
+      setTimeout(() => cb(Object.assign(new Error('i/o error'), { code: 'EIO' }), 0), 60);
+      return;
+    }
+    fs.writev(f, bufs, pos, cb);
+  };
+  const sink = new FdWriteSink(fd, 4096, writev, 64 * 1024, 2);
+  sink.on('close', () => {
+    cutSeen = fs.fstatSync(fd).size;
+  });
+  const err = await t.throwsAsync(pipeline(Readable.from(chunks(2 * 1024 * 1024)), sink));
+  t.is((err as NodeJS.ErrnoException).code, 'EIO');
+  if (!sink.closed) await new Promise((r) => sink.once('close', r));
+  t.is(cutSeen, 4096, "cut at the failed write's offset by the time of 'close'");
+  t.is(fs.statSync(file).size, 4096);
+});
+
 test('the writer waits while the writes in flight are at the limit, and goes on when one returns', async (t) => {
   const { fd } = tmpFile(t);
   const held: Array<() => void> = [];
