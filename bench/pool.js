@@ -72,6 +72,17 @@ function congestionOf(run) {
   return `dataCongestionControl ${c.ftpdlib} on a ${c.system} machine`;
 }
 
+/**
+ * Where the servers ran against the client (run.js records it since the thirty-third session;
+ * earlier runs: every server in the client's scheduling group, on all cores, except the --pin
+ * runs of the sixteenth session, made before this was recorded).
+ */
+function placementOf(run) {
+  const p = run.placement;
+  const parts = [p && p.pin ? 'pinned apart from the client' : null, p && p.own_sessions ? 'each server in a session of its own' : 'in the client\'s scheduling group'];
+  return parts.filter(Boolean).join(', ');
+}
+
 /** The scenarios whose figures move with ftpdlib's dataCongestionControl (downloads of 16 MiB and more). */
 const CONGESTION_SCENARIOS = new Set(['retr', 'tls-retr']);
 
@@ -112,6 +123,10 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
       skipped.push(`${run.file}: FTPS client ${tlsClientOf(run)}, not ${refTls}`);
       continue;
     }
+    if (placementOf(run) !== placementOf(ref)) {
+      skipped.push(`${run.file}: servers ${placementOf(run)}, not ${placementOf(ref)} as in ${ref.file}`);
+      continue;
+    }
     if (refCc !== null && congestionOf(run) !== refCc) {
       skipped.push(`${run.file}: ftpdlib's downloads under ${congestionOf(run)}, not ${refCc}`);
       continue;
@@ -148,6 +163,7 @@ const LOOP_LIMIT_MS = 10;
 function loopRounds(runs, sc, limitMs = LOOP_LIMIT_MS) {
   const p99 = [];
   for (const run of runs) {
+    if (placementOf(run) !== placementOf(runs[0])) continue; // as poolScenario: the first run's placement
     const mine = run.servers.find((s) => s.name === OURS.plain);
     for (const r of (mine && mine.rounds && mine.rounds[sc.key]) || []) if (r && !r.error && r.eld && r.eld.p99 >= 0) p99.push(r.eld.p99);
   }

@@ -193,6 +193,28 @@ test('loop delay: the rounds of ftpdlib whose p99 is under 10 ms, over every run
   t.is(pool.loopRounds([a], sc('many'), 5).under, 1);
 });
 
+test('runs whose servers ran elsewhere than the first run\'s (--own-sessions, --pin) are left out and named, of the files and of the loop delay', (t) => {
+  const withLoop = (r: Run, p99: number[]): Run => {
+    const mine = r.servers.find((s) => s.name === 'ftpdlib-sendfile')!;
+    mine.rounds.many = mine.rounds.many.map((round, i) => ({ ...round, eld: { p99: p99[i] } }));
+    return r;
+  };
+  const shared = withLoop(run('shared.json', { many: { 'ftpdlib-sendfile': [2400, 2500], 'pure-ftpd': [2000, 2100] } }), [12, 14]);
+  // Older runs have no placement: the client's group, as every run before --own-sessions.
+  const older = withLoop(run('older.json', { many: { 'ftpdlib-sendfile': [2300], 'pure-ftpd': [2050] } }), [11]);
+  const own = withLoop(
+    run('own.json', { many: { 'ftpdlib-sendfile': [2200, 2250], 'pure-ftpd': [2400, 2500] } }, { placement: { pin: null, own_sessions: true } } as Partial<Run>),
+    [4, 5],
+  );
+  const p = pool.poolScenario([shared, older, own], sc('many'));
+  t.deepEqual(p.servers.get('ftpdlib-sendfile'), [2400, 2500, 2300]);
+  t.deepEqual(p.skipped, ["own.json: servers each server in a session of its own, not in the client's scheduling group as in shared.json"]);
+  t.deepEqual(pool.loopRounds([shared, older, own], sc('many')), { n: 3, under: 0, median: 12, limitMs: 10 });
+  // Given first, the own-session run sets the placement.
+  t.deepEqual(pool.loopRounds([own, shared], sc('many')), { n: 2, under: 2, median: 4.5, limitMs: 10 });
+  t.deepEqual(pool.poolScenario([own, shared], sc('many')).used, ['own.json']);
+});
+
 test('a gzipped run (bench/runs keeps them so) is read as the plain file, under the same name', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-gz-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
