@@ -79,7 +79,7 @@ function congestionOf(run) {
  */
 function placementOf(run) {
   const p = run.placement;
-  const parts = [p && p.pin ? 'pinned apart from the client' : null, p && p.own_sessions ? 'each server in a session of its own' : 'in the client\'s scheduling group'];
+  const parts = [p && p.pin ? 'pinned apart from the client' : null, p && p.own_sessions ? 'each in a session of its own' : 'in the client\'s scheduling group'];
   return parts.filter(Boolean).join(', ');
 }
 
@@ -102,14 +102,22 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
   const byAfter = new Map();
   const skipped = [];
   const used = [];
-  const ref = runs[0];
+  // The first run that has the scenario sets the sizes and the placement the others must share.
+  const ref = runs.find((r) => r.scenarios && r.scenarios.includes(sc.key)) || runs[0];
   // FTPS figures depend on the client: pool the runs of the client most of them used
   const clients = runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(tlsClientOf).filter(Boolean);
   const refTls = sc.tls && clients.length ? clients.sort((a, b) => clients.filter((c) => c === b).length - clients.filter((c) => c === a).length)[0] : null;
   // Big downloads: pool the runs of the congestion control most of the runs kept otherwise gave ftpdlib
   const regimes = CONGESTION_SCENARIOS.has(sc.key)
     ? runs
-        .filter((r) => r.scenarios && r.scenarios.includes(sc.key) && JSON.stringify(r.config) === JSON.stringify(ref.config) && (!sc.tls || tlsClientOf(r) === refTls))
+        .filter(
+          (r) =>
+            r.scenarios &&
+            r.scenarios.includes(sc.key) &&
+            JSON.stringify(r.config) === JSON.stringify(ref.config) &&
+            placementOf(r) === placementOf(ref) &&
+            (!sc.tls || tlsClientOf(r) === refTls),
+        )
         .map(congestionOf)
     : [];
   const refCc = regimes.length ? [...regimes].sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
@@ -162,8 +170,10 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
 const LOOP_LIMIT_MS = 10;
 function loopRounds(runs, sc, limitMs = LOOP_LIMIT_MS) {
   const p99 = [];
+  // As poolScenario: the placement of the first run with the scenario.
+  const ref = runs.find((r) => r.scenarios && r.scenarios.includes(sc.key)) || runs[0];
   for (const run of runs) {
-    if (placementOf(run) !== placementOf(runs[0])) continue; // as poolScenario: the first run's placement
+    if (placementOf(run) !== placementOf(ref)) continue;
     const mine = run.servers.find((s) => s.name === OURS.plain);
     for (const r of (mine && mine.rounds && mine.rounds[sc.key]) || []) if (r && !r.error && r.eld && r.eld.p99 >= 0) p99.push(r.eld.p99);
   }
@@ -298,7 +308,14 @@ function main(argv) {
   }
   for (const sc of SCENARIOS) {
     const pool = poolScenario(runs, sc, { allRounds });
-    if (!pool.servers.size) continue;
+    if (!pool.servers.size) {
+      // Nothing pooled: say why, when runs with the scenario were left out.
+      if (pool.skipped.length) {
+        console.log(`\n## ${sc.key}: no rounds pooled`);
+        for (const s of pool.skipped) console.log(`   left out: ${s}`);
+      }
+      continue;
+    }
     const sum = summarize(pool, sc);
     console.log(`\n## ${sc.key}: ${sc.unit}${sc.lower ? ' (lower is better)' : ''}, rounds of ${pool.used.length} run(s)`);
     console.log(`   runs: ${pool.used.join(', ')}`);

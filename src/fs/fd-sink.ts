@@ -83,7 +83,7 @@ export class FdWriteSink extends Writable {
     if (this.failure) return cb(this.failure);
     // With no write running, write at once (a slow upload reaches the disk as it arrives, as
     // with fs.WriteStream); while one runs, gather, and start another only for a full batch.
-    if (this.inFlight === 0 || this.pendingBytes >= this.batch) this.flush();
+    if (this.pendingBytes > 0 && (this.inFlight === 0 || this.pendingBytes >= this.batch)) this.flush();
     if (this.inFlight < this.maxInFlight) cb();
     else this.waiting = cb;
   }
@@ -145,8 +145,8 @@ export class FdWriteSink extends Writable {
   /** pwritev all of `bufs` at `at`, again for the rest after a short write. */
   private writeAll(bufs: Buffer[], at: number, len: number, done: (err: NodeJS.ErrnoException | null) => void): void {
     this.writev(this.fd, bufs, at, (err, n) => {
-      if (err || n <= 0) this.failedAt = Math.min(this.failedAt, at);
-      else this.landedTo = Math.max(this.landedTo, at + Math.min(n, len));
+      if (err || (n <= 0 && len > 0)) this.failedAt = Math.min(this.failedAt, at);
+      else if (n > 0) this.landedTo = Math.max(this.landedTo, at + Math.min(n, len));
       if (err) return done(err);
       if (n >= len) return done(null);
       if (n <= 0) {

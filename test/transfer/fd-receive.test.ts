@@ -259,19 +259,30 @@ test('a full disk: the upload fails with ENOSPC, counting only what was written,
 
 test('a write that fails below one that landed: the file is cut where the gap begins, and the count is what it holds', async (t) => {
   const { conn, client } = await barePair(t);
-  const { file, handle } = tempFile(t);
-  // The first write (the upload's start) fails late; the ones after it land at once.
+  const { file, handle: h } = tempFile(t);
+  // As after REST 1048576: the first MiB is the file's own, the upload goes on from there.
+  const head = randomContent(MiB);
+  fs.writeSync(h.fd!, head, 0, head.length, 0);
+  const handle: FileHandle = { ...h, fd: h.fd, offset: MiB };
+  // The third write fails, late; the ones after it land at once, above it.
+  let calls = 0;
+  let failedAt = -1;
   const write: PositionalWrite = (fd, buf, off, len, pos, cb) => {
-    if (pos === 0) setTimeout(() => cb(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }), 0), 80);
-    else fs.write(fd, buf, off, len, pos, cb);
+    if (++calls === 3) {
+      failedAt = pos;
+      setTimeout(() => cb(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }), 0), 80);
+    } else fs.write(fd, buf, off, len, pos, cb);
   };
   const body = randomContent(8 * MiB);
   const done = receiveToFd(request(conn, handle), handle.fd!, false, () => false, write)!;
   sendAll(client, body).catch(() => {});
   const err = await t.throwsAsync(done, { instanceOf: TransferError });
   t.is(err?.code, 'EIO');
-  t.is(err?.bytes, 0, 'nothing before the gap');
-  t.is(fs.statSync(file).size, 0, 'the bytes that landed after the gap are cut off');
+  t.true(failedAt > MiB, `a write past the first failed (at ${failedAt})`);
+  t.is(err?.bytes, failedAt - MiB, 'the upload\'s bytes before the gap');
+  const stored = fs.readFileSync(file);
+  t.is(stored.length, failedAt, 'the bytes that landed after the gap are cut off');
+  t.true(stored.equals(Buffer.concat([head, body.subarray(0, failedAt - MiB)])), 'what is below the cut is in place');
 });
 
 test('a client reset mid-upload: ECONNRESET, and every byte that arrived is in the file', async (t) => {

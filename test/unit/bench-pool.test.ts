@@ -208,11 +208,21 @@ test('runs whose servers ran elsewhere than the first run\'s (--own-sessions, --
   );
   const p = pool.poolScenario([shared, older, own], sc('many'));
   t.deepEqual(p.servers.get('ftpdlib-sendfile'), [2400, 2500, 2300]);
-  t.deepEqual(p.skipped, ["own.json: servers each server in a session of its own, not in the client's scheduling group as in shared.json"]);
+  t.deepEqual(p.skipped, ["own.json: servers each in a session of its own, not in the client's scheduling group as in shared.json"]);
   t.deepEqual(pool.loopRounds([shared, older, own], sc('many')), { n: 3, under: 0, median: 12, limitMs: 10 });
   // Given first, the own-session run sets the placement.
   t.deepEqual(pool.loopRounds([own, shared], sc('many')), { n: 2, under: 2, median: 4.5, limitMs: 10 });
   t.deepEqual(pool.poolScenario([own, shared], sc('many')).used, ['own.json']);
+  // A first run without the scenario sets nothing: the first run that has it does.
+  const eventOnly = run('event-only.json', { 'many-event': { 'ftpdlib-sendfile': [1], 'pure-ftpd': [1] } }, { placement: { pin: null, own_sessions: true } } as Partial<Run>);
+  t.deepEqual(pool.poolScenario([eventOnly, shared, older], sc('many')).used, ['shared.json', 'older.json']);
+  t.is(pool.loopRounds([eventOnly, shared, older], sc('many')).n, 3);
+  // RETR: the congestion control most runs of the first run's placement kept.
+  const retr = (file: string, placement: object | undefined, ftpdlib: string): Run =>
+    run(file, { retr: { 'ftpdlib-sendfile': [5000], proftpd: [3000] } }, { placement, congestion: { system: 'bbr', ftpdlib } } as Partial<Run>, true);
+  const r = pool.poolScenario([retr('a.json', undefined, 'auto'), retr('b.json', { pin: null, own_sessions: true }, 'system'), retr('c.json', { pin: null, own_sessions: true }, 'system')], sc('retr'));
+  t.deepEqual(r.used, ['a.json']);
+  t.is(r.skipped.length, 2);
 });
 
 test('a gzipped run (bench/runs keeps them so) is read as the plain file, under the same name', (t) => {

@@ -133,28 +133,38 @@ test('a failed write fails the stream with its error, and close waits for the wr
   t.deepEqual(closedWhileRunning, [0], "'close' came once, with no write running");
 });
 
-test('a write that fails below one that landed: the file is cut where the gap begins, before close', async (t) => {
+test('a write that fails below one that landed: the file is cut where the gap begins, before close; what is below stays', async (t) => {
   const { file, fd } = tmpFile(t);
-  let first = true;
+  const head = crypto.randomBytes(4096);
+  fs.writeSync(fd, head, 0, head.length, 0);
+  let calls = 0;
+  let failedAt = -1;
   let cutSeen = -1;
   const writev = (f: number, bufs: Buffer[], pos: number, cb: Cb): void => {
-    if (first) {
-      // The upload's first write fails, late: the second has landed by then.
-      first = false;
+    if (++calls === 3) {
+      // The third write fails, late: the fourth has landed above it by then.
+      failedAt = pos;
       setTimeout(() => cb(Object.assign(new Error('i/o error'), { code: 'EIO' }), 0), 60);
       return;
     }
     fs.writev(f, bufs, pos, cb);
   };
+  const parts = chunks(2 * 1024 * 1024);
+  const body = Buffer.concat(parts);
   const sink = new FdWriteSink(fd, 4096, writev, 64 * 1024, 2);
   sink.on('close', () => {
     cutSeen = fs.fstatSync(fd).size;
   });
-  const err = await t.throwsAsync(pipeline(Readable.from(chunks(2 * 1024 * 1024)), sink));
+  // An empty chunk while no write runs is no write (it once counted as one that failed).
+  await new Promise<void>((resolve) => sink.write(Buffer.alloc(0), () => resolve()));
+  const err = await t.throwsAsync(pipeline(Readable.from(parts), sink));
   t.is((err as NodeJS.ErrnoException).code, 'EIO');
   if (!sink.closed) await new Promise((r) => sink.once('close', r));
-  t.is(cutSeen, 4096, "cut at the failed write's offset by the time of 'close'");
-  t.is(fs.statSync(file).size, 4096);
+  t.true(failedAt > 4096, `a write past the first failed (at ${failedAt})`);
+  t.is(cutSeen, failedAt, "cut at the failed write's offset by the time of 'close'");
+  const stored = fs.readFileSync(file);
+  t.is(stored.length, failedAt);
+  t.true(stored.equals(Buffer.concat([head, body.subarray(0, failedAt - 4096)])), 'every byte below the cut is the upload\'s, in place');
 });
 
 test('the writer waits while the writes in flight are at the limit, and goes on when one returns', async (t) => {
