@@ -357,10 +357,9 @@ test('O_APPEND: one write at a time, so the pieces land at the end of the file i
   t.is(sha256(fs.readFileSync(file)), sha256(Buffer.concat([Buffer.from('head:'), body])));
 });
 
-test('a read reported into a buffer other than the one handed out fails the upload (EIO) rather than taking it for the next bytes', async (t) => {
-  const { file, handle } = tempFile(t);
-  let onread: ReadInto | null = null;
-  // A socket that never reads: the test plays Node's part.
+/** A request whose socket never reads: the test plays Node's part through the `onread` it is handed. */
+function playedByTest(handle: FileHandle): { req: TransferRequest; onread: () => ReadInto } {
+  let given: ReadInto | null = null;
   const fake = Object.assign(new EventEmitter(), { pause: () => fake, resume: () => fake }) as unknown as net.Socket;
   const req: TransferRequest = {
     direction: 'receive',
@@ -371,17 +370,23 @@ test('a read reported into a buffer other than the one handed out fails the uplo
     ascii: false,
     signal: new TransferAbort().signal,
     readInto: (o) => {
-      onread = o;
+      given = o;
       return fake;
     },
   };
+  return { req, onread: () => given! };
+}
+
+test('a read reported into a buffer other than the one handed out fails the upload (EIO) rather than taking it for the next bytes', async (t) => {
+  const { file, handle } = tempFile(t);
+  const { req, onread } = playedByTest(handle);
   const done = receiveToFd(req, handle.fd!, false, () => false)!;
-  const first = onread!.buffer();
+  const first = onread().buffer();
   t.true(first.length >= 16 * 1024);
   first.fill(1, 0, 100);
-  t.true(onread!.callback(100, first), 'a read into the region handed out is taken');
-  const next = onread!.buffer();
-  t.false(onread!.callback(10, first), 'a read said to be in the old region again is refused');
+  t.true(onread().callback(100, first), 'a read into the region handed out is taken');
+  const next = onread().buffer();
+  t.false(onread().callback(10, first), 'a read said to be in the old region again is refused');
   t.not(next, first);
   const err = await t.throwsAsync(done, { instanceOf: TransferError });
   t.is(err?.code, 'EIO');
@@ -391,21 +396,7 @@ test('a read reported into a buffer other than the one handed out fails the uplo
 
 test('after an upload failed, a read the socket still makes lands in a buffer of its own, never one given back for other transfers', async (t) => {
   const { handle } = tempFile(t);
-  let onread: ReadInto | null = null;
-  const fake = Object.assign(new EventEmitter(), { pause: () => fake, resume: () => fake }) as unknown as net.Socket;
-  const req: TransferRequest = {
-    direction: 'receive',
-    socket: fake,
-    fd: 3,
-    tls: false,
-    handle,
-    ascii: false,
-    signal: new TransferAbort().signal,
-    readInto: (o) => {
-      onread = o;
-      return fake;
-    },
-  };
+  const { req, onread } = playedByTest(handle);
   // The first write lands (it frees a buffer, so reading resumes), the later ones fail.
   const written = new Set<ArrayBufferLike>();
   let calls = 0;
@@ -417,14 +408,14 @@ test('after an upload failed, a read the socket still makes lands in a buffer of
   const done = receiveToFd(req, handle.fd!, false, () => false, failing)!;
   // Three full buffers' worth of reads, each of all the room offered.
   for (let i = 0; i < 40; i++) {
-    const b = onread!.buffer();
-    if (!onread!.callback(b.length, b)) break;
+    const b = onread().buffer();
+    if (!onread().callback(b.length, b)) break;
   }
   const err = await t.throwsAsync(done, { instanceOf: TransferError });
   t.is(err?.code, 'EIO');
-  const after = onread!.buffer();
+  const after = onread().buffer();
   t.false(written.has(after.buffer), 'not a buffer the upload wrote from (those went back to the pool)');
-  t.false(onread!.callback(after.length, after), 'and nothing read after the end is taken');
+  t.false(onread().callback(after.length, after), 'and nothing read after the end is taken');
 });
 
 test('a connection whose Socket exists already is left to the piped path', async (t) => {
