@@ -1,6 +1,7 @@
 import { read as fsRead } from 'node:fs';
 import { CHUNK, chunkPoolSize, giveChunks, takeChunk } from './chunk-pool';
 import { receiveToFd } from './fd-receive';
+import { UploadWatch } from './upload-watch';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 
@@ -460,27 +461,14 @@ function receive(req: TransferRequest): Promise<TransferResult> {
   return new Promise<TransferResult>((resolve, reject) => {
     let failure: { message: string; code: string } | null = null;
     let tlsEndUnknown = false;
-    let sawEnd = false;
     let destDone = false;
-    let socketClosed = false;
     let settled = false;
-    let guard: NodeJS.Timeout | undefined;
+    let watch: UploadWatch | null = null;
     const settle = (): void => {
       if (settled || !destDone) return;
-      if (!failure && !socketClosed) {
-        // Wait for our FIN to go out; a socket that never closes is not held forever.
-        guard ??= setTimeout(() => {
-          socketClosed = true;
-          settle();
-        }, 2000);
-        return;
-      }
+      if (!failure && !watch?.finOut()) return;
       settled = true;
-      clearTimeout(guard);
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onSocketError);
-      socket.off('end', onEnd);
-      socket.off('close', onSocketClose);
+      watch?.unhook();
       // Bytes are counted now, after the buffered tail of a failed upload was flushed to the file.
       if (failure) reject(new TransferError(failure.message, failure.code, counter.bytes, 'stream'));
       else resolve(tlsEndUnknown ? { bytes: counter.bytes, path: 'stream', tlsEndUnknown } : { bytes: counter.bytes, path: 'stream' });
@@ -495,15 +483,7 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       if (!first.writableEnded) first.end();
       settle();
     };
-    const onAbort = (): void => {
-      const why = signal.reason instanceof Error ? signal.reason : null;
-      fail(why?.message ?? 'Transfer aborted.', (why as { code?: string } | null)?.code ?? 'FTPD_ERR_ABORTED');
-    };
-    const onSocketError = (err: NodeJS.ErrnoException): void =>
-      // An error after the peer's FIN (ENOTCONN, EPIPE on our shutdown) means the connection was reset.
-      fail(err.message, sawEnd ? 'ECONNRESET' : (err.code ?? 'ECONNRESET'));
     const onEnd = (): void => {
-      sawEnd = true;
       if (req.tls) {
         // Over TLS only a close_notify ends an upload: Node's socket ends on a bare FIN as well,
         // and the gate it reads through tells the two apart (../ftp/data/tls-gate.ts). After a
@@ -520,11 +500,6 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       // engine's addon, when loaded, can read the socket's real state at this moment.
       if (peerReset(req)) fail('Connection reset by peer.', 'ECONNRESET');
     };
-    const onSocketClose = (hadError: boolean): void => {
-      socketClosed = true;
-      if (!sawEnd || hadError) fail('Data connection closed before the end of the upload.', 'ECONNRESET');
-      settle();
-    };
     if (signal.aborted) {
       failure = { message: 'Transfer aborted.', code: 'FTPD_ERR_ABORTED' };
       dest.once('finish', () => {
@@ -538,10 +513,7 @@ function receive(req: TransferRequest): Promise<TransferResult> {
       dest.end();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.on('error', onSocketError);
-    socket.on('end', onEnd);
-    socket.on('close', onSocketClose);
+    watch = new UploadWatch(socket, signal, { fail, end: onEnd, settle });
     dest.on('error', (err: NodeJS.ErrnoException) => {
       failure ??= { message: err.message, code: err.code ?? 'EIO' };
       socket.unpipe(first);

@@ -1,6 +1,7 @@
 import { ftruncate, write as fsWrite } from 'node:fs';
 import type { Socket } from 'node:net';
 import { CHUNK, giveChunks, takeChunk } from './chunk-pool';
+import { UploadWatch } from './upload-watch';
 import { TransferError, type ReadInto, type TransferRequest, type TransferResult } from '../ftp/data/transfer';
 
 /** The first buffer of an upload: one smaller than this touches no more memory than Node's own 64 KiB reads. */
@@ -236,10 +237,8 @@ export function receiveToFd(
   const { signal } = req;
 
   return new Promise<TransferResult>((resolve, reject) => {
-    let sawEnd = false;
-    let socketClosed = false;
     let settled = false;
-    let guard: NodeJS.Timeout | undefined;
+    let watch: UploadWatch | null = null;
     let cut = false;
     const settle = (): void => {
       if (settled || inFlight > 0) return;
@@ -258,24 +257,10 @@ export function receiveToFd(
       }
       // After a failed write nothing more is written; otherwise every byte that arrived is.
       if (!writeFailed && slots.some((s) => s.filled > s.written)) return writeOut();
-      if (!failure) {
-        if (!sawEnd) return;
-        if (!socketClosed) {
-          // Wait for our FIN to go out; a socket that never closes is not held forever.
-          guard ??= setTimeout(() => {
-            socketClosed = true;
-            settle();
-          }, 2000);
-          return;
-        }
-      }
+      if (!failure && !(watch?.sawEnd && watch.finOut())) return;
       settled = true;
       done = true;
-      clearTimeout(guard);
-      signal.removeEventListener('abort', onAbort);
-      sock.off('error', onSocketError);
-      sock.off('end', onEnd);
-      sock.off('close', onSocketClose);
+      watch?.unhook();
       // The buffers serve later transfers. After a failure the one the socket would read into
       // next stays with it (something could still resume it); after its FIN nothing more comes.
       const mine = [...free, ...slots.map((s) => s.buf)];
@@ -293,23 +278,11 @@ export function receiveToFd(
       sock.pause();
       settle();
     };
-    const onAbort = (): void => {
-      const why = signal.reason instanceof Error ? signal.reason : null;
-      fail(why?.message ?? 'Transfer aborted.', (why as { code?: string } | null)?.code ?? 'FTPD_ERR_ABORTED');
-    };
-    // An error after the peer's FIN (ENOTCONN, EPIPE on our shutdown) means the connection was reset.
-    const onSocketError = (err: NodeJS.ErrnoException): void => fail(err.message, sawEnd ? 'ECONNRESET' : (err.code ?? 'ECONNRESET'));
     const onEnd = (): void => {
-      sawEnd = true;
       ended = true;
       // libuv may turn a reset that came with the last data into an end of stream.
       if (peerReset()) return fail('Connection reset by peer.', 'ECONNRESET');
       writeOut();
-      settle();
-    };
-    const onSocketClose = (hadError: boolean): void => {
-      socketClosed = true;
-      if (!sawEnd || hadError) fail('Data connection closed before the end of the upload.', 'ECONNRESET');
       settle();
     };
     if (signal.aborted) {
@@ -317,10 +290,7 @@ export function receiveToFd(
       settle();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
-    sock.on('error', onSocketError);
-    sock.on('end', onEnd);
-    sock.on('close', onSocketClose);
+    watch = new UploadWatch(sock, signal, { fail, end: onEnd, settle });
     sock.resume();
   });
 }
