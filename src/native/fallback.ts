@@ -2,6 +2,7 @@ import { read as fsRead } from 'node:fs';
 import { CHUNK, chunkPoolSize, giveChunks, takeChunk } from './chunk-pool';
 import { receiveToFd } from './fd-receive';
 import { UploadWatch } from './upload-watch';
+import { Counter } from './counter';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { Readable, Writable } from 'node:stream';
 
@@ -263,28 +264,6 @@ function onSendEnd(
     signal.removeEventListener('abort', onAbort);
     socket.off('error', onSocketError);
     socket.off('close', onSocketClose);
-  };
-}
-
-/**
- * Counts bytes and reports progress at most every 100 ms: the Meter's bookkeeping
- * without its Transform hop, for transfers that need no conversion and no pacing.
- */
-class Counter {
-  bytes = 0;
-  private lastReport = 0;
-
-  constructor(private readonly onProgress?: (bytes: number) => void) {}
-
-  readonly count = (chunk: Buffer): void => {
-    this.bytes += chunk.length;
-    if (this.onProgress) {
-      const now = Date.now();
-      if (now - this.lastReport >= 100) {
-        this.lastReport = now;
-        this.onProgress(this.bytes);
-      }
-    }
   };
 }
 

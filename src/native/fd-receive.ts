@@ -2,6 +2,7 @@ import { ftruncate, write as fsWrite } from 'node:fs';
 import type { Socket } from 'node:net';
 import { CHUNK, giveChunks, takeChunk } from './chunk-pool';
 import { UploadWatch } from './upload-watch';
+import { Counter } from './counter';
 import { TransferError, type ReadInto, type TransferRequest, type TransferResult } from '../ftp/data/transfer';
 
 /** The first buffer of an upload: one smaller than this touches no more memory than Node's own 64 KiB reads. */
@@ -43,25 +44,6 @@ interface Slot {
   writes: number;
 }
 
-/** Counts bytes and reports progress at most every 100 ms. */
-class Progress {
-  bytes = 0;
-  private last = 0;
-
-  constructor(private readonly report?: (bytes: number) => void) {}
-
-  add(n: number): void {
-    this.bytes += n;
-    if (this.report) {
-      const now = Date.now();
-      if (now - this.last >= 100) {
-        this.last = now;
-        this.report(this.bytes);
-      }
-    }
-  }
-}
-
 /**
  * socket → file for a binary, unthrottled upload of a file that has a descriptor, over a plain
  * connection whose Socket is not made yet. The Socket is made reading into the upload's own
@@ -88,7 +70,7 @@ export function receiveToFd(
   write: PositionalWrite = fsWrite,
 ): Promise<TransferResult> | null {
   const maxInFlight = append ? 1 : IN_FLIGHT;
-  const progress = new Progress(req.onProgress);
+  const progress = new Counter(req.onProgress);
   const slots: Slot[] = [];
   const free: Buffer[] = [];
   /** Buffers of this upload in slots and free. */
