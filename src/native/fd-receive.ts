@@ -78,7 +78,7 @@ export function receiveToFd(
   let pos = req.handle.offset;
   let inFlight = 0;
   let written = 0;
-  /** Where the lowest failed write began (Infinity: none failed), and where the highest write that landed ended. */
+  /** Where the lowest failed write began (Infinity: none failed; after a failed write nothing more is written), and where the highest write that landed ended. */
   let failedAt = Infinity;
   let landedTo = 0;
   /** Reading stopped because every buffer holds bytes not yet written. */
@@ -89,7 +89,6 @@ export function receiveToFd(
   /** The region `buffer` last handed out: the one the next read must report. */
   let handed: Uint8Array | null = null;
   let failure: { message: string; code: string } | null = null;
-  let writeFailed = false;
   /** The client's FIN came: the last buffer is written without waiting for it to fill. */
   let ended = false;
   let socket: Socket | null = null;
@@ -131,7 +130,7 @@ export function receiveToFd(
   };
 
   const writeOut = (): void => {
-    for (let i = 0; i < slots.length && inFlight < maxInFlight && !writeFailed; i++) {
+    for (let i = 0; i < slots.length && inFlight < maxInFlight && failedAt === Infinity; i++) {
       const s = slots[i];
       if (s.filled === s.written) continue;
       // The buffer being read into is written at once when no write runs (a slow upload reaches
@@ -155,7 +154,6 @@ export function receiveToFd(
         s.writes--;
         inFlight--;
         if (err || n <= 0) {
-          writeFailed = true;
           failedAt = Math.min(failedAt, s.base + off);
           failure ??= { message: err?.message ?? 'short write: no progress', code: err?.code ?? 'EIO' };
           socket?.pause();
@@ -219,12 +217,11 @@ export function receiveToFd(
   const { signal } = req;
 
   return new Promise<TransferResult>((resolve, reject) => {
-    let settled = false;
     let watch: UploadWatch | null = null;
     let cut = false;
     const settle = (): void => {
-      if (settled || inFlight > 0) return;
-      if (writeFailed && landedTo > failedAt && !cut) {
+      if (done || inFlight > 0) return;
+      if (landedTo > failedAt && !cut) {
         // A write landed past one that failed (two run at once): cut the file where the hole
         // begins, so that it holds the upload's first bytes and nothing after a gap, which is
         // what a client resuming from SIZE with REST needs.
@@ -238,9 +235,8 @@ export function receiveToFd(
         return;
       }
       // After a failed write nothing more is written; otherwise every byte that arrived is.
-      if (!writeFailed && slots.some((s) => s.filled > s.written)) return writeOut();
+      if (failedAt === Infinity && slots.some((s) => s.filled > s.written)) return writeOut();
       if (!failure && !(watch?.sawEnd && watch.finOut())) return;
-      settled = true;
       done = true;
       watch?.unhook();
       // The buffers serve later transfers. After a failure the one the socket would read into
@@ -250,12 +246,12 @@ export function receiveToFd(
       slots.length = 0;
       giveChunks(failure ? mine.filter((b) => b !== reading) : mine);
       // After a failed write, the bytes before it (all that the file holds of this upload).
-      if (failure) reject(new TransferError(failure.message, failure.code, writeFailed ? Math.max(0, failedAt - req.handle.offset) : written, 'stream'));
+      if (failure) reject(new TransferError(failure.message, failure.code, failedAt < Infinity ? Math.max(0, failedAt - req.handle.offset) : written, 'stream'));
       else resolve({ bytes: written, path: 'stream' });
     };
     onChange = settle;
     const fail = (message: string, code: string): void => {
-      if (settled) return;
+      if (done) return;
       failure ??= { message, code };
       sock.pause();
       settle();
