@@ -1105,7 +1105,7 @@ class ConnectionRequest implements TransferRequest {
     this.finish = direction === 'send';
   }
 
-  /** An upload on a bare passive connection: its Socket made reading into the engine's buffers. */
+  /** An upload on a bare passive connection: its Socket made reading into the stream path's own buffers (src/native/fd-receive.ts). */
   readInto(onread: ReadInto): net.Socket | null {
     return this.conn.readInto ? this.conn.readInto(onread) : null;
   }
