@@ -11,6 +11,11 @@ export class Counter {
 
   readonly count = (chunk: Buffer): void => this.add(chunk.length);
 
+  /** The next add() reports, however soon after the last report. */
+  reportNext(): void {
+    this.lastReport = 0;
+  }
+
   add(n: number): void {
     this.bytes += n;
     if (this.onProgress) {

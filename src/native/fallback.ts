@@ -48,9 +48,8 @@ const PACE_CREDIT_MS = 250;
 
 /** Counts bytes, converts line endings for TYPE A, and paces for a throttle. */
 class Meter extends Transform {
-  bytes = 0;
+  private readonly counter: Counter;
   private lastCr = false;
-  private lastReport = 0;
   /** The pace: `rate` bytes/s since `paceFrom` (ms), counted from `paceBytes`. */
   private rate: number;
   private paceFrom = Date.now();
@@ -60,7 +59,7 @@ class Meter extends Transform {
     private readonly mode: 'none' | 'toCrlf' | 'fromCrlf',
     private readonly countOutput: boolean,
     private readonly throttle: Throttle | undefined,
-    private readonly onProgress?: (bytes: number) => void,
+    onProgress?: (bytes: number) => void,
   ) {
     // Throttled, it holds about a quarter second's worth (at least 16 KiB): a paused socket does
     // not see the client's reset, so whatever sits here is still paced out after one. 256 KiB
@@ -68,6 +67,12 @@ class Meter extends Transform {
     const rate = throttle?.bytesPerSecond ?? 0;
     super({ highWaterMark: rate > 0 ? Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(rate / 4))) : 256 * 1024 });
     this.rate = rate;
+    this.counter = new Counter(onProgress);
+  }
+
+  /** File bytes moved so far. */
+  get bytes(): number {
+    return this.counter.bytes;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -82,14 +87,7 @@ class Meter extends Transform {
   }
 
   private count(n: number): void {
-    this.bytes += n;
-    if (this.onProgress) {
-      const now = Date.now();
-      if (now - this.lastReport >= 100) {
-        this.lastReport = now;
-        this.onProgress(this.bytes);
-      }
-    }
+    this.counter.add(n);
   }
 
   /**
@@ -127,7 +125,7 @@ class Meter extends Transform {
       const share = off >= out.length ? countedLeft : Math.min(countedLeft, Math.round((piece.length * counted) / out.length));
       countedLeft -= share;
       this.count(share);
-      this.lastReport = 0; // a throttled transfer reports every slice
+      this.counter.reportNext(); // a throttled transfer reports every slice
       this.push(piece);
       next();
     };
@@ -155,7 +153,7 @@ class Meter extends Transform {
     // A lone CR at the very end of a TYPE A upload is kept as data.
     if (this.mode === 'fromCrlf' && this.lastCr) {
       this.push(Buffer.from('\r'));
-      this.bytes += this.countOutput ? 1 : 0;
+      if (this.countOutput) this.counter.bytes += 1;
     }
     cb();
   }
