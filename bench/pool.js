@@ -63,12 +63,19 @@ function tlsClientOf(run) {
 }
 
 /**
- * Under which congestion control ftpdlib's big downloads ran (run.js records it since final64;
- * earlier runs had no choice: the machine's default, as the peers).
+ * Under which congestion control ftpdlib's downloads of scenario `key` ran. run.js records it
+ * since final64; earlier runs had no choice: the machine's default, as the peers.
+ * - Big downloads (retr, tls-retr): 'auto' on a BBR machine has sent them under CUBIC since then.
+ * - The 1 MiB downloads of many and many-event: under the machine's default until 'auto' set
+ *   CUBIC on loopback listeners (the thirty-fourth session; run.js records `loopback_listeners`).
  */
-function congestionOf(run) {
+function congestionOf(run, key = 'retr') {
   const c = run.congestion;
-  if (!c || c.ftpdlib === 'system' || (c.ftpdlib === 'auto' && !String(c.system).startsWith('bbr'))) return "the machine's default, as the peers";
+  const bbr = !!c && String(c.system).startsWith('bbr');
+  if (!c || c.ftpdlib === 'system' || (c.ftpdlib === 'auto' && !bbr)) return "the machine's default, as the peers";
+  if (c.ftpdlib === 'auto' && SMALL_DOWNLOADS.has(key)) {
+    return c.loopback_listeners ? `dataCongestionControl auto on a ${c.system} machine, CUBIC from the start on loopback` : "the machine's default, as the peers";
+  }
   return `dataCongestionControl ${c.ftpdlib} on a ${c.system} machine`;
 }
 
@@ -83,8 +90,28 @@ function placementOf(run) {
   return parts.filter(Boolean).join(', ');
 }
 
-/** The scenarios whose figures move with ftpdlib's dataCongestionControl (downloads of 16 MiB and more). */
-const CONGESTION_SCENARIOS = new Set(['retr', 'tls-retr']);
+/** The scenarios whose figures move with ftpdlib's dataCongestionControl: its downloads. */
+const SMALL_DOWNLOADS = new Set(['many', 'many-event']);
+const CONGESTION_SCENARIOS = new Set(['retr', 'tls-retr', ...SMALL_DOWNLOADS]);
+
+/**
+ * The congestion control most of the runs that share `ref`'s sizes, placement and FTPS client
+ * gave ftpdlib's downloads of `sc` (null for scenarios it does not move): the regime pooled.
+ */
+function congestionRegime(runs, sc, ref, refTls) {
+  if (!CONGESTION_SCENARIOS.has(sc.key)) return null;
+  const regimes = runs
+    .filter(
+      (r) =>
+        r.scenarios &&
+        r.scenarios.includes(sc.key) &&
+        JSON.stringify(r.config) === JSON.stringify(ref.config) &&
+        placementOf(r) === placementOf(ref) &&
+        (!sc.tls || tlsClientOf(r) === refTls),
+    )
+    .map((r) => congestionOf(r, sc.key));
+  return regimes.length ? [...regimes].sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
+}
 
 /** Whether the run made one uncounted transfer before round 1 of this scenario. */
 function hadFirstUnmeasured(run, key) {
@@ -107,20 +134,8 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
   // FTPS figures depend on the client: pool the runs of the client most of them used
   const clients = runs.filter((r) => r.scenarios && r.scenarios.includes(sc.key)).map(tlsClientOf).filter(Boolean);
   const refTls = sc.tls && clients.length ? clients.sort((a, b) => clients.filter((c) => c === b).length - clients.filter((c) => c === a).length)[0] : null;
-  // Big downloads: pool the runs of the congestion control most of the runs kept otherwise gave ftpdlib
-  const regimes = CONGESTION_SCENARIOS.has(sc.key)
-    ? runs
-        .filter(
-          (r) =>
-            r.scenarios &&
-            r.scenarios.includes(sc.key) &&
-            JSON.stringify(r.config) === JSON.stringify(ref.config) &&
-            placementOf(r) === placementOf(ref) &&
-            (!sc.tls || tlsClientOf(r) === refTls),
-        )
-        .map(congestionOf)
-    : [];
-  const refCc = regimes.length ? [...regimes].sort((a, b) => regimes.filter((c) => c === b).length - regimes.filter((c) => c === a).length)[0] : null;
+  // Downloads: pool the runs of the congestion control most of the runs kept otherwise gave ftpdlib
+  const refCc = congestionRegime(runs, sc, ref, refTls);
   for (const run of runs) {
     if (!run.scenarios || !run.scenarios.includes(sc.key)) continue;
     if (JSON.stringify(run.config) !== JSON.stringify(ref.config)) {
@@ -135,8 +150,8 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
       skipped.push(`${run.file}: servers ${placementOf(run)}, not ${placementOf(ref)} as in ${ref.file}`);
       continue;
     }
-    if (refCc !== null && congestionOf(run) !== refCc) {
-      skipped.push(`${run.file}: ftpdlib's downloads under ${congestionOf(run)}, not ${refCc}`);
+    if (refCc !== null && congestionOf(run, sc.key) !== refCc) {
+      skipped.push(`${run.file}: ftpdlib's downloads under ${congestionOf(run, sc.key)}, not ${refCc}`);
       continue;
     }
     const dropFirst = sc.transfer && !allRounds && !hadFirstUnmeasured(run, sc.key);
@@ -170,10 +185,13 @@ function poolScenario(runs, sc, { allRounds = false } = {}) {
 const LOOP_LIMIT_MS = 10;
 function loopRounds(runs, sc, limitMs = LOOP_LIMIT_MS) {
   const p99 = [];
-  // As poolScenario: the placement of the first run with the scenario.
+  // As poolScenario: the placement of the first run with the scenario, and the congestion
+  // control most runs gave ftpdlib's downloads (runs of other sizes count here: the target is per round).
   const ref = runs.find((r) => r.scenarios && r.scenarios.includes(sc.key)) || runs[0];
+  const refCc = congestionRegime(runs.map((r) => ({ ...r, config: ref.config })), sc, ref, null);
   for (const run of runs) {
     if (placementOf(run) !== placementOf(ref)) continue;
+    if (refCc !== null && congestionOf(run, sc.key) !== refCc) continue;
     const mine = run.servers.find((s) => s.name === OURS.plain);
     for (const r of (mine && mine.rounds && mine.rounds[sc.key]) || []) if (r && !r.error && r.eld && r.eld.p99 >= 0) p99.push(r.eld.p99);
   }

@@ -92,7 +92,7 @@ for (const a of argv) {
     console.log('--no-memory-trim: run ftpdlib with memoryTrimDelay 0 and heapReduceDelay 0 (it never gives freed memory back to the kernel)');
     console.log('--ftpdlib-io-nice=N: run ftpdlib\'s engine I/O thread N nice steps below the process (configureNative ioNice; default: the library\'s, 10)');
     console.log('--ftpdlib-io-threads=N: give ftpdlib\'s engine N I/O threads (configureNative threads; default: the library\'s)');
-    console.log('--ftpdlib-congestion=auto|system|NAME: ftpdlib\'s dataCongestionControl (default: the library\'s, auto: downloads of 16 MiB or more to a loopback peer under CUBIC when the system default is BBR; system: the machine\'s for every connection, as the peers have it)');
+    console.log('--ftpdlib-congestion=auto|system|NAME: ftpdlib\'s dataCongestionControl (default: the library\'s, auto: data connections on loopback listeners, and downloads of 16 MiB or more to a loopback peer, under CUBIC when the system default is BBR; system: the machine\'s for every connection, as the peers have it)');
     console.log('--ftpdlib-solo=0|1: a transfer running alone on its own I/O thread at full priority, or not (configureNative soloThread; default: the library\'s, 1)');
     console.log('--no-warmup: measure "many" and "logins" without the unmeasured warm-up passes each server gets first and before each round (cold JIT of the Node and Python servers)');
     console.log('--tls-client=ftpbench|curl: the client of tls-retr and tls-stor (default ftpbench --tls, which is not the bottleneck; curl reads one record per call and ran at 96-100% of a core; ftpbench falls back to curl when it was built without OpenSSL)');
@@ -1711,7 +1711,7 @@ async function main() {
     const what =
       mode === 'system' ? "the machine's, as the peers'"
         : mode !== 'auto' ? `${mode} for every data connection`
-        : cc.startsWith('bbr') ? `downloads of 16 MiB or more to a loopback peer (every "retr" and "tls-retr" download here, none in "many") under CUBIC (else Reno), the rest under ${cc}`
+        : cc.startsWith('bbr') ? `every connection accepted on a loopback passive listener (every data connection here) under CUBIC (else Reno) from its start, never paced; the rest under ${cc} (src/native/bench/RESULTS.md, "Loopback data connections never paced")`
         : `the machine's (not BBR, so auto changes nothing)`;
     log(`- TCP congestion control: this machine's default is ${cc} (net.ipv4.tcp_congestion_control); the peers' connections and the clients' use it. ftpdlib's data connections: dataCongestionControl ${mode}${opt.congestion === null ? " (the library's default)" : ' (--ftpdlib-congestion)'}: ${what}. Over loopback a BBR sender is held near the rate it estimates, and a sender bound by its own CPU (every loopback download) ran at about half the MB/s, with twice the spread, under BBR as under CUBIC, ftpdlib's engine and proftpd alike (src/native/bench/RESULTS.md, "RETR under BBR"); --ftpdlib-congestion=system runs ftpdlib under the machine's default, as the peers run.`);
   }
@@ -1739,7 +1739,9 @@ async function main() {
       cpu_steal_pct: steal,
       machine: { cores: os.cpus().length, model: os.cpus()[0] && os.cpus()[0].model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release(), node: process.version },
       scenarios: scenarios.map((sc) => sc.key),
-      congestion: { system: systemCongestion(), ftpdlib: opt.congestion ?? 'auto' },
+      // loopback_listeners: 'auto' sets its choice on loopback passive listeners (since the
+      // thirty-fourth session; before, only downloads of 16 MiB or more were switched).
+      congestion: { system: systemCongestion(), ftpdlib: opt.congestion ?? 'auto', ...((opt.congestion ?? 'auto') === 'auto' ? { loopback_listeners: true } : {}) },
       placement: { pin: PIN, own_sessions: opt.ownSessions },
       tls_client: anyTls && tlsWithFtpbench() ? { ftpbench: '--tls', openssl: spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim(), cert: 'self-signed EC P-256', warmup_check: tls.curl ? { curl: tls.curl } : null } : anyTls && tls.curl ? { curl: tls.curl, cert: 'self-signed EC P-256', flags: '-s -v --ssl-reqd -k' } : null,
       servers: servers.map((s) => ({ name: s.name, ours: s.ours, tls: s.tls, plain_counterpart: s.def.plain || null, skipped: s.skip || null, version: s.version || null, note: s.note || null, tls_session_setup: s.tlsSetup || null, reported: s.results, rounds: s.all || {}, warmup: s.warm || {}, idle_next: s.idleNext || null })),

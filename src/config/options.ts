@@ -61,8 +61,10 @@ export interface FtpServerOptions {
   nativeTls?: boolean;
   /**
    * TCP congestion control of data connections (src/ftp/data/congestion.ts): 'auto' (default)
-   * sends a download of 16 MiB or more to a loopback peer under CUBIC (else Reno) when the
-   * system's default is BBR, whose pacing held such downloads to half their speed; 'system'
+   * sends data connections with a loopback peer under CUBIC (else Reno) when the system's
+   * default is BBR, whose pacing held big downloads to half their speed and cost many small
+   * ones CPU: passive ones on a loopback listener from their start, active downloads of 16 MiB
+   * or more switched before their first byte; 'system'
    * never changes it; an algorithm's name ('cubic', 'bbr', ...) is set on every data
    * connection. Linux, with the native addon.
    */

@@ -132,21 +132,30 @@ test.serial('a named algorithm is set on passive and active data connections, no
   );
 });
 
-test.serial("'auto' under BBR: downloads with 16 MiB or more left, to a loopback peer, passive and active; not smaller ones", async (t) => {
+test.serial("'auto' under BBR: passive connections on a loopback listener from the start, active ones for downloads of 16 MiB or more", async (t) => {
   needsLinuxAddon(t);
   const s = await startServer(t);
   const policy = actAsUnderBbr(s, OTHER);
   sparse(s.root, 'big.bin', 32 * MiB);
   sparse(s.root, 'mid.bin', 8 * MiB);
   const c = await loggedIn(s.port, USER, PASS);
+  // The session's listener is on 127.0.0.1: whatever it accepts comes from this host, and
+  // starts under the choice (a socket switched after it ran BBR keeps BBR's pacing).
+  t.is(await passiveRetr(t, c, 'mid.bin', 8 * MiB), OTHER, 'an 8 MiB download (passive)');
+  t.is(policy.applied, 1, 'one setsockopt: the listener');
   t.is(await passiveRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (passive)');
-  t.is(await activeRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (active)');
-  // Below 16 MiB: many small downloads at once did better paced (the system's BBR).
-  t.is(await passiveRetr(t, c, 'mid.bin', 8 * MiB), SYSTEM, 'an 8 MiB download keeps the system default');
-  // REST near the end: what is left to send counts, not the file's size.
   t.is((await c.cmd(`REST ${24 * MiB}`)).code, 350);
-  t.is(await passiveRetr(t, c, 'big.bin', 8 * MiB), SYSTEM, 'REST leaves 8 MiB: the system default');
-  t.is(policy.applied, 2);
+  t.is(await passiveRetr(t, c, 'big.bin', 8 * MiB), OTHER, 'REST leaving 8 MiB (passive)');
+  // Active connections are made by connect, under the system's default: switched for a bulk
+  // download only (what is left to send counts, not the file's size).
+  const applied = policy.applied;
+  t.is(await activeRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (active)');
+  t.is(policy.applied, applied + 1);
+  t.is(await activeRetr(t, c, 'mid.bin', 8 * MiB), SYSTEM, 'an 8 MiB download (active) keeps the system default');
+  t.is((await c.cmd(`REST ${24 * MiB}`)).code, 350);
+  t.is(await activeRetr(t, c, 'big.bin', 8 * MiB), SYSTEM, 'REST leaving 8 MiB (active): the system default');
+  t.is(policy.applied, applied + 1);
+  t.is(await ccOf(`sport = :${s.port} and dport = :${c.socket.localPort}`, 1), SYSTEM, 'the control connection keeps the system default');
   t.is((await c.cmd('QUIT')).code, 221);
 });
 
@@ -207,7 +216,7 @@ test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, 
   policy.beforeSend({ ...conn('127.0.0.1'), tcpFd: notSocket } as DataConnection, 64 * MiB);
   fs.closeSync(notSocket);
   t.is(policy.applied, 0);
-  t.regex(policy.describe(), new RegExp(`loopback: ${OTHER};`), 'its choice is still there');
+  t.regex(policy.describe(), new RegExp(`loopback: ${OTHER}, passive`), 'its choice is still there');
   policy.beforeSend(conn('192.0.2.7'), 64 * MiB);
   t.is(congestionOf(fd), before, 'a remote peer keeps the system choice');
   policy.beforeSend(conn('127.0.0.1'), 16 * MiB - 1);
@@ -215,9 +224,31 @@ test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, 
   policy.beforeSend(conn('::ffff:127.0.0.1'), 16 * MiB);
   t.is(congestionOf(fd), OTHER, '16 MiB to loopback');
   t.is(policy.applied, 1);
+  // A listener: 'auto' sets its choice on one bound to a loopback address only (the address
+  // it was bound to, as the session passes it), and what it accepts starts under it.
+  const lsrv = net.createServer();
+  lsrv.listen(0, '127.0.0.1');
+  await once(lsrv, 'listening');
+  const lfd = (lsrv as unknown as { _handle: { fd: number } })._handle.fd;
+  const listening = new DataCongestion('auto', 'bbr', null, [OTHER]);
+  listening.onListener(lsrv, '192.0.2.7');
+  t.is(congestionOf(lfd), SYSTEM, 'a listener on another address keeps the system default');
+  listening.onListener(lsrv, '::ffff:127.0.0.1');
+  t.is(congestionOf(lfd), OTHER, 'a loopback listener gets the choice');
+  const laccepted = once(lsrv, 'connection');
+  const lclient = net.connect((lsrv.address() as net.AddressInfo).port, '127.0.0.1');
+  const [lsock] = (await laccepted) as [net.Socket];
+  t.is(congestionOf((lsock as unknown as { _handle: { fd: number } })._handle.fd), OTHER, 'its connection starts under it');
+  t.is(listening.applied, 1);
+  new DataCongestion('auto', 'cubic').onListener(lsrv, '127.0.0.1');
+  new DataCongestion('system', 'bbr').onListener(lsrv, '127.0.0.1');
+  t.is(congestionOf(lfd), OTHER, "'auto' without BBR, and 'system', leave a listener alone");
+  lclient.destroy();
+  lsock.destroy();
+  lsrv.close();
   // 'auto' does nothing where the default is not BBR; it says what it would try.
   t.regex(new DataCongestion('auto', 'cubic').describe(), /the system's: cubic/);
-  t.regex(new DataCongestion('auto', 'bbr').describe(), /16 MiB or more to loopback: cubic, else reno; the rest: bbr/);
+  t.regex(new DataCongestion('auto', 'bbr').describe(), /loopback: cubic, else reno, passive connections from the start, active ones for downloads of 16 MiB or more; the rest: bbr/);
   // A name the kernel does not have: refused once, then not asked again; 'auto' goes on to the next.
   const bogus = new DataCongestion('nosuchalgo', 'bbr');
   bogus.onConnected(sock);
@@ -227,7 +258,7 @@ test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, 
   const fallback = new DataCongestion('auto', 'bbr', null, ['nosuchalgo', OTHER]);
   fallback.beforeSend(conn('127.0.0.1'), 32 * MiB);
   t.is(fallback.applied, 1);
-  t.regex(fallback.describe(), new RegExp(`loopback: ${OTHER};`));
+  t.regex(fallback.describe(), new RegExp(`loopback: ${OTHER}, passive`));
   client.destroy();
   sock.destroy();
   srv.close();

@@ -225,6 +225,31 @@ test('runs whose servers ran elsewhere than the first run\'s (--own-sessions, --
   t.is(r.skipped.length, 2);
 });
 
+test("many: runs from before 'auto' set CUBIC on loopback listeners are another regime, of the files and of the loop delay", (t) => {
+  const many = (file: string, congestion: object | undefined, files: number, p99: number): Run => {
+    const r = run(file, { many: { 'ftpdlib-sendfile': [files], 'pure-ftpd': [2500] } }, { congestion } as Partial<Run>);
+    const mine = r.servers.find((s) => s.name === 'ftpdlib-sendfile')!;
+    mine.rounds.many = mine.rounds.many.map((round) => ({ ...round, eld: { p99 } }));
+    return r;
+  };
+  const now = { system: 'bbr', ftpdlib: 'auto', loopback_listeners: true };
+  const before = { system: 'bbr', ftpdlib: 'auto' };
+  const runs = [many('old1.json', before, 2300, 14), many('new1.json', now, 2800, 6), many('new2.json', now, 2900, 7), many('older.json', undefined, 2200, 15), many('new3.json', now, 2700, 11)];
+  const p = pool.poolScenario(runs, sc('many'));
+  t.deepEqual(p.used, ['new1.json', 'new2.json', 'new3.json'], 'the regime most runs had');
+  t.deepEqual(p.servers.get('ftpdlib-sendfile'), [2800, 2900, 2700]);
+  t.is(p.skipped.length, 2);
+  t.regex(p.skipped[0], /^old1\.json: ftpdlib's downloads under the machine's default, as the peers, not dataCongestionControl auto on a bbr machine, CUBIC from the start on loopback/);
+  t.deepEqual(pool.loopRounds(runs, sc('many')), { n: 3, under: 2, median: 7, limitMs: 10 });
+  t.deepEqual(pool.loopRounds(runs.slice(0, 4), sc('many')).n, 2, 'a tie goes to the regime of the first run given');
+  // 'system' or a machine whose default is not BBR: the machine's, whatever the run recorded.
+  const sys = [many('s1.json', { system: 'bbr', ftpdlib: 'system' }, 2400, 12), many('s2.json', { system: 'cubic', ftpdlib: 'auto', loopback_listeners: true }, 2500, 9), many('s3.json', before, 2450, 11)];
+  t.deepEqual(pool.poolScenario(sys, sc('many')).used, ['s1.json', 's2.json', 's3.json']);
+  // RETR was under CUBIC with 'auto' before and after: one regime.
+  const retr = (file: string, congestion: object): Run => run(file, { retr: { 'ftpdlib-sendfile': [5000], proftpd: [3000] } }, { congestion } as Partial<Run>, true);
+  t.deepEqual(pool.poolScenario([retr('r1.json', before), retr('r2.json', now)], sc('retr')).used, ['r1.json', 'r2.json']);
+});
+
 test('a gzipped run (bench/runs keeps them so) is read as the plain file, under the same name', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pool-gz-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));

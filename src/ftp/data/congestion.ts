@@ -7,18 +7,25 @@ import { congestionControlAvailable, congestionOf, setCongestion } from './engin
 /**
  * The TCP congestion control of data connections (the `dataCongestionControl` option).
  *
- * - `'auto'` (the default): when the system's default algorithm is BBR, a download of at least
- *   BULK_BYTES to a peer on this host (a loopback address: a local client, or a proxy such as
- *   HAProxy or stunnel in front of the server) is sent under CUBIC, or Reno where CUBIC is not
- *   available or not allowed to this process. Everything else keeps the system's choice.
- *   BBR paces each connection at the rate it estimates the path's bottleneck to have. A
- *   loopback sender is bound by its own CPU, and BBR's estimate then holds it back: a 2 GiB
- *   download over loopback here ran at 2,100–5,100 MB/s under BBR (medians 2,566–3,959) and at
- *   medians of 6,041–8,209 under CUBIC or Reno (proftpd: 1,850–5,953 and 7,379–8,411 alike);
- *   8 downloads of 128 MiB at once 2,850 against 6,900. With 100 clients at once, downloads of 1 and 4 MiB
- *   did better under BBR (CUBIC moved 13% and 11% less: unpaced bursts of many connections make
- *   it see losses that were not), of 16 MiB a little better under CUBIC
- *   (src/native/bench/RESULTS.md, "RETR under BBR").
+ * - `'auto'` (the default): when the system's default algorithm is BBR, data connections with a
+ *   peer on this host (a local client, or a proxy such as HAProxy or stunnel in front of the
+ *   server) are sent under CUBIC, or Reno where CUBIC is not available or not allowed to this
+ *   process. Everything else keeps the system's choice. BBR paces each connection at the rate
+ *   it estimates the path's bottleneck to have; a loopback sender has no link to measure, only
+ *   its own CPU, and the pacing costs CPU and holds it back:
+ *   - a passive listener bound to a loopback address gets the choice itself, so every connection
+ *     it accepts (none can come from another host) starts under it and is never paced. With 100
+ *     clients at once downloading 1 MiB, 2,820 files/s against 2,305 under BBR (8 rounds each,
+ *     ahead in all 8), the client's CPU per file a quarter lower, and the event loop's delay
+ *     p99 under 10 ms in 7 rounds of 8 against 1; downloads of 4 MiB 1.25× the files a second
+ *     (src/native/bench/RESULTS.md, "Loopback data connections never paced"). Another build of
+ *     the same kernel had 7% fewer files a second under CUBIC, from spurious losses it backed
+ *     off on ("RETR under BBR").
+ *   - any other download with at least BULK_BYTES left to a loopback peer (an active connection,
+ *     which connect makes under the system's default) is switched right before its first byte.
+ *     The socket keeps the pacing BBR turned on, at the rate CUBIC's window gives: enough to
+ *     take a 2 GiB download over loopback from 2,100–5,100 MB/s (medians 2,566–3,959) to
+ *     medians of 6,041–8,209, not to help 1 MiB downloads with 100 clients at once.
  * - `'system'`: never change it.
  * - an algorithm's name (`'cubic'`, `'bbr'`, `'reno'`, ...): every data connection, whatever
  *   its peer and size. Passive listeners get it (the connections they accept start with it: one
@@ -32,7 +39,7 @@ import { congestionControlAvailable, congestionOf, setCongestion } from './engin
 export class DataCongestion {
   /** The algorithms 'auto' tries, in order, until one is taken. */
   static readonly AUTO_CHOICES: readonly string[] = ['cubic', 'reno'];
-  /** 'auto' changes downloads of at least this many bytes (the engine's sendfile chunk). */
+  /** 'auto' switches a connection that started under BBR for downloads of at least this many bytes. */
   static readonly BULK_BYTES = 16 << 20;
 
   /** The candidates still to try; empty once none could be set (then nothing is changed). */
@@ -63,9 +70,12 @@ export class DataCongestion {
     return !this.auto && this.choices.length > 0;
   }
 
-  /** A passive listener (Node server) was opened: a named algorithm for what it accepts. */
-  onListener(server: object): void {
-    if (this.forEvery) this.applyFd(handleFd(server));
+  /**
+   * A passive listener (Node server) was opened on `host`: a named algorithm for what it
+   * accepts, and 'auto''s choice when `host` is a loopback address.
+   */
+  onListener(server: object, host: string): void {
+    if (this.forEvery || (this.auto && this.choices.length > 0 && isLoopback(host))) this.applyFd(handleFd(server));
   }
 
   /** An active data connection is connected: a named algorithm. */
@@ -73,7 +83,10 @@ export class DataCongestion {
     if (this.forEvery) this.applyFd(handleFd(socket));
   }
 
-  /** A download of `bytes` is about to start on `conn`: 'auto' gives a bulk one to a peer on this host its choice. */
+  /**
+   * A download of `bytes` is about to start on `conn`: 'auto' gives a bulk one to a peer on this
+   * host its choice (a no-op on a connection that started under it: the kernel keeps what it has).
+   */
   beforeSend(conn: DataConnection, bytes: number): void {
     if (!this.auto || this.choices.length === 0 || !(bytes >= DataCongestion.BULK_BYTES) || !isLoopback(conn.remoteAddress)) return;
     this.applyFd(conn.tcpFd);
@@ -120,7 +133,7 @@ export class DataCongestion {
     if (!this.auto) return this.choices.length ? this.setting : `${this.setting} (refused: the system's)`;
     const sys = this.systemDefault ?? 'unknown';
     return this.choices.length
-      ? `auto (downloads of ${DataCongestion.BULK_BYTES >> 20} MiB or more to loopback: ${this.choices.join(', else ')}; the rest: ${sys})`
+      ? `auto (loopback: ${this.choices.join(', else ')}, passive connections from the start, active ones for downloads of ${DataCongestion.BULK_BYTES >> 20} MiB or more; the rest: ${sys})`
       : `auto (the system's: ${sys})`;
   }
 }

@@ -123,8 +123,9 @@ export class PassiveChannel implements DataChannel {
     const port = opts.pool ? await opts.pool.listen(server, host) : await listenAnyPort(server, host);
     if (port === null) return null;
     server.unref();
-    // A named algorithm: one setsockopt per listener (kept between transfers), none per connection.
-    opts.congestion?.onListener(server);
+    // A named algorithm, or 'auto''s on a loopback address: one setsockopt per listener (kept
+    // between transfers), none per connection.
+    opts.congestion?.onListener(server, host);
     const onConnection = (c: DataConnection): void => {
       const owner = (server as OwnedServer)[OWNER];
       if (owner) owner.onConnection(c);
