@@ -188,6 +188,7 @@ function loopRounds(runs, sc, limitMs = LOOP_LIMIT_MS) {
   // As poolScenario: the placement of the first run with the scenario, and the congestion
   // control most runs gave ftpdlib's downloads (runs of other sizes count here: the target is per round).
   const ref = runs.find((r) => r.scenarios && r.scenarios.includes(sc.key)) || runs[0];
+  // (Given the reference's config, every run counts in the vote whatever its sizes.)
   const refCc = congestionRegime(runs.map((r) => ({ ...r, config: ref.config })), sc, ref, null);
   for (const run of runs) {
     if (placementOf(run) !== placementOf(ref)) continue;

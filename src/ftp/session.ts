@@ -839,7 +839,7 @@ export class Session implements ControlSink {
       // moment: one that came in clear before a PROT P must not carry a PROT P transfer
       // (tlsDataRequired would otherwise be bypassed by connecting first).
       if (this.prot === 'P' && !c.tls) throw new FtpError(522, 'Data connection must use TLS (PROT P); it was opened in clear.');
-      if (opts.direction === 'send' && opts.file) this.ctx.congestion.beforeSend(c, (opts.size ?? opts.handle.size ?? 0) - opts.handle.offset);
+      if (opts.direction === 'send' && opts.file) this.ctx.congestion.beforeSend(c, (opts.size ?? opts.handle.size ?? 0) - opts.handle.offset, channel.autoCongestion);
       // Idle means no byte moved for dataTimeout (src/ftp/data/idle-watch.ts).
       const dataTimeoutMs = this.options.dataTimeout * 1000;
       if (dataTimeoutMs > 0) {

@@ -144,6 +144,7 @@ test.serial("'auto' under BBR: passive connections on a loopback listener from t
   t.is(await passiveRetr(t, c, 'mid.bin', 8 * MiB), OTHER, 'an 8 MiB download (passive)');
   t.is(policy.applied, 1, 'one setsockopt: the listener');
   t.is(await passiveRetr(t, c, 'big.bin', 32 * MiB), OTHER, 'a 32 MiB download (passive)');
+  t.is(policy.applied, 1, 'not switched again: the connection started under it');
   t.is((await c.cmd(`REST ${24 * MiB}`)).code, 350);
   t.is(await passiveRetr(t, c, 'big.bin', 8 * MiB), OTHER, 'REST leaving 8 MiB (passive)');
   // Active connections are made by connect, under the system's default: switched for a bulk
@@ -238,7 +239,17 @@ test.serial("the policy alone, on a real loopback connection: 'auto' under BBR, 
   const laccepted = once(lsrv, 'connection');
   const lclient = net.connect((lsrv.address() as net.AddressInfo).port, '127.0.0.1');
   const [lsock] = (await laccepted) as [net.Socket];
-  t.is(congestionOf((lsock as unknown as { _handle: { fd: number } })._handle.fd), OTHER, 'its connection starts under it');
+  const lsockFd = (lsock as unknown as { _handle: { fd: number } })._handle.fd;
+  t.is(congestionOf(lsockFd), OTHER, 'its connection starts under it');
+  t.is(listening.applied, 1);
+  const acceptedFrom = (remoteAddress: string): DataConnection => ({ remoteAddress, tcpFd: lsockFd }) as DataConnection;
+  t.true(listening.onAccepted(lsrv, acceptedFrom('127.0.0.1')), 'a loopback peer: started under the choice');
+  t.is(congestionOf(lsockFd), OTHER);
+  t.false(new DataCongestion('auto', 'bbr', null, [OTHER]).onAccepted(lsrv, acceptedFrom('127.0.0.1')), 'a listener this policy did not set');
+  // A remote client that reached the loopback listener (DNAT with route_localnet): the
+  // algorithm the listener had before 'auto' set it, as a remote client's connection would have.
+  t.false(listening.onAccepted(lsrv, acceptedFrom('192.0.2.7')));
+  t.is(congestionOf(lsockFd), SYSTEM, 'a peer from elsewhere gets the system default back');
   t.is(listening.applied, 1);
   new DataCongestion('auto', 'cubic').onListener(lsrv, '127.0.0.1');
   new DataCongestion('system', 'bbr').onListener(lsrv, '127.0.0.1');

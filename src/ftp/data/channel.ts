@@ -16,6 +16,8 @@ export interface DataChannel {
   open(signal: TransferSignal): Promise<DataConnection>;
   /** Release everything (listener, socket). Safe to call more than once. */
   close(): void;
+  /** Its connection started under dataCongestionControl 'auto''s choice (a loopback listener it set). */
+  readonly autoCongestion?: boolean;
 }
 
 /** Strip the IPv4-mapped prefix so ::ffff:127.0.0.1 and 127.0.0.1 compare equal. */

@@ -76,6 +76,8 @@ export class PassiveChannel implements DataChannel {
   private closed = false;
   /** The listener was handed on (kept by the session, or closed). */
   private released = false;
+  /** Its connection started under dataCongestionControl 'auto''s choice (DataCongestion.onAccepted). */
+  autoCongestion = false;
 
   /**
    * Closes a channel no transfer command came for within connectTimeoutMs (as pyftpdlib's
@@ -182,6 +184,7 @@ export class PassiveChannel implements DataChannel {
       return;
     }
     this.conn = c;
+    this.autoCongestion = this.opts.congestion?.onAccepted(this.server, c) ?? false;
     this.ready = this.opts.prepare(c);
     this.ready.catch(() => {}); // reported through open()
     // One connection per channel: the listener takes no more for it (kept or closed).
