@@ -149,7 +149,12 @@ export function receiveToFd(
         if (!err && n > 0) {
           written += n;
           landedTo = Math.max(landedTo, s.base + off + n);
-          if (off + n < to) return step(off + n);
+          if (off + n < to) {
+            if (failedAt === Infinity) return step(off + n);
+            // Another write failed meanwhile (a full disk): no more writes; the rest of this
+            // range is where the file ends, as if this write had failed there.
+            failedAt = Math.min(failedAt, s.base + off + n);
+          }
         }
         s.writes--;
         inFlight--;
