@@ -154,6 +154,12 @@ export class FdWriteSink extends Writable {
         e.code = 'EIO';
         return done(e);
       }
+      // Another write failed meanwhile (a full disk): no more writes; the file ends where this
+      // one stopped, as if it had failed there (the sink already carries that failure).
+      if (this.failedAt !== Infinity) {
+        this.failedAt = Math.min(this.failedAt, at + n);
+        return done(null);
+      }
       let skip = n;
       const rest: Buffer[] = [];
       for (const b of bufs) {
