@@ -89,9 +89,12 @@ export interface FtpServerOptions {
   memoryTrimDelay?: number;
   /**
    * Seconds of the same quiet after which V8 is asked to shrink its heap, if it holds much more
-   * than it uses (src/native/heap.ts); malloc is trimmed again after it. Longer than
-   * memoryTrimDelay because it has a price: the next burst runs slower for ~1,000 files while V8
-   * compiles its code again and regrows its young generation. Default 5. 0 = never.
+   * than it uses (src/native/heap.ts); malloc is trimmed again after it. The process's first
+   * request, and any while sessions are open, is a full collection; the others, with no session
+   * open, are scavenges, which keep the code V8 optimized (a full collection then would make the
+   * next burst run slower for thousands of files while V8 compiles that code again). Longer than
+   * memoryTrimDelay because the young generation must grow again in the next burst. Default 5.
+   * 0 = never.
    */
   heapReduceDelay?: number;
   /** A bunyan logger. Default: a logger that writes nothing. */

@@ -7,9 +7,12 @@ export const HEAP_SETTLE_MS = 250;
 
 /** Asks the JS heap to give memory back; see src/native/heap.ts. */
 export interface HeapReducer {
-  /** >= 0: asked (the heap's free room in bytes); -1: too little room to ask; -2: cannot ask here. */
-  reduce(): number;
-  /** Delay between asking and the next step (a second request, or the malloc trim). */
+  /**
+   * >= 0: asked (the heap's free room in bytes); -1: too little room to ask; -2: cannot ask here.
+   * `again`: the second request of a sequence, settleMs after the first.
+   */
+  reduce(again?: boolean): number;
+  /** Delay between asking and the next step (a second request, or the malloc trim); read after each request. */
   settleMs: number;
   /** How long activity must have paused before V8 is asked (heapReduceDelay). */
   quietMs: number;
@@ -31,8 +34,11 @@ export interface HeapReducer {
  * with its footprint-reducing flag gives it back, but that full collection, run while no
  * session or transfer object is alive, also makes V8 drop the optimized code built around
  * them, and the young generation must grow again: the next burst runs ~40% slower for its
- * first ~1,000 files (RESULTS.md, "The price of shrinking the heap"). So V8 is asked only after
- * a longer pause, once per pause, when its heap holds much more than it uses; `heap.settleMs`
+ * first ~1,000 files (RESULTS.md, "The price of shrinking the heap"). So only the process's
+ * first reduction is a full collection, and later ones are scavenges, which give the young
+ * generation back and keep that code (src/native/heap.ts); and the young generation must still
+ * grow again, so V8 is asked only after a longer pause, once per pause, when its heap holds
+ * much more than it uses; `heap.settleMs`
  * later it is asked once more if there is still room (see afterSettle), and the malloc trim
  * follows. Activity noted in between abandons the rest of that sequence.
  *
@@ -134,7 +140,7 @@ export class MemoryTrimmer {
   /** The first request of a heap sequence; true when V8 was asked (a settle timer is armed). */
   private askHeap(now: number): boolean {
     const heap = this.heap as HeapReducer;
-    const room = heap.reduce();
+    const room = heap.reduce(false);
     if (room === -2) {
       this.heapOn = false;
       this.stopIfIdle();
@@ -158,7 +164,7 @@ export class MemoryTrimmer {
       this.settle = null;
       if (this.stopped) return;
       if (this.last <= this.askedAt) {
-        if (mayAskAgain && heap.reduce() >= 0) {
+        if (mayAskAgain && heap.reduce(true) >= 0) {
           this.heapReductions++;
           this.afterSettle(heap, room, false);
           return;

@@ -4,7 +4,7 @@ import bunyan from 'bunyan';
 import type Logger from 'bunyan';
 import { resolveOptions, type FtpServerOptions, type ResolvedOptions } from '../config/options';
 import { DataCongestion, systemCongestion } from './data/congestion';
-import { nativeCopier, nativeStatus, reduceHeap, selectEngine, setCork, setOobInline, trimMemory } from './data/engines';
+import { heapSettleMs, nativeCopier, nativeStatus, reduceHeap, selectEngine, setCork, setOobInline, trimMemory } from './data/engines';
 import { HEAP_SETTLE_MS, MemoryTrimmer } from './memory-trim';
 import { IdleWatch } from './data/idle-watch';
 import { IdleList } from './idle-list';
@@ -144,7 +144,15 @@ export class FtpServer extends EventEmitter<FtpServerEvents> {
               }
             },
             undefined,
-            heapMs > 0 ? { reduce: reduceHeap, settleMs: HEAP_SETTLE_MS, quietMs: heapMs } : null,
+            heapMs > 0
+              ? {
+                  reduce: (again) => reduceHeap(again, this.sessions.size > 0),
+                  get settleMs() {
+                    return heapSettleMs(HEAP_SETTLE_MS);
+                  },
+                  quietMs: heapMs,
+                }
+              : null,
           )
         : null;
     const pool = this.options.passivePorts ? new PortPool(this.options.passivePorts[0], this.options.passivePorts[1]) : null;

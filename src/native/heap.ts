@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { loadAddon } from './index';
 
 /**
@@ -12,6 +13,15 @@ import { loadAddon } from './index';
  * generation back and returns the freed pages (src/native/bench/RESULTS.md, "Giving the young
  * generation back"). The memory trimmer (src/ftp/memory-trim.ts) calls `reduceHeap()` once
  * the server has been quiet.
+ *
+ * That full collection has a price once the server is warm: run while no session or transfer
+ * object is alive, it lets the maps that the optimized code of the hot paths embeds die, V8
+ * throws that code away ("weak objects"), and the next burst runs slower until it is compiled
+ * again (RESULTS.md, "A scavenge instead of a full collection"). So only the process's first
+ * reduction is a full one (it gives back what starting up left in the old generation, before
+ * anything is warm); every later one is a scavenge: with V8's allocation rate low, a scavenge
+ * shrinks the young generation back to its first size and returns its pages, and it collects
+ * no map. Garbage a burst promoted to the old generation is left to V8's own collections.
  */
 
 interface HeapAddon {
@@ -60,21 +70,109 @@ export function heapRoom(): { room: number; used: number } {
 }
 
 /**
- * If V8 could give back at least MIN_HEAP_SLACK and 5% of its old generation's size,
- * sends a moderate memory-pressure notification: V8 starts an incremental mark-compact that
- * reduces its footprint, mostly on its own threads, and this returns at once. Returns the
- * room seen when it asked, -1 when there was too little room to ask, -2 without the addon.
- * The trimmer asks once more when there is still room once the first collection had time: V8
- * ignores a request while a collection of its own is marking, and a second one takes the
+ * If V8 could give back at least MIN_HEAP_SLACK and 5% of its old generation's size, asks it to,
+ * in one of two ways.
+ *
+ * A full collection (a moderate memory-pressure notification: V8 starts an incremental
+ * mark-compact that reduces its footprint, mostly on its own threads, and this returns at once)
+ * for the process's first request, and whenever sessions are still open (`sessionsOpen`): idle
+ * sessions are what memory is kept for then, their objects keep the maps of the code that
+ * serves them alive, and the old generation holds what their logins promoted. Its `again` (the
+ * trimmer asks once more when there is still room once that collection had time) is a full one
+ * too: V8 ignores a request while a collection of its own is marking, and a second one takes the
  * young generation the first left at its first size down to a page, as V8's own memory reducer
  * does with up to three.
+ *
+ * A scavenge otherwise, run right away (about a millisecond), that collects no map. V8 shrinks
+ * the young generation in a scavenge only when its allocation rate is low, which it reckons
+ * from what was allocated since its last collection over the time since then and over the
+ * collections before, back to ~5 s; the burst's last objects can keep that rate above its
+ * threshold for 10 s or more. If the young generation did not shrink, `again` scavenges once
+ * more, and the trimmer waits heapSettleMs() (SCAVENGE_RETRY_MS, 5.5 s) for it: the first
+ * scavenge started a new count, and with nothing allocated since, the rate is then nil.
+ * Otherwise `again` is -1: another scavenge would find the young generation at its first size
+ * and grow it. Without the heap addon, scavenges only.
+ *
+ * Returns the room seen when it asked, -1 when there was too little room to ask (or nothing more
+ * to ask), -2 when it cannot ask here.
  */
-export function reduceHeap(): number {
+export function reduceHeap(again = false, sessionsOpen = false): number {
   loaded ??= loadAddon<HeapAddon>(ADDON_FILE);
-  if (!loaded.addon) return -2;
+  let kind: HeapReductionKind | null;
+  if (again) kind = lastKind === 'full' ? 'full' : lastKind === 'scavenge' && !youngShrunk() ? 'scavenge' : null;
+  else kind = loaded.addon && (!fullAsked || sessionsOpen) ? 'full' : 'scavenge';
+  if (kind === null) return -1;
+  const scavenge = kind === 'scavenge' ? scavenger() : null;
+  if (kind === 'full' ? !loaded.addon : !scavenge) return -2;
   const { room, used } = heapRoom();
   if (!worthAsking(room, used)) return -1;
-  return loaded.addon.memoryPressure(1) ? room : -2;
+  if (kind === 'full') {
+    if (!(loaded.addon as HeapAddon).memoryPressure(1)) return -2;
+    fullAsked = true;
+  } else {
+    (scavenge as MinorGc)({ type: 'minor' });
+  }
+  lastKind = kind;
+  reductions[kind]++;
+  return room;
+}
+
+/** The young generation's resident bytes at most, once a reduction has given it back (its first size). */
+export const YOUNG_FIRST_SIZE = 1 << 20;
+/** How long the trimmer waits before scavenging again when a scavenge did not shrink the young generation. */
+export const SCAVENGE_RETRY_MS = 5500;
+
+function youngShrunk(): boolean {
+  const young = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+  return !young || young.physical_space_size <= YOUNG_FIRST_SIZE;
+}
+
+/** The trimmer's wait before `again`: `settleMs`, or SCAVENGE_RETRY_MS after a scavenge that did not shrink the young generation. */
+export function heapSettleMs(settleMs: number): number {
+  return lastKind === 'scavenge' && !youngShrunk() ? SCAVENGE_RETRY_MS : settleMs;
+}
+
+/** A full collection (memory-pressure notification) or a scavenge (V8's minor collection). */
+export type HeapReductionKind = 'full' | 'scavenge';
+
+type MinorGc = (options: { type: 'minor' }) => void;
+
+let fullAsked = false;
+let lastKind: HeapReductionKind | null = null;
+let minorGc: MinorGc | null | undefined;
+const reductions: Record<HeapReductionKind, number> = { full: 0, scavenge: 0 };
+
+/** How many reductions of each kind this process asked for (the first: full, later: scavenges). */
+export function heapReductionCounts(): Readonly<Record<HeapReductionKind, number>> {
+  return { ...reductions };
+}
+
+/**
+ * V8's own `gc` function, which takes `{ type: 'minor' }`: the global one when Node.js was
+ * started with --expose-gc, otherwise one taken from a new context created with the flag set for
+ * that moment (and cleared again, so that contexts made later get no `gc`). null when neither
+ * works here: every reduction is then a full one.
+ */
+function scavenger(): MinorGc | null {
+  if (minorGc !== undefined) return minorGc;
+  minorGc = null;
+  const own = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === 'function') {
+    minorGc = own as MinorGc;
+    return minorGc;
+  }
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    try {
+      const fn: unknown = vm.runInNewContext('gc');
+      if (typeof fn === 'function') minorGc = fn as MinorGc;
+    } finally {
+      v8.setFlagsFromString('--no-expose-gc');
+    }
+  } catch {
+    minorGc = null;
+  }
+  return minorGc;
 }
 
 /** Whether `room` bytes to give back are worth a collection of a heap whose old generation uses `used`. */

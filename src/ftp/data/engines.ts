@@ -126,20 +126,31 @@ export function trimMemory(): number {
   return trim ? trim() : -2;
 }
 
-let heapModule: { reduceHeap: () => number } | null = null;
+type HeapModule = { reduceHeap: (again?: boolean, sessionsOpen?: boolean) => number; heapSettleMs: (settleMs: number) => number };
+let heapModule: HeapModule | null = null;
 
-/**
- * Ask V8 to shrink its heap if it holds much more than it uses (src/native/heap.ts): >= 0 when
- * asked, -1 when there was too little room, -2 without the heap addon.
- */
-export function reduceHeap(): number {
+function heap(): HeapModule {
   if (!heapModule) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      heapModule = require('../../native/heap') as { reduceHeap: () => number };
+      heapModule = require('../../native/heap') as HeapModule;
     } catch {
-      heapModule = { reduceHeap: () => -2 };
+      heapModule = { reduceHeap: () => -2, heapSettleMs: (ms) => ms };
     }
   }
-  return heapModule.reduceHeap();
+  return heapModule;
+}
+
+/**
+ * Ask V8 to shrink its heap if it holds much more than it uses (src/native/heap.ts: a full
+ * collection, or a scavenge once the server is warm and no session is open): >= 0 when asked,
+ * -1 when there was too little room (or, `again`, nothing more to ask), -2 when it cannot ask here.
+ */
+export function reduceHeap(again = false, sessionsOpen = false): number {
+  return heap().reduceHeap(again, sessionsOpen);
+}
+
+/** How long the memory trimmer waits before its second request (src/native/heap.ts). */
+export function heapSettleMs(settleMs: number): number {
+  return heap().heapSettleMs(settleMs);
 }
