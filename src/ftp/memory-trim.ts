@@ -35,8 +35,9 @@ export interface HeapReducer {
  * session or transfer object is alive, also makes V8 drop the optimized code built around
  * them, and the young generation must grow again: the next burst runs ~40% slower for its
  * first ~1,000 files (RESULTS.md, "The price of shrinking the heap"). So only the process's
- * first reduction is a full collection, and later ones are scavenges, which give the young
- * generation back and keep that code (src/native/heap.ts); and the young generation must still
+ * first reduction and those made while sessions are open are full collections, and the others
+ * scavenges, which give the young generation back and keep that code (src/native/heap.ts,
+ * where the server's `reduce` passes whether sessions are open); and the young generation must still
  * grow again, so V8 is asked only after a longer pause, once per pause, when its heap holds
  * much more than it uses; `heap.settleMs`
  * later it is asked once more if there is still room (see afterSettle), and the malloc trim

@@ -17,11 +17,12 @@ import { loadAddon } from './index';
  * That full collection has a price once the server is warm: run while no session or transfer
  * object is alive, it lets the maps that the optimized code of the hot paths embeds die, V8
  * throws that code away ("weak objects"), and the next burst runs slower until it is compiled
- * again (RESULTS.md, "A scavenge instead of a full collection"). So only the process's first
+ * again (RESULTS.md, "A scavenge once the server is warm"). So only the process's first
  * reduction is a full one (it gives back what starting up left in the old generation, before
- * anything is warm); every later one is a scavenge: with V8's allocation rate low, a scavenge
- * shrinks the young generation back to its first size and returns its pages, and it collects
- * no map. Garbage a burst promoted to the old generation is left to V8's own collections.
+ * anything is warm), and those made while sessions are open (see reduceHeap); every other one
+ * is a scavenge: with V8's allocation rate low, a scavenge shrinks the young generation back to
+ * its first size and returns its pages, and it collects no map. Garbage a burst promoted to
+ * the old generation is then left to V8's own collections.
  */
 
 interface HeapAddon {
