@@ -133,8 +133,9 @@ test.serial('after a burst grew V8\'s young generation, the quiet server has V8 
     t.true(after.physical <= 1 << 20, `${pause} pause: young generation resident ${after.physical} B once quiet (was ${grown.physical})`);
     const kinds = heapReductionCounts();
     if (pause === 'second') {
-      t.is(kinds.full, kindsBefore.full, 'second pause: no full collection');
       t.true(kinds.scavenge > kindsBefore.scavenge, 'second pause: a scavenge');
+      // A full collection only after two scavenges that left the young generation grown.
+      if (kinds.full !== kindsBefore.full) t.is(kinds.scavenge - kindsBefore.scavenge, 2, 'second pause: full only after two scavenges');
     } else if (addon) {
       t.true(kinds.full > kindsBefore.full, `${pause} pause: a full collection`);
       t.is(kinds.scavenge, kindsBefore.scavenge, `${pause} pause: no scavenge`);
@@ -196,10 +197,12 @@ test.serial('once the first reduction is done, reduceHeap() scavenges: a minor c
   // second request, which scavenges again. (The server-level test above checks that the young
   // generation does come back.)
   let scavenges = 1;
+  let stillGrown = false;
   if (youngGeneration().physical > 1 << 20) {
     t.is(heapSettleMs(250), SCAVENGE_RETRY_MS, 'the trimmer is told to wait before asking again');
     await sleep(SCAVENGE_RETRY_MS);
     const again = asked(() => reduceHeap(true));
+    stillGrown = youngGeneration().physical > 1 << 20;
     t.not(again, -2, 'the second request can be made here');
     if (again >= 0) scavenges++;
   } else {
@@ -208,7 +211,10 @@ test.serial('once the first reduction is done, reduceHeap() scavenges: a minor c
   }
   await sleep(300);
   obs.disconnect();
-  t.deepEqual(heapReductionCounts(), { full: before.full, scavenge: before.scavenge + scavenges });
+  const now = heapReductionCounts();
+  t.is(now.scavenge, before.scavenge + scavenges, 'one scavenge per request');
+  // A full collection only when the second scavenge left the young generation grown too (a loaded machine).
+  t.is(now.full - before.full, scavenges === 2 && stillGrown ? 1 : 0, 'no full collection while a scavenge gave it back');
   const during = seen.filter((g) => calls.some(([from, to]) => g.start >= from && g.start <= to)).map((g) => g.kind);
   t.is(during.filter((k) => k === perfConstants.NODE_PERFORMANCE_GC_MINOR).length, scavenges, `a minor collection per request: ${during.join(',')}`);
   t.false(during.includes(perfConstants.NODE_PERFORMANCE_GC_MAJOR), `no full collection asked for: ${during.join(',')}`);
