@@ -100,26 +100,31 @@ export function heapRoom(): { room: number; used: number } {
  */
 export function reduceHeap(again = false, sessionsOpen = false): number {
   loaded ??= loadAddon<HeapAddon>(ADDON_FILE);
-  let kind: HeapReductionKind | null;
-  if (again) kind = lastKind === 'full' ? 'full' : lastKind === 'scavenge' && !youngShrunk() ? 'scavenge' : null;
-  else kind = loaded.addon && (!fullAsked || sessionsOpen) ? 'full' : 'scavenge';
-  if (kind === null) return -1;
+  let kind: HeapReductionKind;
+  if (again) {
+    if (lastKind === 'full') kind = 'full';
+    else if (lastKind === 'scavenge' && !youngShrunk()) kind = 'scavenge';
+    else return -1;
+  } else {
+    kind = reductions.full > 0 && !sessionsOpen ? 'scavenge' : 'full';
+  }
+  // Whichever of the two can be asked for here, when the other cannot.
+  if (kind === 'scavenge' && !scavenger()) kind = 'full';
+  if (kind === 'full' && !loaded.addon) kind = 'scavenge';
+  const addon = loaded.addon;
   const scavenge = kind === 'scavenge' ? scavenger() : null;
-  if (kind === 'full' ? !loaded.addon : !scavenge) return -2;
+  if (kind === 'full' ? !addon : !scavenge) return -2;
   const { room, used } = heapRoom();
   if (!worthAsking(room, used)) return -1;
   if (kind === 'full') {
-    if (!(loaded.addon as HeapAddon).memoryPressure(1)) return -2;
-    fullAsked = true;
+    if (!(addon as HeapAddon).memoryPressure(1)) return -2;
   } else {
     (scavenge as MinorGc)({ type: 'minor' });
-    if (again && !youngShrunk() && loaded.addon && loaded.addon.memoryPressure(1)) {
-      // Two scavenges 5.5 s apart did not shrink it (V8 still saw its allocation rate high, as
-      // on a loaded machine): the memory comes back by the full collection after all.
+    // Two scavenges 5.5 s apart did not shrink it (V8 still saw its allocation rate high, as on a
+    // loaded machine): the memory comes back by the full collection after all.
+    if (again && !youngShrunk() && addon?.memoryPressure(1)) {
       reductions.scavenge++;
-      lastKind = 'full';
-      reductions.full++;
-      return room;
+      kind = 'full';
     }
   }
   lastKind = kind;
@@ -145,9 +150,8 @@ export function heapSettleMs(settleMs: number): number {
 /** A full collection (memory-pressure notification) or a scavenge (V8's minor collection). */
 export type HeapReductionKind = 'full' | 'scavenge';
 
-type MinorGc = (options: { type: 'minor' }) => void;
+export type MinorGc = (options: { type: 'minor' }) => void;
 
-let fullAsked = false;
 let lastKind: HeapReductionKind | null = null;
 let minorGc: MinorGc | null | undefined;
 const reductions: Record<HeapReductionKind, number> = { full: 0, scavenge: 0 };
@@ -155,6 +159,11 @@ const reductions: Record<HeapReductionKind, number> = { full: 0, scavenge: 0 };
 /** How many reductions of each kind this process asked for (the first: full, later: scavenges). */
 export function heapReductionCounts(): Readonly<Record<HeapReductionKind, number>> {
   return { ...reductions };
+}
+
+/** Replaces the scavenge's `gc` function (null: none here; undefined: look for it again). For tests. */
+export function setScavengerForTest(fn: MinorGc | null | undefined): void {
+  minorGc = fn;
 }
 
 /**

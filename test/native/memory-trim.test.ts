@@ -12,6 +12,7 @@ import {
   heapReductionCounts,
   heapSettleMs,
   heapRoom,
+  setScavengerForTest,
   reduceHeap,
   worthAsking,
 } from '../../src/native/heap';
@@ -218,6 +219,26 @@ test.serial('once the first reduction is done, reduceHeap() scavenges: a minor c
   const during = seen.filter((g) => calls.some(([from, to]) => g.start >= from && g.start <= to)).map((g) => g.kind);
   t.is(during.filter((k) => k === perfConstants.NODE_PERFORMANCE_GC_MINOR).length, scavenges, `a minor collection per request: ${during.join(',')}`);
   t.false(during.includes(perfConstants.NODE_PERFORMANCE_GC_MAJOR), `no full collection asked for: ${during.join(',')}`);
+});
+
+test.serial('where no scavenge can be had, a warm server\'s reductions are full ones, and the heap step goes on', async (t) => {
+  if (!heapAddonStatus().available) {
+    setScavengerForTest(null);
+    t.teardown(() => setScavengerForTest(undefined));
+    growYoungGeneration();
+    t.is(reduceHeap(), -2, 'neither way to ask: the trimmer drops the heap step');
+    return;
+  }
+  if (heapReductionCounts().full === 0) {
+    growYoungGeneration();
+    t.true(reduceHeap() > 0, 'the process\'s first request');
+  }
+  setScavengerForTest(null);
+  t.teardown(() => setScavengerForTest(undefined));
+  const before = heapReductionCounts();
+  growYoungGeneration();
+  t.true(reduceHeap() > 0, 'asked, not refused (-2 would make the trimmer stop asking)');
+  t.deepEqual(heapReductionCounts(), { full: before.full + 1, scavenge: before.scavenge });
 });
 
 test('the rule for asking: at least 512 KiB of room, and 5% of the old generation in use', (t) => {
