@@ -331,6 +331,12 @@ test('an abort mid-upload (ABOR, a timeout): what arrived is written, then the a
   const body = randomContent(8 * MiB);
   const done: Promise<TransferResult> = receiveToFd(request(conn, handle, abort), handle.fd!, false, () => false, write)!;
   client.write(body);
+  // Until the first write is held (a buffer filled), then 100 ms more for the next buffer to
+  // gather bytes. A fixed 100 ms was not enough under the full suite's load once: nothing had
+  // been read by then.
+  const firstHeld = Date.now() + 5000;
+  while (held.length === 0 && Date.now() < firstHeld) await new Promise((r) => setTimeout(r, 10));
+  t.true(held.length > 0, 'the upload reached the disk\'s held writes');
   await new Promise((r) => setTimeout(r, 100));
   abort.abort(new TransferError('Transfer aborted by the client.', 'FTPD_ERR_ABORTED', 0, 'stream'));
   const release = held;
