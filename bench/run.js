@@ -18,6 +18,8 @@ const { spawn, spawnSync } = require('child_process');
 const { orderRound } = require('./order.js');
 const { num, table } = require('./format.js');
 const { writeFtpdlibServer } = require('./server-script.js');
+const { pooledLoop } = require('./gc-window.js');
+const { loopPooledLine } = require('./pool.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH = path.join(ROOT, '.bench');
@@ -1430,6 +1432,15 @@ function printScenario(sc, servers) {
   for (const s of ran) {
     const r = s.results[sc.key];
     if (r && r.error) log(`   ${s.name}: ${r.error}`);
+  }
+  // The table's loop figure is the median round's p99, which rests on that round's 80-300
+  // samples; every round's samples together give the p99 over the whole scenario.
+  if (sc.key === 'many' || sc.key === 'many-event') {
+    for (const s of ran) {
+      const rounds = ((s.all || {})[sc.key] || []).filter((r) => !r.error && r.eld);
+      const p = pooledLoop(rounds.map((r) => r.eld));
+      if (p) log(`   ${s.name}'s loop delay, ${loopPooledLine(p)}; p99 under 10 ms in ${rounds.filter((r) => r.eld.p99 < 10).length} of ${rounds.length} rounds`);
+    }
   }
 }
 

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
 // bench/gc-window.js sums up V8's collections over "many" for the benchmark's GC columns, the
 // one figure of that scenario that does not move with the machine's load.
@@ -6,7 +7,10 @@ import test from 'ava';
 const gw = require('../../bench/gc-window.js') as {
   gcWindow: () => { stop: () => Summary };
   summarize: (statistics: Gc[], startUsed: number, endUsed: number) => Summary;
-  phaseReporter: () => () => { eld: { p99: number; count: number; gc?: Summary } };
+  phaseReporter: () => () => { eld: { p99: number; count: number; cdf: Array<[number, number]>; gc?: Summary } };
+  loopCdf: (h: RecordableHistogram, offsetNs: number) => Array<[number, number]>;
+  pooledLoop: (rounds: Array<{ count: number; cdf: Array<[number, number]> }>, limitMs?: number) => { rounds: number; samples: number; p99: number | null; over_limit: number | null } | null;
+  CDF_MS: number[];
 };
 
 interface Summary {
@@ -95,6 +99,33 @@ test('phaseReporter: the first call starts a phase, the second reports its loop 
   t.truthy(second.eld.gc);
   t.true(second.eld.gc!.allocated_bytes >= 60 * 1024 * 1024);
   t.true(second.eld.count > 0, `${second.eld.count} samples`);
+  t.is(second.eld.cdf.length, gw.CDF_MS.length);
+  t.is(second.eld.cdf[second.eld.cdf.length - 1][1], 1, 'the 30 ms wait had no sample over 100 ms');
   // the next call starts a phase again: no collector figures
   t.is(report().eld.gc, undefined);
+});
+
+test('loopCdf: the share of samples at or under each threshold, the monitor interval taken off; pooledLoop weighs rounds by their samples', (t) => {
+  const h = createHistogram();
+  // the monitor records interval + delay: 1 ms + 2.2-2.4 ms for 197 samples, 1 ms + 15 ms for 3
+  for (let i = 0; i < 197; i++) h.record(1e6 + 2.2e6 + i * 1000);
+  for (let i = 0; i < 3; i++) h.record(16e6);
+  const cdf = gw.loopCdf(h, 1e6);
+  const at = (ms: number): number => cdf.find(([m]) => m === ms)![1];
+  t.is(at(2), 0);
+  t.true(Math.abs(at(2.5) - 197 / 200) < 1e-4, `${at(2.5)}`);
+  t.true(Math.abs(at(10) - 197 / 200) < 1e-4, `${at(10)}`);
+  t.is(at(16), 1);
+  const one = gw.pooledLoop([{ count: 200, cdf }])!;
+  t.is(one.samples, 200);
+  t.true(Math.abs(one.over_limit! - 0.015) < 1e-4);
+  t.true(one.p99! > 10 && one.p99! <= 15.5, `p99 ${one.p99}`);
+  // with a round of 800 samples all under 2 ms, 3 slow samples of 1,000: p99 under 2.5 ms
+  const quick = gw.CDF_MS.map((ms): [number, number] => [ms, ms < 2 ? 0 : 1]);
+  const both = gw.pooledLoop([{ count: 200, cdf }, { count: 800, cdf: quick }])!;
+  t.is(both.samples, 1000);
+  t.true(Math.abs(both.over_limit! - 0.003) < 1e-4);
+  t.true(both.p99! <= 2.5, `p99 ${both.p99}`);
+  t.is(gw.pooledLoop([{ count: 0, cdf: [] }]), null);
+  t.deepEqual(gw.loopCdf(createHistogram(), 1e6), []);
 });

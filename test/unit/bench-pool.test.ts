@@ -16,10 +16,18 @@ const pool = require('../../bench/pool.js') as {
   ) => { ratio: number | null; wins: { won: number; n: number } | null; best: { name: string } | null; interval: Interval | null };
   runInterval: (p: Pool, sc: Scenario, ours: string, peer: string, opts?: { draws?: number; seed?: number }) => Interval | null;
   predecessorTable: (p: Pool, sc: Scenario) => { headers: string[]; rows: string[][] };
-  loopRounds: (runs: Run[], sc: Scenario, limitMs?: number) => { n: number; under: number; median: number; limitMs: number };
+  loopRounds: (runs: Run[], sc: Scenario, limitMs?: number) => { n: number; under: number; median: number; limitMs: number; pooled: Pooled | null };
+  loopPooledLine: (p: Pooled) => string;
   SCENARIOS: Scenario[];
 };
 
+interface Pooled {
+  rounds: number;
+  samples: number;
+  p99: number | null;
+  over_limit: number | null;
+  limitMs: number;
+}
 interface Scenario {
   key: string;
   metric: string;
@@ -44,7 +52,7 @@ interface Round {
   round: number;
   after?: string | null;
   error?: string;
-  eld?: { p99: number };
+  eld?: { p99: number; count?: number; cdf?: Array<[number, number]> };
   [metric: string]: number | string | null | undefined | { p99: number };
 }
 interface Run {
@@ -189,7 +197,7 @@ test('loop delay: the rounds of ftpdlib whose p99 is under 10 ms, over every run
   const c = withLoop(run('c', { 'many-event': { 'ftpdlib-sendfile': [1], 'pure-ftpd': [1] } }), 'many-event', [3]);
   const l = pool.loopRounds([a, b, c], sc('many'));
   t.deepEqual({ n: l.n, under: l.under, median: l.median }, { n: 4, under: 2, median: (9.99 + 10) / 2 });
-  t.deepEqual(pool.loopRounds([a, b, c], sc('many-event')), { n: 1, under: 1, median: 3, limitMs: 10 });
+  t.deepEqual(pool.loopRounds([a, b, c], sc('many-event')), { n: 1, under: 1, median: 3, limitMs: 10, pooled: null });
   t.is(pool.loopRounds([a], sc('many'), 5).under, 1);
 });
 
@@ -209,9 +217,9 @@ test('runs whose servers ran elsewhere than the first run\'s (--own-sessions, --
   const p = pool.poolScenario([shared, older, own], sc('many'));
   t.deepEqual(p.servers.get('ftpdlib-sendfile'), [2400, 2500, 2300]);
   t.deepEqual(p.skipped, ["own.json: servers each in a session of its own, not in the client's scheduling group as in shared.json"]);
-  t.deepEqual(pool.loopRounds([shared, older, own], sc('many')), { n: 3, under: 0, median: 12, limitMs: 10 });
+  t.deepEqual(pool.loopRounds([shared, older, own], sc('many')), { n: 3, under: 0, median: 12, limitMs: 10, pooled: null });
   // Given first, the own-session run sets the placement.
-  t.deepEqual(pool.loopRounds([own, shared], sc('many')), { n: 2, under: 2, median: 4.5, limitMs: 10 });
+  t.deepEqual(pool.loopRounds([own, shared], sc('many')), { n: 2, under: 2, median: 4.5, limitMs: 10, pooled: null });
   t.deepEqual(pool.poolScenario([own, shared], sc('many')).used, ['own.json']);
   // A first run without the scenario sets nothing: the first run that has it does.
   const eventOnly = run('event-only.json', { 'many-event': { 'ftpdlib-sendfile': [1], 'pure-ftpd': [1] } }, { placement: { pin: null, own_sessions: true } } as Partial<Run>);
@@ -240,7 +248,7 @@ test("many: runs from before 'auto' set CUBIC on loopback listeners are another 
   t.deepEqual(p.servers.get('ftpdlib-sendfile'), [2800, 2900, 2700]);
   t.is(p.skipped.length, 2);
   t.regex(p.skipped[0], /^old1\.json: ftpdlib's downloads under the machine's default, as the peers, not dataCongestionControl auto on a bbr machine, CUBIC from the start on loopback/);
-  t.deepEqual(pool.loopRounds(runs, sc('many')), { n: 3, under: 2, median: 7, limitMs: 10 });
+  t.deepEqual(pool.loopRounds(runs, sc('many')), { n: 3, under: 2, median: 7, limitMs: 10, pooled: null });
   t.is(pool.loopRounds(runs.slice(0, 4), sc('many')).median, (14 + 15) / 2, 'a tie goes to the regime of the first run given');
   // The loop target is per round: runs of other sizes count, in the regime and in its vote.
   const sized = (file: string, p99: number): Run => {
@@ -248,13 +256,46 @@ test("many: runs from before 'auto' set CUBIC on loopback listeners are another 
     r.config = { ...r.config, manyCount: 5 };
     return r;
   };
-  t.deepEqual(pool.loopRounds([runs[0], sized('s8.json', 8), sized('s9.json', 9)], sc('many')), { n: 2, under: 2, median: 8.5, limitMs: 10 });
+  t.deepEqual(pool.loopRounds([runs[0], sized('s8.json', 8), sized('s9.json', 9)], sc('many')), { n: 2, under: 2, median: 8.5, limitMs: 10, pooled: null });
   // 'system' or a machine whose default is not BBR: the machine's, whatever the run recorded.
   const sys = [many('s1.json', { system: 'bbr', ftpdlib: 'system' }, 2400, 12), many('s2.json', { system: 'cubic', ftpdlib: 'auto', loopback_listeners: true }, 2500, 9), many('s3.json', before, 2450, 11)];
   t.deepEqual(pool.poolScenario(sys, sc('many')).used, ['s1.json', 's2.json', 's3.json']);
   // RETR was under CUBIC with 'auto' before and after: one regime.
   const retr = (file: string, congestion: object): Run => run(file, { retr: { 'ftpdlib-sendfile': [5000], proftpd: [3000] } }, { congestion } as Partial<Run>, true);
   t.deepEqual(pool.poolScenario([retr('r1.json', before), retr('r2.json', now)], sc('retr')).used, ['r1.json', 'r2.json']);
+});
+
+test("the loop delay pooled: every round's samples in one distribution, weighted by the rounds' counts", (t) => {
+  // A round whose samples are all at 3 ms but for `slow` at 15 ms, as the servers' eld reports give it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const gw = require('../../bench/gc-window.js') as { CDF_MS: number[] };
+  const eld = (count: number, slow: number, p99: number) => ({
+    p99,
+    count,
+    cdf: gw.CDF_MS.map((ms): [number, number] => [ms, ms < 3 ? 0 : ms < 15 ? (count - slow) / count : 1]),
+  });
+  const r = run('a', { many: { 'ftpdlib-sendfile': [1, 1, 1], 'pure-ftpd': [1, 1, 1] } });
+  const mine = r.servers.find((s) => s.name === 'ftpdlib-sendfile')!;
+  // Two rounds of 150 samples miss the per-round target with 2 slow samples each (their p99 is
+  // the second-longest delay); a round of 700 with one meets it. Pooled: 5 of 1,000, 0.5%.
+  const elds = [eld(150, 2, 15), eld(150, 2, 15), eld(700, 1, 3)];
+  mine.rounds.many = mine.rounds.many.map((round, i) => ({ ...round, eld: elds[i] }));
+  const l = pool.loopRounds([r], sc('many'));
+  t.is(l.under, 1);
+  t.truthy(l.pooled);
+  t.is(l.pooled!.rounds, 3);
+  t.is(l.pooled!.samples, 1000);
+  t.is(Math.round(l.pooled!.over_limit! * 1e4) / 1e4, 0.005);
+  t.true(l.pooled!.p99! > 2.5 && l.pooled!.p99! <= 3, `p99 ${l.pooled!.p99}`);
+  t.is(pool.loopPooledLine(l.pooled!), 'pooled over 3 rounds (1000 samples): p99 3.0 ms, 0.50% of samples over 10 ms');
+  // 2% slow: the pooled p99 lies among the slow samples.
+  mine.rounds.many = mine.rounds.many.map((round) => ({ ...round, eld: eld(100, 2, 15) }));
+  const slow = pool.loopRounds([r], sc('many')).pooled!;
+  t.true(slow.p99! > 10 && slow.p99! <= 15, `p99 ${slow.p99}`);
+  t.is(Math.round(slow.over_limit! * 100), 2);
+  // Rounds recorded before the distributions were: no pooled figure.
+  mine.rounds.many = mine.rounds.many.map((round) => ({ ...round, eld: { p99: 4 } }));
+  t.is(pool.loopRounds([r], sc('many')).pooled, null);
 });
 
 test('a gzipped run (bench/runs keeps them so) is read as the plain file, under the same name', (t) => {
