@@ -141,3 +141,77 @@ test('the metrics port in use: listen() fails and leaves nothing listening', asy
   t.is((err as unknown as { port: number }).port, port);
   await second.close();
 });
+
+test("the duration histogram, counted in plain fields, scrapes as prom-client's own Histogram given the same transfers; scrapes repeat, merge and reset", async (t) => {
+  // 1 MiB/s for downloads: the 256 KiB file takes at least 0.25 s, the 10 KB one about 10 ms
+  const s = await startServer(t, { writeLimit: 1024 * 1024 });
+  fs.writeFileSync(path.join(s.root, 'small.bin'), crypto.randomBytes(10_000));
+  fs.writeFileSync(path.join(s.root, 'slow.bin'), crypto.randomBytes(256 * 1024));
+  // prom-client's Histogram with the same buckets, fed each transfer's own duration
+  const ref = new promClient.Histogram({
+    name: 'ftpdlib_transfer_duration_seconds',
+    help: 'Duration of file transfers, from the preliminary reply to the end, by command.',
+    labelNames: ['command'],
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200],
+    registers: [],
+  });
+  s.server.on('fileSent', (_p, i) => ref.observe({ command: i.verb }, i.seconds));
+  s.server.on('fileReceived', (_p, i) => ref.observe({ command: i.verb }, i.seconds));
+
+  const c = await LineClient.open(s.port);
+  t.teardown(() => c.close());
+  await c.login(USER, PASS);
+  t.is((await c.cmd('TYPE I')).code, 200);
+  const retr = async (name: string): Promise<void> => {
+    const d = await c.epsvConnect();
+    const body = readAll(d);
+    t.true([125, 150].includes((await c.cmd(`RETR ${name}`)).code));
+    await body;
+    t.is((await c.read())?.code, 226);
+  };
+  await retr('small.bin');
+  await retr('small.bin');
+  await retr('slow.bin');
+  const up = await c.epsvConnect();
+  t.true([125, 150].includes((await c.cmd('STOR up.bin')).code));
+  up.end(Buffer.alloc(5000, 1));
+  t.is((await c.read())?.code, 226);
+
+  // The JSON (what the daemon's primary sums): the same series, names, labels and values.
+  type Json = { name: string; help: string; type: string; aggregator: string; values: Array<{ metricName?: string; labels: object; value: number }> };
+  const shape = (m: Json) => ({ ...m, values: m.values.map((v) => ({ metricName: v.metricName, labels: v.labels, value: v.value })) });
+  const ours = (await s.server.metricsJSON()).find((m) => m.name === 'ftpdlib_transfer_duration_seconds') as unknown as Json;
+  const theirs = (await ref.get()) as unknown as Json;
+  t.deepEqual(shape(ours), shape(theirs));
+  t.is(ours.values.length, 2 * 14);
+  // The text: each command's buckets are cumulative and end at the count.
+  const text = await s.server.metrics();
+  t.is(sample(text, 'ftpdlib_transfer_duration_seconds_count{command="RETR"}'), 3);
+  t.is(sample(text, 'ftpdlib_transfer_duration_seconds_bucket{le="7200",command="RETR"}'), 3);
+  t.is(sample(text, 'ftpdlib_transfer_duration_seconds_count{command="STOR"}'), 1);
+  const ownText = await (async () => {
+    const r = new promClient.Registry();
+    r.registerMetric(ref);
+    return r.metrics();
+  })();
+  const lines = (x: string): string[] => x.split('\n').filter((l) => l.startsWith('ftpdlib_transfer_duration_seconds'));
+  t.deepEqual(lines(text), lines(ownText));
+  // A second scrape reads the same counts (each scrape sets the counters, it does not add).
+  t.is(sample(await s.server.metrics(), 'ftpdlib_transfers_total{command="RETR",result="ok"}'), 3);
+  t.is(sample(await s.server.metrics(), 'ftpdlib_transfers_total{command="RETR",result="ok"}'), 3);
+  t.is(sample(await s.server.metrics(), 'ftpdlib_sent_bytes_total'), 2 * 10_000 + 256 * 1024);
+  // Merged into an embedder's registry, with a metric of its own.
+  const mine = new promClient.Registry();
+  new promClient.Counter({ name: 'app_things_total', help: 'Things.', registers: [mine] });
+  const merged = promClient.Registry.merge([mine, s.server.metricsRegistry]);
+  const m = await merged.metrics();
+  t.is(sample(m, 'ftpdlib_transfer_duration_seconds_count{command="RETR"}'), 3);
+  t.is(sample(m, 'ftpdlib_transfers_total{command="STOR",result="ok"}'), 1);
+  t.is(sample(m, 'app_things_total'), 0);
+  // The counts are the server's since it started: resetMetrics() on its registry does not zero them.
+  s.server.metricsRegistry.resetMetrics();
+  t.is(sample(await s.server.metrics(), 'ftpdlib_transfer_duration_seconds_count{command="RETR"}'), 3);
+  t.is(sample(await s.server.metrics(), 'ftpdlib_logins_total{result="ok"}'), 1);
+  // and the buckets told the slow download from the others
+  t.true(sample(text, 'ftpdlib_transfer_duration_seconds_bucket{le="0.1",command="RETR"}')! < 3);
+});
