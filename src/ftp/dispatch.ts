@@ -46,9 +46,10 @@ export async function dispatch(session: Session, verb: string, arg: string): Pro
     // path that would leave the root fails there with FTPD_ERR_JAIL, a 550. Checking it
     // here as well would cost a realpath(2) per command for nothing.
     path = session.resolvePath(part);
-    if (cmd.perm) await session.requirePerm(cmd.perm, path);
-  } else if (cmd.perm) {
-    await session.requirePerm(cmd.perm, session.cwd);
+  }
+  if (cmd.perm) {
+    const pending = session.checkPerm(cmd.perm, cmd.path ? path : session.cwd);
+    if (pending) await pending;
   }
   // Returned, not awaited: this function's frame is then gone while a transfer runs, instead of
   // held (with its promise) by each of the hundreds of transfers a busy server has in flight,

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import type { Authorizer, PermLetter } from '../../src';
 import type { LineClient } from '../helpers/line-client';
 import { startServer, type TestServer } from '../helpers/server';
 import { fetch, lines, loginAs, parseMlsx, upload } from './_support';
@@ -263,4 +264,40 @@ test('anonymous is read-only by default', async (t) => {
   t.is((await c.cmd('MFMT 20000101000000 pub.txt')).code, 550);
   t.deepEqual(fs.readdirSync(s.root), ['pub.txt']);
   t.is(fs.readFileSync(path.join(s.root, 'pub.txt'), 'utf8'), 'public');
+});
+
+test('an authorizer whose hasPerm answers with a promise: the same refusals and grants, and a failed answer is a 451', async (t) => {
+  const { VirtualAuthorizer } = await import('../../src');
+  const inner = new VirtualAuthorizer({ allowPlaintextPasswords: true });
+  // The same users, whose hasPerm answers a turn later; for the user "broken", fails.
+  const later = (user: string, perm: PermLetter, p: string): Promise<boolean> => {
+    const answer = inner.hasPerm(user, perm, p);
+    return new Promise((resolve, reject) => setImmediate(() => (user === 'broken' ? reject(new Error('permission store down')) : resolve(answer))));
+  };
+  const auth: Authorizer = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'hasPerm') return later;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const s = await startServer(t, { authorizer: auth });
+  fs.writeFileSync(path.join(s.root, 'a.txt'), 'hello');
+  inner.addUser('all', PW, s.root, { perm: ALL });
+  inner.addUser('no-r', PW, s.root, { perm: ALL.replace('r', '') });
+  inner.addUser('no-w', PW, s.root, { perm: ALL.replace('w', '') });
+  inner.addUser('broken', PW, s.root, { perm: ALL });
+  const all = await loginAs(t, s, 'all', PW);
+  t.is((await fetch(all, 'RETR a.txt')).final?.code, 226);
+  t.is((await upload(all, 'STOR b.txt', 'data')).final?.code, 226);
+  t.is((await all.cmd('MKD d')).code, 257);
+  const noR = await loginAs(t, s, 'no-r', PW);
+  t.is((await fetch(noR, 'RETR a.txt')).first.code, 550);
+  const noW = await loginAs(t, s, 'no-w', PW);
+  t.is((await upload(noW, 'STOR c.txt', 'data')).first.code, 550);
+  t.false(fs.existsSync(path.join(s.root, 'c.txt')));
+  const broken = await loginAs(t, s, 'broken', PW);
+  t.is((await broken.cmd('DELE a.txt')).code, 451);
+  t.true(fs.existsSync(path.join(s.root, 'a.txt')));
+  t.is((await broken.cmd('NOOP')).code, 200);
 });
